@@ -1,0 +1,37 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/buildinfo"
+	"github.com/collectorhq/collector/internal/cliutil"
+	"github.com/collectorhq/collector/internal/logging"
+)
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "collector",
+		Usage:    "run data-collection integrations behind the firewall",
+		Version:  buildinfo.String(),
+		Flags:    logging.Flags,
+		Commands: []*cli.Command{engineCommand},
+		// Errors are reported once, by main, with their exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+// classify maps library errors to exit codes.
+func classify(err error) int {
+	switch {
+	case errors.Is(err, engine.ErrUnavailable):
+		return cliutil.ExitUnavailable
+	case errors.Is(err, engine.ErrNotFound):
+		return cliutil.ExitNotFound
+	case errors.Is(err, engine.ErrConflict):
+		return cliutil.ExitConflict
+	}
+	return 0
+}

@@ -1,0 +1,253 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/collectorhq/collector/engine"
+)
+
+// CreateContainer creates a container from the engine-neutral spec.
+func (e *Engine) CreateContainer(ctx context.Context, s *engine.ContainerSpec) (string, error) {
+	hc, err := e.hostConfig(s)
+	if err != nil {
+		return "", fmt.Errorf("create container %q: %w", s.Name, err)
+	}
+	cfg := &container.Config{
+		Image:      s.Image,
+		Cmd:        s.Command,
+		Entrypoint: s.Entrypoint,
+		Labels:     s.Labels,
+		User:       s.User,
+	}
+	for k, v := range s.Env {
+		cfg.Env = append(cfg.Env, k+"="+v)
+	}
+	resp, err := e.cli.ContainerCreate(ctx, cfg, hc, nil, nil, s.Name)
+	if err != nil {
+		return "", mapErr(err, fmt.Sprintf("create container %q", s.Name))
+	}
+	return resp.ID, nil
+}
+
+func (e *Engine) hostConfig(s *engine.ContainerSpec) (*container.HostConfig, error) {
+	hc := &container.HostConfig{
+		CapDrop:        s.CapDrop,
+		CapAdd:         s.CapAdd,
+		ReadonlyRootfs: s.ReadOnlyRootfs,
+		Privileged:     s.Privileged,
+		NetworkMode:    container.NetworkMode(s.Network),
+	}
+	if s.Restart != "" {
+		hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(s.Restart)}
+	}
+	for _, m := range s.Mounts {
+		hc.Binds = append(hc.Binds, bind(m.Source, m.Target, m.ReadOnly, m.Relabel))
+	}
+	// A secret is a root-only file on a tmpfs, bind-mounted read-only.
+	for _, sm := range s.Secrets {
+		p, err := e.secretPath(sm.Name)
+		if err != nil {
+			return nil, err
+		}
+		mode := os.FileMode(sm.Mode)
+		if mode == 0 {
+			mode = 0o400
+		}
+		if err := os.Chown(p, sm.UID, sm.GID); err != nil {
+			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
+		}
+		hc.Binds = append(hc.Binds, bind(p, sm.Target, true, engine.RelabelPrivate))
+	}
+	if s.NoNewPrivileges {
+		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges:true")
+	}
+	for _, o := range s.SELinuxOptions {
+		hc.SecurityOpt = append(hc.SecurityOpt, "label="+o)
+	}
+	r := s.Resources
+	hc.Memory = r.MemoryBytes
+	hc.NanoCPUs = int64(r.CPUs * 1e9)
+	if r.Pids > 0 {
+		hc.PidsLimit = &r.Pids
+	}
+	for _, u := range s.Ulimits {
+		hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: u.Name, Soft: int64(u.Soft), Hard: int64(u.Hard)})
+	}
+	return hc, nil
+}
+
+func mapNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+// bind renders a bind mount in the "src:dst:opts" form, the only one that
+// carries the SELinux relabel option.
+func bind(src, dst string, ro bool, relabel engine.Relabel) string {
+	var opts []string
+	if ro {
+		opts = append(opts, "ro")
+	}
+	if relabel != engine.RelabelNone {
+		opts = append(opts, string(relabel))
+	}
+	b := src + ":" + dst
+	if len(opts) > 0 {
+		b += ":" + strings.Join(opts, ",")
+	}
+	return b
+}
+
+// StartContainer starts a created container.
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	return mapErr(e.cli.ContainerStart(ctx, id, container.StartOptions{}), "start container "+id)
+}
+
+// WaitContainer waits for the container to stop and returns its exit code.
+func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
+	okc, errc := e.cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case r := <-okc:
+		if r.Error != nil && r.Error.Message != "" {
+			return int(r.StatusCode), fmt.Errorf("wait container %s: %s", id, r.Error.Message)
+		}
+		return int(r.StatusCode), nil
+	case err := <-errc:
+		return 0, mapErr(err, "wait container "+id)
+	}
+}
+
+// ContainerLogs copies stdout and stderr to their writers, kept apart.
+func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
+	rc, err := e.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		return mapErr(err, "logs of container "+id)
+	}
+	defer rc.Close()
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	_, err = stdcopy.StdCopy(stdout, stderr, rc)
+	return mapErr(err, "logs of container "+id)
+}
+
+// StopContainer stops the container, killing it after timeout.
+func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int((timeout + time.Second - 1) / time.Second)
+	return mapErr(e.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}), "stop container "+id)
+}
+
+// RemoveContainer removes the container and its anonymous volumes.
+func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
+	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: force, RemoveVolumes: true})
+	return mapErr(err, "remove container "+id)
+}
+
+// InspectContainer describes a container.
+func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Container, error) {
+	d, err := e.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return nil, mapErr(err, "inspect container "+id)
+	}
+	out := &engine.Container{ID: d.ID, Name: strings.TrimPrefix(d.Name, "/"), ImageID: d.Image}
+	if d.Config != nil {
+		out.Image = d.Config.Image
+		out.Labels = d.Config.Labels
+	}
+	if st := d.State; st != nil {
+		out.State = string(st.Status)
+		out.Running = st.Running
+		out.ExitCode = st.ExitCode
+		out.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+		out.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+	}
+	if h := d.HostConfig; h != nil {
+		out.Restart = engine.RestartPolicy(h.RestartPolicy.Name)
+		out.MemoryLimit = h.Memory
+		out.ReadOnlyRootfs = h.ReadonlyRootfs
+		for _, u := range h.Ulimits {
+			out.Ulimits = append(out.Ulimits, engine.Ulimit{Name: engine.UlimitName(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+		}
+	}
+	return out, nil
+}
+
+// ListContainers lists containers carrying every given label.
+func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
+	args := filters.NewArgs()
+	for k, v := range labels {
+		args.Add("label", k+"="+v)
+	}
+	list, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, mapErr(err, "list containers")
+	}
+	out := make([]engine.Container, 0, len(list))
+	for _, l := range list {
+		c := engine.Container{
+			ID: l.ID, Image: l.Image, ImageID: l.ImageID, Labels: l.Labels,
+			State: string(l.State), Running: l.State == container.StateRunning,
+		}
+		if len(l.Names) > 0 {
+			c.Name = strings.TrimPrefix(l.Names[0], "/")
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ContainerStats takes one sample of the container's usage. Memory excludes
+// the page cache, as `docker stats` shows it.
+func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, error) {
+	r, err := e.cli.ContainerStats(ctx, id, false)
+	if err != nil {
+		return nil, mapErr(err, "stats of container "+id)
+	}
+	defer r.Body.Close()
+	var s container.StatsResponse
+	if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
+		return nil, fmt.Errorf("stats of container %s: decode: %w", id, err)
+	}
+	mem := s.MemoryStats.Usage
+	for _, k := range []string{"total_inactive_file", "inactive_file", "cache"} {
+		if v, ok := s.MemoryStats.Stats[k]; ok && v < mem {
+			mem -= v
+			break
+		}
+	}
+	out := &engine.Stats{
+		MemoryBytes: mem,
+		MemoryLimit: s.MemoryStats.Limit,
+		CPUNanos:    s.CPUStats.CPUUsage.TotalUsage,
+		Pids:        s.PidsStats.Current,
+	}
+	cpuDelta := float64(s.CPUStats.CPUUsage.TotalUsage) - float64(s.PreCPUStats.CPUUsage.TotalUsage)
+	sysDelta := float64(s.CPUStats.SystemUsage) - float64(s.PreCPUStats.SystemUsage)
+	if cpuDelta > 0 && sysDelta > 0 {
+		cpus := float64(s.CPUStats.OnlineCPUs)
+		if cpus == 0 {
+			cpus = float64(len(s.CPUStats.CPUUsage.PercpuUsage))
+		}
+		out.CPUPercent = cpuDelta / sysDelta * cpus * 100
+	}
+	return out, nil
+}

@@ -1,0 +1,219 @@
+package docker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/collectorhq/collector/engine"
+)
+
+var _ engine.Engine = (*Engine)(nil)
+
+// Engine talks to one Docker-API endpoint.
+type Engine struct {
+	cli       *client.Client
+	secretDir string
+}
+
+// New connects to the Docker API at uri ("unix:///var/run/docker.sock"),
+// keeping secret files in secretDir (engine.DefaultSecretDir if empty).
+func New(ctx context.Context, uri, secretDir string) (*Engine, error) {
+	if !strings.HasPrefix(uri, "unix://") {
+		uri = "unix://" + uri
+	}
+	if secretDir == "" {
+		secretDir = engine.DefaultSecretDir
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(uri), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", uri, err)
+	}
+	if _, err := cli.Ping(ctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: ping docker API at %s: %v", engine.ErrUnavailable, uri, err)
+	}
+	return &Engine{cli: cli, secretDir: secretDir}, nil
+}
+
+// Kind returns engine.KindDocker.
+func (e *Engine) Kind() engine.Kind { return engine.KindDocker }
+
+// Close releases the client.
+func (e *Engine) Close() error { return e.cli.Close() }
+
+// mapErr turns the Docker client's errors into the engine's typed errors.
+func mapErr(err error, op string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%s: %w: %v", op, engine.ErrNotFound, err)
+	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
+		return fmt.Errorf("%s: %w: %v", op, engine.ErrConflict, err)
+	case client.IsErrConnectionFailed(err):
+		return fmt.Errorf("%s: %w: %v", op, engine.ErrUnavailable, err)
+	}
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "manifest unknown"), strings.Contains(m, "not found"),
+		strings.Contains(m, "name unknown"), strings.Contains(m, "no such"):
+		return fmt.Errorf("%s: %w: %v", op, engine.ErrNotFound, err)
+	case strings.Contains(m, "already in use"):
+		return fmt.Errorf("%s: %w: %v", op, engine.ErrConflict, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Info pings the engine and describes it.
+func (e *Engine) Info(ctx context.Context) (*engine.Info, error) {
+	info, err := e.cli.Info(ctx)
+	if err != nil {
+		return nil, mapErr(err, "info")
+	}
+	out := &engine.Info{
+		Kind:          engine.KindDocker,
+		Version:       info.ServerVersion,
+		APIVersion:    e.cli.ClientVersion(),
+		CgroupVersion: info.CgroupVersion,
+		OS:            info.OSType,
+		Arch:          info.Architecture,
+		CPUs:          info.NCPU,
+		MemoryBytes:   info.MemTotal,
+	}
+	for _, o := range info.SecurityOptions {
+		switch {
+		case strings.Contains(o, "name=selinux"):
+			out.SELinuxEnabled = true
+		case strings.Contains(o, "name=rootless"):
+			out.Rootless = true
+		}
+	}
+	return out, nil
+}
+
+// ImageExists reports whether ref is present locally.
+func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
+	_, err := e.InspectImage(ctx, ref)
+	if errors.Is(err, engine.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// InspectImage describes a local image.
+func (e *Engine) InspectImage(ctx context.Context, ref string) (*engine.Image, error) {
+	r, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, mapErr(err, "inspect image "+ref)
+	}
+	img := &engine.Image{ID: r.ID, RepoTags: r.RepoTags, RepoDigests: r.RepoDigests, Size: r.Size}
+	if r.Config != nil {
+		img.Labels = r.Config.Labels
+		img.User = r.Config.User
+	}
+	return img, nil
+}
+
+// PullImage pulls ref, reading the progress stream to its end so that an
+// error reported inside it (with HTTP 200) fails the pull.
+func (e *Engine) PullImage(ctx context.Context, ref string, opts engine.PullOptions) (*engine.Image, error) {
+	var po image.PullOptions
+	if opts.Auth != nil {
+		b, err := json.Marshal(registry.AuthConfig{Username: opts.Auth.Username, Password: opts.Auth.Password})
+		if err != nil {
+			return nil, err
+		}
+		po.RegistryAuth = base64.URLEncoding.EncodeToString(b)
+	}
+	rc, err := e.cli.ImagePull(ctx, ref, po)
+	if err != nil {
+		return nil, mapErr(err, "pull "+ref)
+	}
+	defer rc.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+		return nil, mapErr(err, "pull "+ref)
+	}
+	return e.InspectImage(ctx, ref)
+}
+
+// RemoveImage removes a local image.
+func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error {
+	_, err := e.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
+	return mapErr(err, "remove image "+ref)
+}
+
+// secretPath is where the file of secret name lives.
+func (e *Engine) secretPath(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", fmt.Errorf("secret name %q: want a plain name", name)
+	}
+	return filepath.Join(e.secretDir, name), nil
+}
+
+// tmpfsMagic is TMPFS_MAGIC from statfs(2).
+const tmpfsMagic = 0x01021994
+
+// CreateSecret writes data to a root-only file on the secret tmpfs.
+func (e *Engine) CreateSecret(ctx context.Context, name string, data []byte) error {
+	p, err := e.secretPath(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(e.secretDir, 0o700); err != nil {
+		return fmt.Errorf("create secret %q: %w", name, err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(e.secretDir, &st); err != nil {
+		return fmt.Errorf("create secret %q: %w", name, err)
+	}
+	if st.Type != tmpfsMagic {
+		return fmt.Errorf("create secret %q: secret dir %s is not on a tmpfs: secrets must never reach a disk", name, e.secretDir)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create secret %q: %w: a secret of that name exists", name, engine.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create secret %q: %w", name, err)
+	}
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(p)
+		return fmt.Errorf("create secret %q: %w", name, werr)
+	}
+	return nil
+}
+
+// RemoveSecret deletes the secret's file.
+func (e *Engine) RemoveSecret(ctx context.Context, name string) error {
+	p, err := e.secretPath(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove secret %q: %w", name, engine.ErrNotFound)
+		}
+		return fmt.Errorf("remove secret %q: %w", name, err)
+	}
+	return nil
+}

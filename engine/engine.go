@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+)
+
+// Kind names a container engine API.
+type Kind string
+
+// The engine kinds a backend exists for.
+const (
+	KindPodman Kind = "podman"
+	KindDocker Kind = "docker"
+)
+
+// Typed errors at the boundary. Backends wrap them, so callers test with
+// errors.Is and never see a client library's error model.
+var (
+	// ErrNotFound: the image, container or secret does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the name is taken, or the object is in the wrong state.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the engine could not be reached.
+	ErrUnavailable = errors.New("engine unavailable")
+)
+
+// Engine is what the collector asks of a container engine.
+type Engine interface {
+	// Kind says which API this backend speaks.
+	Kind() Kind
+	// Info pings the engine and describes it.
+	Info(ctx context.Context) (*Info, error)
+
+	// ImageExists reports whether ref is present locally.
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	// InspectImage describes a local image; ErrNotFound if absent.
+	InspectImage(ctx context.Context, ref string) (*Image, error)
+	// PullImage pulls ref (a tag or name@sha256:...) and returns the image.
+	// A reference the registry does not have gives ErrNotFound.
+	PullImage(ctx context.Context, ref string, opts PullOptions) (*Image, error)
+	// RemoveImage removes a local image.
+	RemoveImage(ctx context.Context, ref string, force bool) error
+
+	// CreateContainer creates a container from spec and returns its ID.
+	CreateContainer(ctx context.Context, spec *ContainerSpec) (string, error)
+	// StartContainer starts a created container.
+	StartContainer(ctx context.Context, id string) error
+	// WaitContainer blocks until the container exits, or ctx ends, and
+	// returns its exit code.
+	WaitContainer(ctx context.Context, id string) (int, error)
+	// ContainerLogs copies the container's stdout and stderr to the two
+	// writers, kept apart. With follow it returns when the container exits.
+	ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error
+	// StopContainer asks the container to stop and kills it after timeout.
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	// RemoveContainer removes a container (force: even if running) with
+	// its anonymous volumes.
+	RemoveContainer(ctx context.Context, id string, force bool) error
+	// InspectContainer describes a container; ErrNotFound if absent.
+	InspectContainer(ctx context.Context, id string) (*Container, error)
+	// ListContainers lists containers (running or not) carrying every
+	// label given.
+	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
+	// ContainerStats takes one sample of a running container's usage.
+	ContainerStats(ctx context.Context, id string) (*Stats, error)
+
+	// CreateSecret stores data as a secret for containers created later
+	// with a SecretMount of that name. A taken name gives ErrConflict.
+	CreateSecret(ctx context.Context, name string, data []byte) error
+	// RemoveSecret deletes a secret; ErrNotFound if absent.
+	RemoveSecret(ctx context.Context, name string) error
+
+	// Close releases the connection.
+	Close() error
+}
+
+// Info describes an engine.
+type Info struct {
+	Kind           Kind
+	Version        string // engine version, e.g. "4.3.1"
+	APIVersion     string // API version spoken, e.g. "4.3.1" or "1.41"
+	Rootless       bool
+	SELinuxEnabled bool
+	CgroupVersion  string // "1" or "2"
+	OS, Arch       string
+	CPUs           int
+	MemoryBytes    int64
+}
+
+// PullOptions are the knobs of a pull.
+type PullOptions struct {
+	// Auth, when set, is used for the registry.
+	Auth *RegistryAuth
+	// Insecure skips TLS verification and allows plain HTTP (a local test
+	// registry). Off by default.
+	Insecure bool
+}
+
+// RegistryAuth is a registry credential.
+type RegistryAuth struct {
+	Username string
+	Password string
+}
+
+// Image describes a local image.
+type Image struct {
+	ID          string
+	RepoTags    []string
+	RepoDigests []string // name@sha256:... entries
+	Labels      map[string]string
+	User        string
+	Size        int64
+}
+
+// ContainerSpec is the engine-neutral description of a container.
+type ContainerSpec struct {
+	Name       string
+	Image      string // a digest reference in production
+	Command    []string
+	Entrypoint []string
+	Env        map[string]string // never secrets: use Secrets
+	Labels     map[string]string
+	Mounts     []Mount
+	Secrets    []SecretMount
+	Restart    RestartPolicy
+	// Network is the network mode: "" (the engine's default), "host",
+	// "none", or a network name.
+	Network   string
+	Resources Resources
+	Ulimits   []Ulimit
+	CapDrop   []string // "ALL" drops every capability
+	CapAdd    []string
+	// NoNewPrivileges sets the no_new_privs bit for the container's processes.
+	NoNewPrivileges bool
+	ReadOnlyRootfs  bool
+	User            string
+	// SELinuxOptions are label options such as "level:s0:c1,c2",
+	// "type:container_t" or "disable".
+	SELinuxOptions []string
+	Privileged     bool
+}
+
+// Relabel is the SELinux relabel option of a bind mount.
+type Relabel string
+
+// Relabel options: none, shared between containers (z), private (Z).
+const (
+	RelabelNone    Relabel = ""
+	RelabelShared  Relabel = "z"
+	RelabelPrivate Relabel = "Z"
+)
+
+// Mount is a bind mount from the host.
+type Mount struct {
+	Source   string
+	Target   string
+	ReadOnly bool
+	Relabel  Relabel
+}
+
+// SecretMount places a secret as a file inside the container.
+type SecretMount struct {
+	Name   string
+	Target string // absolute path inside the container
+	Mode   uint32 // e.g. 0o400
+	UID    int
+	GID    int
+}
+
+// RestartPolicy names when the engine restarts the container.
+type RestartPolicy string
+
+// Restart policies common to both engines.
+const (
+	RestartNo            RestartPolicy = "no"
+	RestartAlways        RestartPolicy = "always"
+	RestartUnlessStopped RestartPolicy = "unless-stopped"
+	RestartOnFailure     RestartPolicy = "on-failure"
+)
+
+// Resources are the limits of a container; zero means unlimited.
+type Resources struct {
+	MemoryBytes int64
+	CPUs        float64 // e.g. 0.5 for half a core
+	Pids        int64
+}
+
+// Ulimit is one resource limit, e.g. {"nofile", 1024, 1024}.
+type Ulimit struct {
+	Name string
+	Soft uint64
+	Hard uint64
+}
+
+// UlimitName normalises a limit's name as engines report it
+// ("RLIMIT_NOFILE", "nofile") to the short form ("nofile").
+func UlimitName(n string) string {
+	return strings.ToLower(strings.TrimPrefix(strings.ToUpper(n), "RLIMIT_"))
+}
+
+// Container describes a container, as read back from the engine.
+type Container struct {
+	ID             string
+	Name           string
+	Image          string // what the container was created from
+	ImageID        string
+	Labels         map[string]string
+	State          string // "created", "running", "exited", ...
+	Running        bool
+	ExitCode       int
+	StartedAt      time.Time
+	FinishedAt     time.Time
+	Restart        RestartPolicy
+	MemoryLimit    int64
+	Ulimits        []Ulimit
+	ReadOnlyRootfs bool
+}
+
+// Stats is one sample of a container's usage.
+type Stats struct {
+	MemoryBytes uint64  // current usage
+	MemoryLimit uint64  // the limit in force, if any
+	CPUPercent  float64 // of one core, averaged since the previous sample
+	CPUNanos    uint64  // total CPU time consumed
+	Pids        uint64
+}

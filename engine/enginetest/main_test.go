@@ -1,0 +1,183 @@
+package enginetest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/engine/auto"
+	"github.com/collectorhq/collector/engine/docker"
+	"github.com/collectorhq/collector/engine/enginetest"
+	"github.com/collectorhq/collector/engine/podman"
+)
+
+// env holds the real components every test of this package shares.
+var env struct {
+	skip     string // why the engine tests cannot run, outside CI
+	dir      string
+	podman   *enginetest.Podman
+	dockerd  *enginetest.Dockerd
+	registry *enginetest.Registry
+	image    string
+}
+
+func TestMain(m *testing.M) {
+	err := setup()
+	if err != nil {
+		if enginetest.InCI() {
+			fmt.Fprintf(os.Stderr, "engine harness: %v\n", err)
+			teardown()
+			os.Exit(1)
+		}
+		env.skip = err.Error()
+	}
+	code := m.Run()
+	teardown()
+	os.Exit(code)
+}
+
+func setup() error {
+	if err := enginetest.Require("podman", "runc", "dockerd", "docker-registry", "busybox"); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "collector-engines-")
+	if err != nil {
+		return err
+	}
+	env.dir = dir
+	if env.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
+		return err
+	}
+	if env.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), env.registry.Addr); err != nil {
+		return err
+	}
+	if env.dockerd, err = enginetest.StartDockerd(filepath.Join(dir, "docker")); err != nil {
+		return err
+	}
+	env.image, err = enginetest.BuildTestImage(env.podman, env.registry.Addr)
+	return err
+}
+
+func teardown() {
+	for _, stop := range []func() error{env.podman.Stop, env.dockerd.Stop, env.registry.Stop} {
+		if err := stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "engine harness teardown: %v\n", err)
+		}
+	}
+	if env.dir != "" {
+		os.RemoveAll(env.dir)
+	}
+}
+
+func need(t testing.TB) {
+	t.Helper()
+	if env.skip != "" {
+		t.Skipf("real engines unavailable: %s", env.skip)
+	}
+}
+
+// secretDir is a per-test directory on /dev/shm, a tmpfs, for the Docker
+// backend's secret files.
+func secretDir(t testing.TB) string {
+	d, err := os.MkdirTemp("/dev/shm", "collector-secrets-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func options(kind engine.Kind) enginetest.Options {
+	return enginetest.Options{Image: env.image, Registry: env.registry.Addr, Insecure: true, Kind: kind}
+}
+
+func TestPodmanBackend(t *testing.T) {
+	need(t)
+	eng, err := podman.New(context.Background(), env.podman.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	enginetest.Run(t, eng, options(engine.KindPodman))
+}
+
+func TestDockerBackendOnDockerd(t *testing.T) {
+	need(t)
+	eng, err := docker.New(context.Background(), env.dockerd.URI(), secretDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	enginetest.Run(t, eng, options(engine.KindDocker))
+}
+
+func TestDockerBackendOnPodmanCompat(t *testing.T) {
+	need(t)
+	eng, err := docker.New(context.Background(), env.podman.URI(), secretDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	enginetest.Run(t, eng, options(engine.KindDocker))
+}
+
+func TestOpenDetectsEachEngine(t *testing.T) {
+	need(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		host string
+		kind engine.Kind
+	}{
+		{env.podman.URI(), engine.KindPodman},
+		{env.podman.Socket, engine.KindPodman},
+		{env.dockerd.URI(), engine.KindDocker},
+	} {
+		eng, err := auto.Open(ctx, engine.Config{Host: tc.host, SecretDir: secretDir(t)})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", tc.host, err)
+		}
+		if eng.Kind() != tc.kind {
+			t.Errorf("Open(%s) kind = %s, want %s", tc.host, eng.Kind(), tc.kind)
+		}
+		eng.Close()
+	}
+	// CONTAINER_HOST is honoured when no host is given.
+	getenv := func(k string) string {
+		if k == "CONTAINER_HOST" {
+			return env.dockerd.URI()
+		}
+		return ""
+	}
+	ep, err := engine.Detect(ctx, engine.Config{Getenv: getenv})
+	if err != nil || ep.Kind != engine.KindDocker || ep.Socket != env.dockerd.Socket {
+		t.Errorf("Detect with CONTAINER_HOST = %+v, %v", ep, err)
+	}
+	// Podman forced on a Docker socket is refused.
+	if _, err := engine.Detect(ctx, engine.Config{Kind: engine.KindPodman, Host: env.dockerd.URI()}); !errors.Is(err, engine.ErrUnavailable) {
+		t.Errorf("Detect(kind podman, dockerd socket) = %v, want ErrUnavailable", err)
+	}
+	// Docker forced on Podman's socket speaks the compatible API.
+	eng, err := auto.Open(ctx, engine.Config{Kind: engine.KindDocker, Host: env.podman.URI(), SecretDir: secretDir(t)})
+	if err != nil || eng.Kind() != engine.KindDocker {
+		t.Fatalf("Open(kind docker, podman socket) = %v", err)
+	}
+	eng.Close()
+}
+
+func TestOpenUnreachableNamesSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nothing.sock")
+	_, err := auto.Open(context.Background(), engine.Config{Host: "unix://" + sock})
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Open(missing socket) = %v, want ErrUnavailable", err)
+	}
+	for _, want := range []string{sock, "systemctl enable --now podman.socket"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package enginetest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// containersConf is the test containers.conf: explicit ulimits (the host's
+// defaults are above its hard limit), runc (crun refuses the hybrid cgroup
+// layout), cgroupfs and file events (no systemd).
+const containersConf = `[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+log_driver = "k8s-file"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+`
+
+// Podman is a private Podman API service with its own storage.
+type Podman struct {
+	Dir    string
+	Socket string
+	env    []string
+	proc   *process
+}
+
+// StartPodman starts `podman system service` with storage under dir. The
+// registries named in insecure are reached over plain HTTP, for clients
+// (the Docker-compatible API) that cannot ask for it per pull.
+func StartPodman(dir string, insecure ...string) (*Podman, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "containers.conf")
+	regs := filepath.Join(dir, "registries.conf")
+	if err := writeFile(conf, containersConf); err != nil {
+		return nil, err
+	}
+	regsConf := "unqualified-search-registries = []\n"
+	for _, r := range insecure {
+		regsConf += fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", r)
+	}
+	if err := writeFile(regs, regsConf); err != nil {
+		return nil, err
+	}
+	p := &Podman{
+		Dir:    dir,
+		Socket: filepath.Join(dir, "podman.sock"),
+		env: []string{
+			"CONTAINERS_CONF=" + conf,
+			"CONTAINERS_REGISTRIES_CONF=" + regs,
+			"TMPDIR=" + filepath.Join(dir, "tmp"),
+		},
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	args := append(p.globalArgs(), "system", "service", "--time=0", "unix://"+p.Socket)
+	proc, err := start("podman service", filepath.Join(dir, "podman.log"), p.env, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.proc = proc
+	if err := waitFor(proc, "podman service", func() error { return pingUnix(p.Socket, "/libpod/_ping") }); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Podman) globalArgs() []string {
+	return []string{"podman", "--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "runroot"), "--runtime", "runc"}
+}
+
+// URI is the service's address for engine backends.
+func (p *Podman) URI() string { return "unix://" + p.Socket }
+
+// CLI returns a podman command on the same storage as the service.
+func (p *Podman) CLI(args ...string) *exec.Cmd {
+	g := p.globalArgs()
+	cmd := exec.Command(g[0], append(g[1:], args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	return cmd
+}
+
+// Run runs a podman CLI command and returns its combined output.
+func (p *Podman) Run(args ...string) (string, error) {
+	out, err := p.CLI(args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("podman %v: %w: %s", args, err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// Stop removes what the service holds, stops it and deletes its storage.
+func (p *Podman) Stop() error {
+	if p == nil {
+		return nil
+	}
+	p.Run("rm", "--all", "--force", "--time", "0")
+	p.Run("secret", "rm", "--all")
+	p.Run("rmi", "--all", "--force")
+	p.proc.stop()
+	return removeAll(p.Dir)
+}
+
+// Dockerd is a private dockerd with its own data and exec roots.
+type Dockerd struct {
+	Dir    string
+	Socket string
+	proc   *process
+}
+
+// StartDockerd starts dockerd with no bridge and no iptables rules.
+func StartDockerd(dir string) (*Dockerd, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &Dockerd{Dir: dir, Socket: filepath.Join(dir, "docker.sock")}
+	conf := filepath.Join(dir, "daemon.json")
+	if err := writeFile(conf, `{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 1024}, "nproc": {"Name": "nproc", "Soft": 1024, "Hard": 1024}}}`); err != nil {
+		return nil, err
+	}
+	proc, err := start("dockerd", filepath.Join(dir, "dockerd.log"), nil,
+		"dockerd", "--host", "unix://"+d.Socket,
+		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "dockerd.pid"), "--config-file", conf,
+		"--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
+		"--userland-proxy=false", "--exec-opt", "native.cgroupdriver=cgroupfs")
+	if err != nil {
+		return nil, err
+	}
+	d.proc = proc
+	if err := waitFor(proc, "dockerd", func() error { return pingUnix(d.Socket, "/_ping") }); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// URI is the daemon's address for engine backends.
+func (d *Dockerd) URI() string { return "unix://" + d.Socket }
+
+// Stop stops dockerd (its containers die with it) and deletes its storage.
+func (d *Dockerd) Stop() error {
+	if d == nil {
+		return nil
+	}
+	d.proc.stop()
+	return removeAll(d.Dir)
+}
+
+// Registry is Debian's docker-registry (distribution 2.8) on 127.0.0.1.
+type Registry struct {
+	Dir  string
+	Addr string // 127.0.0.1:PORT
+	proc *process
+}
+
+// StartRegistry starts a registry on a free port of 127.0.0.1.
+func StartRegistry(dir string) (*Registry, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{Dir: dir, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	conf := filepath.Join(dir, "config.yml")
+	if err := writeFile(conf, fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, filepath.Join(dir, "data"), r.Addr)); err != nil {
+		return nil, err
+	}
+	proc, err := start("registry", filepath.Join(dir, "registry.log"), nil, "docker-registry", "serve", conf)
+	if err != nil {
+		return nil, err
+	}
+	r.proc = proc
+	if err := waitFor(proc, "registry", func() error {
+		c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Stop stops the registry and deletes its storage.
+func (r *Registry) Stop() error {
+	if r == nil {
+		return nil
+	}
+	r.proc.stop()
+	return removeAll(r.Dir)
+}

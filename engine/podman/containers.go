@@ -1,0 +1,255 @@
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/specgen"
+	spec "github.com/opencontainers/runtime-spec/specs-go"
+	nettypes "go.podman.io/common/libnetwork/types"
+
+	"github.com/collectorhq/collector/engine"
+)
+
+// CreateContainer creates a container from the engine-neutral spec.
+func (e *Engine) CreateContainer(ctx context.Context, s *engine.ContainerSpec) (string, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	resp, err := containers.CreateWithSpec(c, toSpecGen(s), nil)
+	if err != nil {
+		return "", mapErr(err, fmt.Sprintf("create container %q", s.Name))
+	}
+	return resp.ID, nil
+}
+
+func toSpecGen(s *engine.ContainerSpec) *specgen.SpecGenerator {
+	g := specgen.NewSpecGenerator(s.Image, false)
+	g.Name = s.Name
+	g.Command = s.Command
+	g.Entrypoint = s.Entrypoint
+	g.Env = s.Env
+	g.Labels = s.Labels
+	if s.Restart != "" {
+		g.RestartPolicy = string(s.Restart)
+	}
+	for _, m := range s.Mounts {
+		opts := []string{"rbind"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		if m.Relabel != engine.RelabelNone {
+			opts = append(opts, string(m.Relabel))
+		}
+		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: m.Source, Destination: m.Target, Options: opts})
+	}
+	for _, sm := range s.Secrets {
+		g.Secrets = append(g.Secrets, specgen.Secret{
+			Source: sm.Name, Target: sm.Target, Mode: sm.Mode, UID: uint32(sm.UID), GID: uint32(sm.GID),
+		})
+	}
+	switch s.Network {
+	case "":
+	case "host":
+		g.NetNS = specgen.Namespace{NSMode: specgen.Host}
+	case "none":
+		g.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
+	default:
+		g.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
+		g.Networks = map[string]nettypes.PerNetworkOptions{s.Network: {}}
+	}
+	g.ResourceLimits = toResources(s.Resources)
+	for _, u := range s.Ulimits {
+		g.Rlimits = append(g.Rlimits, spec.POSIXRlimit{Type: u.Name, Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+	}
+	g.CapDrop = s.CapDrop
+	g.CapAdd = s.CapAdd
+	g.NoNewPrivileges = ptr(s.NoNewPrivileges)
+	g.ReadOnlyFilesystem = ptr(s.ReadOnlyRootfs)
+	g.User = s.User
+	g.SelinuxOpts = s.SELinuxOptions
+	if s.Privileged {
+		g.Privileged = ptr(true)
+	}
+	return g
+}
+
+func toResources(r engine.Resources) *spec.LinuxResources {
+	if r == (engine.Resources{}) {
+		return nil
+	}
+	out := &spec.LinuxResources{}
+	if r.MemoryBytes > 0 {
+		out.Memory = &spec.LinuxMemory{Limit: &r.MemoryBytes}
+	}
+	if r.CPUs > 0 {
+		period := uint64(100_000)
+		quota := int64(r.CPUs * float64(period))
+		out.CPU = &spec.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if r.Pids > 0 {
+		out.Pids = &spec.LinuxPids{Limit: r.Pids}
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// StartContainer starts a created container.
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	return mapErr(containers.Start(c, id, nil), "start container "+id)
+}
+
+// WaitContainer waits for the container to exit and returns its exit code.
+func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	// The service polls the container state; its 250 ms default
+	// interval dominates a short job's run time.
+	code, err := containers.Wait(c, id, new(containers.WaitOptions).WithInterval("20ms"))
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("wait container %s: %w", id, ctx.Err())
+		}
+		return 0, mapErr(err, "wait container "+id)
+	}
+	return int(code), nil
+}
+
+// ContainerLogs copies stdout and stderr to their writers, kept apart.
+func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	opts := new(containers.LogOptions).WithStdout(true).WithStderr(true).WithFollow(follow)
+	err := pump(ctx, func(outc, errc chan string) error {
+		return containers.Logs(c, id, opts, outc, errc)
+	}, stdout, stderr)
+	return mapErr(err, "logs of container "+id)
+}
+
+// StopContainer stops the container, killing it after timeout.
+func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	err := containers.Stop(c, id, new(containers.StopOptions).WithTimeout(durationSeconds(timeout)))
+	return mapErr(err, "stop container "+id)
+}
+
+// RemoveContainer removes the container and its anonymous volumes.
+func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	opts := new(containers.RemoveOptions).WithForce(force).WithVolumes(true)
+	if force {
+		opts = opts.WithTimeout(0) // kill at once, as Docker's force remove does
+	}
+	reports, err := containers.Remove(c, id, opts)
+	if err != nil {
+		return mapErr(err, "remove container "+id)
+	}
+	var errs []error
+	for _, r := range reports {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return mapErr(errors.Join(errs...), "remove container "+id)
+}
+
+// InspectContainer describes a container.
+func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Container, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	d, err := containers.Inspect(c, id, nil)
+	if err != nil {
+		return nil, mapErr(err, "inspect container "+id)
+	}
+	out := &engine.Container{
+		ID:      d.ID,
+		Name:    d.Name,
+		Image:   d.ImageName,
+		ImageID: d.Image,
+	}
+	if d.Config != nil {
+		out.Labels = d.Config.Labels
+	}
+	if d.State != nil {
+		out.State = d.State.Status
+		out.Running = d.State.Running
+		out.ExitCode = int(d.State.ExitCode)
+		out.StartedAt = d.State.StartedAt
+		out.FinishedAt = d.State.FinishedAt
+	}
+	if h := d.HostConfig; h != nil {
+		if h.RestartPolicy != nil {
+			out.Restart = engine.RestartPolicy(h.RestartPolicy.Name)
+		}
+		out.MemoryLimit = h.Memory
+		out.ReadOnlyRootfs = h.ReadonlyRootfs
+		for _, u := range h.Ulimits {
+			out.Ulimits = append(out.Ulimits, engine.Ulimit{Name: engine.UlimitName(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+		}
+	}
+	return out, nil
+}
+
+// ListContainers lists containers carrying every given label.
+func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	var filter []string
+	for k, v := range labels {
+		filter = append(filter, k+"="+v)
+	}
+	opts := new(containers.ListOptions).WithAll(true)
+	if len(filter) > 0 {
+		opts = opts.WithFilters(map[string][]string{"label": filter})
+	}
+	list, err := containers.List(c, opts)
+	if err != nil {
+		return nil, mapErr(err, "list containers")
+	}
+	out := make([]engine.Container, 0, len(list))
+	for _, l := range list {
+		ct := engine.Container{
+			ID: l.ID, Image: l.Image, ImageID: l.ImageID, Labels: l.Labels,
+			State: l.State, Running: l.State == "running", ExitCode: int(l.ExitCode),
+		}
+		if len(l.Names) > 0 {
+			ct.Name = l.Names[0]
+		}
+		out = append(out, ct)
+	}
+	return out, nil
+}
+
+// ContainerStats takes one sample of the container's usage. Network figures
+// are left out: the 4.3 service reports them empty.
+func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	ch, err := containers.Stats(c, []string{id}, new(containers.StatsOptions).WithStream(false).WithInterval(1))
+	if err != nil {
+		return nil, mapErr(err, "stats of container "+id)
+	}
+	for r := range ch {
+		if r.Error != nil {
+			return nil, mapErr(r.Error, "stats of container "+id)
+		}
+		for _, s := range r.Stats {
+			return &engine.Stats{
+				MemoryBytes: s.MemUsage,
+				MemoryLimit: s.MemLimit,
+				CPUPercent:  s.CPU,
+				CPUNanos:    s.CPUNano,
+				Pids:        s.PIDs,
+			}, nil
+		}
+	}
+	return nil, fmt.Errorf("stats of container %s: %w: no sample", id, engine.ErrNotFound)
+}
