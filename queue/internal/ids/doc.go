@@ -1,0 +1,2 @@
+// Package ids makes the random identifiers of jobs and leases.
+package ids

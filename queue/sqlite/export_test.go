@@ -1,0 +1,8 @@
+package sqlite
+
+// The hot-path statements, for the query-plan test.
+var (
+	LeaseNextSQL   = leaseNextSQL
+	MayHaveWorkSQL = mayHaveWorkSQL
+	ExpireSQL      = expireSQL
+)

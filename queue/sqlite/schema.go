@@ -1,0 +1,89 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once, each in its own transaction.
+// Append only: never edit a migration that has shipped.
+var migrations = []string{
+	1: `
+CREATE TABLE queue_jobs (
+	seq               INTEGER PRIMARY KEY,
+	id                TEXT    NOT NULL UNIQUE,
+	integration_id    TEXT    NOT NULL,
+	collector_id      TEXT    NOT NULL,
+	state             TEXT    NOT NULL CHECK (state IN ('queued','leased','running','succeeded','failed','canceled','dead')),
+	attempt           INTEGER NOT NULL,
+	max_attempts      INTEGER NOT NULL,
+	lease_id          TEXT    NOT NULL DEFAULT '',
+	lease_expires_at  INTEGER,
+	created_at        INTEGER NOT NULL,
+	started_at        INTEGER,
+	finished_at       INTEGER,
+	exit_code         INTEGER NOT NULL DEFAULT 0,
+	error             TEXT    NOT NULL DEFAULT '',
+	peak_memory_bytes INTEGER NOT NULL DEFAULT 0,
+	peak_cpu_percent  REAL    NOT NULL DEFAULT 0,
+	requested_by      TEXT    NOT NULL DEFAULT ''
+);
+-- Dedupe: one active job per integration, enforced by the store.
+CREATE UNIQUE INDEX queue_jobs_active_integration ON queue_jobs(integration_id)
+	WHERE state IN ('queued','leased','running');
+-- Next: oldest queued job of a collector.
+CREATE INDEX queue_jobs_next ON queue_jobs(collector_id, created_at, seq)
+	WHERE state = 'queued';
+-- ExpireLeases.
+CREATE INDEX queue_jobs_lease ON queue_jobs(lease_expires_at)
+	WHERE state IN ('leased','running');
+CREATE INDEX queue_jobs_integration ON queue_jobs(integration_id, created_at);
+CREATE INDEX queue_jobs_collector ON queue_jobs(collector_id, created_at);
+CREATE INDEX queue_jobs_state ON queue_jobs(state);
+-- Predicted peak memory per integration: the max of the last few successful runs.
+CREATE TABLE queue_integration_peaks (
+	integration_id    TEXT    PRIMARY KEY,
+	recent            TEXT    NOT NULL,
+	peak_memory_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// migrate brings the queue_ tables to the latest version. It is safe to run
+// from several processes at once: each step re-reads the version under the
+// write lock.
+func (q *Queue) migrate(ctx context.Context) error {
+	// Outside write: its first statement, lockSQL, needs this table.
+	_, err := q.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS queue_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL)`)
+	if err != nil {
+		return fmt.Errorf("create queue_migrations: %w", err)
+	}
+	for v := 1; v < len(migrations); v++ {
+		if err := q.migrateTo(ctx, v); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func (q *Queue) migrateTo(ctx context.Context, v int) error {
+	return q.write(ctx, func(c *wtx) error {
+		var n int
+		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM queue_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		// Not through the statement cache: a migration is several statements,
+		// run once.
+		if _, err := c.tx.ExecContext(ctx, migrations[v]); err != nil {
+			return err
+		}
+		_, err := c.ExecContext(ctx, `INSERT INTO queue_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
+		return err
+	})
+}

@@ -1,0 +1,305 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/queue"
+	"github.com/collectorhq/collector/queue/queuetest"
+	"github.com/collectorhq/collector/queue/sqlite"
+)
+
+func newQueue(t *testing.T, cfg queue.Config) queue.Queue {
+	t.Helper()
+	q, err := sqlite.Open(filepath.Join(t.TempDir(), "queue.db"), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func TestConformance(t *testing.T) {
+	queuetest.Run(t, newQueue)
+}
+
+// The platform shares its database: New on its *sql.DB, next to its tables.
+func TestConformanceSharedDB(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queue.Queue {
+		db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "platform.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Exec(`CREATE TABLE collectors (id TEXT PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		q, err := sqlite.New(db, cfg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	})
+}
+
+func TestNewMigratesOnceAndKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q, err := sqlite.Open(path, queue.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := q.Enqueue(context.Background(), queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+
+	q, err = sqlite.Open(path, queue.DefaultConfig())
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer q.Close()
+	got, err := q.Get(context.Background(), j.ID)
+	if err != nil || got.State != queue.StateQueued {
+		t.Fatalf("Get after reopen = %+v, %v; want the queued job", got, err)
+	}
+}
+
+// Two queues in two "processes" (two *sql.DB, no shared notifier) on one file:
+// the store alone keeps dedupe and single leasing, and the fallback poll
+// carries work across.
+func TestTwoProcessesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	cfg := queuetest.ShortConfig()
+	cfg.PollInterval = 50 * time.Millisecond
+	a, err := sqlite.Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	created := make(chan string, 40)
+	for i := range 40 {
+		q := a
+		if i%2 == 1 {
+			q = b
+		}
+		wg.Go(func() {
+			j, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"})
+			if err != nil {
+				t.Errorf("Enqueue: %v", err)
+				return
+			}
+			if !existed {
+				created <- j.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(created)
+	if n := len(created); n != 1 {
+		t.Fatalf("%d jobs created across two processes, want 1", n)
+	}
+
+	// b waits; a leases and lets the lease lapse; b's fallback poll finds
+	// the expired lease and takes the job.
+	l, err := a.Next(ctx, queue.NextRequest{CollectorID: "col-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("b.Next: %v", err)
+	}
+	if got.ID != l.ID || got.Attempt != 2 {
+		t.Fatalf("b.Next = %s attempt %d, want %s attempt 2", got.ID, got.Attempt, l.ID)
+	}
+	if _, err := a.Finish(ctx, l.ID, l.LeaseID, queue.Result{Succeeded: true}); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("a.Finish with the lapsed lease = %v, want ErrLeaseLost", err)
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	if _, err := sqlite.New(nil, queue.DefaultConfig()); err == nil {
+		t.Error("New(nil db) succeeded")
+	}
+	cfg := queue.DefaultConfig()
+	cfg.LeaseTTL = 0
+	_, err := sqlite.Open(filepath.Join(t.TempDir(), "q.db"), cfg)
+	var ce *queue.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "LeaseTTL" {
+		t.Errorf("Open with LeaseTTL 0 = %v, want a ConfigError on LeaseTTL", err)
+	}
+
+	// A database without busy_timeout would make concurrent writers fail.
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "plain.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := sqlite.New(db, queue.DefaultConfig()); err == nil || !strings.Contains(err.Error(), "busy_timeout") {
+		t.Errorf("New on a database without busy_timeout = %v, want an error naming busy_timeout", err)
+	}
+}
+
+func TestOperationsAfterClose(t *testing.T) {
+	q := newQueue(t, queue.DefaultConfig())
+	q.Close()
+	ctx := context.Background()
+	if _, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i", CollectorID: "c"}); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+	if _, err := q.Next(ctx, queue.NextRequest{CollectorID: "c"}); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Next after Close = %v, want ErrClosed", err)
+	}
+	if _, err := q.Get(ctx, "job_x"); !errors.Is(err, queue.ErrClosed) {
+		t.Errorf("Get after Close = %v, want ErrClosed", err)
+	}
+}
+
+// The hot paths must use their partial indexes: a collector's history or the
+// whole table may hold millions of finished jobs.
+func TestQueryPlansUseIndexes(t *testing.T) {
+	db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "q.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := sqlite.New(db, queue.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, query string
+		args        []any
+		want        []string
+	}{
+		{"lease next", sqlite.LeaseNextSQL, []any{"l", 1, "c", 1, 1}, []string{"queue_jobs_next"}},
+		{"may have work", sqlite.MayHaveWorkSQL, []any{"c", 1, 1, 1}, []string{"queue_jobs_next", "queue_jobs_lease"}},
+		{"expire", sqlite.ExpireSQL, []any{1}, []string{"queue_jobs_lease"}},
+	}
+	for _, c := range cases {
+		plan := explain(t, db, c.query, c.args...)
+		for _, idx := range c.want {
+			if !strings.Contains(plan, "INDEX "+idx) {
+				t.Errorf("%s: plan %q does not use %s", c.name, plan, idx)
+			}
+		}
+		if strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q sorts", c.name, plan)
+		}
+		t.Logf("%s: %s", c.name, plan)
+	}
+}
+
+func explain(t *testing.T, db *sql.DB, query string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// The platform may give New a pool of one connection (a common way to run
+// SQLite writers): nothing may wait for a second connection while holding the
+// first.
+func TestConformanceOneConnectionPool(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queue.Queue {
+		db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "platform.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		q, err := sqlite.New(db, cfg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	})
+}
+
+// Another process holding the write lock makes a write wait (busy_timeout),
+// not fail with SQLITE_BUSY.
+func TestWriteWaitsForAnotherWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q, err := sqlite.Open(path, queue.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	other, err := sqlite.OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx := context.Background()
+	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read first, as Finish does, while the other writer holds the lock.
+	l, err := q.Next(ctx, queue.NextRequest{CollectorID: "col-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	const hold = 300 * time.Millisecond
+	go func() {
+		time.Sleep(hold)
+		c.ExecContext(ctx, `COMMIT`)
+	}()
+	start := time.Now()
+	if _, err := q.Finish(ctx, j.ID, l.LeaseID, queue.Result{Succeeded: true}); err != nil {
+		t.Fatalf("Finish while another process writes: %v", err)
+	}
+	if took := time.Since(start); took < hold-50*time.Millisecond {
+		t.Errorf("Finish took %v, want it to wait for the other writer (%v)", took, hold)
+	}
+}
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	name := "a?b%c#d e.db"
+	q, err := sqlite.Open(filepath.Join(dir, name), queue.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		t.Errorf("database not created under its literal name: %v", err)
+	}
+}
