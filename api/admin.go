@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// AdminClient calls the admin API with the admin token.
+type AdminClient struct {
+	t     transport
+	token string
+}
+
+// NewAdminClient returns a client for the platform at baseURL.
+func NewAdminClient(baseURL, adminToken string, hc *http.Client) *AdminClient {
+	return &AdminClient{t: newTransport(baseURL, hc), token: adminToken}
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, in, out any) error {
+	return c.t.do(ctx, method, path, c.token, in, out)
+}
+
+// CreateCollector creates a collector and returns its first enrollment token.
+func (c *AdminClient) CreateCollector(ctx context.Context, req CreateCollectorRequest) (*EnrollmentGrant, error) {
+	var out EnrollmentGrant
+	return &out, c.do(ctx, http.MethodPost, PathCollectors, req, &out)
+}
+
+// Collectors lists every collector.
+func (c *AdminClient) Collectors(ctx context.Context) ([]Collector, error) {
+	var out CollectorList
+	return out.Collectors, c.do(ctx, http.MethodGet, PathCollectors, nil, &out)
+}
+
+// Collector shows one collector.
+func (c *AdminClient) Collector(ctx context.Context, id string) (*Collector, error) {
+	var out Collector
+	return &out, c.do(ctx, http.MethodGet, PathCollectors+"/"+url.PathEscape(id), nil, &out)
+}
+
+// Heartbeats returns a collector's recent heartbeats, newest first.
+func (c *AdminClient) Heartbeats(ctx context.Context, id string) ([]Heartbeat, error) {
+	var out HeartbeatList
+	return out.Heartbeats, c.do(ctx, http.MethodGet, PathCollectors+"/"+url.PathEscape(id)+"/heartbeats", nil, &out)
+}
+
+// DeleteCollector deletes a collector and revokes its credentials.
+func (c *AdminClient) DeleteCollector(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, PathCollectors+"/"+url.PathEscape(id), nil, nil)
+}
+
+// NewEnrollmentToken issues a new enrollment token; the old one dies.
+func (c *AdminClient) NewEnrollmentToken(ctx context.Context, id string) (*EnrollmentGrant, error) {
+	var out EnrollmentGrant
+	return &out, c.do(ctx, http.MethodPost, PathCollectors+"/"+url.PathEscape(id)+"/token", nil, &out)
+}
+
+// CreateIntegration creates an integration.
+func (c *AdminClient) CreateIntegration(ctx context.Context, req IntegrationRequest) (*Integration, error) {
+	var out Integration
+	return &out, c.do(ctx, http.MethodPost, PathIntegrations, req, &out)
+}
+
+// Integrations lists every integration, secrets masked.
+func (c *AdminClient) Integrations(ctx context.Context) ([]Integration, error) {
+	var out IntegrationList
+	return out.Integrations, c.do(ctx, http.MethodGet, PathIntegrations, nil, &out)
+}
+
+// Integration shows one integration, secrets masked.
+func (c *AdminClient) Integration(ctx context.Context, id string) (*Integration, error) {
+	var out Integration
+	return &out, c.do(ctx, http.MethodGet, PathIntegrations+"/"+url.PathEscape(id), nil, &out)
+}
+
+// UpdateIntegration changes the fields req carries.
+func (c *AdminClient) UpdateIntegration(ctx context.Context, id string, req IntegrationUpdate) (*Integration, error) {
+	var out Integration
+	return &out, c.do(ctx, http.MethodPatch, PathIntegrations+"/"+url.PathEscape(id), req, &out)
+}
+
+// AssignIntegration moves an integration to another collector.
+func (c *AdminClient) AssignIntegration(ctx context.Context, id, collectorID string) (*Integration, error) {
+	var out Integration
+	return &out, c.do(ctx, http.MethodPost, PathIntegrations+"/"+url.PathEscape(id)+"/assign",
+		AssignRequest{CollectorID: collectorID}, &out)
+}
+
+// DeleteIntegration deletes an integration.
+func (c *AdminClient) DeleteIntegration(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, PathIntegrations+"/"+url.PathEscape(id), nil, nil)
+}
+
+// Audit returns up to limit audit entries after seq after (0: from the start).
+func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) (*AuditList, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out AuditList
+	return &out, c.do(ctx, http.MethodGet, PathAudit+"?"+q.Encode(), nil, &out)
+}
+
+// VerifyAudit asks the platform to walk the audit chain.
+func (c *AdminClient) VerifyAudit(ctx context.Context) (*AuditVerification, error) {
+	var out AuditVerification
+	return &out, c.do(ctx, http.MethodGet, PathAuditVerify, nil, &out)
+}

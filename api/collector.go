@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/collectorhq/collector/crypto"
+)
+
+// CollectorClient is the collector's side of the API: enrollment, the
+// assertion-for-access-token exchange, and calls made with the access token,
+// which it renews before it expires.
+type CollectorClient struct {
+	t        transport
+	id       string
+	key      ed25519.PrivateKey
+	audience string
+	now      func() time.Time
+
+	mu      sync.Mutex
+	access  string
+	expires time.Time
+}
+
+// NewCollectorClient returns a client for collector id, signing assertions
+// with key for audience (the platform's public URL, as enrollment returned).
+// key and audience may be nil and "" for Enroll alone.
+func NewCollectorClient(baseURL, id string, key ed25519.PrivateKey, audience string, hc *http.Client) *CollectorClient {
+	return &CollectorClient{t: newTransport(baseURL, hc), id: id, key: key, audience: audience, now: time.Now}
+}
+
+// Enroll sends the collector's public keys with its one-time token.
+func (c *CollectorClient) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResponse, error) {
+	var out EnrollResponse
+	if err := c.t.do(ctx, http.MethodPost, PathEnroll, "", req, &out); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	return &out, nil
+}
+
+// SetAudience sets the audience after enrollment returned it.
+func (c *CollectorClient) SetAudience(aud string) {
+	c.mu.Lock()
+	c.audience = aud
+	c.mu.Unlock()
+}
+
+// ExchangeAssertion signs a fresh assertion and trades it for an access token.
+func (c *CollectorClient) ExchangeAssertion(ctx context.Context) (*TokenResponse, error) {
+	c.mu.Lock()
+	aud := c.audience
+	c.mu.Unlock()
+	assertion, err := crypto.SignAssertion(c.key, c.id, aud, c.now())
+	if err != nil {
+		return nil, err
+	}
+	return c.Exchange(ctx, assertion)
+}
+
+// Exchange trades an already signed assertion for an access token.
+func (c *CollectorClient) Exchange(ctx context.Context, assertion string) (*TokenResponse, error) {
+	var out TokenResponse
+	if err := c.t.do(ctx, http.MethodPost, PathToken, "", TokenRequest{Assertion: assertion}, &out); err != nil {
+		return nil, fmt.Errorf("exchange assertion: %w", err)
+	}
+	c.mu.Lock()
+	c.access, c.expires = out.AccessToken, c.now().Add(time.Duration(out.ExpiresIn)*time.Second)
+	c.mu.Unlock()
+	return &out, nil
+}
+
+// renewBefore is how long before expiry the client fetches a new token.
+const renewBefore = time.Minute
+
+// AccessToken returns a live access token, exchanging an assertion if needed.
+func (c *CollectorClient) AccessToken(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	tok, exp := c.access, c.expires
+	c.mu.Unlock()
+	if tok != "" && c.now().Add(renewBefore).Before(exp) {
+		return tok, nil
+	}
+	out, err := c.ExchangeAssertion(ctx)
+	if err != nil {
+		return "", err
+	}
+	return out.AccessToken, nil
+}
+
+// Heartbeat reports the collector's state.
+func (c *CollectorClient) Heartbeat(ctx context.Context, hb Heartbeat) error {
+	if err := c.withAccess(ctx, func(tok string) error {
+		return c.t.do(ctx, http.MethodPost, PathHeartbeat, tok, hb, nil)
+	}); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Do calls a collector endpoint with the access token: for endpoints added
+// later (jobs) and for tests.
+func (c *CollectorClient) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.withAccess(ctx, func(tok string) error {
+		return c.t.do(ctx, method, path, tok, in, out)
+	})
+}
+
+// withAccess calls fn with a live access token; when the platform answers
+// 401 (token revoked, or expired early), it exchanges a fresh assertion and
+// tries once more.
+func (c *CollectorClient) withAccess(ctx context.Context, fn func(tok string) error) error {
+	tok, err := c.AccessToken(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(tok)
+	if StatusOf(err) != http.StatusUnauthorized {
+		return err
+	}
+	c.mu.Lock()
+	if c.access == tok {
+		c.access = ""
+	}
+	c.mu.Unlock()
+	if tok, err = c.AccessToken(ctx); err != nil {
+		return err
+	}
+	return fn(tok)
+}

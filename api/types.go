@@ -1,0 +1,230 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Paths of the endpoints.
+const (
+	PathCollectors         = "/api/v1/collectors"
+	PathIntegrations       = "/api/v1/integrations"
+	PathAudit              = "/api/v1/audit"
+	PathAuditVerify        = "/api/v1/audit/verify"
+	PathEnroll             = "/api/v1/collector/enroll"
+	PathToken              = "/api/v1/collector/token"
+	PathHeartbeat          = "/api/v1/collector/heartbeat"
+	PathMetrics            = "/metrics"
+	PathHealthz            = "/healthz"
+	MaxRequestBodyBytes    = 1 << 20
+	SecretMask             = "********"
+	CollectorStatusPending = "pending"
+	CollectorStatusActive  = "active"
+	CollectorStatusOffline = "offline"
+)
+
+// ErrorBody is the body of every error response: {"error": {...}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a machine-readable code and a message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes the server returns (see docs/api.md).
+const (
+	CodeInvalidRequest   = "invalid_request"        // 400: malformed or invalid body or parameters
+	CodeTooLarge         = "request_too_large"      // 413
+	CodeUnauthorized     = "unauthorized"           // 401: missing or wrong credentials
+	CodeInvalidToken     = "invalid_token"          // 401: unknown enrollment token, or not this collector's
+	CodeTokenExpired     = "token_expired"          // 401
+	CodeTokenRevoked     = "token_revoked"          // 401: replaced by a newer token
+	CodeTokenUsed        = "token_used"             // 409: enrollment token already used
+	CodeInvalidAssert    = "invalid_assertion"      // 401
+	CodeNotFound         = "not_found"              // 404
+	CodeConflict         = "conflict"               // 409
+	CodeAssigned         = "integrations_assigned"  // 409
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+	CodeUnsupportedMedia = "unsupported_media_type" // 415
+	CodeInternal         = "internal"               // 500
+	CodeLeaseLost        = "lease_lost"             // 409: the job's lease is not the caller's any more
+	CodeUnavailable      = "unavailable"            // 503: retry later
+)
+
+// CreateCollectorRequest asks for a new collector.
+type CreateCollectorRequest struct {
+	Name string `json:"name"`
+	Pool string `json:"pool,omitempty"`
+}
+
+// Collector is a collector as the admin API shows it.
+type Collector struct {
+	ID                     string     `json:"id"`
+	Name                   string     `json:"name"`
+	Pool                   string     `json:"pool,omitempty"`
+	Status                 string     `json:"status"`
+	CreatedAt              time.Time  `json:"created_at"`
+	EnrolledAt             *time.Time `json:"enrolled_at,omitempty"`
+	LastHeartbeatAt        *time.Time `json:"last_heartbeat_at,omitempty"`
+	LastHeartbeat          *Heartbeat `json:"last_heartbeat,omitempty"`
+	IdentityKeyFingerprint string     `json:"identity_key_fingerprint,omitempty"`
+	HPKEKeyFingerprint     string     `json:"hpke_key_fingerprint,omitempty"`
+}
+
+// InstallCommands are ready-to-paste installer command lines.
+type InstallCommands struct {
+	Podman string `json:"podman"`
+	Docker string `json:"docker"`
+}
+
+// EnrollmentGrant is a new collector's (or a new token's) enrollment token.
+// The token is not in the install commands: the installer reads it on stdin.
+type EnrollmentGrant struct {
+	Collector       Collector       `json:"collector"`
+	EnrollmentToken string          `json:"enrollment_token"`
+	ExpiresAt       time.Time       `json:"expires_at"`
+	CAPin           string          `json:"ca_pin,omitempty"`
+	InstallCommands InstallCommands `json:"install_commands"`
+}
+
+// CollectorList is the list response.
+type CollectorList struct {
+	Collectors []Collector `json:"collectors"`
+}
+
+// HeartbeatList is a collector's recent heartbeats, newest first.
+type HeartbeatList struct {
+	Heartbeats []Heartbeat `json:"heartbeats"`
+}
+
+// EnrollRequest is what a collector sends to enroll.
+type EnrollRequest struct {
+	CollectorID       string `json:"collector_id"`
+	Token             string `json:"token"`
+	IdentityPublicKey []byte `json:"identity_public_key"` // base64 (std), 32-byte Ed25519
+	HPKEPublicKey     []byte `json:"hpke_public_key"`     // base64 (std), MLKEM768X25519
+}
+
+// EnrollResponse tells the collector what to pin and how often to beat.
+type EnrollResponse struct {
+	CollectorID          string `json:"collector_id"`
+	PlatformSigningKey   []byte `json:"platform_signing_key"` // base64, Ed25519 public key
+	HeartbeatIntervalSec int    `json:"heartbeat_interval_sec"`
+	Audience             string `json:"audience"`
+	// ImagePolicy is the containers/image policy.json (sigstoreSigned
+	// requirements) every image the collector runs must pass.
+	ImagePolicy json.RawMessage `json:"image_policy,omitempty"`
+}
+
+// TokenRequest exchanges a signed assertion for an access token.
+type TokenRequest struct {
+	Assertion string `json:"assertion"`
+}
+
+// TokenResponse is a short-lived access token scoped to one collector.
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"` // seconds
+}
+
+// Heartbeat is what a collector reports every interval.
+type Heartbeat struct {
+	At          *time.Time `json:"at,omitempty"` // set by the server; ignored on input
+	Version     string     `json:"version"`
+	Engine      Engine     `json:"engine"`
+	Capacity    Capacity   `json:"capacity"`
+	RunningJobs int        `json:"running_jobs"`
+	RunnerState string     `json:"runner_state"`
+}
+
+// Engine names the container engine of a collector.
+type Engine struct {
+	Kind    string `json:"kind"`
+	Version string `json:"version"`
+}
+
+// Capacity is what the collector's host has.
+type Capacity struct {
+	CPUs             int   `json:"cpus"`
+	MemoryTotalBytes int64 `json:"memory_total_bytes"`
+	MemoryFreeBytes  int64 `json:"memory_free_bytes"`
+}
+
+// IntegrationRequest creates an integration.
+type IntegrationRequest struct {
+	Name         string          `json:"name"`
+	Image        string          `json:"image"`
+	Config       json.RawMessage `json:"config"`
+	SecretFields []string        `json:"secret_fields,omitempty"`
+	IntervalSec  int             `json:"interval_sec"`
+	CollectorID  string          `json:"collector_id,omitempty"`
+	Network      string          `json:"network,omitempty"`
+}
+
+// IntegrationUpdate changes the fields it carries and leaves the rest. In
+// Config, a secret field whose value is SecretMask keeps its stored value,
+// so a masked config read back can be edited and sent again.
+type IntegrationUpdate struct {
+	Name         *string         `json:"name,omitempty"`
+	Image        *string         `json:"image,omitempty"`
+	Config       json.RawMessage `json:"config,omitempty"`
+	SecretFields *[]string       `json:"secret_fields,omitempty"`
+	IntervalSec  *int            `json:"interval_sec,omitempty"`
+	Network      *string         `json:"network,omitempty"`
+}
+
+// AssignRequest moves an integration to another collector.
+type AssignRequest struct {
+	CollectorID string `json:"collector_id"`
+}
+
+// Integration is an integration as the admin API shows it: secret config
+// values are replaced by SecretMask.
+type Integration struct {
+	ID           string          `json:"id"`
+	Name         string          `json:"name"`
+	Image        string          `json:"image"`
+	Config       json.RawMessage `json:"config"`
+	SecretFields []string        `json:"secret_fields"`
+	IntervalSec  int             `json:"interval_sec"`
+	CollectorID  string          `json:"collector_id,omitempty"`
+	Network      string          `json:"network,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
+}
+
+// IntegrationList is the list response.
+type IntegrationList struct {
+	Integrations []Integration `json:"integrations"`
+}
+
+// AuditEntry is one hash-chained audit log entry.
+type AuditEntry struct {
+	Seq      int64           `json:"seq"`
+	Time     time.Time       `json:"time"`
+	Actor    string          `json:"actor"`
+	Action   string          `json:"action"`
+	Target   string          `json:"target"`
+	Details  json.RawMessage `json:"details"`
+	PrevHash string          `json:"prev_hash"`
+	Hash     string          `json:"hash"`
+}
+
+// AuditList is a page of the audit log; pass NextAfter as ?after= for more.
+type AuditList struct {
+	Entries   []AuditEntry `json:"entries"`
+	NextAfter int64        `json:"next_after,omitempty"`
+}
+
+// AuditVerification is the verdict on the whole chain.
+type AuditVerification struct {
+	OK      bool   `json:"ok"`
+	Entries int64  `json:"entries"`
+	BadSeq  int64  `json:"bad_seq,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Head    string `json:"head,omitempty"`
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/cliutil"
+	"github.com/collectorhq/collector/platform/platformtest"
+)
+
+// run runs the CLI in-process against e and returns stdout and the exit code.
+func run(t *testing.T, e *platformtest.Env, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &out
+	full := append([]string{"platform"}, args...)
+	if len(args) >= 2 && args[0] != "serve" {
+		full = append(full, "--server", e.URL)
+		if !strings.Contains(strings.Join(args, " "), "--data-dir") {
+			full = append(full, "--data-dir", e.DataDir)
+		}
+	}
+	err := app.RunContext(context.Background(), full)
+	if err != nil {
+		out.WriteString("error: " + err.Error())
+	}
+	return out.String(), cliutil.Code(err, classify)
+}
+
+func runJSON(t *testing.T, e *platformtest.Env, v any, args ...string) {
+	t.Helper()
+	out, code := run(t, e, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, out)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+func TestCollectorsCommands(t *testing.T) {
+	e := platformtest.Start(t)
+	var g api.EnrollmentGrant
+	runJSON(t, e, &g, "collectors", "create", "--pool", "dc1", "edge one")
+	if g.Collector.Name != "edge one" || g.Collector.Pool != "dc1" || g.EnrollmentToken == "" || g.InstallCommands.Podman == "" {
+		t.Fatalf("create: %+v", g)
+	}
+	out, code := run(t, e, "collectors", "create", "human")
+	if code != 0 || !strings.Contains(out, "Enrollment token") || !strings.Contains(out, "sudo podman run") ||
+		!strings.Contains(out, "paste it when the installer asks") {
+		t.Errorf("human create output (exit %d):\n%s", code, out)
+	}
+	out, code = run(t, e, "collectors", "list")
+	if code != 0 || !strings.Contains(out, "STATUS") || !strings.Contains(out, g.Collector.ID) || !strings.Contains(out, "pending") {
+		t.Errorf("list (exit %d):\n%s", code, out)
+	}
+	var list api.CollectorList
+	runJSON(t, e, &list, "collectors", "list")
+	if len(list.Collectors) != 2 {
+		t.Errorf("list --json: %d collectors", len(list.Collectors))
+	}
+	var g2 api.EnrollmentGrant
+	runJSON(t, e, &g2, "collectors", "token", g.Collector.ID)
+	if g2.EnrollmentToken == g.EnrollmentToken {
+		t.Errorf("token: same token")
+	}
+	// Enroll with the new token, then show it.
+	key, hk := platformtest.NewKeys(t)
+	cl := api.NewCollectorClient(e.URL, g.Collector.ID, key, "", e.HTTP)
+	if _, err := cl.Enroll(context.Background(), api.EnrollRequest{CollectorID: g.Collector.ID, Token: g2.EnrollmentToken,
+		IdentityPublicKey: key.Public().(ed25519.PublicKey), HPKEPublicKey: hk.PublicKey()}); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run(t, e, "collectors", "show", g.Collector.ID)
+	if code != 0 || !strings.Contains(out, "Identity key:") || !strings.Contains(out, "offline") {
+		t.Errorf("show (exit %d):\n%s", code, out)
+	}
+	if out, code = run(t, e, "collectors", "delete", g.Collector.ID); code != 0 {
+		t.Errorf("delete: exit %d %s", code, out)
+	}
+	if out, code = run(t, e, "collectors", "show", g.Collector.ID); code != cliutil.ExitNotFound {
+		t.Errorf("show deleted: exit %d, want %d: %s", code, cliutil.ExitNotFound, out)
+	}
+	if _, code = run(t, e, "collectors", "show"); code != cliutil.ExitUsage {
+		t.Errorf("show without ID: exit %d, want %d", code, cliutil.ExitUsage)
+	}
+}
+
+func TestIntegrationsCommands(t *testing.T) {
+	e := platformtest.Start(t)
+	a := e.EnrollNew(t, "a")
+	b := e.EnrollNew(t, "b")
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfgFile, []byte(`{"url":"https://api.example","api_key":"sk-live-abcdef123456"}`), 0o600)
+	var in api.Integration
+	runJSON(t, e, &in, "integrations", "create", "--name", "crm", "--image", "localhost/crm:1",
+		"--config-file", cfgFile, "--secret-field", "api_key", "--interval", "30m", "--collector", a.ID)
+	if in.IntervalSec != 1800 || in.CollectorID != a.ID || strings.Contains(string(in.Config), "sk-live") {
+		t.Fatalf("create: %+v %s", in, in.Config)
+	}
+	out, code := run(t, e, "integrations", "show", in.ID)
+	if code != 0 || !strings.Contains(out, api.SecretMask) || strings.Contains(out, "sk-live") {
+		t.Errorf("show (exit %d):\n%s", code, out)
+	}
+	// Delete is refused while assigned, naming the integration.
+	out, code = run(t, e, "collectors", "delete", a.ID)
+	if code != cliutil.ExitConflict || !strings.Contains(out, "crm") {
+		t.Errorf("delete assigned collector: exit %d, want %d:\n%s", code, cliutil.ExitConflict, out)
+	}
+	var moved api.Integration
+	runJSON(t, e, &moved, "integrations", "assign", in.ID, "--collector", b.ID)
+	if moved.CollectorID != b.ID {
+		t.Errorf("assign: %+v", moved)
+	}
+	var up api.Integration
+	runJSON(t, e, &up, "integrations", "update", in.ID, "--interval", "2h", "--config", `{"url":"https://api2.example","api_key":"********"}`)
+	if up.IntervalSec != 7200 || !strings.Contains(string(up.Config), "api2") {
+		t.Errorf("update: %+v %s", up, up.Config)
+	}
+	out, code = run(t, e, "integrations", "list")
+	if code != 0 || !strings.Contains(out, "crm") || !strings.Contains(out, "2h0m0s") {
+		t.Errorf("list (exit %d):\n%s", code, out)
+	}
+	if _, code = run(t, e, "integrations", "create", "--name", "bad", "--image", "localhost/x:1", "--config", "[1]"); code != cliutil.ExitUsage {
+		t.Errorf("bad config: exit %d, want %d", code, cliutil.ExitUsage)
+	}
+	if out, code = run(t, e, "integrations", "delete", in.ID); code != 0 {
+		t.Errorf("delete: exit %d %s", code, out)
+	}
+	if _, code = run(t, e, "collectors", "delete", a.ID); code != 0 {
+		t.Errorf("delete unassigned collector: exit %d", code)
+	}
+}
+
+func TestAuditCommands(t *testing.T) {
+	e := platformtest.Start(t)
+	run(t, e, "collectors", "create", "one")
+	run(t, e, "collectors", "create", "two")
+	run(t, e, "collectors", "create", "three")
+	out, code := run(t, e, "audit", "list")
+	if code != 0 || strings.Count(out, "collector.created") != 3 {
+		t.Errorf("audit list (exit %d):\n%s", code, out)
+	}
+	var l api.AuditList
+	runJSON(t, e, &l, "audit", "list", "--after", "1", "--limit", "1")
+	if len(l.Entries) != 1 || l.Entries[0].Seq != 2 {
+		t.Errorf("audit list --after 1 --limit 1: %+v", l)
+	}
+	if out, code = run(t, e, "audit", "verify"); code != 0 || !strings.Contains(out, "OK: 3 entries") {
+		t.Errorf("verify (exit %d): %s", code, out)
+	}
+	db, err := sql.Open("sqlite", e.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE audit_log SET actor = 'mallory' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run(t, e, "audit", "verify")
+	if code == 0 || !strings.Contains(out, "seq 2") {
+		t.Errorf("verify after tampering (exit %d): %s", code, out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	e := platformtest.Start(t)
+	if _, code := run(t, e, "collectors", "list", "--token", "cadm_wrong"); code != cliutil.ExitAuth {
+		t.Errorf("wrong token: exit %d, want %d", code, cliutil.ExitAuth)
+	}
+	if _, code := run(t, e, "collectors", "list", "--data-dir", t.TempDir(), "--ca-file", filepath.Join(e.DataDir, "ca.crt")); code != cliutil.ExitAuth {
+		t.Errorf("no token file: exit %d, want %d", code, cliutil.ExitAuth)
+	}
+	if _, code := run(t, e, "integrations", "show", "int_"+strings.Repeat("a", 26)); code != cliutil.ExitNotFound {
+		t.Errorf("missing integration: exit %d, want %d", code, cliutil.ExitNotFound)
+	}
+	e.Stop()
+	if out, code := run(t, e, "collectors", "list"); code != cliutil.ExitUnavailable {
+		t.Errorf("server down: exit %d, want %d: %s", code, cliutil.ExitUnavailable, out)
+	}
+	if _, code := run(t, e, "collectors", "frobnicate", "x"); code == 0 {
+		t.Errorf("unknown subcommand: exit 0")
+	}
+	if _, code := run(t, e, "serve", "--listen", "nonsense", "--data-dir", t.TempDir()); code != cliutil.ExitUsage {
+		t.Errorf("serve with a bad --listen: exit %d, want %d", code, cliutil.ExitUsage)
+	}
+}
+
+// TestServeCommand starts `platform serve` in-process and stops it the way
+// SIGTERM does (main cancels the context): it must return cleanly.
+func TestServeCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	app := newApp()
+	var out bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &out
+	go func() {
+		done <- app.RunContext(ctx, []string{"platform", "--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--data-dir", dir})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "admin-token")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not create the admin token")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform/adminctl"
+)
+
+var collectorsCommand = &cli.Command{
+	Name:  "collectors",
+	Usage: "create, list, show and delete collectors; issue enrollment tokens",
+	Subcommands: []*cli.Command{
+		{
+			Name: "create", Usage: "create a collector: prints its one-time enrollment token and install commands",
+			ArgsUsage: "NAME",
+			Flags:     clientFlags(&cli.StringFlag{Name: "pool", Usage: "pool the collector belongs to"}),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				name, err := oneArg(c, args, "NAME")
+				if err != nil {
+					return err
+				}
+				return adminctl.CreateCollector(c.Context, ac, api.CreateCollectorRequest{Name: name, Pool: c.String("pool")}, out)
+			}),
+		},
+		{
+			Name: "list", Usage: "list collectors with their status", Flags: clientFlags(),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				return adminctl.ListCollectors(c.Context, ac, out)
+			}),
+		},
+		{
+			Name: "show", Usage: "show a collector and its last heartbeat", ArgsUsage: "ID", Flags: clientFlags(),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				return adminctl.ShowCollector(c.Context, ac, id, out)
+			}),
+		},
+		{
+			Name: "delete", Usage: "delete a collector and revoke its credentials (refused while integrations are assigned)",
+			ArgsUsage: "ID", Flags: clientFlags(),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				return adminctl.DeleteCollector(c.Context, ac, id, out)
+			}),
+		},
+		{
+			Name: "token", Usage: "issue a new enrollment token (the previous one stops working)", ArgsUsage: "ID", Flags: clientFlags(),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				return adminctl.NewToken(c.Context, ac, id, out)
+			}),
+		},
+	},
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/collectorhq/collector/internal/cliutil"
+	"github.com/collectorhq/collector/internal/logging"
+	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/store/sqlite"
+)
+
+var serveDefaults = platform.DefaultConfig()
+
+func dataDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "data-dir", Value: serveDefaults.DataDir, EnvVars: []string{envDataDir},
+		Usage: "directory of the CA, keys, admin token and database (0700)"}
+}
+
+var serveCommand = &cli.Command{
+	Name:  "serve",
+	Usage: "run the platform's HTTPS server",
+	Description: "On first start, creates in --data-dir: a CA and server certificate (unless --tls-cert is given),\n" +
+		"the admin token (admin-token, 0600), the job-signing key and the at-rest data key. Logs the CA pin.",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: serveDefaults.Listen, EnvVars: []string{envListen}, Usage: "host:port to listen on"},
+		dataDirFlag(),
+		&cli.StringFlag{Name: "database", EnvVars: []string{envDatabase}, Usage: "SQLite database file (default <data-dir>/platform.db)"},
+		&cli.StringFlag{Name: "public-url", EnvVars: []string{envPublicURL}, Usage: "URL collectors reach the platform at (default https://<listen>)"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{envTLSCert}, Usage: "PEM certificate chain (default: generated from a local CA)"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{envTLSKey}, Usage: "PEM private key of --tls-cert"},
+		&cli.StringFlag{Name: "collector-image", Value: serveDefaults.CollectorImage, EnvVars: []string{envCollectorImage}, Usage: "collector image the install commands run"},
+		&cli.DurationFlag{Name: "heartbeat-interval", Value: serveDefaults.HeartbeatInterval, EnvVars: []string{envHeartbeatInterval}, Usage: "heartbeat interval collectors are told to use"},
+		&cli.DurationFlag{Name: "enrollment-token-ttl", Value: serveDefaults.EnrollmentTokenTTL, EnvVars: []string{envEnrollmentTTL}, Usage: "lifetime of an enrollment token"},
+		&cli.StringFlag{Name: "image-policy", EnvVars: []string{envImagePolicy}, Usage: "containers/image policy.json (sigstoreSigned) collectors verify every image against; sent at enrollment"},
+		&cli.DurationFlag{Name: "lease-ttl", Value: serveDefaults.Queue.LeaseTTL, EnvVars: []string{envLeaseTTL}, Usage: "how long a job lease lasts unless the runner renews it"},
+		&cli.IntFlag{Name: "max-attempts", Value: serveDefaults.Queue.MaxAttempts, EnvVars: []string{envMaxAttempts}, Usage: "leases a job gets before it is dead"},
+		&cli.Int64Flag{Name: "job-memory", Value: serveDefaults.JobLimits.MemoryBytes, EnvVars: []string{envJobMemory}, Usage: "memory limit of a job container, bytes"},
+		&cli.DurationFlag{Name: "job-timeout", Value: time.Duration(serveDefaults.JobLimits.TimeoutSec) * time.Second, EnvVars: []string{envJobTimeout}, Usage: "how long a job may run"},
+	},
+	Action: func(c *cli.Context) error {
+		log, err := logging.FromContext(c)
+		if err != nil {
+			return cliutil.Exit(cliutil.ExitUsage, err)
+		}
+		cfg := serveDefaults
+		cfg.Listen, cfg.DataDir, cfg.Database = c.String("listen"), c.String("data-dir"), c.String("database")
+		cfg.PublicURL, cfg.TLSCert, cfg.TLSKey = c.String("public-url"), c.String("tls-cert"), c.String("tls-key")
+		cfg.CollectorImage = c.String("collector-image")
+		cfg.HeartbeatInterval, cfg.EnrollmentTokenTTL = c.Duration("heartbeat-interval"), c.Duration("enrollment-token-ttl")
+		cfg.Queue.LeaseTTL, cfg.Queue.MaxAttempts = c.Duration("lease-ttl"), c.Int("max-attempts")
+		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
+		if p := c.String("image-policy"); p != "" {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return cliutil.Exit(cliutil.ExitUsage, fmt.Errorf("--image-policy: %w", err))
+			}
+			cfg.ImagePolicy = b
+		} else {
+			log.Warn("no --image-policy: collectors cannot enroll until the platform has an image signature policy to give them")
+		}
+		return serve(c.Context, cfg, log)
+	},
+}
+
+// serve opens the store the config names and runs the server until ctx ends.
+func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return cliutil.Exit(cliutil.ExitUsage, err)
+	}
+	if strings.Contains(cfg.Database, "://") {
+		return cliutil.Usagef("--database %q: only an SQLite file path is supported for now", cfg.Database)
+	}
+	st, err := sqlite.Open(ctx, cfg.DatabasePath())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := platform.New(ctx, cfg, st, log)
+	if err != nil {
+		return fmt.Errorf("start platform: %w", err)
+	}
+	return srv.Run(ctx)
+}

@@ -1,0 +1,61 @@
+package adminctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/collectorhq/collector/api"
+)
+
+// ErrAuditBroken: the audit chain does not verify.
+var ErrAuditBroken = errors.New("audit log verification failed")
+
+// ListAudit prints audit entries after seq after; limit 0 prints them all.
+func ListAudit(ctx context.Context, c *api.AdminClient, after int64, limit int, out Output) error {
+	var all []api.AuditEntry
+	for {
+		page := 1000
+		if limit > 0 && limit-len(all) < page {
+			page = limit - len(all)
+		}
+		l, err := c.Audit(ctx, after, page)
+		if err != nil {
+			return fmt.Errorf("list audit log: %w", err)
+		}
+		all = append(all, l.Entries...)
+		if l.NextAfter == 0 || (limit > 0 && len(all) >= limit) {
+			break
+		}
+		after = l.NextAfter
+	}
+	if out.JSON {
+		return out.json(api.AuditList{Entries: all})
+	}
+	tw := out.table()
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tDETAILS")
+	for _, e := range all {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(&e.Time), e.Actor, e.Action, e.Target, e.Details)
+	}
+	return tw.Flush()
+}
+
+// VerifyAudit asks the platform to verify the chain; a broken chain is an
+// error wrapping ErrAuditBroken that names the first bad entry.
+func VerifyAudit(ctx context.Context, c *api.AdminClient, out Output) error {
+	v, err := c.VerifyAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("verify audit log: %w", err)
+	}
+	if out.JSON {
+		if err := out.json(v); err != nil {
+			return err
+		}
+	} else if v.OK {
+		fmt.Fprintf(out.W, "Audit log OK: %d entries, head %s.\n", v.Entries, v.Head)
+	}
+	if !v.OK {
+		return fmt.Errorf("%w at seq %d: %s (%d entries verified before it)", ErrAuditBroken, v.BadSeq, v.Reason, v.Entries)
+	}
+	return nil
+}

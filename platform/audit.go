@@ -1,0 +1,64 @@
+package platform
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/collectorhq/collector/api"
+)
+
+const (
+	defaultAuditPage = 100
+	maxAuditPage     = 1000
+)
+
+func queryInt(r *http.Request, name string, def, min, max int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "query parameter %s must be an integer between %d and %d", name, min, max)
+	}
+	return n, nil
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
+	after, err := queryInt(r, "after", 0, 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", defaultAuditPage, 1, maxAuditPage)
+	if err != nil {
+		return err
+	}
+	es, err := s.st.AuditEntries(r.Context(), after, int(limit))
+	if err != nil {
+		return err
+	}
+	out := api.AuditList{Entries: make([]api.AuditEntry, 0, len(es))}
+	for _, e := range es {
+		out.Entries = append(out.Entries, api.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action,
+			Target: e.Target, Details: json.RawMessage(e.Details), PrevHash: e.PrevHash, Hash: e.Hash})
+	}
+	if len(es) == int(limit) {
+		out.NextAfter = es[len(es)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.st.VerifyAudit(r.Context())
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		s.log.Error("audit log verification failed", "seq", res.BadSeq, "reason", res.Reason)
+	}
+	writeJSON(w, http.StatusOK, api.AuditVerification{OK: res.OK, Entries: res.Entries, BadSeq: res.BadSeq,
+		Reason: res.Reason, Head: res.Head})
+	return nil
+}

@@ -1,0 +1,167 @@
+package platform
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"net/http"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/store"
+)
+
+// enroll burns a one-time token and records the collector's public keys.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
+	req, err := decode(s, w, r, api.DecodeEnroll)
+	if err != nil {
+		s.metrics.enrollment("malformed")
+		return err
+	}
+	e := store.Enrollment{CollectorID: req.CollectorID, TokenHash: crypto.HashToken(req.Token),
+		IdentityKey: req.IdentityPublicKey, HPKEKey: req.HPKEPublicKey, Now: s.now()}
+	ev := store.Event{Time: s.now(), Actor: "collector:" + req.CollectorID, Action: "collector.enrolled",
+		Target: req.CollectorID, Details: map[string]any{
+			"identity_key": crypto.Fingerprint(req.IdentityPublicKey),
+			"hpke_key":     crypto.Fingerprint(req.HPKEPublicKey),
+		}}
+	if err := s.st.Enroll(r.Context(), e, ev); err != nil {
+		he := enrollError(err)
+		if he == nil {
+			return err
+		}
+		s.metrics.enrollment(he.code)
+		s.metrics.authFailure("enrollment_" + he.code)
+		s.log.Warn("enrollment refused", "collector", req.CollectorID, "code", he.code)
+		return he
+	}
+	s.metrics.enrollment("ok")
+	s.log.Info("collector enrolled", "collector", req.CollectorID, "identity_key", crypto.Fingerprint(req.IdentityPublicKey))
+	writeJSON(w, http.StatusOK, api.EnrollResponse{
+		CollectorID:          req.CollectorID,
+		PlatformSigningKey:   s.SigningPublicKey(),
+		HeartbeatIntervalSec: int(s.cfg.HeartbeatInterval.Seconds()),
+		Audience:             s.audience,
+		ImagePolicy:          s.cfg.ImagePolicy,
+	})
+	return nil
+}
+
+// enrollError maps a refused enrollment to its answer; nil for other errors.
+func enrollError(err error) *httpError {
+	switch {
+	case errors.Is(err, store.ErrTokenInvalid):
+		return &httpError{http.StatusUnauthorized, api.CodeInvalidToken,
+			"enrollment token is not valid for this collector: ask the administrator for a new one (platform collectors token ID)"}
+	case errors.Is(err, store.ErrTokenExpired):
+		return &httpError{http.StatusUnauthorized, api.CodeTokenExpired,
+			"enrollment token has expired: ask the administrator for a new one (platform collectors token ID)"}
+	case errors.Is(err, store.ErrTokenRevoked):
+		return &httpError{http.StatusUnauthorized, api.CodeTokenRevoked,
+			"enrollment token was replaced by a newer one: use the newest token"}
+	case errors.Is(err, store.ErrTokenUsed):
+		return &httpError{http.StatusConflict, api.CodeTokenUsed,
+			"enrollment token was already used: each token enrolls once; ask for a new one to re-enroll"}
+	}
+	return nil
+}
+
+// errUnknownCollector: the assertion names no enrolled collector.
+var errUnknownCollector = errors.New("unknown or not enrolled collector")
+
+// exchangeToken trades a signed assertion for a short-lived access token.
+func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request) error {
+	req, err := decode(s, w, r, api.DecodeToken)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	a, err := crypto.ParseAssertion(req.Assertion, s.audience, now, func(id string) (ed25519.PublicKey, error) {
+		if !api.ValidCollectorID(id) {
+			return nil, errUnknownCollector
+		}
+		c, err := s.st.Collector(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) || err == nil && len(c.IdentityKey) != ed25519.PublicKeySize {
+			return nil, errUnknownCollector
+		}
+		return c.IdentityKey, err
+	})
+	if err != nil {
+		return s.assertionError(err)
+	}
+	tok, err := crypto.NewToken(api.AccessTokenPrefix)
+	if err != nil {
+		return err
+	}
+	at := store.AccessToken{Hash: crypto.HashToken(tok), CollectorID: a.CollectorID, ExpiresAt: now.Add(s.cfg.AccessTokenTTL)}
+	err = s.st.IssueAccessToken(r.Context(), a.JTI, a.ExpiresAt.Add(crypto.AssertionClockSkew), at, now)
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		s.log.Warn("assertion replay", "collector", a.CollectorID)
+		return s.refuseAssertion("replay")
+	case errors.Is(err, store.ErrNotEnrolled):
+		return s.refuseAssertion("unknown_collector")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.TokenResponse{AccessToken: tok, TokenType: "Bearer",
+		ExpiresIn: int(s.cfg.AccessTokenTTL.Seconds())})
+	return nil
+}
+
+// errAssertionRefused is the one answer to every refused assertion: the
+// reason goes to the log and metrics only, so the endpoint tells a prober
+// nothing (docs/auth.md §4).
+var errAssertionRefused = errorf(http.StatusUnauthorized, api.CodeInvalidAssert,
+	"assertion refused: sign a fresh assertion (EdDSA JWT, iss = sub = collector ID, aud = platform URL, ≤ 60 s, new jti) with the enrolled identity key; the platform log has the reason")
+
+func (s *Server) assertionError(err error) error {
+	reason := "malformed"
+	switch {
+	case errors.Is(err, errUnknownCollector):
+		reason = "unknown_collector"
+	case errors.Is(err, crypto.ErrAssertionSignature):
+		reason = "signature"
+	case errors.Is(err, crypto.ErrAssertionExpired):
+		reason = "expired"
+	case errors.Is(err, crypto.ErrAssertionAudience):
+		reason = "audience"
+	case errors.Is(err, crypto.ErrAssertionLifetime):
+		reason = "lifetime"
+	case errors.Is(err, crypto.ErrAssertionMalformed):
+	default:
+		// The key look-up failed for another reason: the store is down.
+		s.log.Error("verify assertion: key look-up failed", "err", err)
+		return errorf(http.StatusServiceUnavailable, "unavailable", "the platform cannot verify assertions right now; retry later")
+	}
+	return s.refuseAssertion(reason)
+}
+
+func (s *Server) refuseAssertion(reason string) error {
+	s.metrics.authFailure("assertion_" + reason)
+	s.log.Warn("assertion refused", "reason", reason)
+	return errAssertionRefused
+}
+
+// heartbeat records a heartbeat for the collector the access token names.
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	hb, err := decode(s, w, r, api.DecodeHeartbeat)
+	if err != nil {
+		return err
+	}
+	rec := store.Heartbeat{At: s.now().UTC(), Version: hb.Version, EngineKind: hb.Engine.Kind, EngineVer: hb.Engine.Version,
+		CPUs: hb.Capacity.CPUs, MemTotal: hb.Capacity.MemoryTotalBytes, MemFree: hb.Capacity.MemoryFreeBytes,
+		Running: hb.RunningJobs, RunnerState: hb.RunnerState}
+	if err := s.st.RecordHeartbeat(r.Context(), collectorID, rec, s.cfg.HeartbeatHistory); err != nil {
+		return err
+	}
+	s.metrics.heartbeats.Inc()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func heartbeatView(hb store.Heartbeat) api.Heartbeat {
+	at := hb.At
+	return api.Heartbeat{At: &at, Version: hb.Version, Engine: api.Engine{Kind: hb.EngineKind, Version: hb.EngineVer},
+		Capacity:    api.Capacity{CPUs: hb.CPUs, MemoryTotalBytes: hb.MemTotal, MemoryFreeBytes: hb.MemFree},
+		RunningJobs: hb.Running, RunnerState: hb.RunnerState}
+}

@@ -1,0 +1,255 @@
+package platform
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/store"
+)
+
+// activeWindow is how recent a heartbeat must be for a collector to be active.
+func (s *Server) activeWindow() time.Duration { return 3 * s.cfg.HeartbeatInterval }
+
+func (s *Server) status(c store.Collector) string {
+	switch {
+	case c.EnrolledAt.IsZero():
+		return api.CollectorStatusPending
+	case !c.LastSeenAt.IsZero() && s.now().Sub(c.LastSeenAt) <= s.activeWindow():
+		return api.CollectorStatusActive
+	}
+	return api.CollectorStatusOffline
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (s *Server) collectorView(c store.Collector) api.Collector {
+	v := api.Collector{
+		ID: c.ID, Name: c.Name, Pool: c.Pool, Status: s.status(c), CreatedAt: c.CreatedAt,
+		EnrolledAt: timePtr(c.EnrolledAt), LastHeartbeatAt: timePtr(c.LastSeenAt),
+	}
+	if c.LastBeat != nil {
+		hb := heartbeatView(*c.LastBeat)
+		v.LastHeartbeat = &hb
+	}
+	if len(c.IdentityKey) > 0 {
+		v.IdentityKeyFingerprint = crypto.Fingerprint(c.IdentityKey)
+		v.HPKEKeyFingerprint = crypto.Fingerprint(c.HPKEKey)
+	}
+	return v
+}
+
+// pathID returns the {id} path value if it is a well-formed ID.
+func pathID(r *http.Request, valid func(string) bool, what string) (string, error) {
+	id := r.PathValue("id")
+	if !valid(id) {
+		return "", errorf(http.StatusNotFound, api.CodeNotFound, "%s %q not found", what, id)
+	}
+	return id, nil
+}
+
+func (s *Server) newEnrollmentGrant(c store.Collector) (store.EnrollmentToken, string, error) {
+	tok, err := crypto.NewToken(api.EnrollmentTokenPrefix)
+	if err != nil {
+		return store.EnrollmentToken{}, "", err
+	}
+	now := s.now()
+	return store.EnrollmentToken{
+		Hash: crypto.HashToken(tok), CollectorID: c.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.EnrollmentTokenTTL),
+	}, tok, nil
+}
+
+func (s *Server) grant(c store.Collector, tok string, t store.EnrollmentToken) api.EnrollmentGrant {
+	return api.EnrollmentGrant{
+		Collector: s.collectorView(c), EnrollmentToken: tok, ExpiresAt: t.ExpiresAt,
+		CAPin: s.caPin, InstallCommands: s.installCommands(c.ID),
+	}
+}
+
+// installCommands are the installer command lines for a collector. The
+// enrollment token is not among them: the installer reads it on stdin, so it
+// never lands in a shell history or a process listing.
+func (s *Server) installCommands(id string) api.InstallCommands {
+	env := fmt.Sprintf("-e COLLECTOR_ID=%s -e COLLECTOR_PLATFORM_URL=%s -e COLLECTOR_CA_PIN=%s",
+		shellQuote(id), shellQuote(s.audience), shellQuote(s.caPin))
+	// A platform on loopback is reachable from the collector's containers
+	// only on the host's network; a collector image on a loopback registry
+	// is served over plain HTTP (tests, the demo).
+	if isLoopback(s.publicURL.Hostname()) {
+		env += " -e COLLECTOR_NETWORK=host"
+	}
+	if reg := imageRegistry(s.cfg.CollectorImage); isLoopback(strings.Split(reg, ":")[0]) {
+		env += " -e COLLECTOR_INSECURE_REGISTRIES=" + shellQuote(reg)
+	}
+	cmd := func(engine, sock string) string {
+		return fmt.Sprintf("sudo %s run --rm -i --privileged --network host %s -v /etc/collector:/etc/collector:Z -v %s:%s %s install",
+			engine, env, sock, sock, shellQuote(s.cfg.CollectorImage))
+	}
+	return api.InstallCommands{
+		Podman: cmd("podman", "/run/podman/podman.sock"),
+		Docker: cmd("docker", "/var/run/docker.sock"),
+	}
+}
+
+// isLoopback reports whether host names this machine's loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// imageRegistry returns the registry host[:port] of an image reference, or
+// "" when the reference has none.
+func imageRegistry(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	if !ok || !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return ""
+	}
+	return first
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything unusual.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@+=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (s *Server) createCollector(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeInto[api.CreateCollectorRequest](s, w, r)
+	if err != nil {
+		return err
+	}
+	c := store.Collector{ID: newID("col"), Name: req.Name, Pool: req.Pool, CreatedAt: s.now()}
+	t, tok, err := s.newEnrollmentGrant(c)
+	if err != nil {
+		return err
+	}
+	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.created", Target: c.ID,
+		Details: map[string]any{"name": c.Name, "pool": c.Pool, "token_expires_at": t.ExpiresAt}}
+	if err := s.st.CreateCollector(r.Context(), c, t, ev); err != nil {
+		return err
+	}
+	s.log.Info("collector created", "collector", c.ID, "name", c.Name)
+	writeJSON(w, http.StatusCreated, s.grant(c, tok, t))
+	return nil
+}
+
+func (s *Server) listCollectors(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.st.Collectors(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.CollectorList{Collectors: make([]api.Collector, 0, len(cs))}
+	for _, c := range cs {
+		out.Collectors = append(out.Collectors, s.collectorView(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) showCollector(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err != nil {
+		return err
+	}
+	c, err := s.st.Collector(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.collectorView(c))
+	return nil
+}
+
+func (s *Server) collectorHeartbeats(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err != nil {
+		return err
+	}
+	if _, err := s.st.Collector(r.Context(), id); err != nil {
+		return err
+	}
+	hbs, err := s.st.Heartbeats(r.Context(), id, s.cfg.HeartbeatHistory)
+	if err != nil {
+		return err
+	}
+	out := api.HeartbeatList{Heartbeats: make([]api.Heartbeat, 0, len(hbs))}
+	for _, hb := range hbs {
+		out.Heartbeats = append(out.Heartbeats, heartbeatView(hb))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteCollector(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err != nil {
+		return err
+	}
+	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.deleted", Target: id}
+	if err := s.st.DeleteCollector(r.Context(), id, ev); err != nil {
+		return err
+	}
+	s.log.Info("collector deleted; its credentials are revoked", "collector", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) newEnrollmentToken(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err != nil {
+		return err
+	}
+	if err := s.noBody(w, r); err != nil {
+		return err
+	}
+	c, err := s.st.Collector(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	t, tok, err := s.newEnrollmentGrant(c)
+	if err != nil {
+		return err
+	}
+	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.token_issued", Target: id,
+		Details: map[string]any{"token_expires_at": t.ExpiresAt}}
+	if err := s.st.ReplaceEnrollmentToken(r.Context(), t, ev); err != nil {
+		return err
+	}
+	s.log.Info("enrollment token issued; earlier tokens revoked", "collector", id)
+	writeJSON(w, http.StatusCreated, s.grant(c, tok, t))
+	return nil
+}
+
+// noBody refuses a body on an endpoint that takes none; an empty JSON
+// object is tolerated.
+func (s *Server) noBody(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	_, err := decode(s, w, r, func(rd io.Reader) (struct{}, error) {
+		var v struct{}
+		return v, api.Decode(rd, &v)
+	})
+	return err
+}

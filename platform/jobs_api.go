@@ -1,0 +1,335 @@
+package platform
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
+)
+
+// openJobs opens the job queue and the data store in the store's own
+// database file, so a job's state and the platform's are in one place. A
+// PostgreSQL store will host the PostgreSQL queue the same way.
+func (s *Server) openJobs(ctx context.Context) error {
+	sq, ok := s.st.(interface{ DB() *sql.DB })
+	if !ok {
+		return fmt.Errorf("store %T cannot host the job queue: it exposes no SQL database", s.st)
+	}
+	q, err := qsqlite.New(sq.DB(), s.cfg.Queue)
+	if err != nil {
+		return fmt.Errorf("open job queue: %w", err)
+	}
+	data, err := jobs.OpenData(ctx, sq.DB(), sq.DB())
+	if err != nil {
+		return fmt.Errorf("open data store: %w", err)
+	}
+	s.jobs = jobs.New(s.cfg.Jobs, q, data, jobsDirectory{s}, s.signKey, s.log, s.metrics.reg)
+	return nil
+}
+
+// jobsDirectory lets the job service read integrations and collector keys
+// from the store, with configs decrypted.
+type jobsDirectory struct{ s *Server }
+
+func (d jobsDirectory) Source(ctx context.Context, integrationID string) (*jobs.Source, error) {
+	in, err := d.s.st.Integration(ctx, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := d.s.open(in)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &jobs.Source{
+		IntegrationID: in.ID, CollectorID: in.CollectorID, Image: in.Image, Network: in.Network,
+		Config: plain, SecretFields: in.SecretFields, Limits: d.s.cfg.JobLimits,
+	}, nil
+}
+
+func (d jobsDirectory) CollectorHPKEKey(ctx context.Context, collectorID string) ([]byte, error) {
+	c, err := d.s.st.Collector(ctx, collectorID)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.HPKEKey) == 0 {
+		return nil, fmt.Errorf("collector %s is not enrolled", collectorID)
+	}
+	return c.HPKEKey, nil
+}
+
+func (d jobsDirectory) Schedules(ctx context.Context) ([]jobs.Schedule, error) {
+	list, err := d.s.st.Integrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]jobs.Schedule, 0, len(list))
+	for _, in := range list {
+		out = append(out, jobs.Schedule{IntegrationID: in.ID, CollectorID: in.CollectorID, Interval: in.Interval})
+	}
+	return out, nil
+}
+
+// jobError maps the job service's errors to HTTP answers.
+func jobError(err error) error {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return errorf(http.StatusNotFound, api.CodeNotFound, "%v", err)
+	case errors.Is(err, jobs.ErrLeaseLost):
+		return errorf(http.StatusConflict, api.CodeLeaseLost, "%v", err)
+	case errors.Is(err, jobs.ErrInvalid):
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "%v", err)
+	case errors.Is(err, queue.ErrNotFound):
+		return errorf(http.StatusNotFound, api.CodeNotFound, "%v", err)
+	case errors.Is(err, queue.ErrInvalidState):
+		return errorf(http.StatusConflict, api.CodeConflict, "%v", err)
+	}
+	return err
+}
+
+func (s *Server) jobsNext(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	req, err := decode(s, w, r, func(rd io.Reader) (api.NextRequest, error) {
+		var v api.NextRequest
+		err := api.Decode(rd, &v)
+		if err == nil && (v.WaitSeconds < 0 || v.FreeMemoryBytes < 0) {
+			err = fmt.Errorf("%w: wait_seconds and free_memory_bytes must not be negative", api.ErrInvalid)
+		}
+		return v, err
+	})
+	if err != nil {
+		return err
+	}
+	// A long poll ends early when the collector goes away or the server
+	// shuts down (then with 503, which the runner retries).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.polls, cancel)
+	defer stop()
+	lease, err := s.jobs.Next(ctx, collectorID, req)
+	if err != nil {
+		if s.polls.Err() != nil {
+			return errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "the platform is shutting down: retry")
+		}
+		if r.Context().Err() != nil {
+			return nil // the collector went away
+		}
+		return jobError(err)
+	}
+	if lease == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, lease)
+	return nil
+}
+
+func decodeLease(s *Server, w http.ResponseWriter, r *http.Request) (api.LeaseRequest, error) {
+	return decode(s, w, r, func(rd io.Reader) (api.LeaseRequest, error) {
+		var v api.LeaseRequest
+		err := api.Decode(rd, &v)
+		if err == nil && v.LeaseID == "" {
+			err = fmt.Errorf("%w: lease_id is required", api.ErrInvalid)
+		}
+		return v, err
+	})
+}
+
+func (s *Server) jobRenew(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	req, err := decodeLease(s, w, r)
+	if err != nil {
+		return err
+	}
+	out, err := s.jobs.Renew(r.Context(), collectorID, r.PathValue("id"), req.LeaseID)
+	if err != nil {
+		return jobError(err)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) jobRunning(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	req, err := decodeLease(s, w, r)
+	if err != nil {
+		return err
+	}
+	if err := s.jobs.MarkRunning(r.Context(), collectorID, r.PathValue("id"), req.LeaseID); err != nil {
+		return jobError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) jobRecords(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	if ct := r.Header.Get("Content-Type"); ct != api.ContentTypeNDJS {
+		return errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type must be %s", api.ContentTypeNDJS)
+	}
+	seq, err := strconv.Atoi(r.Header.Get(api.HeaderBatchSeq))
+	if err != nil {
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "header %s must be the batch's sequence number", api.HeaderBatchSeq)
+	}
+	body := http.MaxBytesReader(w, r.Body, api.MaxBatchBytes)
+	res, err := s.jobs.Records(r.Context(), collectorID, r.PathValue("id"), r.Header.Get(api.HeaderLease), seq, body)
+	if err != nil {
+		return jobError(err)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	body := http.MaxBytesReader(w, r.Body, api.MaxLogBytes)
+	if err := s.jobs.Logs(r.Context(), collectorID, r.PathValue("id"), r.Header.Get(api.HeaderLease), body); err != nil {
+		return jobError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) jobFinish(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	req, err := decode(s, w, r, func(rd io.Reader) (api.FinishRequest, error) {
+		var v api.FinishRequest
+		err := api.Decode(rd, &v)
+		if err == nil && v.LeaseID == "" {
+			err = fmt.Errorf("%w: lease_id is required", api.ErrInvalid)
+		}
+		return v, err
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.jobs.Finish(r.Context(), collectorID, r.PathValue("id"), req); err != nil {
+		return jobError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// runIntegration enqueues a job now ("run now"), deduplicated.
+func (s *Server) runIntegration(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	job, existed, err := s.jobs.RunNow(r.Context(), id, queue.RequestedByAdmin)
+	if err != nil {
+		return jobError(err)
+	}
+	if !existed {
+		ev := store.Event{Time: s.now(), Actor: adminActor, Action: "job.requested", Target: job.ID,
+			Details: map[string]any{"integration_id": id, "collector_id": job.CollectorID}}
+		if err := s.st.AppendAudit(r.Context(), ev); err != nil {
+			return err
+		}
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, s.jobs.View(r.Context(), job))
+	return nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := queue.Filter{IntegrationID: q.Get("integration"), CollectorID: q.Get("collector"), Limit: 100}
+	if st := q.Get("state"); st != "" {
+		if !queue.State(st).Valid() {
+			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "state %q is not a job state", st)
+		}
+		f.States = []queue.State{queue.State(st)}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "limit must be 1..1000")
+		}
+		f.Limit = n
+	}
+	list, err := s.jobs.Queue().List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := api.JobList{Jobs: make([]api.Job, 0, len(list))}
+	for _, j := range list {
+		out.Jobs = append(out.Jobs, s.jobs.View(r.Context(), j))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) showJob(w http.ResponseWriter, r *http.Request) error {
+	j, err := s.jobs.Queue().Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return jobError(err)
+	}
+	writeJSON(w, http.StatusOK, s.jobs.View(r.Context(), j))
+	return nil
+}
+
+func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := s.jobs.Queue().Get(r.Context(), id); err != nil {
+		return jobError(err)
+	}
+	text, err := s.jobs.Data().Logs(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, text)
+	return nil
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
+	j, err := s.jobs.Queue().Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return jobError(err)
+	}
+	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "job.canceled", Target: j.ID, Details: map[string]any{"integration_id": j.IntegrationID}}
+	if err := s.st.AppendAudit(r.Context(), ev); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.jobs.View(r.Context(), j))
+	return nil
+}
+
+func (s *Server) listItems(kind string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("id")
+		if _, err := s.st.Integration(r.Context(), id); err != nil {
+			return err
+		}
+		q := r.URL.Query()
+		f := jobs.ListFilter{IntegrationID: id, Type: q.Get("type"), IncludeDeleted: q.Get("deleted") == "true", Limit: 1000}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > 100000 {
+				return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "limit must be 1..100000")
+			}
+			f.Limit = n
+		}
+		items, err := s.jobs.Data().List(r.Context(), kind, f)
+		if err != nil {
+			return err
+		}
+		if items == nil {
+			items = []jobs.Item{}
+		}
+		key := "entities"
+		if kind == api.KindRelationship {
+			key = "relationships"
+		}
+		writeJSON(w, http.StatusOK, map[string]any{key: items})
+		return nil
+	}
+}

@@ -1,0 +1,333 @@
+package platform_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/platform/store/sqlite"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestHeartbeatLoad simulates many collectors heartbeating against one
+// platform process over loopback TLS and reports latency and the server's
+// CPU time per heartbeat. It is slow, so it runs only when asked:
+//
+//	PLATFORM_LOAD=1 go test -run TestHeartbeatLoad -v -timeout 20m ./platform/
+//
+// PLATFORM_LOAD_COLLECTORS (10000) collectors each beat every
+// PLATFORM_LOAD_INTERVAL seconds (30) for PLATFORM_LOAD_SECONDS (30). The
+// collectors are enrolled straight through the store for speed; the server
+// is the real `platform serve` binary, so its CPU is measured apart from the
+// load generator's.
+func TestHeartbeatLoad(t *testing.T) {
+	if os.Getenv("PLATFORM_LOAD") == "" {
+		t.Skip("set PLATFORM_LOAD=1 to run the heartbeat load test")
+	}
+	n := envInt("PLATFORM_LOAD_COLLECTORS", 10000)
+	interval := time.Duration(envInt("PLATFORM_LOAD_INTERVAL", 30)) * time.Second
+	duration := time.Duration(envInt("PLATFORM_LOAD_SECONDS", 30)) * time.Second
+
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	start := time.Now()
+	tokens := enrollDirect(t, filepath.Join(dataDir, "platform.db"), n)
+	t.Logf("enrolled %d collectors through the store in %v", n, time.Since(start).Round(time.Millisecond))
+
+	url, pid := startPlatformProcess(t, dir, dataDir)
+	tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HTTP/1.1 with keep-alive. By default the simulated collectors share a
+	// pool of connections; PLATFORM_LOAD_CONNS=collector gives each its own
+	// (10,000 TLS connections, set up during the first interval and reused
+	// after), as real collectors would hold.
+	newClient := func(idle int) *http.Client {
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc,
+			MaxIdleConns: idle, MaxIdleConnsPerHost: idle, IdleConnTimeout: 2 * interval}}
+	}
+	clients := make([]*http.Client, n)
+	perCollector := os.Getenv("PLATFORM_LOAD_CONNS") == "collector"
+	shared := newClient(2000)
+	for i := range clients {
+		clients[i] = shared
+		if perCollector {
+			clients[i] = newClient(1)
+		}
+	}
+	t.Logf("connections: per collector = %v", perCollector)
+
+	base := baseline(t, shared, url)
+	body, _ := json.Marshal(api.Heartbeat{Version: "1.0.0", Engine: api.Engine{Kind: "podman", Version: "4.3.1"},
+		Capacity: api.Capacity{CPUs: 4, MemoryTotalBytes: 8 << 30, MemoryFreeBytes: 5 << 30}, RunningJobs: 1, RunnerState: "running"})
+
+	rate := float64(n) / interval.Seconds()
+	gap := time.Duration(float64(time.Second) / rate)
+	total := int(duration.Seconds() * rate)
+	lat := make([]time.Duration, total)
+	fails := make([]int, total)
+	ph := make([]phases, total)
+	var wg sync.WaitGroup
+	cpu0, self0 := procCPU(t, pid), selfCPU()
+	t0 := time.Now()
+	for i := 0; i < total; i++ {
+		due := t0.Add(time.Duration(i) * gap)
+		time.Sleep(time.Until(due))
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			lat[i], fails[i] = beat(clients[i%n], url, tokens[i%n], body, due, &ph[i])
+		}(i)
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	cpu, self := procCPU(t, pid)-cpu0, selfCPU()-self0
+
+	failed := 0
+	for _, f := range fails {
+		failed += f
+	}
+	for round := 0; total > n && round*n < total; round++ {
+		logLatency(t, fmt.Sprintf("round %d (beats %d-%d)", round+1, round*n+1, min(total, (round+1)*n)), lat[round*n:min(total, (round+1)*n)])
+	}
+	lat = slices.Clone(lat)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
+	t.Logf("%d heartbeats from %d collectors (every %v) in %v: %.0f/s, %d failed",
+		total, n, interval, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), failed)
+	logLatency(t, "all", lat)
+	t.Logf("baseline GET /healthz p50 %v: heartbeat p50 is %.1fx the baseline", base.Round(time.Microsecond),
+		float64(pct(.5))/float64(base))
+	t.Logf("server CPU %v = %v per heartbeat (%.1f%% of one core); load generator CPU %v = %v per heartbeat",
+		cpu.Round(time.Millisecond), (cpu / time.Duration(total)).Round(time.Microsecond),
+		100*cpu.Seconds()/elapsed.Seconds(), self.Round(time.Millisecond), (self / time.Duration(total)).Round(time.Microsecond))
+	var hs, ws, cs []time.Duration
+	for _, p := range ph {
+		if p.handshake > 0 {
+			hs, cs = append(hs, p.handshake), append(cs, p.connect)
+		}
+		ws = append(ws, p.wait)
+	}
+	if len(hs) > 0 {
+		logLatency(t, fmt.Sprintf("of TCP connect (%d new connections)", len(cs)), cs)
+		logLatency(t, "of TLS handshake", hs)
+	}
+	logLatency(t, "from request written to first response byte", ws)
+	logServerHistogram(t, shared, url)
+	if failed > 0 {
+		t.Errorf("%d heartbeats failed", failed)
+	}
+	if p99 := pct(.99); p99 > 50*time.Millisecond {
+		t.Errorf("p99 %v exceeds the 50 ms goal", p99)
+	}
+}
+
+// enrollDirect creates and enrolls n collectors and gives each an access
+// token, straight through the store.
+func enrollDirect(t *testing.T, dbPath string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, hk := platformtestKeys(t)
+	now := time.Now()
+	tokens := make([]string, n)
+	for i := range n {
+		id := fmt.Sprintf("col_%026d", i)
+		id = "col_" + strings.Map(func(r rune) rune { return 'a' + (r - '0') }, id[4:]) // base32 alphabet
+		tok := fmt.Sprintf("load-%d", i)
+		ev := store.Event{Time: now, Actor: "load", Action: "collector.created", Target: id}
+		if err := st.CreateCollector(ctx, store.Collector{ID: id, Name: id, CreatedAt: now},
+			store.EnrollmentToken{Hash: crypto.HashToken(tok), CollectorID: id, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, ev); err != nil {
+			t.Fatal(err)
+		}
+		ev.Action = "collector.enrolled"
+		if err := st.Enroll(ctx, store.Enrollment{CollectorID: id, TokenHash: crypto.HashToken(tok), IdentityKey: make([]byte, 32),
+			HPKEKey: hk, Now: now}, ev); err != nil {
+			t.Fatal(err)
+		}
+		access, _ := crypto.NewToken(api.AccessTokenPrefix)
+		if err := st.IssueAccessToken(ctx, "jti-"+id, now.Add(time.Minute), store.AccessToken{Hash: crypto.HashToken(access),
+			CollectorID: id, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+			t.Fatal(err)
+		}
+		tokens[i] = access
+	}
+	return tokens
+}
+
+func platformtestKeys(t *testing.T) ([]byte, []byte) {
+	hk, err := crypto.GenerateHPKEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nil, hk.PublicKey()
+}
+
+// startPlatformProcess builds and starts `platform serve` and waits until it
+// answers.
+func startPlatformProcess(t *testing.T, dir, dataDir string) (string, int) {
+	t.Helper()
+	bin := filepath.Join(dir, "platform")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/collectorhq/collector/cmd/platform").CombinedOutput(); err != nil {
+		t.Fatalf("build platform: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("platform log:\n%s", logs.String())
+		}
+	})
+	url := "https://" + addr
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
+		if err != nil {
+			continue
+		}
+		resp, err := api.HTTPClient(tc).Get(url + api.PathHealthz)
+		if err == nil {
+			resp.Body.Close()
+			return url, cmd.Process.Pid
+		}
+	}
+	t.Fatalf("platform did not come up:\n%s", logs.String())
+	return "", 0
+}
+
+// phases are the durations of a heartbeat's connection set-up and its wait
+// for the response once the request is written.
+type phases struct{ connect, handshake, wait time.Duration }
+
+func beat(hc *http.Client, url, token string, body []byte, due time.Time, ph *phases) (time.Duration, int) {
+	var connStart, tlsStart, wrote time.Time
+	trace := &httptrace.ClientTrace{
+		ConnectStart:         func(string, string) { connStart = time.Now() },
+		ConnectDone:          func(string, string, error) { ph.connect = time.Since(connStart) },
+		TLSHandshakeStart:    func() { tlsStart = time.Now() },
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { ph.handshake = time.Since(tlsStart) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = time.Now() },
+		GotFirstResponseByte: func() { ph.wait = time.Since(wrote) },
+	}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", url+api.PathHeartbeat, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	d := time.Since(due)
+	if err != nil {
+		return d, 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return d, 1
+	}
+	return d, 0
+}
+
+// baseline is the p50 of a trivial request on the same connections.
+func baseline(t *testing.T, hc *http.Client, url string) time.Duration {
+	var ds []time.Duration
+	for range 300 {
+		s := time.Now()
+		resp, err := hc.Get(url + api.PathHealthz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ds = append(ds, time.Since(s))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// procCPU is a process's user+system CPU time from /proc.
+func procCPU(t *testing.T, pid int) time.Duration {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	fields := strings.Fields(line[strings.LastIndexByte(line, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func logLatency(t *testing.T, what string, lat []time.Duration) {
+	lat = slices.Clone(lat)
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)].Round(time.Microsecond) }
+	t.Logf("latency %s: p50 %v  p90 %v  p99 %v  max %v", what, pct(.5), pct(.9), pct(.99), pct(1))
+}
+
+// logServerHistogram logs the server's own view of heartbeat latency (time
+// in the handler, without TLS handshakes and network): the cumulative
+// histogram buckets from /metrics.
+func logServerHistogram(t *testing.T, hc *http.Client, url string) {
+	resp, err := hc.Get(url + api.PathMetrics)
+	if err != nil {
+		t.Logf("metrics: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	var buckets []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "platform_http_request_duration_seconds_bucket{") &&
+			strings.Contains(line, `route="POST /api/v1/collector/heartbeat"`) && strings.Contains(line, `code="204"`) {
+			le := line[strings.Index(line, `le="`)+4:]
+			buckets = append(buckets, "≤"+le[:strings.IndexByte(le, '"')]+"s:"+line[strings.LastIndexByte(line, ' ')+1:])
+		}
+	}
+	t.Logf("server-side heartbeat handler latency (cumulative counts): %s", strings.Join(buckets, " "))
+}

@@ -1,0 +1,241 @@
+// Package platformtest starts a real platform server for tests: HTTPS on
+// 127.0.0.1:0, a real SQLite file in a temporary data dir, its log captured,
+// and a clock tests can move forward.
+package platformtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/store/sqlite"
+)
+
+// Env is a running platform and clients for it.
+type Env struct {
+	URL        string
+	DataDir    string
+	DBPath     string
+	Config     platform.Config
+	Server     *platform.Server
+	Store      *sqlite.Store
+	HTTP       *http.Client // trusts the platform CA
+	Admin      *api.AdminClient
+	AdminToken string
+	Logs       *Buffer
+	Clock      *Clock
+
+	stop func()
+}
+
+// Buffer is a goroutine-safe bytes.Buffer for captured logs.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Clock is real time plus an offset tests can advance.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// Start starts a platform; edit, if given, adjusts the config first. The
+// server stops when the test ends.
+func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
+	t.Helper()
+	cfg := platform.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	for _, e := range edit {
+		e(&cfg)
+	}
+	return start(t, cfg, &Buffer{}, &Clock{})
+}
+
+// Restart stops the server and starts a new one on the same data dir (and
+// a new port), with the same log buffer and clock.
+func (e *Env) Restart(t testing.TB) *Env {
+	t.Helper()
+	e.Stop()
+	return start(t, e.Config, e.Logs, e.Clock)
+}
+
+func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock) *Env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = ln.Addr().String()
+	e := &Env{DataDir: cfg.DataDir, DBPath: cfg.DatabasePath(), Config: cfg, Logs: logs, Clock: clock}
+	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	if e.Store, err = sqlite.Open(ctx, e.DBPath); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if e.Server, err = platform.New(ctx, cfg, e.Store, log, platform.WithClock(e.Clock.Now)); err != nil {
+		cancel()
+		e.Store.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Server.Serve(ctx, ln) }()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			if e.HTTP != nil {
+				// Idle HTTP/2 connections would hold the graceful shutdown
+				// for the GOAWAY timeout (1 s).
+				e.HTTP.CloseIdleConnections()
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server stopped with: %v", err)
+			}
+			e.Store.Close()
+		})
+	}
+	t.Cleanup(e.stop)
+	e.finishClients(t)
+	return e
+}
+
+func (e *Env) finishClients(t testing.TB) {
+	t.Helper()
+	tc, err := api.CATLSConfig(filepath.Join(e.DataDir, platform.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.HTTP = api.HTTPClient(tc)
+	tok, err := os.ReadFile(filepath.Join(e.DataDir, platform.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.AdminToken = strings.TrimSpace(string(tok))
+	e.URL = "https://" + e.Config.Listen
+	e.Admin = api.NewAdminClient(e.URL, e.AdminToken, e.HTTP)
+}
+
+// Stop stops the server now (it also stops when the test ends).
+func (e *Env) Stop() { e.stop() }
+
+// Collector is an enrolled collector with its keys and client.
+type Collector struct {
+	ID       string
+	Key      ed25519.PrivateKey
+	HPKE     *crypto.HPKEKey
+	Client   *api.CollectorClient
+	Enrolled *api.EnrollResponse
+}
+
+// NewKeys returns a fresh identity key and HPKE key.
+func NewKeys(t testing.TB) (ed25519.PrivateKey, *crypto.HPKEKey) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := crypto.GenerateHPKEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, hk
+}
+
+// EnrollNew creates a collector through the admin API and enrolls it.
+func (e *Env) EnrollNew(t testing.TB, name string) *Collector {
+	t.Helper()
+	ctx := context.Background()
+	g, err := e.Admin.CreateCollector(ctx, api.CreateCollectorRequest{Name: name})
+	if err != nil {
+		t.Fatalf("create collector: %v", err)
+	}
+	key, hk := NewKeys(t)
+	c := &Collector{ID: g.Collector.ID, Key: key, HPKE: hk}
+	c.Client = api.NewCollectorClient(e.URL, c.ID, key, "", e.HTTP)
+	c.Enrolled, err = c.Client.Enroll(ctx, api.EnrollRequest{CollectorID: c.ID, Token: g.EnrollmentToken,
+		IdentityPublicKey: key.Public().(ed25519.PublicKey), HPKEPublicKey: hk.PublicKey()})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	c.Client.SetAudience(c.Enrolled.Audience)
+	return c
+}
+
+// Raw sends a request as is and returns the status and body: for bad-input
+// tests. bearer may be ""; contentType "" sends none.
+func (e *Env) Raw(t testing.TB, method, path, bearer, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := e.HTTP.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// AuditLen returns the number of audit entries.
+func (e *Env) AuditLen(t testing.TB) int {
+	t.Helper()
+	l, err := e.Admin.Audit(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l.Entries)
+}

@@ -1,0 +1,247 @@
+package platform
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/platform/store"
+)
+
+// Server is the platform's HTTPS server.
+type Server struct {
+	cfg       Config
+	st        store.Store
+	log       *slog.Logger
+	now       func() time.Time
+	publicURL *url.URL
+	audience  string
+	signKey   ed25519.PrivateKey
+	dataKey   []byte
+	adminHash string
+	cert      tls.Certificate
+	caPin     string
+	metrics   *metrics
+	handler   http.Handler
+	jobs      *jobs.Service
+	// polls ends when the server shuts down, waking long polls.
+	polls    context.Context
+	endPolls context.CancelFunc
+}
+
+// Option is an optional knob of New.
+type Option func(*Server)
+
+// WithClock makes the server read the time from now (tests move it forward).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New checks cfg, prepares the data directory (keys, CA and certificate,
+// admin token, each created on first start) and returns a server that
+// keeps its state in st. It does not listen yet: see Run and Serve.
+func New(ctx context.Context, cfg Config, st store.Store, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: st, log: log, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	s.publicURL, _ = cfg.publicURL()
+	s.audience = s.publicURL.String()
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(s)
+	if err := s.openJobs(ctx); err != nil {
+		return nil, err
+	}
+	s.polls, s.endPolls = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) bootstrap(ctx context.Context) error {
+	if err := ensureDataDir(s.cfg.DataDir); err != nil {
+		return err
+	}
+	var err error
+	if s.signKey, err = loadSigningKey(s.cfg.DataDir, s.log); err != nil {
+		return err
+	}
+	if s.dataKey, err = loadDataKey(s.cfg.DataDir, s.log); err != nil {
+		return err
+	}
+	if s.cert, s.caPin, err = loadTLS(s.cfg, certHosts(s.cfg), s.log); err != nil {
+		return err
+	}
+	s.adminHash, err = ensureAdminToken(ctx, s.st, s.cfg.DataDir, s.log)
+	return err
+}
+
+// Handler returns the HTTP handler (without TLS), for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// CAPin returns the pin of the CA that signs the server certificate.
+func (s *Server) CAPin() string { return s.caPin }
+
+// Audience returns the audience collector assertions must carry.
+func (s *Server) Audience() string { return s.audience }
+
+// SigningPublicKey returns the platform's job-signing public key.
+func (s *Server) SigningPublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
+
+// Run listens on cfg.Listen and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves HTTPS on ln until ctx is done, then shuts down gracefully:
+// it stops accepting, lets requests in flight finish (up to
+// cfg.ShutdownTimeout) and returns nil.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("platform listening", "addr", ln.Addr().String(), "public_url", s.audience,
+		"ca_pin", s.caPin, "ca_file", s.caFile())
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go s.pruneLoop(bg)
+	go s.jobs.RunScheduler(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	s.endPolls()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("platform stopped")
+	return nil
+}
+
+func (s *Server) caFile() string {
+	if s.cfg.TLSCert != "" {
+		return s.cfg.TLSCert
+	}
+	return s.cfg.DataDir + "/" + CACertFile
+}
+
+// pruneLoop drops expired tokens and jtis every minute.
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.st.Prune(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("prune expired credentials", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	methods := map[string][]string{} // path -> allowed methods, for 405s
+	handle := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		methods[path] = append(methods[path], method)
+		mux.Handle(pattern, h)
+	}
+	admin := func(pattern string, h handlerFunc) { handle(pattern, s.adminOnly(h)) }
+	collector := func(pattern string, h collectorHandlerFunc) { handle(pattern, s.collectorOnly(h)) }
+
+	admin("POST /api/v1/collectors", s.createCollector)
+	admin("GET /api/v1/collectors", s.listCollectors)
+	admin("GET /api/v1/collectors/{id}", s.showCollector)
+	admin("GET /api/v1/collectors/{id}/heartbeats", s.collectorHeartbeats)
+	admin("DELETE /api/v1/collectors/{id}", s.deleteCollector)
+	admin("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
+
+	admin("POST /api/v1/integrations", s.createIntegration)
+	admin("GET /api/v1/integrations", s.listIntegrations)
+	admin("GET /api/v1/integrations/{id}", s.showIntegration)
+	admin("PATCH /api/v1/integrations/{id}", s.updateIntegration)
+	admin("DELETE /api/v1/integrations/{id}", s.deleteIntegration)
+	admin("POST /api/v1/integrations/{id}/assign", s.assignIntegration)
+
+	admin("GET /api/v1/audit", s.listAudit)
+	admin("GET /api/v1/audit/verify", s.verifyAudit)
+
+	handle("POST /api/v1/collector/enroll", s.public(s.enroll))
+	handle("POST /api/v1/collector/token", s.public(s.exchangeToken))
+	collector("POST /api/v1/collector/heartbeat", s.heartbeat)
+
+	collector("POST "+api.PathJobsNext, s.jobsNext)
+	collector("POST "+api.PathJobRenew, s.jobRenew)
+	collector("POST "+api.PathJobRunning, s.jobRunning)
+	collector("POST "+api.PathJobRecords, s.jobRecords)
+	collector("POST "+api.PathJobLogs, s.jobLogs)
+	collector("POST "+api.PathJobFinish, s.jobFinish)
+	admin("POST /api/v1/integrations/{id}/run", s.runIntegration)
+	admin("GET /api/v1/integrations/{id}/entities", s.listItems(api.KindEntity))
+	admin("GET /api/v1/integrations/{id}/relationships", s.listItems(api.KindRelationship))
+	admin("GET /api/v1/jobs", s.listJobs)
+	admin("GET /api/v1/jobs/{id}", s.showJob)
+	admin("GET /api/v1/jobs/{id}/logs", s.showJobLogs)
+	admin("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
+
+	handle("GET /metrics", s.metrics.handler())
+	handle("GET /healthz", http.HandlerFunc(s.healthz))
+
+	// A known path with another method: 405 with Allow, as JSON.
+	for path, ms := range methods {
+		allow := strings.Join(ms, ", ")
+		mux.Handle(path, s.public(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow)
+		}))
+	}
+	mux.Handle("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	}))
+	return s.metrics.instrument(mux)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.st.Setting(r.Context(), settingAdminTokenHash); err != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "unavailable", "store unavailable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

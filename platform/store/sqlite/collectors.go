@@ -1,0 +1,310 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/collectorhq/collector/platform/store"
+)
+
+// CreateCollector inserts c with its first enrollment token.
+func (s *Store) CreateCollector(ctx context.Context, c store.Collector, tok store.EnrollmentToken, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO collectors(id, name, pool, created_at) VALUES (?, ?, ?, ?)`,
+			c.ID, c.Name, c.Pool, nanos(c.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("collector %s: %w", c.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("insert collector: %w", err)
+		}
+		if err := insertToken(ctx, tx, tok); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, ev)
+	})
+}
+
+func insertToken(ctx context.Context, tx *sql.Tx, tok store.EnrollmentToken) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_tokens(hash, collector_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		tok.Hash, tok.CollectorID, nanos(tok.CreatedAt), nanos(tok.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("insert enrollment token: %w", err)
+	}
+	return nil
+}
+
+const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat`
+
+type scanner interface{ Scan(...any) error }
+
+func scanCollector(r scanner) (store.Collector, error) {
+	var c store.Collector
+	var created, enrolled, seen int64
+	var beat sql.NullString
+	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat); err != nil {
+		return c, err
+	}
+	c.CreatedAt, c.EnrolledAt, c.LastSeenAt = fromNanos(created), fromNanos(enrolled), fromNanos(seen)
+	if beat.Valid {
+		var hb store.Heartbeat
+		if err := json.Unmarshal([]byte(beat.String), &hb); err == nil {
+			c.LastBeat = &hb
+		}
+	}
+	return c, nil
+}
+
+// Collector returns one collector, or store.ErrNotFound.
+func (s *Store) Collector(ctx context.Context, id string) (store.Collector, error) {
+	c, err := scanCollector(s.r.QueryRowContext(ctx, `SELECT `+collectorCols+` FROM collectors WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("collector %s: %w", id, store.ErrNotFound)
+	}
+	return c, err
+}
+
+// Collectors returns every collector, oldest first.
+func (s *Store) Collectors(ctx context.Context) ([]store.Collector, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+collectorCols+` FROM collectors ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Collector
+	for rows.Next() {
+		c, err := scanCollector(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CountCollectors counts collectors by status.
+func (s *Store) CountCollectors(ctx context.Context, activeSince time.Time) (store.StatusCounts, error) {
+	var c store.StatusCounts
+	err := s.r.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(enrolled_at = 0), 0),
+		COALESCE(SUM(enrolled_at != 0 AND last_seen_at >= ?), 0),
+		COALESCE(SUM(enrolled_at != 0 AND last_seen_at < ?), 0)
+		FROM collectors`, activeSince.UnixNano(), activeSince.UnixNano()).Scan(&c.Pending, &c.Active, &c.Offline)
+	return c, err
+}
+
+// DeleteCollector deletes a collector with no integrations; its tokens, keys
+// and heartbeats go with it (ON DELETE CASCADE).
+func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		refs, err := assigned(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			return &store.AssignedError{CollectorID: id, Integrations: refs}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM collectors WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("delete collector: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("collector %s: %w", id, store.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM used_jtis WHERE collector_id = ?`, id); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, ev)
+	})
+}
+
+func assigned(ctx context.Context, tx *sql.Tx, collectorID string) ([]store.IntegrationRef, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM integrations WHERE collector_id = ? ORDER BY name`, collectorID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var refs []store.IntegrationRef
+	for rows.Next() {
+		var r store.IntegrationRef
+		if err := rows.Scan(&r.ID, &r.Name); err != nil {
+			return nil, err
+		}
+		refs = append(refs, r)
+	}
+	return refs, rows.Err()
+}
+
+// ReplaceEnrollmentToken revokes the collector's unused tokens and adds tok.
+func (s *Store) ReplaceEnrollmentToken(ctx context.Context, tok store.EnrollmentToken, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := collectorExists(ctx, tx, tok.CollectorID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_tokens SET revoked_at = ?
+			WHERE collector_id = ? AND used_at = 0 AND revoked_at = 0`, nanos(tok.CreatedAt), tok.CollectorID); err != nil {
+			return fmt.Errorf("revoke enrollment tokens: %w", err)
+		}
+		if err := insertToken(ctx, tx, tok); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, ev)
+	})
+}
+
+func collectorExists(ctx context.Context, tx *sql.Tx, id string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM collectors WHERE id = ?`, id).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("collector %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Enroll checks and burns the token, then records the collector's keys and
+// revokes its earlier access tokens. Any failure rolls everything back.
+func (s *Store) Enroll(ctx context.Context, e store.Enrollment, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkToken(ctx, tx, e); err != nil {
+			return err
+		}
+		now := nanos(e.Now)
+		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_tokens SET used_at = ? WHERE hash = ?`, now, e.TokenHash); err != nil {
+			return fmt.Errorf("burn enrollment token: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE collectors SET enrolled_at = ?, identity_key = ?, hpke_key = ? WHERE id = ?`,
+			now, e.IdentityKey, e.HPKEKey, e.CollectorID); err != nil {
+			return fmt.Errorf("record collector keys: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE collector_id = ?`, e.CollectorID); err != nil {
+			return fmt.Errorf("revoke access tokens: %w", err)
+		}
+		return appendAudit(ctx, tx, ev)
+	})
+}
+
+// checkToken says why a token cannot enroll e.CollectorID, if it cannot. A
+// token of another collector is reported as invalid, not as "wrong
+// collector", so that a token reveals nothing about other collectors.
+func checkToken(ctx context.Context, tx *sql.Tx, e store.Enrollment) error {
+	var owner string
+	var expires, used, revoked int64
+	err := tx.QueryRowContext(ctx, `SELECT collector_id, expires_at, used_at, revoked_at FROM enrollment_tokens WHERE hash = ?`,
+		e.TokenHash).Scan(&owner, &expires, &used, &revoked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows), err == nil && owner != e.CollectorID:
+		return store.ErrTokenInvalid
+	case err != nil:
+		return fmt.Errorf("look up enrollment token: %w", err)
+	case used != 0:
+		return store.ErrTokenUsed
+	case revoked != 0:
+		return store.ErrTokenRevoked
+	case e.Now.UnixNano() >= expires:
+		return store.ErrTokenExpired
+	}
+	return nil
+}
+
+// IssueAccessToken records the jti (refusing a replay) and the token.
+func (s *Store) IssueAccessToken(ctx context.Context, jti string, jtiExpires time.Time, tok store.AccessToken, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var enrolled int64
+		err := tx.QueryRowContext(ctx, `SELECT enrolled_at FROM collectors WHERE id = ?`, tok.CollectorID).Scan(&enrolled)
+		if errors.Is(err, sql.ErrNoRows) || enrolled == 0 {
+			return store.ErrNotEnrolled
+		}
+		if err != nil {
+			return err
+		}
+		// An expired row with the same jti may linger until Prune; drop it.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM used_jtis WHERE collector_id = ? AND jti = ? AND expires_at <= ?`,
+			tok.CollectorID, jti, now.UnixNano()); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO used_jtis(collector_id, jti, expires_at) VALUES (?, ?, ?)`,
+			tok.CollectorID, jti, nanos(jtiExpires))
+		if isUnique(err) {
+			return store.ErrReplay
+		}
+		if err != nil {
+			return fmt.Errorf("record jti: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO access_tokens(hash, collector_id, expires_at) VALUES (?, ?, ?)`,
+			tok.Hash, tok.CollectorID, nanos(tok.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("insert access token: %w", err)
+		}
+		return nil
+	})
+}
+
+const (
+	sqlAccessLookup = `SELECT collector_id FROM access_tokens WHERE hash = ? AND expires_at > ?`
+	sqlBeatUpdate   = `UPDATE collectors SET last_seen_at = ?, last_beat = ? WHERE id = ?`
+	sqlBeatInsert   = `INSERT INTO heartbeats(collector_id, at, data) VALUES (?, ?, ?)`
+	sqlBeatPrune    = `DELETE FROM heartbeats WHERE collector_id = ? AND id <= (
+		SELECT id FROM heartbeats WHERE collector_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
+)
+
+// AccessTokenCollector returns the collector a live access token belongs to.
+func (s *Store) AccessTokenCollector(ctx context.Context, hash string, now time.Time) (string, error) {
+	var id string
+	err := s.accessLookup.QueryRowContext(ctx, hash, now.UnixNano()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrAccessInvalid
+	}
+	return id, err
+}
+
+// RecordHeartbeat stores hb as the collector's last and in its history,
+// keeping the newest keep entries.
+func (s *Store) RecordHeartbeat(ctx context.Context, collectorID string, hb store.Heartbeat, keep int) error {
+	data, err := json.Marshal(hb)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.beatUpdate).ExecContext(ctx, nanos(hb.At), string(data), collectorID)
+		if err != nil {
+			return fmt.Errorf("update last seen: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("collector %s: %w", collectorID, store.ErrNotFound)
+		}
+		if _, err := tx.StmtContext(ctx, s.beatInsert).ExecContext(ctx, collectorID, nanos(hb.At), string(data)); err != nil {
+			return fmt.Errorf("insert heartbeat: %w", err)
+		}
+		_, err = tx.StmtContext(ctx, s.beatPrune).ExecContext(ctx, collectorID, collectorID, keep)
+		return err
+	})
+}
+
+// Heartbeats returns up to limit of the newest heartbeats, newest first.
+func (s *Store) Heartbeats(ctx context.Context, collectorID string, limit int) ([]store.Heartbeat, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT data FROM heartbeats WHERE collector_id = ? ORDER BY id DESC LIMIT ?`,
+		collectorID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Heartbeat
+	for rows.Next() {
+		var data string
+		var hb store.Heartbeat
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(data), &hb); err != nil {
+			return nil, fmt.Errorf("decode heartbeat: %w", err)
+		}
+		out = append(out, hb)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,327 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/collectorhq/collector/platform/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is the SQLite backend of store.Store.
+type Store struct {
+	path string
+	w    *sql.DB // the one writer: MaxOpenConns(1), BEGIN IMMEDIATE
+	r    *sql.DB // readers
+	ckpt *sql.DB // the checkpointer's own connection
+
+	// Statements of the hot path (a heartbeat every 30 s from every
+	// collector), prepared once: parsing SQL costs more than running it.
+	accessLookup, beatUpdate, beatInsert, beatPrune *sql.Stmt
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// busyTimeout bounds how long a connection waits on another process's lock.
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating if needed) the database file at path, applies the
+// pending migrations and returns the store.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s := &Store{path: path, stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if s.w, err = openDB(path, roleWriter); err != nil {
+		return nil, err
+	}
+	if s.r, err = openDB(path, roleReader); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+	if s.ckpt, err = openDB(path, roleCheckpointer); err != nil {
+		s.w.Close()
+		s.r.Close()
+		return nil, err
+	}
+	go s.checkpointLoop()
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	// The file may hold secrets (sealed, but still): owner only.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		_ = os.Chmod(p, 0o600)
+	}
+	return s, nil
+}
+
+type role int
+
+const (
+	roleWriter role = iota
+	roleReader
+	roleCheckpointer
+)
+
+func openDB(path string, role role) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// No connection checkpoints when it commits: checkpointLoop does, on its
+	// own connection, so a checkpoint's writes and fsyncs never hold up a
+	// commit (with synchronous=NORMAL, a WAL commit itself does not fsync).
+	q.Add("_pragma", "wal_autocheckpoint(0)")
+	switch role {
+	case roleWriter:
+		q.Set("_txlock", "immediate")
+	case roleReader:
+		q.Add("_pragma", "query_only(1)")
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if role != roleReader {
+		db.SetMaxOpenConns(1)
+	} else {
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+	}
+	db.SetConnMaxIdleTime(0)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// DB returns the writer handle (one connection) for packages that keep their
+// own tables in the same file, such as the job queue.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the checkpointer, checkpoints what is left and closes the
+// handles.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil // already closed
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	for _, st := range []*sql.Stmt{s.accessLookup, s.beatUpdate, s.beatInsert, s.beatPrune} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	_, _ = s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	return errors.Join(s.r.Close(), s.w.Close(), s.ckpt.Close())
+}
+
+// checkpointInterval is how often checkpointLoop copies the WAL back into
+// the database file.
+const checkpointInterval = time.Second
+
+// checkpointLoop runs passive checkpoints, which never block readers or the
+// writer: they copy what no reader still needs and leave the rest for the
+// next round. Once a round copies everything, the next commit starts the WAL
+// file over, so it stays bounded.
+func (s *Store) checkpointLoop() {
+	defer close(s.done)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_, _ = s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
+// tx runs fn in one IMMEDIATE transaction on the writer.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// appendAudit adds ev to the chain inside tx.
+func appendAudit(ctx context.Context, tx *sql.Tx, ev store.Event) error {
+	prevSeq, prevHash := int64(0), store.GenesisHash
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read audit head: %w", err)
+	}
+	e, err := store.NewEntry(prevSeq, prevHash, ev)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, time, actor, action, target, details, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.Time.UnixNano(), e.Actor, e.Action, e.Target, e.Details, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("append audit entry: %w", err)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Setting returns a setting's value, or store.ErrNotFound.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrNotFound
+	}
+	return v, err
+}
+
+// PutSetting sets a setting.
+func (s *Store) PutSetting(ctx context.Context, key, value string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// AppendAudit records ev on its own.
+func (s *Store) AppendAudit(ctx context.Context, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return appendAudit(ctx, tx, ev) })
+}
+
+// AuditEntries returns up to limit entries after seq after.
+func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
+		FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.AuditEntry
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanAudit(rows *sql.Rows) (store.AuditEntry, error) {
+	var e store.AuditEntry
+	var t int64
+	err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Details, &e.PrevHash, &e.Hash)
+	e.Time = time.Unix(0, t).UTC()
+	return e, err
+}
+
+// VerifyAudit walks the whole chain in seq order.
+func (s *Store) VerifyAudit(ctx context.Context) (store.VerifyResult, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
+		FROM audit_log ORDER BY seq`)
+	if err != nil {
+		return store.VerifyResult{}, err
+	}
+	defer rows.Close()
+	v := store.NewVerifier()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return store.VerifyResult{}, err
+		}
+		if !v.Next(e) {
+			break
+		}
+	}
+	return v.Result(), rows.Err()
+}
+
+// Prune drops expired enrollment tokens, access tokens and jtis.
+func (s *Store) Prune(ctx context.Context, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		n := now.UnixNano()
+		for _, q := range []string{
+			`DELETE FROM access_tokens WHERE expires_at <= ?`,
+			`DELETE FROM used_jtis WHERE expires_at <= ?`,
+			// Keep used/revoked/expired enrollment tokens a day, so a replay
+			// gets a precise answer ("already used") rather than "invalid".
+			`DELETE FROM enrollment_tokens WHERE expires_at <= ? - 86400000000000`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// prepare prepares the hot statements. It runs before any transaction: on
+// the one-connection writer, preparing inside a transaction would wait for a
+// second connection forever.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	for _, p := range []struct {
+		db  *sql.DB
+		dst **sql.Stmt
+		sql string
+	}{
+		{s.r, &s.accessLookup, sqlAccessLookup},
+		{s.w, &s.beatUpdate, sqlBeatUpdate},
+		{s.w, &s.beatInsert, sqlBeatInsert},
+		{s.w, &s.beatPrune, sqlBeatPrune},
+	} {
+		if *p.dst, err = p.db.PrepareContext(ctx, p.sql); err != nil {
+			return fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+	}
+	return nil
+}
