@@ -17,7 +17,7 @@ func newApp() *cli.App {
 		Usage:    "run data-collection integrations behind the firewall",
 		Version:  buildinfo.String(),
 		Flags:    logging.Flags,
-		Commands: []*cli.Command{engineCommand},
+		Commands: []*cli.Command{installCommand, daemonCommand, runnerCommand, engineCommand},
 		// Errors are reported once, by main, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

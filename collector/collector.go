@@ -1,0 +1,126 @@
+// Package collector wires the collector's roles (installer, daemon,
+// runner) from its config dir, its engine and the platform client: the
+// command line calls one function here per role.
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/daemon"
+	"github.com/collectorhq/collector/collector/host"
+	"github.com/collectorhq/collector/collector/runner"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/selinux"
+)
+
+// Images verifies and pulls images by digest.
+type Images interface {
+	VerifyAndPull(ctx context.Context, ref string) (string, error)
+}
+
+// ImagesFunc builds the verifier for a policy.json.
+type ImagesFunc func(policy json.RawMessage, insecureRegistries []string, eng engine.Engine, log *slog.Logger) (Images, error)
+
+// Env is what every role shares.
+type Env struct {
+	Dir       string // /etc/collector
+	Engine    engine.Engine
+	Log       *slog.Logger
+	NewImages ImagesFunc
+}
+
+// PlatformHTTPClient returns an HTTP client that trusts only the CA with
+// the given pin and retries transient failures with backoff.
+func PlatformHTTPClient(pin string, log *slog.Logger) (*http.Client, error) {
+	tc, err := api.PinnedTLSConfig(pin)
+	if err != nil {
+		return nil, err
+	}
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = api.HTTPClient(tc)
+	rc.RetryWaitMin = 500 * time.Millisecond
+	rc.RetryWaitMax = 15 * time.Second
+	rc.RetryMax = 6
+	rc.Logger = nil
+	if log != nil {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
+			if attempt > 0 {
+				log.Warn("retrying platform call", "method", r.Method, "path", r.URL.Path, "attempt", attempt)
+			}
+		}
+	}
+	return rc.StandardClient(), nil
+}
+
+// client loads the config and keys and returns the platform client.
+func (e Env) client() (*config.Config, *config.Keys, *api.CollectorClient, error) {
+	cfg, keys, err := config.Load(e.Dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hc, err := PlatformHTTPClient(cfg.CAPin, e.Log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, keys, api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, keys.Identity, cfg.Audience, hc), nil
+}
+
+// RunDaemon runs the daemon role until ctx ends.
+func RunDaemon(ctx context.Context, e Env) error {
+	cfg, _, c, err := e.client()
+	if err != nil {
+		return err
+	}
+	e.Log.Info("daemon starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
+	return daemon.New(cfg, e.Engine, c, e.Log).Run(ctx)
+}
+
+// RunRunner runs the runner role until ctx ends.
+func RunRunner(ctx context.Context, e Env) error {
+	cfg, keys, c, err := e.client()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(os.TempDir(), 0o700); err != nil {
+		return fmt.Errorf("temporary dir: %w", err)
+	}
+	images, err := e.images(cfg)
+	if err != nil {
+		return err
+	}
+	rc := runner.DefaultConfig()
+	rc.CollectorID, rc.HPKEKey, rc.PlatformKey = cfg.CollectorID, keys.HPKE, cfg.PlatformSigningKey
+	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
+	r, err := runner.New(rc, c, e.Engine, images, selinux.Labeler{}, e.Log)
+	if err != nil {
+		return err
+	}
+	e.Log.Info("runner starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
+	return r.Run(ctx)
+}
+
+func (e Env) images(cfg *config.Config) (Images, error) {
+	policy, err := readPolicy(e.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return e.NewImages(policy, cfg.InsecureRegistries, e.Engine, e.Log)
+}
+
+func readPolicy(dir string) (json.RawMessage, error) {
+	b, err := os.ReadFile(dir + "/" + config.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read image policy: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,207 @@
+// Package config is the collector's enrollment on disk: /etc/collector
+// (0700, root) with config.json and the two private keys (0600), and the
+// image signature policy the platform handed over at enrollment. Private
+// keys never leave this directory.
+package config
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/collectorhq/collector/crypto"
+)
+
+// Default locations on the collector's host (and, mounted at the same
+// paths, inside its containers).
+const (
+	DefaultDir      = "/etc/collector"
+	DefaultStateDir = "/var/lib/collector"
+)
+
+// File names inside the config dir.
+const (
+	ConfigFile   = "config.json"
+	IdentityFile = "identity.key"
+	HPKEFile     = "hpke.key"
+	PolicyFile   = "policy.json"
+)
+
+// Config is the collector's enrollment and settings (config.json).
+type Config struct {
+	CollectorID          string    `json:"collector_id"`
+	PlatformURL          string    `json:"platform_url"`
+	CAPin                string    `json:"ca_pin"`
+	Audience             string    `json:"audience"`
+	PlatformSigningKey   []byte    `json:"platform_signing_key"` // Ed25519 public key, pinned at enrollment
+	HeartbeatIntervalSec int       `json:"heartbeat_interval_sec"`
+	EnrolledAt           time.Time `json:"enrolled_at"`
+	// Image is the collector image, by digest, its containers run.
+	Image string `json:"image,omitempty"`
+	// Engine is how the collector reaches its container engine.
+	Engine EngineConfig `json:"engine"`
+	// Network is the network mode of the collector's own containers ("" =
+	// the engine's default; "host" to reach a platform on 127.0.0.1).
+	Network string `json:"network,omitempty"`
+	// JobNetwork is the network of jobs whose integration names none.
+	JobNetwork string `json:"job_network,omitempty"`
+	// Dir is the config dir itself, mounted at the same path into the
+	// collector's containers.
+	Dir string `json:"dir"`
+	// StateDir keeps the runner's record of jobs.
+	StateDir string `json:"state_dir"`
+	// Insecure allows plain-HTTP image registries on 127.0.0.0/8 (tests, demo).
+	InsecureRegistries []string `json:"insecure_registries,omitempty"`
+}
+
+// EngineConfig names the engine.
+type EngineConfig struct {
+	Kind      string `json:"kind,omitempty"`
+	Host      string `json:"host,omitempty"`
+	Socket    string `json:"socket"` // host path of the socket, mounted into the containers
+	SecretDir string `json:"secret_dir,omitempty"`
+}
+
+// Validate names the first missing field.
+func (c *Config) Validate() error {
+	switch {
+	case c.CollectorID == "":
+		return errors.New("collector config: collector_id is empty")
+	case c.PlatformURL == "":
+		return errors.New("collector config: platform_url is empty")
+	case c.CAPin == "":
+		return errors.New("collector config: ca_pin is empty")
+	case len(c.PlatformSigningKey) != ed25519.PublicKeySize:
+		return errors.New("collector config: platform_signing_key is not an Ed25519 public key")
+	case c.Audience == "":
+		return errors.New("collector config: audience is empty")
+	}
+	return nil
+}
+
+// Keys are the collector's private keys.
+type Keys struct {
+	Identity ed25519.PrivateKey
+	HPKE     *crypto.HPKEKey
+}
+
+// NewKeys generates a fresh identity and HPKE key.
+func NewKeys() (*Keys, error) {
+	_, id, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	hk, err := crypto.GenerateHPKEKey()
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{Identity: id, HPKE: hk}, nil
+}
+
+// Exists reports whether dir holds a config.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, ConfigFile))
+	return err == nil
+}
+
+// Load reads the config and keys from dir.
+func Load(dir string) (*Config, *Keys, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read collector config: %w (is the collector installed? run `collector install`)", err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, nil, fmt.Errorf("collector config %s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	k, err := loadKeys(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c, k, nil
+}
+
+func loadKeys(dir string) (*Keys, error) {
+	idPEM, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+	if err != nil {
+		return nil, fmt.Errorf("read identity key: %w", err)
+	}
+	id, err := crypto.ParseEd25519PrivateKeyPEM(idPEM)
+	if err != nil {
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	hPEM, err := os.ReadFile(filepath.Join(dir, HPKEFile))
+	if err != nil {
+		return nil, fmt.Errorf("read HPKE key: %w", err)
+	}
+	hk, err := crypto.ParseHPKEPrivateKeyPEM(hPEM)
+	if err != nil {
+		return nil, fmt.Errorf("HPKE key: %w", err)
+	}
+	return &Keys{Identity: id, HPKE: hk}, nil
+}
+
+// Save writes the config and keys to dir (0700), each file 0600, through a
+// temporary file and a rename so a crash never leaves half a file.
+func Save(dir string, c *Config, k *Keys) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	cb, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{IdentityFile, crypto.MarshalEd25519PrivateKeyPEM(k.Identity)},
+		{HPKEFile, crypto.MarshalHPKEPrivateKeyPEM(k.HPKE)},
+		{ConfigFile, append(cb, '\n')}, // last: its presence means the rest is there
+	}
+	for _, f := range files {
+		if err := WriteFile(filepath.Join(dir, f.name), f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFile writes data to path with mode 0600 atomically.
+func WriteFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

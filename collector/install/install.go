@@ -1,0 +1,251 @@
+// Package install is the collector image's installer role: it checks the
+// engine, enrolls the collector (once), verifies and pulls the collector
+// image by digest, and creates collector-daemon and collector-runner. Run
+// twice, it changes nothing and says so.
+package install
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/engine"
+)
+
+// Images verifies an image against the signature policy and pulls it by
+// digest, returning name@sha256:...
+type Images interface {
+	VerifyAndPull(ctx context.Context, ref string) (string, error)
+}
+
+// Options are the installer's inputs, from the install command's
+// environment and mounts.
+type Options struct {
+	Dir         string // config dir, /etc/collector
+	StateDir    string // /var/lib/collector
+	CollectorID string
+	PlatformURL string
+	CAPin       string
+	// Token is where the one-time enrollment token is read from (stdin):
+	// never from the environment or the command line.
+	Token io.Reader
+	// Image is the collector image to run (a tag or digest reference).
+	Image string
+	// EngineSocket is the host path of the engine socket.
+	EngineSocket string
+	EngineKind   engine.Kind
+	SecretDir    string
+	Network      string
+	JobNetwork   string
+	// InsecureRegistries may be reached over plain HTTP (127.0.0.1 registries in tests and the demo).
+	InsecureRegistries []string
+	// HTTPClient returns the client for a platform pinned to the CA pin.
+	HTTPClient func(pin string) (*http.Client, error)
+	// NewImages returns the verifier for the policy the platform gave.
+	NewImages func(policy json.RawMessage, insecureRegistries []string) (Images, error)
+	Out       io.Writer
+	Now       func() time.Time
+}
+
+// Result says what the installer did.
+type Result struct {
+	Enrolled bool     // false: an existing enrollment was kept
+	Image    string   // the digest reference the containers run
+	Changed  []string // containers created or replaced
+}
+
+// Install runs the steps in order; each prints a line.
+func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error) {
+	p := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+	info, err := eng.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check engine at %s: %w (on the host: systemctl enable --now podman.socket, and mount the socket into the installer)", o.EngineSocket, err)
+	}
+	p("[1/4] engine: %s %s at %s (cgroup v%s, SELinux %v)", info.Kind, info.Version, o.EngineSocket, info.CgroupVersion, info.SELinuxEnabled)
+
+	cfg, enrolled, err := enroll(ctx, o, info, p)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := os.ReadFile(o.Dir + "/" + config.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read image policy: %w", err)
+	}
+	images, err := o.NewImages(policy, cfg.InsecureRegistries)
+	if err != nil {
+		return nil, fmt.Errorf("image policy: %w", err)
+	}
+	digestRef, err := images.VerifyAndPull(ctx, o.Image)
+	if err != nil {
+		return nil, fmt.Errorf("collector image %s refused: %w", o.Image, err)
+	}
+	p("[3/4] image: %s verified and pulled as %s", o.Image, digestRef)
+	if cfg.Image != digestRef {
+		cfg.Image = digestRef
+		if err := saveConfig(o.Dir, cfg); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Enrolled: enrolled, Image: digestRef}
+	for _, spec := range []*engine.ContainerSpec{DaemonSpec(cfg), RunnerSpec(cfg)} {
+		what, err := ensure(ctx, eng, spec)
+		if err != nil {
+			return nil, err
+		}
+		if what != "unchanged" {
+			res.Changed = append(res.Changed, spec.Name)
+		}
+		p("[4/4] container %s: %s", spec.Name, what)
+	}
+	if !res.Enrolled && len(res.Changed) == 0 {
+		p("done: nothing changed; collector %s is installed and running", cfg.CollectorID)
+	} else {
+		p("done: collector %s installed; `podman ps` shows %s and %s", cfg.CollectorID, DaemonName, RunnerName)
+	}
+	return res, nil
+}
+
+// enroll keeps an existing enrollment of the same collector, or enrolls
+// with the one-time token and writes the config dir.
+func enroll(ctx context.Context, o Options, info *engine.Info, p func(string, ...any)) (*config.Config, bool, error) {
+	if config.Exists(o.Dir) {
+		cfg, _, err := config.Load(o.Dir)
+		if err != nil {
+			return nil, false, err
+		}
+		if o.CollectorID != "" && cfg.CollectorID != o.CollectorID {
+			return nil, false, fmt.Errorf("%s holds collector %s, not %s: run `collector uninstall` first to enroll another", o.Dir, cfg.CollectorID, o.CollectorID)
+		}
+		p("[2/4] enrollment: %s already enrolled as %s on %s; keeping it (the token is not needed)", o.Dir, cfg.CollectorID, cfg.EnrolledAt.Format(time.RFC3339))
+		return cfg, false, nil
+	}
+	switch {
+	case o.CollectorID == "":
+		return nil, false, errors.New("no collector ID: set COLLECTOR_ID as the install command from the platform does")
+	case o.PlatformURL == "":
+		return nil, false, errors.New("no platform URL: set COLLECTOR_PLATFORM_URL")
+	case o.CAPin == "":
+		return nil, false, errors.New("no CA pin: set COLLECTOR_CA_PIN (sha256:...) as the install command does")
+	}
+	token, err := readToken(o.Token)
+	if err != nil {
+		return nil, false, err
+	}
+	keys, err := config.NewKeys()
+	if err != nil {
+		return nil, false, err
+	}
+	hc, err := o.HTTPClient(o.CAPin)
+	if err != nil {
+		return nil, false, err
+	}
+	client := api.NewCollectorClient(o.PlatformURL, o.CollectorID, nil, "", hc)
+	resp, err := client.Enroll(ctx, api.EnrollRequest{
+		CollectorID: o.CollectorID, Token: token,
+		IdentityPublicKey: keys.Identity.Public().(ed25519.PublicKey), HPKEPublicKey: keys.HPKE.PublicKey(),
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("enroll with %s: %w", o.PlatformURL, err)
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	cfg := &config.Config{
+		CollectorID: o.CollectorID, PlatformURL: o.PlatformURL, CAPin: o.CAPin, Audience: resp.Audience,
+		PlatformSigningKey: resp.PlatformSigningKey, HeartbeatIntervalSec: resp.HeartbeatIntervalSec,
+		EnrolledAt: now().UTC(), Dir: o.Dir, StateDir: o.StateDir, Network: o.Network, JobNetwork: o.JobNetwork,
+		InsecureRegistries: o.InsecureRegistries,
+		Engine:             config.EngineConfig{Kind: string(info.Kind), Socket: o.EngineSocket, SecretDir: o.SecretDir},
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, false, fmt.Errorf("enrollment answer: %w", err)
+	}
+	if len(resp.ImagePolicy) == 0 {
+		return nil, false, errors.New("the platform sent no image signature policy: configure one on the platform (--image-policy)")
+	}
+	if err := config.Save(o.Dir, cfg, keys); err != nil {
+		return nil, false, fmt.Errorf("write %s: %w", o.Dir, err)
+	}
+	if err := config.WriteFile(o.Dir+"/"+config.PolicyFile, resp.ImagePolicy); err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, false, err
+	}
+	p("[2/4] enrollment: enrolled as %s with %s; keys and config in %s (0700)", cfg.CollectorID, o.PlatformURL, o.Dir)
+	return cfg, true, nil
+}
+
+func saveConfig(dir string, c *config.Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return config.WriteFile(dir+"/"+config.ConfigFile, append(b, '\n'))
+}
+
+// readToken reads one line: the enrollment token, pasted or piped in.
+func readToken(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("no enrollment token: pipe it to the installer's stdin (podman run -i)")
+	}
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read enrollment token: %w", err)
+	}
+	tok := strings.TrimSpace(line)
+	if tok == "" {
+		return "", errors.New("no enrollment token on stdin: paste it, or pipe it in (podman run -i ...)")
+	}
+	return tok, nil
+}
+
+// ensure creates the container, or replaces one whose spec or image
+// changed, and makes sure it runs.
+func ensure(ctx context.Context, eng engine.Engine, spec *engine.ContainerSpec) (string, error) {
+	cur, err := eng.InspectContainer(ctx, spec.Name)
+	what := "created"
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+	case err != nil:
+		return "", err
+	case cur.Labels[LabelSpec] == spec.Labels[LabelSpec]:
+		if cur.Running {
+			return "unchanged", nil
+		}
+		if err := eng.StartContainer(ctx, cur.ID); err != nil {
+			return "", fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+		return "started", nil
+	default:
+		if err := eng.RemoveContainer(ctx, cur.ID, true); err != nil {
+			return "", fmt.Errorf("replace %s: %w", spec.Name, err)
+		}
+		what = "replaced"
+	}
+	id, err := eng.CreateContainer(ctx, spec)
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", spec.Name, err)
+	}
+	if err := eng.StartContainer(ctx, id); err != nil {
+		return "", fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	return what, nil
+}
+
+// EnsureRunner is what the daemon uses to bring a missing or stopped
+// runner back.
+func EnsureRunner(ctx context.Context, eng engine.Engine, c *config.Config) (string, error) {
+	return ensure(ctx, eng, RunnerSpec(c))
+}

@@ -1,0 +1,204 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/integration"
+)
+
+// recordSink validates stdout lines and uploads them in sequenced batches,
+// holding at most one batch in memory whatever the record count.
+type recordSink struct {
+	j       *jobRun
+	buf     bytes.Buffer
+	count   int
+	seq     int
+	line    int
+	sent    int64
+	refused int64
+}
+
+// consume reads r to its end. A line longer than the record limit is
+// refused and skipped without being held whole.
+func (s *recordSink) consume(ctx context.Context, r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(long) <= api.MaxRecordBytes {
+				long = append(long, chunk...)
+			}
+			continue
+		}
+		if len(chunk) > 0 || len(long) > 0 {
+			line := chunk
+			if long != nil {
+				line = append(long, chunk...)
+				long = nil
+			}
+			if uerr := s.add(ctx, line); uerr != nil {
+				return uerr
+			}
+		}
+		if err == io.EOF {
+			return s.flush(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *recordSink) add(ctx context.Context, line []byte) error {
+	s.line++
+	line = bytes.TrimRight(line, "\r\n")
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil
+	}
+	if _, err := integration.ParseRecord(line); err != nil {
+		s.refused++
+		s.j.logf("record on output line %d refused: %v", s.line, err)
+		return nil
+	}
+	if s.buf.Len()+len(line)+1 > s.j.r.cfg.BatchBytes || s.count >= s.j.r.cfg.BatchRecords {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	s.buf.Write(line)
+	s.buf.WriteByte('\n')
+	s.count++
+	return nil
+}
+
+// flush uploads the pending batch, retrying transient failures; the
+// sequence number makes a retried batch count once.
+func (s *recordSink) flush(ctx context.Context) error {
+	if s.count == 0 {
+		return nil
+	}
+	s.seq++
+	var res *api.IngestResult
+	err := s.j.retry(ctx, "upload records", func(ctx context.Context, l *api.Lease) error {
+		var err error
+		res, err = s.j.r.api.UploadRecords(ctx, l.JobID, l.LeaseID, s.seq, s.buf.Bytes())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.sent += int64(res.Accepted)
+	if res.Refused > 0 {
+		s.refused += int64(res.Refused)
+		for _, e := range res.Errors {
+			s.j.logf("platform refused record %d of batch %d: %s", e.Line, s.seq, e.Reason)
+		}
+	}
+	s.buf.Reset()
+	s.count = 0
+	return nil
+}
+
+// logSink collects stderr lines, redacts every secret value of the job's
+// config, and uploads them in chunks, bounded per job.
+type logSink struct {
+	j        *jobRun
+	redact   *strings.Replacer
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	total    int
+	dropped  int
+	maxTotal int
+}
+
+// maxJobLogBytes bounds what one job uploads as logs.
+const maxJobLogBytes = 4 << 20
+
+func newLogSink(j *jobRun, secrets []string) *logSink {
+	var pairs []string
+	for _, s := range secrets {
+		if s != "" {
+			pairs = append(pairs, s, "[REDACTED]")
+		}
+	}
+	return &logSink{j: j, redact: strings.NewReplacer(pairs...), maxTotal: maxJobLogBytes}
+}
+
+// write appends one line (already redacted by append).
+func (l *logSink) append(line string) {
+	line = l.redact.Replace(line)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total+len(line)+1 > l.maxTotal {
+		l.dropped += len(line) + 1
+		return
+	}
+	l.buf.WriteString(line)
+	l.buf.WriteByte('\n')
+	l.total += len(line) + 1
+}
+
+// consume reads the container's stderr line by line.
+func (l *logSink) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		l.append(sc.Text())
+	}
+	if sc.Err() != nil {
+		l.append(fmt.Sprintf("[collector: a log line over 64 KiB was cut: %v]", sc.Err()))
+		io.Copy(io.Discard, r)
+	}
+}
+
+// flush uploads what is pending; best effort, logs are never worth a job.
+func (l *logSink) flush(ctx context.Context) {
+	l.mu.Lock()
+	if l.dropped > 0 {
+		fmt.Fprintf(&l.buf, "[collector: %d bytes of logs dropped over the %d-byte limit]\n", l.dropped, l.maxTotal)
+		l.dropped = 0
+	}
+	if l.buf.Len() == 0 {
+		l.mu.Unlock()
+		return
+	}
+	text := bytes.Clone(l.buf.Bytes())
+	l.buf.Reset()
+	l.mu.Unlock()
+	for len(text) > 0 {
+		n := min(len(text), api.MaxLogBytes)
+		part := text[:n]
+		text = text[n:]
+		err := l.j.retry(ctx, "upload logs", func(ctx context.Context, ls *api.Lease) error {
+			return l.j.r.api.UploadLogs(ctx, ls.JobID, ls.LeaseID, part)
+		})
+		if err != nil {
+			l.j.log.Warn("job logs lost", "err", err, "bytes", len(part))
+			return
+		}
+	}
+}
+
+// flushEvery flushes until ctx ends.
+func (l *logSink) flushEvery(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.flush(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,420 @@
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/runner"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/engine/enginetest"
+	"github.com/collectorhq/collector/engine/podman"
+	"github.com/collectorhq/collector/selinux"
+)
+
+var env struct {
+	skip     string
+	dir      string
+	podman   *enginetest.Podman
+	registry *enginetest.Registry
+	image    string // the job image: busybox with a script as its command
+}
+
+// jobScript is the test integration: it echoes its config to stderr (the
+// runner must redact the secret), prints three entities and one bad line,
+// and exits 3 when the config says fail.
+const jobScript = `cat /run/collector/config.json >&2; echo >&2
+for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\":\"C\"}}"; done
+echo 'not a record'
+if grep -q '"fail":true' /run/collector/config.json; then echo failing >&2; exit 3; fi`
+
+func TestMain(m *testing.M) {
+	if err := setup(); err != nil {
+		if enginetest.InCI() {
+			fmt.Fprintf(os.Stderr, "runner harness: %v\n", err)
+			teardown()
+			os.Exit(1)
+		}
+		env.skip = err.Error()
+	}
+	code := m.Run()
+	teardown()
+	os.Exit(code)
+}
+
+func setup() error {
+	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "collector-runner-")
+	if err != nil {
+		return err
+	}
+	env.dir = dir
+	if env.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
+		return err
+	}
+	if env.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), env.registry.Addr); err != nil {
+		return err
+	}
+	if _, err = enginetest.BuildTestImage(env.podman, env.registry.Addr); err != nil {
+		return err
+	}
+	ctxDir := filepath.Join(dir, "jobimage")
+	os.MkdirAll(ctxDir, 0o755)
+	script, _ := json.Marshal([]string{"/bin/sh", "-c", jobScript})
+	cf := "FROM localhost/collector-test/busybox:1\nUSER 1000:1000\nCMD " + string(script) + "\n"
+	if err := os.WriteFile(filepath.Join(ctxDir, "Containerfile"), []byte(cf), 0o644); err != nil {
+		return err
+	}
+	if _, err := env.podman.Run("build", "--quiet", "-t", "localhost/collector-test/job:1", ctxDir); err != nil {
+		return err
+	}
+	env.image = env.registry.Addr + "/collector-test/job:1"
+	_, err = env.podman.Run("push", "--quiet", "--tls-verify=false", "localhost/collector-test/job:1", "docker://"+env.image)
+	return err
+}
+
+func teardown() {
+	env.podman.Stop()
+	env.registry.Stop()
+	if env.dir != "" {
+		os.RemoveAll(env.dir)
+	}
+}
+
+// fakePlatform is the platform's job API in memory: it hands out queued
+// leases and records what the runner sends.
+type fakePlatform struct {
+	mu       sync.Mutex
+	queue    []*api.Lease
+	records  map[string][]string // job → lines, by batch order
+	seqs     map[string][]int
+	logs     map[string]*bytes.Buffer
+	finished map[string]api.FinishRequest
+	running  map[string]bool
+	done     chan string
+}
+
+func newFakePlatform() *fakePlatform {
+	return &fakePlatform{records: map[string][]string{}, seqs: map[string][]int{}, logs: map[string]*bytes.Buffer{},
+		finished: map[string]api.FinishRequest{}, running: map[string]bool{}, done: make(chan string, 16)}
+}
+
+func (f *fakePlatform) Next(ctx context.Context, req api.NextRequest) (*api.Lease, error) {
+	f.mu.Lock()
+	if len(f.queue) > 0 {
+		l := f.queue[0]
+		f.queue = f.queue[1:]
+		f.mu.Unlock()
+		return l, nil
+	}
+	f.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-time.After(50 * time.Millisecond):
+	}
+	return nil, nil
+}
+
+func (f *fakePlatform) Renew(ctx context.Context, jobID, leaseID string) (*api.RenewResponse, error) {
+	return &api.RenewResponse{LeaseExpiresAt: time.Now().Add(time.Minute)}, nil
+}
+
+func (f *fakePlatform) MarkRunning(ctx context.Context, jobID, leaseID string) error {
+	f.mu.Lock()
+	f.running[jobID] = true
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakePlatform) UploadRecords(ctx context.Context, jobID, leaseID string, seq int, ndjson []byte) (*api.IngestResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(ndjson)), "\n")
+	f.records[jobID] = append(f.records[jobID], lines...)
+	f.seqs[jobID] = append(f.seqs[jobID], seq)
+	return &api.IngestResult{Seq: seq, Accepted: len(lines)}, nil
+}
+
+func (f *fakePlatform) UploadLogs(ctx context.Context, jobID, leaseID string, text []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logs[jobID] == nil {
+		f.logs[jobID] = &bytes.Buffer{}
+	}
+	f.logs[jobID].Write(text)
+	return nil
+}
+
+func (f *fakePlatform) Finish(ctx context.Context, jobID string, req api.FinishRequest) error {
+	f.mu.Lock()
+	f.finished[jobID] = req
+	f.mu.Unlock()
+	f.done <- jobID
+	return nil
+}
+
+// pullOnly stands in for the signature check (tested in trust/): it pulls
+// and returns the digest reference, and counts its calls.
+type pullOnly struct {
+	eng   engine.Engine
+	mu    sync.Mutex
+	calls int
+}
+
+func (p *pullOnly) VerifyAndPull(ctx context.Context, ref string) (string, error) {
+	p.mu.Lock()
+	p.calls++
+	p.mu.Unlock()
+	img, err := p.eng.PullImage(ctx, ref, engine.PullOptions{Insecure: true})
+	if err != nil {
+		return "", err
+	}
+	return img.RepoDigests[0], nil
+}
+
+type rig struct {
+	t         *testing.T
+	collector string
+	hpke      *crypto.HPKEKey
+	platPub   ed25519.PublicKey
+	platKey   ed25519.PrivateKey
+	fake      *fakePlatform
+	images    *pullOnly
+	eng       engine.Engine
+	stateDir  string
+	logs      *bytes.Buffer
+	cancel    context.CancelFunc
+	stopped   chan struct{}
+}
+
+func newRig(t *testing.T) *rig {
+	if env.skip != "" {
+		t.Skipf("real podman unavailable: %s", env.skip)
+	}
+	eng, err := podman.New(context.Background(), env.podman.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	hk, _ := crypto.GenerateHPKEKey()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	return &rig{t: t, collector: "col_test", hpke: hk, platPub: pub, platKey: priv, fake: newFakePlatform(),
+		images: &pullOnly{eng: eng}, eng: eng, stateDir: t.TempDir(), logs: &bytes.Buffer{}}
+}
+
+func (r *rig) start() {
+	cfg := runner.DefaultConfig()
+	cfg.CollectorID, cfg.HPKEKey, cfg.PlatformKey, cfg.StateDir = r.collector, r.hpke, r.platPub, r.stateDir
+	cfg.DefaultNetwork = "none"
+	cfg.RetryBackoff = 10 * time.Millisecond
+	off := false
+	run, err := runner.New(cfg, r.fake, r.eng, r.images, selinux.Labeler{Enabled: &off}, slog.New(slog.NewJSONHandler(r.logs, nil)))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.stopped = cancel, make(chan struct{})
+	go func() { run.Run(ctx); close(r.stopped) }()
+	r.t.Cleanup(r.stop)
+}
+
+func (r *rig) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.stopped
+		r.cancel = nil
+	}
+}
+
+// lease seals a job for the rig's collector and queues it.
+func (r *rig) lease(jobID string, cfg map[string]any, mutate func([]byte) []byte) {
+	conf, _ := json.Marshal(cfg)
+	job := &crypto.Job{JobID: jobID, IntegrationID: "int_" + jobID, Image: env.image, Config: conf,
+		SecretFields: []string{"token"}, Limits: crypto.Limits{MemoryBytes: 64 << 20, TimeoutSec: 60},
+		NotAfter: time.Now().Add(time.Hour)}
+	envl, err := crypto.SealEnvelope(job, r.collector, r.hpke.PublicKey(), r.platKey)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if mutate != nil {
+		envl = mutate(envl)
+	}
+	r.fake.mu.Lock()
+	r.fake.queue = append(r.fake.queue, &api.Lease{JobID: jobID, LeaseID: "lease-" + jobID, LeaseTTLSec: 30, Attempt: 1, Envelope: envl})
+	r.fake.mu.Unlock()
+}
+
+func (r *rig) waitFinished(jobID string) api.FinishRequest {
+	r.t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case id := <-r.fake.done:
+			if id == jobID {
+				r.fake.mu.Lock()
+				defer r.fake.mu.Unlock()
+				return r.fake.finished[jobID]
+			}
+		case <-timeout:
+			r.t.Fatalf("job %s not finished after 2 min; runner log:\n%s", jobID, r.logs)
+		}
+	}
+}
+
+// assertClean checks that no job container or secret is left.
+func (r *rig) assertClean(jobID string) {
+	r.t.Helper()
+	list, err := r.eng.ListContainers(context.Background(), map[string]string{runner.LabelJob: jobID})
+	if err != nil || len(list) != 0 {
+		r.t.Errorf("job containers left: %+v, %v", list, err)
+	}
+	if err := r.eng.RemoveSecret(context.Background(), "collector-job-"+jobID); err == nil {
+		r.t.Errorf("job secret collector-job-%s was left behind", jobID)
+	}
+}
+
+func TestJobRunsAndStreams(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	const secret = "tok-3b1f9c-very-secret"
+	r.lease("job_ok", map[string]any{"token": secret, "n": 3}, nil)
+	fin := r.waitFinished("job_ok")
+	if fin.ExitCode != 0 || fin.Error != "" {
+		t.Fatalf("finish = %+v, want exit 0 and no error; logs:\n%s", fin, r.fake.logs["job_ok"])
+	}
+	if fin.Records != 3 || fin.RefusedRecords != 1 || fin.Batches != 1 {
+		t.Errorf("finish counts = %+v, want 3 records, 1 refused, 1 batch", fin)
+	}
+	r.fake.mu.Lock()
+	recs, seqs, logs := r.fake.records["job_ok"], r.fake.seqs["job_ok"], r.fake.logs["job_ok"].String()
+	running := r.fake.running["job_ok"]
+	r.fake.mu.Unlock()
+	if len(recs) != 3 || !strings.Contains(recs[0], `"_key":"k1"`) || len(seqs) != 1 || seqs[0] != 1 {
+		t.Errorf("uploaded records %q with seqs %v", recs, seqs)
+	}
+	if !running {
+		t.Errorf("the job was never marked running")
+	}
+	if strings.Contains(logs, secret) || !strings.Contains(logs, "[REDACTED]") {
+		t.Errorf("job logs must redact the secret:\n%s", logs)
+	}
+	if !strings.Contains(logs, "output line 4 refused") {
+		t.Errorf("job logs must say which line was refused:\n%s", logs)
+	}
+	if strings.Contains(r.logs.String(), secret) {
+		t.Errorf("the runner's own log holds the secret")
+	}
+	if fin.PeakMemoryBytes <= 0 {
+		t.Logf("no stats sample for a short job (peak memory %d)", fin.PeakMemoryBytes)
+	}
+	r.assertClean("job_ok")
+}
+
+func TestFailingJobReportsExitAndLogs(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	r.lease("job_fail", map[string]any{"token": "x-secret-x", "fail": true}, nil)
+	fin := r.waitFinished("job_fail")
+	if fin.ExitCode != 3 || !strings.Contains(fin.Error, "exited with code 3") {
+		t.Fatalf("finish = %+v, want exit 3", fin)
+	}
+	r.fake.mu.Lock()
+	logs := r.fake.logs["job_fail"].String()
+	r.fake.mu.Unlock()
+	if !strings.Contains(logs, "failing") {
+		t.Errorf("the failing job's stderr is not in its logs:\n%s", logs)
+	}
+	r.assertClean("job_fail")
+}
+
+func TestTamperedEnvelopeRunsNothing(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	r.lease("job_tamper", map[string]any{"token": "t"}, func(b []byte) []byte {
+		var w map[string]any
+		json.Unmarshal(b, &w)
+		w["job_id"] = "job_tamper" // unchanged: tamper the ciphertext instead
+		ct, _ := w["ct"].(string)
+		w["ct"] = "A" + ct[1:]
+		if ct[0] == 'A' {
+			w["ct"] = "B" + ct[1:]
+		}
+		out, _ := json.Marshal(w)
+		return out
+	})
+	fin := r.waitFinished("job_tamper")
+	if fin.ExitCode != -1 || !strings.Contains(fin.Error, "envelope refused") {
+		t.Fatalf("finish = %+v, want the envelope refused", fin)
+	}
+	r.images.mu.Lock()
+	calls := r.images.calls
+	r.images.mu.Unlock()
+	if calls != 0 {
+		t.Errorf("the image was pulled %d times for a refused envelope", calls)
+	}
+	r.assertClean("job_tamper")
+}
+
+func TestReplayedJobRefused(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	r.lease("job_once", map[string]any{"token": "t"}, nil)
+	if fin := r.waitFinished("job_once"); fin.Error != "" {
+		t.Fatalf("first run: %+v", fin)
+	}
+	r.lease("job_once", map[string]any{"token": "t"}, nil)
+	fin := r.waitFinished("job_once")
+	if !strings.Contains(fin.Error, "replay refused") {
+		t.Fatalf("replayed job finish = %+v, want a replay refusal", fin)
+	}
+}
+
+func TestLeftoversCleanedAtStart(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	// What a killed runner leaves: a secret and a container with its labels.
+	const id = "job_left"
+	if err := r.eng.CreateSecret(ctx, "collector-job-"+id, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.images.VerifyAndPull(ctx, env.image); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.eng.CreateContainer(ctx, &engine.ContainerSpec{Name: "collector-job-" + id, Image: env.image, Network: "none",
+		Labels:  map[string]string{runner.LabelRole: runner.RoleJob, runner.LabelJob: id, runner.LabelCollector: r.collector},
+		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, _ := r.eng.ListContainers(ctx, map[string]string{runner.LabelJob: id})
+		if len(list) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leftover container still there: %+v", list)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.stop()
+	r.assertClean(id)
+}
+
+var _ io.Writer = (*bytes.Buffer)(nil)

@@ -1,0 +1,287 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/engine/podman"
+)
+
+// host is one collector host: its config and state dirs, and its engine.
+type host struct {
+	id    string
+	etc   string
+	state string
+	eng   engine.Engine
+}
+
+var envPair = regexp.MustCompile(`-e (COLLECTOR_[A-Z_]+)=(\S+)`)
+
+// install creates a collector on p and runs the installer as a container
+// the way the printed command does, on the test's own dirs and socket.
+func install(t *testing.T, p *platformProc) *host {
+	t.Helper()
+	var g api.EnrollmentGrant
+	p.cliJSON(&g, "collectors", "create", "e2e-"+t.Name())
+	printed := g.InstallCommands.Podman
+	for _, want := range []string{"podman run", "--privileged", "COLLECTOR_ID=" + g.Collector.ID, "COLLECTOR_CA_PIN=sha256:",
+		"/etc/collector:/etc/collector:Z", "/run/podman/podman.sock:/run/podman/podman.sock", world.collectorImage, " install"} {
+		if !strings.Contains(printed, want) {
+			t.Fatalf("install command lacks %q:\n%s", want, printed)
+		}
+	}
+	if strings.Contains(printed, g.EnrollmentToken) {
+		t.Fatalf("the install command carries the enrollment token:\n%s", printed)
+	}
+	vars := map[string]string{}
+	for _, m := range envPair.FindAllStringSubmatch(printed, -1) {
+		vars[m[1]] = m[2]
+	}
+	h := &host{id: g.Collector.ID, etc: filepath.Join(t.TempDir(), "etc-collector"), state: filepath.Join(t.TempDir(), "state")}
+	os.MkdirAll(h.etc, 0o700)
+	os.MkdirAll(h.state, 0o700)
+	sock := world.podman.Socket
+	args := []string{"run", "--rm", "-i", "--privileged", "--network", "host"}
+	for k, v := range vars {
+		args = append(args, "-e", k+"="+v)
+	}
+	args = append(args,
+		"-e", "COLLECTOR_CONFIG_DIR="+h.etc, "-e", "COLLECTOR_STATE_DIR="+h.state,
+		"-e", "COLLECTOR_ENGINE_HOST=unix://"+sock, "-e", "COLLECTOR_JOB_NETWORK=host",
+		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr,
+		"-v", h.etc+":"+h.etc+":Z", "-v", sock+":"+sock, "-v", h.state+":"+h.state,
+		world.collectorImage, "install")
+	cmd := world.podman.CLI(args...)
+	cmd.Stdin = strings.NewReader(g.EnrollmentToken + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("installer: %v\n%s", err, out)
+	}
+	t.Logf("installer:\n%s", out)
+	eng, err := podman.New(context.Background(), world.podman.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, n := range []string{"collector-daemon", "collector-runner"} {
+			eng.RemoveContainer(ctx, n, true)
+		}
+		eng.Close()
+	})
+	return h
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (p *platformProc) collector(t *testing.T, id string) api.Collector {
+	var c api.Collector
+	p.cliJSON(&c, "collectors", "show", id)
+	return c
+}
+
+func (p *platformProc) job(t *testing.T, id string) api.Job {
+	var j api.Job
+	p.cliJSON(&j, "jobs", "show", id)
+	return j
+}
+
+func (p *platformProc) runJob(t *testing.T, integrationID string) api.Job {
+	var j api.Job
+	p.cliJSON(&j, "jobs", "run", integrationID)
+	return j
+}
+
+func (p *platformProc) waitJob(t *testing.T, id string, d time.Duration) api.Job {
+	t.Helper()
+	var j api.Job
+	waitFor(t, "job "+id+" to finish", d, func() bool {
+		j = p.job(t, id)
+		return j.State == api.JobSucceeded || j.State == api.JobFailed || j.State == api.JobDead || j.State == api.JobCanceled
+	})
+	return j
+}
+
+func (p *platformProc) integration(t *testing.T, collectorID, image string, cfg map[string]any) string {
+	b, _ := json.Marshal(cfg)
+	var in api.Integration
+	p.cliJSON(&in, "integrations", "create", "--name", fmt.Sprintf("ex-%d", time.Now().UnixNano()), "--image", image,
+		"--config", string(b), "--secret-field", "token", "--collector", collectorID, "--network", "host", "--interval", "24h")
+	return in.ID
+}
+
+func (p *platformProc) entityKeys(t *testing.T, integrationID string) map[string]bool {
+	var out api.ItemList
+	p.cliJSON(&out, "entities", "list", "--integration", integrationID)
+	keys := map[string]bool{}
+	for _, e := range out.Entities {
+		keys[e.Key] = true
+	}
+	return keys
+}
+
+func TestEndToEndPodman(t *testing.T) {
+	need(t)
+	p := startPlatform(t)
+	h := install(t, p)
+	ctx := context.Background()
+
+	t.Run("InstallerIsIdempotent", func(t *testing.T) {
+		// Run again with a burned token: it keeps the enrollment, changes nothing.
+		args := []string{"run", "--rm", "-i", "--privileged", "--network", "host",
+			"-e", "COLLECTOR_CONFIG_DIR=" + h.etc, "-e", "COLLECTOR_STATE_DIR=" + h.state,
+			"-e", "COLLECTOR_ENGINE_HOST=unix://" + world.podman.Socket, "-e", "COLLECTOR_JOB_NETWORK=host",
+			"-e", "COLLECTOR_INSECURE_REGISTRIES=" + world.registry.Addr, "-e", "COLLECTOR_ID=" + h.id,
+			"-v", h.etc + ":" + h.etc + ":Z", "-v", world.podman.Socket + ":" + world.podman.Socket, "-v", h.state + ":" + h.state,
+			world.collectorImage, "install"}
+		cmd := world.podman.CLI(args...)
+		cmd.Stdin = strings.NewReader("burned-token\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "nothing changed") || !strings.Contains(string(out), "keeping it") {
+			t.Fatalf("second install: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("ContainersAsDesigned", func(t *testing.T) {
+		for _, name := range []string{"collector-daemon", "collector-runner"} {
+			c, err := h.eng.InspectContainer(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Restart != engine.RestartUnlessStopped || !strings.Contains(c.Image, "@sha256:") || c.Labels["io.collector.role"] == "" {
+				t.Errorf("%s: restart %q, image %q, labels %v", name, c.Restart, c.Image, c.Labels)
+			}
+		}
+	})
+
+	t.Run("Active", func(t *testing.T) {
+		waitFor(t, "collector active", 60*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	})
+
+	const secret = "e2e-secret-token-7f3a9c"
+	var integ string
+	t.Run("RunNowCollectsAndSecondRunDeletes", func(t *testing.T) {
+		integ = p.integration(t, h.id, world.exampleImage, map[string]any{"count": 30, "relationships": true, "token": secret})
+		j := p.waitJob(t, p.runJob(t, integ).ID, 3*time.Minute)
+		if j.State != api.JobSucceeded {
+			logs, _ := p.cli("jobs", "logs", j.ID)
+			t.Fatalf("job %+v\nlogs:\n%s", j, logs)
+		}
+		keys := p.entityKeys(t, integ)
+		if len(keys) < 30 {
+			t.Fatalf("%d entities after the first run, want 30 (+ the secret proof)", len(keys))
+		}
+		if _, err := p.cli("integrations", "update", integ, "--config", `{"count": 20, "relationships": true, "token": "`+secret+`"}`); err != nil {
+			t.Fatal(err)
+		}
+		j = p.waitJob(t, p.runJob(t, integ).ID, 3*time.Minute)
+		if j.State != api.JobSucceeded {
+			t.Fatalf("second job %+v", j)
+		}
+		after := p.entityKeys(t, integ)
+		if len(after) != len(keys)-10 {
+			t.Errorf("%d live entities after the second run, want %d", len(after), len(keys)-10)
+		}
+	})
+
+	t.Run("FailingIntegrationFailsWithLogs", func(t *testing.T) {
+		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 3, "fail": true, "token": secret})
+		j := p.waitJob(t, p.runJob(t, id).ID, 3*time.Minute)
+		logs, _ := p.cli("jobs", "logs", j.ID)
+		if j.State != api.JobFailed || !strings.Contains(logs, "fail") {
+			t.Fatalf("failing job %+v\nlogs:\n%s", j, logs)
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("job logs hold the secret")
+		}
+	})
+
+	t.Run("UnsignedImageRefusedNothingPulled", func(t *testing.T) {
+		id := p.integration(t, h.id, world.unsignedImage, map[string]any{"count": 1, "token": secret})
+		j := p.waitJob(t, p.runJob(t, id).ID, 3*time.Minute)
+		if j.State != api.JobFailed || !strings.Contains(j.Error, "refused") {
+			t.Fatalf("unsigned image job %+v", j)
+		}
+		if ok, _ := h.eng.ImageExists(ctx, world.unsignedImage); ok {
+			t.Errorf("the unsigned image was pulled")
+		}
+	})
+
+	t.Run("SecretNeverLeaks", func(t *testing.T) {
+		for _, name := range []string{"collector-daemon", "collector-runner"} {
+			out, _ := world.podman.Run("logs", name)
+			if strings.Contains(out, secret) {
+				t.Errorf("%s's logs hold the secret", name)
+			}
+			insp, _ := world.podman.Run("inspect", name)
+			if strings.Contains(insp, secret) {
+				t.Errorf("podman inspect %s holds the secret", name)
+			}
+		}
+		if strings.Contains(p.log.String(), secret) {
+			t.Errorf("the platform's log holds the secret")
+		}
+		db, _ := os.ReadFile(filepath.Join(p.dataDir, "platform.db"))
+		if strings.Contains(string(db), secret) {
+			t.Errorf("the platform database holds the secret in clear")
+		}
+	})
+
+	t.Run("RunnerKilledMidJobRerunsWithoutDuplicates", func(t *testing.T) {
+		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 10, "sleep_seconds": 6, "token": secret})
+		j := p.runJob(t, id)
+		waitFor(t, "job running", time.Minute, func() bool { return p.job(t, j.ID).State == api.JobRunning })
+		if _, err := world.podman.Run("kill", "--signal", "KILL", "collector-runner"); err != nil {
+			t.Fatal(err)
+		}
+		done := p.waitJob(t, j.ID, 3*time.Minute)
+		if done.State != api.JobSucceeded || done.Attempt < 2 {
+			t.Fatalf("job after the runner's kill: %+v (want succeeded on attempt 2+)", done)
+		}
+		if keys := p.entityKeys(t, id); len(keys) != 11 {
+			t.Errorf("%d entities, want 11 (10 + proof), no duplicates", len(keys))
+		}
+	})
+
+	t.Run("PlatformStoppedMidJobStillCompletes", func(t *testing.T) {
+		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 5, "sleep_seconds": 4, "token": secret})
+		j := p.runJob(t, id)
+		waitFor(t, "job running", time.Minute, func() bool { return p.job(t, j.ID).State == api.JobRunning })
+		p.stop()
+		time.Sleep(2 * time.Second)
+		p.start()
+		done := p.waitJob(t, j.ID, 3*time.Minute)
+		if done.State != api.JobSucceeded {
+			t.Fatalf("job across a platform restart: %+v", done)
+		}
+	})
+
+	t.Run("JobContainersCleanedUp", func(t *testing.T) {
+		waitFor(t, "job containers removed", 30*time.Second, func() bool {
+			list, err := h.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job"})
+			return err == nil && len(list) == 0
+		})
+		if out, _ := world.podman.Run("secret", "ls", "--format", "{{.Name}}"); strings.Contains(out, "collector-job-") {
+			t.Errorf("job secrets left:\n%s", out)
+		}
+	})
+}

@@ -1,0 +1,236 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/engine/enginetest"
+)
+
+// world is what every e2e test shares: built binaries, images in the
+// registry, signed, and the engines.
+var world struct {
+	skip     string
+	dir      string
+	bin      string // built binaries
+	registry *enginetest.Registry
+	podman   *enginetest.Podman
+	collectorImage, exampleImage, unsignedImage string
+	policy   string // policy.json path
+}
+
+func TestMain(m *testing.M) {
+	if err := setup(); err != nil {
+		if enginetest.InCI() {
+			fmt.Fprintf(os.Stderr, "e2e harness: %v\n", err)
+			teardown()
+			os.Exit(1)
+		}
+		world.skip = err.Error()
+	}
+	code := m.Run()
+	teardown()
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+func run(dir string, env []string, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func setup() error {
+	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "collector-e2e-")
+	if err != nil {
+		return err
+	}
+	world.dir = dir
+	world.bin = filepath.Join(dir, "bin")
+	root := repoRoot()
+	for _, b := range []string{"platform", "collector", "collector-release"} {
+		if _, err := run(root, []string{"CGO_ENABLED=0"}, "go", "build", "-tags", "containers_image_openpgp", "-o", filepath.Join(world.bin, b), "./cmd/"+b); err != nil {
+			return err
+		}
+	}
+	if world.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
+		return err
+	}
+	if world.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), world.registry.Addr); err != nil {
+		return err
+	}
+	reg := world.registry.Addr + "/collectorhq"
+	podmanCmd := strings.Join(world.podman.CLI().Args, " ")
+	env := append([]string{"PODMAN=" + podmanCmd, "REGISTRY=" + reg, "VERSION=e2e", "PUSH=1", "PUSH_TLS_VERIFY=false"}, podmanEnv()...)
+	if _, err := run(root, env, "bash", "packaging/images.sh"); err != nil {
+		return err
+	}
+	world.collectorImage = reg + "/collector:e2e"
+	world.exampleImage = reg + "/integration-example:e2e"
+	// The same example image under a repository nobody signed.
+	world.unsignedImage = world.registry.Addr + "/unsigned/integration-example:e2e"
+	if _, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+world.unsignedImage); err != nil {
+		return err
+	}
+	return sign(reg)
+}
+
+// podmanEnv is the environment of the harness's podman CLI (its conf files).
+func podmanEnv() []string {
+	cmd := world.podman.CLI()
+	var out []string
+	for _, e := range cmd.Env {
+		if strings.HasPrefix(e, "CONTAINERS_") || strings.HasPrefix(e, "TMPDIR=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// sign makes a cosign key pair, signs both images and writes the policy
+// that trusts that key for the collectorhq repositories only.
+func sign(reg string) error {
+	keys := filepath.Join(world.dir, "keys")
+	os.MkdirAll(keys, 0o700)
+	env := []string{"COSIGN_PASSWORD=e2e-password"}
+	rel := filepath.Join(world.bin, "collector-release")
+	if _, err := run(keys, env, rel, "keygen", "--output-key-prefix", "cosign"); err != nil {
+		return err
+	}
+	for _, img := range []string{world.collectorImage, world.exampleImage} {
+		if _, err := run(keys, env, rel, "sign", "--insecure", "--key", filepath.Join(keys, "cosign.key"), img); err != nil {
+			return err
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(keys, "cosign.pub"))
+	if err != nil {
+		return err
+	}
+	policy := map[string]any{
+		"default": []any{map[string]any{"type": "reject"}},
+		"transports": map[string]any{"docker": map[string]any{
+			reg: []any{map[string]any{"type": "sigstoreSigned", "keyData": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}},
+			world.registry.Addr + "/unsigned": []any{map[string]any{"type": "sigstoreSigned", "keyData": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}},
+		}},
+	}
+	b, _ := json.MarshalIndent(policy, "", "  ")
+	world.policy = filepath.Join(world.dir, "policy.json")
+	return os.WriteFile(world.policy, b, 0o644)
+}
+
+func teardown() {
+	world.podman.Stop()
+	world.registry.Stop()
+	if world.dir != "" {
+		os.RemoveAll(world.dir)
+	}
+}
+
+func need(t *testing.T) {
+	t.Helper()
+	if world.skip != "" {
+		t.Skipf("e2e components unavailable: %s", world.skip)
+	}
+}
+
+// platformProc is a running `platform serve`.
+type platformProc struct {
+	t       *testing.T
+	dataDir string
+	addr    string
+	url     string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	args    []string
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startPlatform starts the platform with short intervals for tests.
+func startPlatform(t *testing.T) *platformProc {
+	addr := freeAddr(t)
+	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &bytes.Buffer{}}
+	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
+		"--collector-image", world.collectorImage, "--image-policy", world.policy,
+		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *platformProc) start() {
+	p.cmd = exec.Command(filepath.Join(world.bin, "platform"), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(p.dataDir, "admin-token")); err == nil {
+			if c, err := net.Dial("tcp", p.addr); err == nil {
+				c.Close()
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("platform did not start:\n%s", p.log)
+}
+
+func (p *platformProc) stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+		p.cmd = nil
+	}
+}
+
+// cli runs the platform admin CLI against p.
+func (p *platformProc) cli(args ...string) (string, error) {
+	full := append(args, "--server", p.url, "--data-dir", p.dataDir)
+	return run("", nil, filepath.Join(world.bin, "platform"), full...)
+}
+
+// cliJSON runs the CLI with --json and decodes its output.
+func (p *platformProc) cliJSON(v any, args ...string) {
+	p.t.Helper()
+	out, err := p.cli(append(args, "--json")...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		p.t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+var _ = context.Background
