@@ -80,8 +80,10 @@ func (s *Server) grant(c store.Collector, tok string, t store.EnrollmentToken) a
 // enrollment token is not among them: the installer reads it on stdin, so it
 // never lands in a shell history or a process listing.
 func (s *Server) installCommands(id string) api.InstallCommands {
-	env := fmt.Sprintf("-e COLLECTOR_ID=%s -e COLLECTOR_PLATFORM_URL=%s -e COLLECTOR_CA_PIN=%s",
-		shellQuote(id), shellQuote(s.audience), shellQuote(s.caPin))
+	// COLLECTOR_IMAGE tells the installer which image to run its
+	// containers from (Docker gives a container no way to know its image).
+	env := fmt.Sprintf("-e COLLECTOR_ID=%s -e COLLECTOR_PLATFORM_URL=%s -e COLLECTOR_CA_PIN=%s -e COLLECTOR_IMAGE=%s",
+		shellQuote(id), shellQuote(s.audience), shellQuote(s.caPin), shellQuote(s.cfg.CollectorImage))
 	// A platform on loopback is reachable from the collector's containers
 	// only on the host's network; a collector image on a loopback registry
 	// is served over plain HTTP (tests, the demo).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -83,9 +84,13 @@ func (d jobsDirectory) Schedules(ctx context.Context) ([]jobs.Schedule, error) {
 	return out, nil
 }
 
-// jobError maps the job service's errors to HTTP answers.
+// jobError maps the job service's errors to HTTP answers. A body over its
+// limit is 413 even when the service wrapped it as an invalid batch.
 func jobError(err error) error {
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return err
 	case errors.Is(err, jobs.ErrNotFound):
 		return errorf(http.StatusNotFound, api.CodeNotFound, "%v", err)
 	case errors.Is(err, jobs.ErrLeaseLost):
@@ -173,7 +178,7 @@ func (s *Server) jobRunning(w http.ResponseWriter, r *http.Request, collectorID 
 }
 
 func (s *Server) jobRecords(w http.ResponseWriter, r *http.Request, collectorID string) error {
-	if ct := r.Header.Get("Content-Type"); ct != api.ContentTypeNDJS {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != api.ContentTypeNDJS {
 		return errorf(http.StatusUnsupportedMediaType, api.CodeUnsupportedMedia, "Content-Type must be %s", api.ContentTypeNDJS)
 	}
 	seq, err := strconv.Atoi(r.Header.Get(api.HeaderBatchSeq))

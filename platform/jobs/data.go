@@ -200,7 +200,7 @@ func scanLines(r io.Reader, f func(line int, b []byte, tooLong bool) error) erro
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: read body: %v", ErrBadBatch, err)
+			return fmt.Errorf("%w: read body: %w", ErrBadBatch, err)
 		}
 	}
 }

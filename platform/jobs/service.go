@@ -111,7 +111,8 @@ func (s *Service) RunNow(ctx context.Context, integrationID, requestedBy string)
 // A job that cannot be sealed (its integration is gone) fails and the poll
 // goes on.
 func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequest) (*api.Lease, error) {
-	wait := min(time.Duration(req.WaitSeconds)*time.Second, api.MaxLongPoll)
+	// Capped before the multiplication, which a huge wait_seconds would overflow.
+	wait := time.Duration(min(req.WaitSeconds, int(api.MaxLongPoll/time.Second))) * time.Second
 	deadline := s.now().Add(wait)
 	for {
 		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Wait: max(0, deadline.Sub(s.now())), FreeMemoryBytes: req.FreeMemoryBytes})
@@ -210,7 +211,7 @@ func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID strin
 	}
 	res, err := s.data.Ingest(ctx, BatchKey{IntegrationID: job.IntegrationID, JobID: jobID, LeaseID: leaseID, Seq: seq}, body)
 	if errors.Is(err, ErrBadBatch) {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return nil, err

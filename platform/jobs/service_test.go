@@ -1,0 +1,241 @@
+package jobs_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
+)
+
+// fakeDirectory is a jobs.Directory over fixed schedules. It is the one
+// fake here: the platform's store is not what these tests are about.
+type fakeDirectory struct {
+	mu        sync.Mutex
+	schedules []jobs.Schedule
+}
+
+var errNoIntegration = errors.New("no such integration")
+
+func (d *fakeDirectory) Source(_ context.Context, id string) (*jobs.Source, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.schedules {
+		if s.IntegrationID == id {
+			return &jobs.Source{IntegrationID: id, CollectorID: s.CollectorID, Image: "localhost/x@sha256:00", Config: []byte(`{}`)}, nil
+		}
+	}
+	return nil, errNoIntegration
+}
+
+func (d *fakeDirectory) CollectorHPKEKey(context.Context, string) ([]byte, error) {
+	return nil, errors.New("not needed by the scheduler")
+}
+
+func (d *fakeDirectory) Schedules(context.Context) ([]jobs.Schedule, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]jobs.Schedule(nil), d.schedules...), nil
+}
+
+func (d *fakeDirectory) set(s ...jobs.Schedule) {
+	d.mu.Lock()
+	d.schedules = s
+	d.mu.Unlock()
+}
+
+// newService returns a service on a real queue in a temporary SQLite file.
+func newService(t *testing.T, cfg jobs.Config, dir jobs.Directory) (*jobs.Service, queue.Queue) {
+	t.Helper()
+	q, err := qsqlite.Open(filepath.Join(t.TempDir(), "queue.db"), queue.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return jobs.New(cfg, q, nil, dir, key, log, nil), q
+}
+
+// runScheduler runs the scheduler until the test ends.
+func runScheduler(t *testing.T, s *jobs.Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.RunScheduler(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func integrationJobs(t *testing.T, q queue.Queue, id string) []*queue.Job {
+	t.Helper()
+	list, err := q.List(context.Background(), queue.Filter{IntegrationID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// waitQueued waits for a queued job of the integration other than the
+// ones in seen.
+func waitQueued(t *testing.T, q queue.Queue, id string, within time.Duration, seen map[string]bool) *queue.Job {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, j := range integrationJobs(t, q, id) {
+			if j.State == queue.StateQueued && !seen[j.ID] {
+				return j
+			}
+		}
+	}
+	t.Fatalf("no new job for %s within %v", id, within)
+	return nil
+}
+
+// onlyJob checks the integration has exactly the job want, in state st.
+func onlyJob(t *testing.T, q queue.Queue, id string, want *queue.Job, st queue.State) {
+	t.Helper()
+	list := integrationJobs(t, q, id)
+	if len(list) != 1 || list[0].ID != want.ID || list[0].State != st {
+		var got []string
+		for _, j := range list {
+			got = append(got, j.ID+":"+string(j.State))
+		}
+		t.Fatalf("jobs of %s = %v, want only %s:%s", id, got, want.ID, st)
+	}
+}
+
+func TestSchedulerEnqueuesEachPeriodNeverTwice(t *testing.T) {
+	const period = 100 * time.Millisecond
+	cfg := jobs.Config{EnvelopeTTL: time.Minute, SchedulerTick: 5 * time.Millisecond, Jitter: 0.2}
+	dir := &fakeDirectory{}
+	dir.set(
+		jobs.Schedule{IntegrationID: "int_due", CollectorID: "col_a", Interval: period},
+		jobs.Schedule{IntegrationID: "int_unassigned", Interval: period},
+		jobs.Schedule{IntegrationID: "int_no_period", CollectorID: "col_a"},
+	)
+	s, q := newService(t, cfg, dir)
+	ctx := context.Background()
+	start := time.Now()
+	runScheduler(t, s)
+
+	// The first run comes within a period of first sight (spread, not at once
+	// for every integration).
+	first := waitQueued(t, q, "int_due", 2*time.Second, nil)
+	if first.RequestedBy != queue.RequestedByScheduler || first.CollectorID != "col_a" {
+		t.Errorf("scheduled job = %+v", first)
+	}
+	if d := first.CreatedAt.Sub(start); d > period+500*time.Millisecond {
+		t.Errorf("first run after %v, want within about one period (%v)", d, period)
+	}
+
+	// Several periods pass while it is queued, then leased, then running:
+	// never a second job.
+	time.Sleep(4 * period)
+	onlyJob(t, q, "int_due", first, queue.StateQueued)
+	leased, err := q.Next(ctx, queue.NextRequest{CollectorID: "col_a"})
+	if err != nil || leased.ID != first.ID {
+		t.Fatalf("next = %+v, %v", leased, err)
+	}
+	time.Sleep(3 * period)
+	onlyJob(t, q, "int_due", first, queue.StateLeased)
+	if _, err := q.MarkRunning(ctx, leased.ID, leased.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * period)
+	onlyJob(t, q, "int_due", first, queue.StateRunning)
+	if _, err := q.Finish(ctx, leased.ID, leased.LeaseID, queue.Result{Succeeded: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Finished at once, each later job comes one jittered period after the
+	// one before.
+	seen := map[string]bool{first.ID: true}
+	var created []time.Time
+	for range 5 {
+		j := waitQueued(t, q, "int_due", 2*time.Second, seen)
+		seen[j.ID] = true
+		created = append(created, j.CreatedAt)
+		if j.RequestedBy != queue.RequestedByScheduler {
+			t.Errorf("job %s requested by %q", j.ID, j.RequestedBy)
+		}
+		l, err := q.Next(ctx, queue.NextRequest{CollectorID: "col_a"})
+		if err != nil || l.ID != j.ID {
+			t.Fatalf("next = %+v, %v", l, err)
+		}
+		if _, err := q.Finish(ctx, l.ID, l.LeaseID, queue.Result{Succeeded: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	minGap := time.Duration(float64(period)*(1-cfg.Jitter)) - 2*time.Millisecond
+	gaps := map[time.Duration]bool{}
+	for i := 1; i < len(created); i++ {
+		gap := created[i].Sub(created[i-1])
+		gaps[gap.Round(time.Millisecond)] = true
+		if gap < minGap {
+			t.Errorf("jobs %d and %d enqueued %v apart, want at least %v (period %v, jitter %v)", i-1, i, gap, minGap, period, cfg.Jitter)
+		}
+	}
+	if len(gaps) < 2 {
+		t.Errorf("gaps between runs all equal (%v): no jitter", gaps)
+	}
+	for _, id := range []string{"int_unassigned", "int_no_period"} {
+		if list := integrationJobs(t, q, id); len(list) != 0 {
+			t.Errorf("%s got %d jobs, want none", id, len(list))
+		}
+	}
+}
+
+func TestSchedulerStopsForRemovedOrUnassigned(t *testing.T) {
+	const period = 50 * time.Millisecond
+	dir := &fakeDirectory{}
+	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a", Interval: period})
+	s, q := newService(t, jobs.Config{EnvelopeTTL: time.Minute, SchedulerTick: 5 * time.Millisecond, Jitter: 0.1}, dir)
+	runScheduler(t, s)
+	j := waitQueued(t, q, "int_a", 2*time.Second, nil)
+	if _, err := q.Cancel(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Unassigned: no more runs, even though nothing is queued.
+	dir.set(jobs.Schedule{IntegrationID: "int_a", Interval: period})
+	time.Sleep(6 * period)
+	if n := len(integrationJobs(t, q, "int_a")); n != 1 {
+		t.Errorf("unassigned integration has %d jobs, want the 1 from before", n)
+	}
+	// Removed: the same.
+	dir.set()
+	time.Sleep(4 * period)
+	if n := len(integrationJobs(t, q, "int_a")); n != 1 {
+		t.Errorf("removed integration has %d jobs, want 1", n)
+	}
+}
+
+func TestRunNow(t *testing.T) {
+	dir := &fakeDirectory{}
+	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a"}, jobs.Schedule{IntegrationID: "int_spare"})
+	s, _ := newService(t, jobs.DefaultConfig(), dir)
+	ctx := context.Background()
+	j, existed, err := s.RunNow(ctx, "int_a", queue.RequestedByAdmin)
+	if err != nil || existed || j.CollectorID != "col_a" || j.RequestedBy != queue.RequestedByAdmin {
+		t.Fatalf("run now = %+v, %v, %v", j, existed, err)
+	}
+	again, existed, err := s.RunNow(ctx, "int_a", queue.RequestedByAdmin)
+	if err != nil || !existed || again.ID != j.ID {
+		t.Errorf("second run now = %+v, %v, %v; want the same job", again, existed, err)
+	}
+	if _, _, err := s.RunNow(ctx, "int_spare", queue.RequestedByAdmin); !errors.Is(err, jobs.ErrInvalid) {
+		t.Errorf("unassigned: err = %v, want ErrInvalid", err)
+	}
+	if _, _, err := s.RunNow(ctx, "int_gone", queue.RequestedByAdmin); !errors.Is(err, errNoIntegration) {
+		t.Errorf("unknown: err = %v, want the directory's error", err)
+	}
+}

@@ -1,0 +1,286 @@
+package platform_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/platform/platformtest"
+	"github.com/collectorhq/collector/platform/store/sqlite"
+)
+
+// ingestBatch is the records per upload in BenchmarkIngestHTTP, as the
+// runner batches them.
+const ingestBatch = 5000
+
+// BenchmarkIngestHTTP sends BENCH_INGEST_RECORDS (1,000,000) entities of one
+// job through the HTTP API (UploadRecords, batches of 5,000, one after the
+// other) into the SQLite file of a `platform serve` process, and reports
+// records/s and the server's peak RSS (VmHWM of its own process, so the
+// load generator's memory is not counted). The baseline, in the same run, is
+// the same batches through jobs.Data.Ingest on a store opened the way the
+// server opens it (no HTTP, TLS, auth or lease checks); http/direct is the
+// share of the direct rate the API keeps. Run it once per measure:
+//
+//	go test -run '^$' -bench BenchmarkIngestHTTP -benchtime 1x ./platform/
+func BenchmarkIngestHTTP(b *testing.B) {
+	n := envInt("BENCH_INGEST_RECORDS", 1_000_000)
+	srv := startPlatformServe(b, "--lease-ttl", "10m")
+	c := srv.enroll(b, "bench")
+	var batch bytes.Buffer
+	var direct, viaHTTP time.Duration
+	round := 0
+	for b.Loop() {
+		round++
+		direct += ingestDirect(b, filepath.Join(b.TempDir(), "direct.db"), n, &batch)
+		in := newJobIntegration(b, srv.Env, fmt.Sprintf("ldap-%d", round), c.ID)
+		viaHTTP += ingestHTTP(b, srv.Env, c, in.ID, n, &batch)
+	}
+	rounds := float64(round)
+	httpRate := float64(n) * rounds / viaHTTP.Seconds()
+	directRate := float64(n) * rounds / direct.Seconds()
+	b.ReportMetric(httpRate, "records/s")
+	b.ReportMetric(directRate, "direct-records/s")
+	b.ReportMetric(httpRate/directRate, "http/direct")
+	b.ReportMetric(float64(procStatusKiB(b, srv.pid, "VmHWM"))/1024, "server-peak-RSS-MiB")
+}
+
+// ingestDirect ingests n entities in batches straight into a new store file
+// and returns the time it took.
+func ingestDirect(b *testing.B, path string, n int, buf *bytes.Buffer) time.Duration {
+	b.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	data, err := jobs.OpenData(context.Background(), st.DB(), st.DB())
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for seq, first := 1, 0; first < n; seq, first = seq+1, first+ingestBatch {
+		count := min(ingestBatch, n-first)
+		fillBatch(buf, first, count)
+		res, err := data.Ingest(context.Background(), jobs.BatchKey{IntegrationID: "int_direct", JobID: "job_direct", LeaseID: "lease_direct", Seq: seq}, buf)
+		if err != nil || res.Accepted != count {
+			b.Fatalf("direct batch %d = %+v, %v", seq, res, err)
+		}
+	}
+	return time.Since(start)
+}
+
+// ingestHTTP runs one job of the integration whose records are n entities
+// and returns the time from the first upload to the last answer.
+func ingestHTTP(b *testing.B, e *platformtest.Env, c *platformtest.Collector, integrationID string, n int, buf *bytes.Buffer) time.Duration {
+	b.Helper()
+	l := runAndLease(b, e, c, integrationID)
+	if err := c.Client.MarkRunning(ctx, l.JobID, l.LeaseID); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for seq, first := 1, 0; first < n; seq, first = seq+1, first+ingestBatch {
+		count := min(ingestBatch, n-first)
+		fillBatch(buf, first, count)
+		res, err := c.Client.UploadRecords(ctx, l.JobID, l.LeaseID, seq, buf.Bytes())
+		if err != nil || res.Accepted != count {
+			b.Fatalf("batch %d = %+v, %v", seq, res, err)
+		}
+	}
+	took := time.Since(start)
+	if err := c.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: l.LeaseID, Records: int64(n)}); err != nil {
+		b.Fatal(err)
+	}
+	if j := showJob(b, e, l.JobID); j.State != api.JobSucceeded || j.Records != int64(n) {
+		b.Fatalf("job after ingest = %+v, want succeeded with %d records", j, n)
+	}
+	return took
+}
+
+// fillBatch writes count entities, numbered from first, as NDJSON: about
+// 190 bytes a record, like a directory user.
+func fillBatch(buf *bytes.Buffer, first, count int) {
+	buf.Reset()
+	var line []byte
+	for i := first; i < first+count; i++ {
+		line = append(line[:0], `{"entity":{"_key":"user-`...)
+		line = strconv.AppendInt(line, int64(i), 10)
+		line = append(line, `","_type":"ldap_user","_class":"User","name":"User `...)
+		line = strconv.AppendInt(line, int64(i), 10)
+		line = append(line, `","email":"user`...)
+		line = strconv.AppendInt(line, int64(i), 10)
+		line = append(line, `@example.com","active":true,"groups":["staff","vpn"],"uid":`...)
+		line = strconv.AppendInt(line, int64(10000+i), 10)
+		line = append(line, "}}\n"...)
+		buf.Write(line)
+	}
+}
+
+// BenchmarkPickupLatency measures the time from "run now" (the admin API
+// call) to the return of a runner's long poll that was already waiting, over
+// BENCH_PICKUP_ITERATIONS (200) jobs, each finished before the next. The
+// baseline, in the same run, is the round trip of the admin call alone.
+func BenchmarkPickupLatency(b *testing.B) {
+	iters := envInt("BENCH_PICKUP_ITERATIONS", 200)
+	e := platformtest.Start(b)
+	c := e.EnrollNew(b, "bench")
+	in := newJobIntegration(b, e, "ldap", c.ID)
+	if _, err := c.Client.AccessToken(ctx); err != nil {
+		b.Fatal(err)
+	}
+	type polled struct {
+		l   *api.Lease
+		err error
+		at  time.Time
+	}
+	var pickup, call []time.Duration
+	for b.Loop() {
+		for range iters {
+			got := make(chan polled, 1)
+			go func() {
+				l, err := c.Client.Next(ctx, api.NextRequest{WaitSeconds: 25})
+				got <- polled{l, err, time.Now()}
+			}()
+			time.Sleep(50 * time.Millisecond) // the poll is waiting in the queue
+			t0 := time.Now()
+			job, err := e.Admin.RunIntegration(ctx, in.ID)
+			call = append(call, time.Since(t0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := <-got
+			if r.err != nil || r.l == nil || r.l.JobID != job.ID {
+				b.Fatalf("next = %+v, %v; want job %s", r.l, r.err, job.ID)
+			}
+			pickup = append(pickup, r.at.Sub(t0))
+			if err := c.Client.Finish(ctx, r.l.JobID, api.FinishRequest{LeaseID: r.l.LeaseID}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(percentile(pickup, .50)), "p50-ms")
+	b.ReportMetric(ms(percentile(pickup, .99)), "p99-ms")
+	b.ReportMetric(ms(percentile(pickup, 1)), "max-ms")
+	b.ReportMetric(ms(percentile(call, .50)), "run-call-p50-ms")
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// servedPlatform is a `platform serve` process with clients for it.
+type servedPlatform struct {
+	*platformtest.Env // URL, DataDir, HTTP and Admin; Server and Store are nil
+	pid               int
+}
+
+// startPlatformServe builds cmd/platform and runs `platform serve` in its
+// own process on a fresh data dir, until the benchmark ends.
+func startPlatformServe(tb testing.TB, args ...string) *servedPlatform {
+	tb.Helper()
+	dir := tb.TempDir()
+	bin := filepath.Join(dir, "platform")
+	build := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bin, "github.com/collectorhq/collector/cmd/platform")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("build platform: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dataDir := filepath.Join(dir, "data")
+	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir}, args...)...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if tb.Failed() {
+			tb.Logf("platform log:\n%s", logs.String())
+		}
+	})
+	e := &platformtest.Env{URL: "https://" + addr, DataDir: dataDir}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("platform did not come up:\n%s", logs.String())
+		}
+		tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
+		if err != nil {
+			continue
+		}
+		e.HTTP = api.HTTPClient(tc)
+		if resp, err := e.HTTP.Get(e.URL + api.PathHealthz); err == nil {
+			resp.Body.Close()
+			break
+		}
+	}
+	tok, err := os.ReadFile(filepath.Join(dataDir, platform.AdminTokenFile))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.AdminToken = strings.TrimSpace(string(tok))
+	e.Admin = api.NewAdminClient(e.URL, e.AdminToken, e.HTTP)
+	return &servedPlatform{Env: e, pid: cmd.Process.Pid}
+}
+
+// enroll creates and enrolls a collector, as platformtest.Env.EnrollNew
+// does for an in-process server.
+func (p *servedPlatform) enroll(tb testing.TB, name string) *platformtest.Collector {
+	tb.Helper()
+	g, err := p.Admin.CreateCollector(ctx, api.CreateCollectorRequest{Name: name})
+	if err != nil {
+		tb.Fatalf("create collector: %v", err)
+	}
+	key, hk := platformtest.NewKeys(tb)
+	c := &platformtest.Collector{ID: g.Collector.ID, Key: key, HPKE: hk}
+	c.Client = api.NewCollectorClient(p.URL, c.ID, key, "", p.HTTP)
+	c.Enrolled, err = c.Client.Enroll(ctx, api.EnrollRequest{CollectorID: c.ID, Token: g.EnrollmentToken,
+		IdentityPublicKey: key.Public().(ed25519.PublicKey), HPKEPublicKey: hk.PublicKey()})
+	if err != nil {
+		tb.Fatalf("enroll: %v", err)
+	}
+	c.Client.SetAudience(c.Enrolled.Audience)
+	return c
+}
+
+// procStatusKiB reads a "kB" field of /proc/<pid>/status, e.g. VmHWM.
+func procStatusKiB(tb testing.TB, pid int, field string) int64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				tb.Fatalf("%s: %q", field, line)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
