@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/engine/docker"
 	"github.com/collectorhq/collector/engine/podman"
 )
 
@@ -22,19 +24,83 @@ type host struct {
 	etc   string
 	state string
 	eng   engine.Engine
+	kit   *kit
+}
+
+// kit is an engine as the e2e suite drives it: its CLI (as an operator
+// would use it on the host) and its socket.
+type kit struct {
+	name   string // podman or docker
+	socket string
+	cli    func(args ...string) *exec.Cmd
+	// secretDir is the Docker backend's tmpfs dir for job secrets.
+	secretDir string
+	open      func() (engine.Engine, error)
+}
+
+func (k *kit) run(args ...string) (string, error) {
+	out, err := k.cli(args...).CombinedOutput()
+	return string(out), err
+}
+
+func podmanKit() *kit {
+	return &kit{name: "podman", socket: world.podman.Socket, cli: world.podman.CLI,
+		open: func() (engine.Engine, error) { return podman.New(context.Background(), world.podman.URI()) }}
+}
+
+func dockerKit(t *testing.T) *kit {
+	sd, err := os.MkdirTemp("/dev/shm", "collector-e2e-secrets-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sd) })
+	return &kit{name: "docker", socket: world.dockerd.Socket, secretDir: sd,
+		cli: func(args ...string) *exec.Cmd {
+			return exec.Command("docker", append([]string{"-H", world.dockerd.URI()}, args...)...)
+		},
+		open: func() (engine.Engine, error) { return docker.New(context.Background(), world.dockerd.URI(), sd) }}
+}
+
+// installArgs is the printed install command's `run` arguments, with the
+// test's own config dir, state dir and engine socket in place of
+// /etc/collector and the system socket (tests never touch /etc).
+func (h *host) installArgs(vars map[string]string) []string {
+	sock := h.kit.socket
+	args := []string{"run", "--rm", "-i", "--privileged", "--network", "host"}
+	if h.kit.name == "docker" {
+		// This machine's sandbox withholds CAP_SYS_RESOURCE, which dockerd
+		// 20.10's --privileged insists on granting ("unable to apply caps");
+		// the installer needs only the socket, so label=disable stands in.
+		args = []string{"run", "--rm", "-i", "--security-opt", "label=disable", "--network", "host"}
+	}
+	for k, v := range vars {
+		args = append(args, "-e", k+"="+v)
+	}
+	args = append(args,
+		"-e", "COLLECTOR_CONFIG_DIR="+h.etc, "-e", "COLLECTOR_STATE_DIR="+h.state,
+		"-e", "COLLECTOR_ENGINE_HOST=unix://"+sock, "-e", "COLLECTOR_JOB_NETWORK=host",
+		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr,
+		"-v", h.etc+":"+h.etc+":Z", "-v", sock+":"+sock, "-v", h.state+":"+h.state)
+	if h.kit.secretDir != "" {
+		args = append(args, "-e", "COLLECTOR_SECRET_DIR="+h.kit.secretDir)
+	}
+	return append(args, world.collectorImage, "install")
 }
 
 var envPair = regexp.MustCompile(`-e (COLLECTOR_[A-Z_]+)=(\S+)`)
 
 // install creates a collector on p and runs the installer as a container
 // the way the printed command does, on the test's own dirs and socket.
-func install(t *testing.T, p *platformProc) *host {
+func install(t *testing.T, p *platformProc, k *kit) *host {
 	t.Helper()
 	var g api.EnrollmentGrant
 	p.cliJSON(&g, "collectors", "create", "e2e-"+t.Name())
-	printed := g.InstallCommands.Podman
-	for _, want := range []string{"podman run", "--privileged", "COLLECTOR_ID=" + g.Collector.ID, "COLLECTOR_CA_PIN=sha256:",
-		"/etc/collector:/etc/collector:Z", "/run/podman/podman.sock:/run/podman/podman.sock", world.collectorImage, " install"} {
+	printed, sock := g.InstallCommands.Podman, "/run/podman/podman.sock"
+	if k.name == "docker" {
+		printed, sock = g.InstallCommands.Docker, "/var/run/docker.sock"
+	}
+	for _, want := range []string{k.name + " run", "--privileged", "COLLECTOR_ID=" + g.Collector.ID, "COLLECTOR_CA_PIN=sha256:",
+		"/etc/collector:/etc/collector:Z", sock + ":" + sock, world.collectorImage, " install"} {
 		if !strings.Contains(printed, want) {
 			t.Fatalf("install command lacks %q:\n%s", want, printed)
 		}
@@ -46,28 +112,17 @@ func install(t *testing.T, p *platformProc) *host {
 	for _, m := range envPair.FindAllStringSubmatch(printed, -1) {
 		vars[m[1]] = m[2]
 	}
-	h := &host{id: g.Collector.ID, etc: filepath.Join(t.TempDir(), "etc-collector"), state: filepath.Join(t.TempDir(), "state")}
+	h := &host{id: g.Collector.ID, etc: filepath.Join(t.TempDir(), "etc-collector"), state: filepath.Join(t.TempDir(), "state"), kit: k}
 	os.MkdirAll(h.etc, 0o700)
 	os.MkdirAll(h.state, 0o700)
-	sock := world.podman.Socket
-	args := []string{"run", "--rm", "-i", "--privileged", "--network", "host"}
-	for k, v := range vars {
-		args = append(args, "-e", k+"="+v)
-	}
-	args = append(args,
-		"-e", "COLLECTOR_CONFIG_DIR="+h.etc, "-e", "COLLECTOR_STATE_DIR="+h.state,
-		"-e", "COLLECTOR_ENGINE_HOST=unix://"+sock, "-e", "COLLECTOR_JOB_NETWORK=host",
-		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr,
-		"-v", h.etc+":"+h.etc+":Z", "-v", sock+":"+sock, "-v", h.state+":"+h.state,
-		world.collectorImage, "install")
-	cmd := world.podman.CLI(args...)
+	cmd := k.cli(h.installArgs(vars)...)
 	cmd.Stdin = strings.NewReader(g.EnrollmentToken + "\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("installer: %v\n%s", err, out)
 	}
 	t.Logf("installer:\n%s", out)
-	eng, err := podman.New(context.Background(), world.podman.URI())
+	eng, err := k.open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,19 +196,23 @@ func (p *platformProc) entityKeys(t *testing.T, integrationID string) map[string
 
 func TestEndToEndPodman(t *testing.T) {
 	need(t)
+	flow(t, podmanKit())
+}
+
+func TestEndToEndDocker(t *testing.T) {
+	need(t)
+	flow(t, dockerKit(t))
+}
+
+// flow is the whole life of a collector on one engine.
+func flow(t *testing.T, k *kit) {
 	p := startPlatform(t)
-	h := install(t, p)
+	h := install(t, p, k)
 	ctx := context.Background()
 
 	t.Run("InstallerIsIdempotent", func(t *testing.T) {
 		// Run again with a burned token: it keeps the enrollment, changes nothing.
-		args := []string{"run", "--rm", "-i", "--privileged", "--network", "host",
-			"-e", "COLLECTOR_CONFIG_DIR=" + h.etc, "-e", "COLLECTOR_STATE_DIR=" + h.state,
-			"-e", "COLLECTOR_ENGINE_HOST=unix://" + world.podman.Socket, "-e", "COLLECTOR_JOB_NETWORK=host",
-			"-e", "COLLECTOR_INSECURE_REGISTRIES=" + world.registry.Addr, "-e", "COLLECTOR_ID=" + h.id,
-			"-v", h.etc + ":" + h.etc + ":Z", "-v", world.podman.Socket + ":" + world.podman.Socket, "-v", h.state + ":" + h.state,
-			world.collectorImage, "install"}
-		cmd := world.podman.CLI(args...)
+		cmd := k.cli(h.installArgs(map[string]string{"COLLECTOR_ID": h.id, "COLLECTOR_IMAGE": world.collectorImage})...)
 		cmd.Stdin = strings.NewReader("burned-token\n")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "nothing changed") || !strings.Contains(string(out), "keeping it") {
@@ -228,11 +287,11 @@ func TestEndToEndPodman(t *testing.T) {
 
 	t.Run("SecretNeverLeaks", func(t *testing.T) {
 		for _, name := range []string{"collector-daemon", "collector-runner"} {
-			out, _ := world.podman.Run("logs", name)
+			out, _ := k.run("logs", name)
 			if strings.Contains(out, secret) {
 				t.Errorf("%s's logs hold the secret", name)
 			}
-			insp, _ := world.podman.Run("inspect", name)
+			insp, _ := k.run("inspect", name)
 			if strings.Contains(insp, secret) {
 				t.Errorf("podman inspect %s holds the secret", name)
 			}
@@ -250,8 +309,8 @@ func TestEndToEndPodman(t *testing.T) {
 		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 10, "sleep_seconds": 6, "token": secret})
 		j := p.runJob(t, id)
 		waitFor(t, "job running", time.Minute, func() bool { return p.job(t, j.ID).State == api.JobRunning })
-		if _, err := world.podman.Run("kill", "--signal", "KILL", "collector-runner"); err != nil {
-			t.Fatal(err)
+		if out, err := k.run("kill", "--signal", "KILL", "collector-runner"); err != nil {
+			t.Fatalf("kill the runner: %v\n%s", err, out)
 		}
 		done := p.waitJob(t, j.ID, 3*time.Minute)
 		if done.State != api.JobSucceeded || done.Attempt < 2 {
@@ -280,8 +339,12 @@ func TestEndToEndPodman(t *testing.T) {
 			list, err := h.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job"})
 			return err == nil && len(list) == 0
 		})
-		if out, _ := world.podman.Run("secret", "ls", "--format", "{{.Name}}"); strings.Contains(out, "collector-job-") {
-			t.Errorf("job secrets left:\n%s", out)
+		if k.name == "podman" {
+			if out, _ := k.run("secret", "ls", "--format", "{{.Name}}"); strings.Contains(out, "collector-job-") {
+				t.Errorf("job secrets left:\n%s", out)
+			}
+		} else if left, _ := os.ReadDir(k.secretDir); len(left) > 0 {
+			t.Errorf("job secret files left in %s: %v", k.secretDir, left)
 		}
 	})
 }

@@ -20,13 +20,14 @@ import (
 // world is what every e2e test shares: built binaries, images in the
 // registry, signed, and the engines.
 var world struct {
-	skip     string
-	dir      string
-	bin      string // built binaries
-	registry *enginetest.Registry
-	podman   *enginetest.Podman
+	skip                                        string
+	dir                                         string
+	bin                                         string // built binaries
+	registry                                    *enginetest.Registry
+	podman                                      *enginetest.Podman
+	dockerd                                     *enginetest.Dockerd
 	collectorImage, exampleImage, unsignedImage string
-	policy   string // policy.json path
+	policy                                      string // policy.json path
 }
 
 func TestMain(m *testing.M) {
@@ -60,7 +61,7 @@ func run(dir string, env []string, name string, args ...string) (string, error) 
 }
 
 func setup() error {
-	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
+	if err := enginetest.Require("podman", "runc", "dockerd", "docker", "docker-registry", "busybox"); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "collector-e2e-")
@@ -79,6 +80,9 @@ func setup() error {
 		return err
 	}
 	if world.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), world.registry.Addr); err != nil {
+		return err
+	}
+	if world.dockerd, err = enginetest.StartDockerd(filepath.Join(dir, "docker")); err != nil {
 		return err
 	}
 	reg := world.registry.Addr + "/collectorhq"
@@ -131,7 +135,7 @@ func sign(reg string) error {
 	policy := map[string]any{
 		"default": []any{map[string]any{"type": "reject"}},
 		"transports": map[string]any{"docker": map[string]any{
-			reg: []any{map[string]any{"type": "sigstoreSigned", "keyData": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}},
+			reg:                               []any{map[string]any{"type": "sigstoreSigned", "keyData": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}},
 			world.registry.Addr + "/unsigned": []any{map[string]any{"type": "sigstoreSigned", "keyData": pub, "signedIdentity": map[string]any{"type": "matchRepository"}}},
 		}},
 	}
@@ -141,6 +145,7 @@ func sign(reg string) error {
 }
 
 func teardown() {
+	world.dockerd.Stop()
 	world.podman.Stop()
 	world.registry.Stop()
 	if world.dir != "" {

@@ -197,7 +197,7 @@ type rig struct {
 	images    *pullOnly
 	eng       engine.Engine
 	stateDir  string
-	logs      *bytes.Buffer
+	logs      *syncBuffer
 	cancel    context.CancelFunc
 	stopped   chan struct{}
 }
@@ -214,7 +214,7 @@ func newRig(t *testing.T) *rig {
 	hk, _ := crypto.GenerateHPKEKey()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	return &rig{t: t, collector: "col_test", hpke: hk, platPub: pub, platKey: priv, fake: newFakePlatform(),
-		images: &pullOnly{eng: eng}, eng: eng, stateDir: t.TempDir(), logs: &bytes.Buffer{}}
+		images: &pullOnly{eng: eng}, eng: eng, stateDir: t.TempDir(), logs: &syncBuffer{}}
 }
 
 func (r *rig) start() {
@@ -417,4 +417,22 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 	r.assertClean(id)
 }
 
-var _ io.Writer = (*bytes.Buffer)(nil)
+// syncBuffer is a bytes.Buffer the runner's goroutines may log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)

@@ -64,10 +64,12 @@ func (e *Engine) hostConfig(s *engine.ContainerSpec) (*container.HostConfig, err
 		if mode == 0 {
 			mode = 0o400
 		}
-		if err := os.Chown(p, sm.UID, sm.GID); err != nil {
+		// Mode first, while root still owns the file: after the chown a
+		// runner without CAP_FOWNER could no longer change it.
+		if err := os.Chmod(p, mode); err != nil {
 			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
 		}
-		if err := os.Chmod(p, mode); err != nil {
+		if err := os.Chown(p, sm.UID, sm.GID); err != nil {
 			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
 		}
 		hc.Binds = append(hc.Binds, bind(p, sm.Target, true, engine.RelabelPrivate))
