@@ -94,7 +94,11 @@ func (s *Server) installCommands(id string) api.InstallCommands {
 		env += " -e COLLECTOR_INSECURE_REGISTRIES=" + shellQuote(reg)
 	}
 	cmd := func(engine, sock string) string {
-		return fmt.Sprintf("sudo %s run --rm -i --privileged --network host %s -v /etc/collector:/etc/collector:Z -v %s:%s %s install",
+		// Podman refuses a bind mount whose source is missing, and the
+		// dirs must be root's alone: create them first, 0700.
+		return fmt.Sprintf("sudo mkdir -p -m 0700 /etc/collector /var/lib/collector && "+
+			"sudo %s run --rm -i --privileged --network host %s -v /etc/collector:/etc/collector:Z "+
+			"-v /var/lib/collector:/var/lib/collector:Z -v %s:%s %s install",
 			engine, env, sock, sock, shellQuote(s.cfg.CollectorImage))
 	}
 	return api.InstallCommands{

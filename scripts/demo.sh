@@ -51,7 +51,7 @@ clean() {
 [ "${1:-}" = clean ] && { clean; exit 0; }
 
 log "1. packages"
-pkgs=(make git ca-certificates curl jq sudo podman runc conmon uidmap fuse-overlayfs slirp4netns containernetworking-plugins docker-registry busybox-static)
+pkgs=(make git ca-certificates curl jq podman runc conmon uidmap fuse-overlayfs slirp4netns containernetworking-plugins docker-registry busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -138,6 +138,10 @@ install_cmd=$(jq -r .install_commands.podman "$demo/grant.json")
 echo "install command, as printed by the platform:"
 echo "  $install_cmd"
 log "8. running the installer exactly as printed (token on stdin)"
+# We are root already, and sudo would drop CONTAINERS_CONF (this host's
+# Podman settings): the printed command runs as is, with sudo as a no-op.
+sudo() { "$@"; }
+export -f sudo
 jq -r .enrollment_token "$demo/grant.json" | bash -c "$install_cmd"
 
 log "9. example integration, run now"
@@ -158,8 +162,11 @@ done
 [ "$state" = succeeded ] || { pf jobs logs "$JOB" || true; die "job $JOB ended $state"; }
 
 log "10. what the job collected"
-pf entities list --integration "$IID" | head -15
-pf relationships list --integration "$IID" | head -5
+# awk reads to the end (head would cut the pipe, and pipefail would stop us).
+pf entities list --integration "$IID" | awk 'NR <= 12 || /^[0-9]+ entities$/'
+pf relationships list --integration "$IID" | awk 'NR <= 4 || /^[0-9]+ relationships$/'
+echo "the secret proof (SHA-256 of the config's token; the token itself never leaves the job):"
+pf entities list --integration "$IID" --type example_secret_proof
 log "11. the collector"
 pf collectors show "$CID"
 log "12. podman ps"
