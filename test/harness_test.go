@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/engine/enginetest"
+	"github.com/collectorhq/collector/internal/testutil"
 )
 
 // world is what every e2e test shares: built binaries, images in the
@@ -167,7 +167,7 @@ type platformProc struct {
 	addr    string
 	url     string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *testutil.Buffer
 	args    []string
 }
 
@@ -183,7 +183,7 @@ func freeAddr(t *testing.T) string {
 // startPlatform starts the platform with short intervals for tests.
 func startPlatform(t *testing.T) *platformProc {
 	addr := freeAddr(t)
-	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &bytes.Buffer{}}
+	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
 		"--collector-image", world.collectorImage, "--image-policy", world.policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}

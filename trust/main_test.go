@@ -19,7 +19,6 @@ import (
 // a private Podman service, the example image built by packaging/images.sh
 // and pushed, and two cosign key pairs.
 var env struct {
-	skip     string
 	dir      string
 	registry *enginetest.Registry
 	podman   *enginetest.Podman
@@ -33,20 +32,7 @@ var env struct {
 
 const keyPassword = "test-password"
 
-func TestMain(m *testing.M) {
-	err := setup()
-	if err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "trust harness: %v\n", err)
-			teardown()
-			os.Exit(1)
-		}
-		env.skip = err.Error()
-	}
-	code := m.Run()
-	teardown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { enginetest.Main(m, "trust", setup, teardown) }
 
 func setup() error {
 	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
@@ -96,9 +82,7 @@ func teardown() {
 
 func need(t testing.TB) {
 	t.Helper()
-	if env.skip != "" {
-		t.Skipf("real Podman and registry unavailable: %s", env.skip)
-	}
+	enginetest.Need(t)
 }
 
 // podmanCommand is the PODMAN value for packaging/images.sh: the CLI on

@@ -97,7 +97,8 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		}
 	}
 	res := &Result{Enrolled: enrolled, Image: digestRef}
-	for _, spec := range []*engine.ContainerSpec{DaemonSpec(cfg), RunnerSpec(cfg)} {
+	// The runner first: the daemon, once up, brings back a missing runner.
+	for _, spec := range []*engine.ContainerSpec{RunnerSpec(cfg), DaemonSpec(cfg)} {
 		what, err := ensure(ctx, eng, spec)
 		if err != nil {
 			return nil, err
@@ -235,6 +236,13 @@ func ensure(ctx context.Context, eng engine.Engine, spec *engine.ContainerSpec) 
 		what = "replaced"
 	}
 	id, err := eng.CreateContainer(ctx, spec)
+	if errors.Is(err, engine.ErrConflict) {
+		// Created meanwhile by the other side (the daemon bringing back
+		// its runner, or an installer run at the same time): check again.
+		if cur, ierr := eng.InspectContainer(ctx, spec.Name); ierr == nil && cur.Labels[LabelSpec] == spec.Labels[LabelSpec] {
+			return "created by the daemon", nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", spec.Name, err)
 	}

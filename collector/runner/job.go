@@ -56,6 +56,7 @@ func containerName(jobID string) string { return "collector-job-" + jobID }
 // runLease runs one leased job and reports how it ended.
 func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	j := &jobRun{r: r, lease: lease, log: r.log.With("job", lease.JobID)}
+	j.log.Info("TIMING leased")
 	j.logs = newLogSink(j, nil)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -95,6 +96,7 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	}
 	j.logs = newLogSink(j, secrets)
 
+	j.log.Info("TIMING opened")
 	image, err := j.r.images.VerifyAndPull(ctx, job.Image)
 	if err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("image %s refused, nothing ran: %w", job.Image, err)}
@@ -103,6 +105,7 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	if err := j.r.state.setInflight(job.JobID); err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("record job in flight: %w", err)}
 	}
+	j.log.Info("TIMING inflight")
 	defer j.cleanup()
 	return j.runContainer(ctx, image)
 }
@@ -114,13 +117,16 @@ func (j *jobRun) runContainer(ctx context.Context, image string) outcome {
 		return outcome{exitCode: -1, err: err}
 	}
 	defer release()
+	j.log.Info("TIMING spec")
 	if err := j.createSecret(ctx); err != nil {
 		return outcome{exitCode: -1, err: err}
 	}
+	j.log.Info("TIMING secret")
 	id, err := j.r.eng.CreateContainer(ctx, spec)
 	if err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("create job container: %w", err)}
 	}
+	j.log.Info("TIMING created")
 	if err := j.r.eng.StartContainer(ctx, id); err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("start job container: %w", err)}
 	}
@@ -128,6 +134,7 @@ func (j *jobRun) runContainer(ctx context.Context, image string) outcome {
 	if err := j.r.api.MarkRunning(ctx, j.job.JobID, j.cur().LeaseID); err != nil {
 		j.log.Warn("mark running failed", "err", err)
 	}
+	j.log.Info("TIMING markrunning")
 	return j.watch(ctx, id)
 }
 
@@ -158,12 +165,13 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 		io.Copy(io.Discard, outR)
 	}()
 	go func() { defer wg.Done(); j.logs.consume(errR) }()
-	logErr := j.r.eng.ContainerLogs(runCtx, id, true, outW, errW)
+	code, waitErr, logErr := j.copyOutput(runCtx, id, outW, errW)
+	j.log.Info("TIMING copied")
 	outW.Close()
 	errW.Close()
 	wg.Wait()
 
-	code, waitErr := j.r.eng.WaitContainer(runCtx, id)
+	j.log.Info("TIMING consumed")
 	var err error
 	switch {
 	case runCtx.Err() != nil && ctx.Err() == nil:
@@ -185,7 +193,68 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	j.sampleOnce(ctx, id)
 	stopFlush()
 	j.logs.flush(ctx)
+	j.log.Info("TIMING flushed")
 	return outcome{exitCode: code, err: err, records: records}
+}
+
+// copyOutput follows the container's output into the two writers while
+// it runs and returns its exit code once all of it is copied. The exit is
+// taken from the engine's wait, not from the end of the follow: Podman
+// 4.3's service ends a follow only 250–500 ms after the exit (its events
+// file and log file are polled) and then without sending everything that
+// was logged (a million-line job lost nine lines in ten, exit 0). So when
+// the wait returns, the follow is stopped and the stored log is read again,
+// skipping what the follow already delivered.
+func (j *jobRun) copyOutput(ctx context.Context, id string, stdout, stderr io.Writer) (code int, waitErr, logErr error) {
+	out, errw := &countingWriter{w: stdout}, &countingWriter{w: stderr}
+	followCtx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	followed := make(chan error, 1)
+	go func() { followed <- j.r.eng.ContainerLogs(followCtx, id, true, out, errw) }()
+	code, waitErr = j.r.eng.WaitContainer(ctx, id)
+	j.log.Info("TIMING waited")
+	if waitErr != nil || ctx.Err() != nil {
+		stopFollow()
+		return code, waitErr, <-followed
+	}
+	// A follow that failed half way is made good by the same read.
+	stopFollow()
+	<-followed
+	j.log.Info("TIMING followdone")
+	logErr = j.r.eng.ContainerLogs(ctx, id, false, &skipWriter{w: stdout, skip: out.n}, &skipWriter{w: stderr, skip: errw.n})
+	return code, nil, logErr
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// skipWriter drops the first skip bytes and writes the rest.
+type skipWriter struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	all := len(p)
+	if s.skip > 0 {
+		n := min(s.skip, int64(len(p)))
+		s.skip -= n
+		p = p[n:]
+	}
+	if len(p) == 0 {
+		return all, nil
+	}
+	n, err := s.w.Write(p)
+	return all - len(p) + n, err
 }
 
 // stop stops the job container with the configured grace.
@@ -283,7 +352,9 @@ func (j *jobRun) createSecret(ctx context.Context) error {
 func (j *jobRun) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	j.log.Info("TIMING cleanup")
 	j.r.removeJobObjects(ctx, j.job.JobID)
+	j.log.Info("TIMING removed")
 	j.r.state.clearInflight(j.job.JobID)
 }
 

@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,11 +20,11 @@ import (
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/engine/enginetest"
 	"github.com/collectorhq/collector/engine/podman"
+	"github.com/collectorhq/collector/internal/testutil"
 	"github.com/collectorhq/collector/selinux"
 )
 
 var env struct {
-	skip     string
 	dir      string
 	podman   *enginetest.Podman
 	registry *enginetest.Registry
@@ -41,19 +39,7 @@ for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\
 echo 'not a record'
 if grep -q '"fail":true' /run/collector/config.json; then echo failing >&2; exit 3; fi`
 
-func TestMain(m *testing.M) {
-	if err := setup(); err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "runner harness: %v\n", err)
-			teardown()
-			os.Exit(1)
-		}
-		env.skip = err.Error()
-	}
-	code := m.Run()
-	teardown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { enginetest.Main(m, "runner", setup, teardown) }
 
 func setup() error {
 	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
@@ -197,15 +183,13 @@ type rig struct {
 	images    *pullOnly
 	eng       engine.Engine
 	stateDir  string
-	logs      *syncBuffer
+	logs      *testutil.Buffer
 	cancel    context.CancelFunc
 	stopped   chan struct{}
 }
 
 func newRig(t *testing.T) *rig {
-	if env.skip != "" {
-		t.Skipf("real podman unavailable: %s", env.skip)
-	}
+	enginetest.Need(t)
 	eng, err := podman.New(context.Background(), env.podman.URI())
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +198,7 @@ func newRig(t *testing.T) *rig {
 	hk, _ := crypto.GenerateHPKEKey()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	return &rig{t: t, collector: "col_test", hpke: hk, platPub: pub, platKey: priv, fake: newFakePlatform(),
-		images: &pullOnly{eng: eng}, eng: eng, stateDir: t.TempDir(), logs: &syncBuffer{}}
+		images: &pullOnly{eng: eng}, eng: eng, stateDir: t.TempDir(), logs: &testutil.Buffer{}}
 }
 
 func (r *rig) start() {
@@ -416,23 +400,3 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 	r.stop()
 	r.assertClean(id)
 }
-
-// syncBuffer is a bytes.Buffer the runner's goroutines may log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -13,8 +13,39 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
+
+// skipReason is why this test binary's components could not start (outside
+// CI); Need skips with it.
+var skipReason string
+
+// Main runs a test binary whose tests need real components: setup starts
+// them. If it fails, the run fails under CI (a missing component is never a
+// skip there) and elsewhere every test that calls Need skips with the
+// reason. teardown always runs, and must cope with a partial setup.
+func Main(m *testing.M, name string, setup func() error, teardown func()) {
+	if err := setup(); err != nil {
+		if InCI() {
+			fmt.Fprintf(os.Stderr, "%s harness: %v\n", name, err)
+			teardown()
+			os.Exit(1)
+		}
+		skipReason = err.Error()
+	}
+	code := m.Run()
+	teardown()
+	os.Exit(code)
+}
+
+// Need skips t when Main could not start the components.
+func Need(t testing.TB) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skipf("real components unavailable: %s", skipReason)
+	}
+}
 
 // InCI reports whether this is a CI run, where a missing component fails
 // the run instead of skipping.

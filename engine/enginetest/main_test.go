@@ -18,7 +18,6 @@ import (
 
 // env holds the real components every test of this package shares.
 var env struct {
-	skip     string // why the engine tests cannot run, outside CI
 	dir      string
 	podman   *enginetest.Podman
 	dockerd  *enginetest.Dockerd
@@ -26,20 +25,7 @@ var env struct {
 	image    string
 }
 
-func TestMain(m *testing.M) {
-	err := setup()
-	if err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "engine harness: %v\n", err)
-			teardown()
-			os.Exit(1)
-		}
-		env.skip = err.Error()
-	}
-	code := m.Run()
-	teardown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { enginetest.Main(m, "engine", setup, teardown) }
 
 func setup() error {
 	if err := enginetest.Require("podman", "runc", "dockerd", "docker-registry", "busybox"); err != nil {
@@ -74,12 +60,7 @@ func teardown() {
 	}
 }
 
-func need(t testing.TB) {
-	t.Helper()
-	if env.skip != "" {
-		t.Skipf("real engines unavailable: %s", env.skip)
-	}
-}
+func need(t testing.TB) { t.Helper(); enginetest.Need(t) }
 
 // secretDir is a per-test directory on /dev/shm, a tmpfs, for the Docker
 // backend's secret files.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/collectorhq/collector/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -42,24 +43,8 @@ type Env struct {
 	stop func()
 }
 
-// Buffer is a goroutine-safe bytes.Buffer for captured logs.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Buffer collects a server's log output; safe for concurrent use.
+type Buffer = testutil.Buffer
 
 // Clock is real time plus an offset tests can advance.
 type Clock struct {
