@@ -1,6 +1,7 @@
 # Collector: build, test and run the demo. `make help` lists the targets.
 
 SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -38,7 +39,11 @@ lint: ## gofmt, go vet and staticcheck
 
 bench: ## run the benchmarks, each against its baseline in the same run
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 20x -count 5 ./engine/enginetest/ | tee bench-engine.txt
-	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -count 3 ./queue/... | tee bench-queue.txt
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 2000x -count 3 ./queue/sqlite/ | tee bench-queue.txt
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench 'IngestHTTP|PickupLatency' -benchtime 1x -count 3 ./platform/ | tee bench-platform.txt
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench Heartbeat -count 3 ./platform/ | tee -a bench-platform.txt
+	PLATFORM_LOAD=1 $(GO) test -tags '$(TAGS)' -run TestHeartbeatLoad -v -timeout 20m ./platform/ | tee -a bench-platform.txt
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count 3 -timeout 40m ./test/ | tee bench-e2e.txt
 
 images: ## build the container images FROM scratch with Podman (reproducible)
 	VERSION=$(VERSION) COMMIT=$(COMMIT) packaging/images.sh
