@@ -30,7 +30,20 @@ func TrustImages(policy json.RawMessage, insecure []string, eng engine.Engine, l
 }
 
 // VerifyAndPull verifies ref, pulls it by digest and returns name@sha256:...
+// The signature is checked on every call; the pull is skipped when the
+// engine already holds that digest (content addressed, so it is the image
+// just verified), which saves a registry round trip per job.
 func (i *verifiedImages) VerifyAndPull(ctx context.Context, ref string) (string, error) {
 	host, _, _ := strings.Cut(ref, "/")
-	return i.v.VerifyAndPull(ctx, i.eng, ref, engine.PullOptions{Insecure: slices.Contains(i.insecure, host)})
+	return i.v.VerifyAndPull(ctx, presentOrPull{i.eng}, ref, engine.PullOptions{Insecure: slices.Contains(i.insecure, host)})
+}
+
+// presentOrPull pulls a digest reference only if the engine lacks it.
+type presentOrPull struct{ eng engine.Engine }
+
+func (p presentOrPull) PullImage(ctx context.Context, ref string, opts engine.PullOptions) (*engine.Image, error) {
+	if img, err := p.eng.InspectImage(ctx, ref); err == nil && strings.Contains(ref, "@sha256:") {
+		return img, nil
+	}
+	return p.eng.PullImage(ctx, ref, opts)
 }

@@ -14,11 +14,11 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/collectorhq/collector/internal/testutil"
 	"math"
 	"net"
 	"net/http"
@@ -85,12 +85,17 @@ func benchStartPlatform(b *testing.B) *platformProc {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	p := &platformProc{dataDir: filepath.Join(b.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &bytes.Buffer{}}
+	p := &platformProc{dataDir: filepath.Join(b.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
 		"--collector-image", world.collectorImage, "--image-policy", world.policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}
 	p.cmd = exec.Command(filepath.Join(world.bin, "platform"), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	logf, err := os.Create(filepath.Join(b.TempDir(), "platform.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { logf.Close() })
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -298,6 +303,9 @@ func BenchmarkPickupToStart(b *testing.B) {
 	b.ResetTimer()
 	for range b.N * pickupSamples {
 		t0, j := r.runOK(b, integ, time.Minute)
+		if j.Records != 2 {
+			b.Errorf("job %s: %d records, want 2 (1 + the proof)", j.ID, j.Records)
+		}
 		if at, ok := started(j.ID, 10*time.Second); ok {
 			pickup = append(pickup, at.Sub(t0))
 		} else {
@@ -321,7 +329,7 @@ func BenchmarkPickupToStart(b *testing.B) {
 }
 
 // wallSamples is the number of (collector, podman run) pairs per b.N.
-const wallSamples = 15
+const wallSamples = 20
 
 // BenchmarkJobWallTime compares a job through the collector (`jobs run`
 // to the platform's FinishedAt of the succeeded job) with `podman run --rm
@@ -350,6 +358,9 @@ func BenchmarkJobWallTime(b *testing.B) {
 	}
 	viaCollector := func() time.Duration {
 		t0, j := r.runOK(b, integ, time.Minute)
+		if j.Records != 2 {
+			b.Errorf("job %s: %d records, want 2 (1 + the proof)", j.ID, j.Records)
+		}
 		return j.FinishedAt.Sub(t0)
 	}
 	plain() // warm the CLI's caches too
@@ -394,7 +405,12 @@ func exampleDigestRef(b *testing.B, r *benchRig) string {
 
 // procStatus reads one "Key: N kB" field of /proc/<pid>/status, in bytes.
 func procStatus(pid int, key string) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return procKB(fmt.Sprintf("/proc/%d/status", pid), key)
+}
+
+// procKB reads one "Key: N kB" field of a /proc file, in bytes.
+func procKB(path, key string) (int64, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -404,7 +420,7 @@ func procStatus(pid int, key string) (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, key)
+	return 0, fmt.Errorf("%s has no %s", path, key)
 }
 
 // containerPid is the host PID of a container's main process.
@@ -433,6 +449,8 @@ func BenchmarkMillionEntities(b *testing.B) {
 	pid := containerPid(b, r.h.kit, "collector-runner")
 	idleHWM, _ := procStatus(pid, "VmHWM")
 	platformPid := r.p.cmd.Process.Pid
+	servicePid := podmanServicePid()
+	cpu0 := map[string]float64{"runner": cpuSeconds(pid), "platform": cpuSeconds(platformPid), "podman-service": cpuSeconds(servicePid)}
 	b.ResetTimer()
 	t0 := time.Now()
 	q, err := r.admin.RunIntegration(ctx, integ)
@@ -454,6 +472,11 @@ func BenchmarkMillionEntities(b *testing.B) {
 		b.Fatal(err)
 	}
 	platformPeak, _ := procStatus(platformPid, "VmHWM")
+	cpu := map[string]float64{"runner": cpuSeconds(pid), "platform": cpuSeconds(platformPid), "podman-service": cpuSeconds(servicePid)}
+	for k := range cpu {
+		cpu[k] -= cpu0[k]
+	}
+	b.Logf("CPU seconds during the run: runner %.1f, platform %.1f, podman service %.1f", cpu["runner"], cpu["platform"], cpu["podman-service"])
 	if j.Records != million+1 {
 		b.Errorf("job reports %d records, want %d", j.Records, million+1)
 	}
@@ -472,6 +495,39 @@ func BenchmarkMillionEntities(b *testing.B) {
 	b.ReportMetric(mib(platformPeak), "platform-peak-MiB")
 	b.Logf("job %s: %d records, %d refused, started..finished %v, run..succeeded %v, job peak memory %.1f MiB, entities counted %d",
 		j.ID, j.Records, j.RefusedRecords, run, wall, mib(j.PeakMemoryBytes), n)
+}
+
+// cpuSeconds is a process's user+system CPU time so far (0 if unknown).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 14th and 15th fields of the line, in clock ticks (100 Hz here).
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
+
+// podmanServicePid finds the harness's `podman system service` by its socket.
+func podmanServicePid() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if c := string(cmd); strings.Contains(c, "service") && strings.Contains(c, world.podman.Socket) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // liveEntities counts an integration's live entities in the platform's
@@ -496,14 +552,24 @@ func BenchmarkIdleRSS(b *testing.B) {
 		hb, err := r.admin.Heartbeats(context.Background(), r.h.id)
 		return err == nil && len(hb) >= 5
 	})
-	rss := map[string]int64{}
+	rss, pss := map[string]int64{}, map[string]int64{}
 	for _, name := range []string{"collector-daemon", "collector-runner"} {
-		n, err := procStatus(containerPid(b, r.h.kit, name), "VmRSS")
+		pid := containerPid(b, r.h.kit, name)
+		n, err := procStatus(pid, "VmRSS")
 		if err != nil {
 			b.Fatal(err)
 		}
 		rss[name] = n
+		// PSS splits the pages the two share (the same binary's text).
+		pss[name], _ = procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss")
+		var parts []string
+		for _, key := range []string{"VmHWM", "RssAnon", "RssFile"} {
+			v, _ := procStatus(pid, key)
+			parts = append(parts, fmt.Sprintf("%s %.1f MiB", key, mib(v)))
+		}
+		b.Logf("%s: VmRSS %.1f MiB (%s), PSS %.1f MiB", name, mib(n), strings.Join(parts, ", "), mib(pss[name]))
 	}
+	b.ReportMetric(mib(pss["collector-daemon"]+pss["collector-runner"]), "sum-PSS-MiB")
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(mib(rss["collector-daemon"]), "daemon-MiB")
 	b.ReportMetric(mib(rss["collector-runner"]), "runner-MiB")

@@ -56,7 +56,6 @@ func containerName(jobID string) string { return "collector-job-" + jobID }
 // runLease runs one leased job and reports how it ended.
 func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	j := &jobRun{r: r, lease: lease, log: r.log.With("job", lease.JobID)}
-	j.log.Info("TIMING leased")
 	j.logs = newLogSink(j, nil)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -96,7 +95,6 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	}
 	j.logs = newLogSink(j, secrets)
 
-	j.log.Info("TIMING opened")
 	image, err := j.r.images.VerifyAndPull(ctx, job.Image)
 	if err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("image %s refused, nothing ran: %w", job.Image, err)}
@@ -105,7 +103,6 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	if err := j.r.state.setInflight(job.JobID); err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("record job in flight: %w", err)}
 	}
-	j.log.Info("TIMING inflight")
 	defer j.cleanup()
 	return j.runContainer(ctx, image)
 }
@@ -117,16 +114,13 @@ func (j *jobRun) runContainer(ctx context.Context, image string) outcome {
 		return outcome{exitCode: -1, err: err}
 	}
 	defer release()
-	j.log.Info("TIMING spec")
 	if err := j.createSecret(ctx); err != nil {
 		return outcome{exitCode: -1, err: err}
 	}
-	j.log.Info("TIMING secret")
 	id, err := j.r.eng.CreateContainer(ctx, spec)
 	if err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("create job container: %w", err)}
 	}
-	j.log.Info("TIMING created")
 	if err := j.r.eng.StartContainer(ctx, id); err != nil {
 		return outcome{exitCode: -1, err: fmt.Errorf("start job container: %w", err)}
 	}
@@ -134,7 +128,6 @@ func (j *jobRun) runContainer(ctx context.Context, image string) outcome {
 	if err := j.r.api.MarkRunning(ctx, j.job.JobID, j.cur().LeaseID); err != nil {
 		j.log.Warn("mark running failed", "err", err)
 	}
-	j.log.Info("TIMING markrunning")
 	return j.watch(ctx, id)
 }
 
@@ -166,12 +159,10 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	}()
 	go func() { defer wg.Done(); j.logs.consume(errR) }()
 	code, waitErr, logErr := j.copyOutput(runCtx, id, outW, errW)
-	j.log.Info("TIMING copied")
 	outW.Close()
 	errW.Close()
 	wg.Wait()
 
-	j.log.Info("TIMING consumed")
 	var err error
 	switch {
 	case runCtx.Err() != nil && ctx.Err() == nil:
@@ -193,7 +184,6 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	j.sampleOnce(ctx, id)
 	stopFlush()
 	j.logs.flush(ctx)
-	j.log.Info("TIMING flushed")
 	return outcome{exitCode: code, err: err, records: records}
 }
 
@@ -212,7 +202,6 @@ func (j *jobRun) copyOutput(ctx context.Context, id string, stdout, stderr io.Wr
 	followed := make(chan error, 1)
 	go func() { followed <- j.r.eng.ContainerLogs(followCtx, id, true, out, errw) }()
 	code, waitErr = j.r.eng.WaitContainer(ctx, id)
-	j.log.Info("TIMING waited")
 	if waitErr != nil || ctx.Err() != nil {
 		stopFollow()
 		return code, waitErr, <-followed
@@ -220,7 +209,6 @@ func (j *jobRun) copyOutput(ctx context.Context, id string, stdout, stderr io.Wr
 	// A follow that failed half way is made good by the same read.
 	stopFollow()
 	<-followed
-	j.log.Info("TIMING followdone")
 	logErr = j.r.eng.ContainerLogs(ctx, id, false, &skipWriter{w: stdout, skip: out.n}, &skipWriter{w: stderr, skip: errw.n})
 	return code, nil, logErr
 }
@@ -352,9 +340,7 @@ func (j *jobRun) createSecret(ctx context.Context) error {
 func (j *jobRun) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	j.log.Info("TIMING cleanup")
 	j.r.removeJobObjects(ctx, j.job.JobID)
-	j.log.Info("TIMING removed")
 	j.r.state.clearInflight(j.job.JobID)
 }
 
