@@ -262,6 +262,17 @@ func flow(t *testing.T, k *kit) {
 		}
 	})
 
+	t.Run("LargeJobLosesNoRecord", func(t *testing.T) {
+		// Podman 4.3 ends a followed log stream early and short: every
+		// record must still arrive (the runner re-reads the stored log).
+		const n = 200_000
+		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": n, "token": secret})
+		j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute)
+		if j.State != api.JobSucceeded || j.Records != n+1 || j.RefusedRecords != 0 {
+			t.Fatalf("large job %+v: want succeeded with %d records", j, n+1)
+		}
+	})
+
 	t.Run("FailingIntegrationFailsWithLogs", func(t *testing.T) {
 		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 3, "fail": true, "token": secret})
 		j := p.waitJob(t, p.runJob(t, id).ID, 3*time.Minute)
