@@ -20,6 +20,7 @@ import (
 // world is what every e2e test shares: built binaries, images in the
 // registry, signed, and the engines.
 var world struct {
+	stack                                       *enginetest.Stack
 	skip                                        string
 	dir                                         string
 	bin                                         string // built binaries
@@ -61,29 +62,20 @@ func run(dir string, env []string, name string, args ...string) (string, error) 
 }
 
 func setup() error {
-	if err := enginetest.Require("podman", "runc", "dockerd", "docker", "docker-registry", "busybox"); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "collector-e2e-")
+	s, err := enginetest.StartStack("collector-e2e-", true)
+	world.stack = s
 	if err != nil {
 		return err
 	}
+	dir := s.Dir
 	world.dir = dir
+	world.registry, world.podman, world.dockerd = s.Registry, s.Podman, s.Dockerd
 	world.bin = filepath.Join(dir, "bin")
 	root := repoRoot()
 	for _, b := range []string{"platform", "collector", "collector-release"} {
 		if _, err := run(root, []string{"CGO_ENABLED=0"}, "go", "build", "-tags", "containers_image_openpgp", "-o", filepath.Join(world.bin, b), "./cmd/"+b); err != nil {
 			return err
 		}
-	}
-	if world.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
-		return err
-	}
-	if world.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), world.registry.Addr); err != nil {
-		return err
-	}
-	if world.dockerd, err = enginetest.StartDockerd(filepath.Join(dir, "docker")); err != nil {
-		return err
 	}
 	reg := world.registry.Addr + "/collectorhq"
 	podmanCmd := strings.Join(world.podman.CLI().Args, " ")
@@ -144,14 +136,7 @@ func sign(reg string) error {
 	return os.WriteFile(world.policy, b, 0o644)
 }
 
-func teardown() {
-	world.dockerd.Stop()
-	world.podman.Stop()
-	world.registry.Stop()
-	if world.dir != "" {
-		os.RemoveAll(world.dir)
-	}
-}
+func teardown() { world.stack.Stop() }
 
 func need(t *testing.T) {
 	t.Helper()

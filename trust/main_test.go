@@ -19,6 +19,7 @@ import (
 // a private Podman service, the example image built by packaging/images.sh
 // and pushed, and two cosign key pairs.
 var env struct {
+	stack    *enginetest.Stack
 	dir      string
 	registry *enginetest.Registry
 	podman   *enginetest.Podman
@@ -35,20 +36,12 @@ const keyPassword = "test-password"
 func TestMain(m *testing.M) { enginetest.Main(m, "trust", setup, teardown) }
 
 func setup() error {
-	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "ctrust-")
+	s, err := enginetest.StartStack("ctrust-", false)
+	env.stack = s
 	if err != nil {
 		return err
 	}
-	env.dir = dir
-	if env.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
-		return err
-	}
-	if env.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), env.registry.Addr); err != nil {
-		return err
-	}
+	env.registry, env.podman, env.dir = s.Registry, s.Podman, s.Dir
 	if env.eng, err = podman.New(context.Background(), env.podman.URI()); err != nil {
 		return err
 	}
@@ -70,14 +63,7 @@ func teardown() {
 	if env.eng != nil {
 		env.eng.Close()
 	}
-	for _, stop := range []func() error{env.podman.Stop, env.registry.Stop} {
-		if err := stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "trust harness teardown: %v\n", err)
-		}
-	}
-	if env.dir != "" {
-		os.RemoveAll(env.dir)
-	}
+	env.stack.Stop()
 }
 
 func need(t testing.TB) {

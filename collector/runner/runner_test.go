@@ -25,6 +25,7 @@ import (
 )
 
 var env struct {
+	stack    *enginetest.Stack
 	dir      string
 	podman   *enginetest.Podman
 	registry *enginetest.Registry
@@ -42,24 +43,16 @@ if grep -q '"fail":true' /run/collector/config.json; then echo failing >&2; exit
 func TestMain(m *testing.M) { enginetest.Main(m, "runner", setup, teardown) }
 
 func setup() error {
-	if err := enginetest.Require("podman", "runc", "docker-registry", "busybox"); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "collector-runner-")
+	s, err := enginetest.StartStack("collector-runner-", false)
+	env.stack = s
 	if err != nil {
 		return err
 	}
-	env.dir = dir
-	if env.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
-		return err
-	}
-	if env.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), env.registry.Addr); err != nil {
-		return err
-	}
+	env.registry, env.podman, env.dir = s.Registry, s.Podman, s.Dir
 	if _, err = enginetest.BuildTestImage(env.podman, env.registry.Addr); err != nil {
 		return err
 	}
-	ctxDir := filepath.Join(dir, "jobimage")
+	ctxDir := filepath.Join(env.dir, "jobimage")
 	os.MkdirAll(ctxDir, 0o755)
 	script, _ := json.Marshal([]string{"/bin/sh", "-c", jobScript})
 	cf := "FROM localhost/collector-test/busybox:1\nUSER 1000:1000\nCMD " + string(script) + "\n"
@@ -74,13 +67,7 @@ func setup() error {
 	return err
 }
 
-func teardown() {
-	env.podman.Stop()
-	env.registry.Stop()
-	if env.dir != "" {
-		os.RemoveAll(env.dir)
-	}
-}
+func teardown() { env.stack.Stop() }
 
 // fakePlatform is the platform's job API in memory: it hands out queued
 // leases and records what the runner sends.

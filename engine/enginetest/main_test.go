@@ -3,7 +3,6 @@ package enginetest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,7 @@ import (
 
 // env holds the real components every test of this package shares.
 var env struct {
-	dir      string
+	stack    *enginetest.Stack
 	podman   *enginetest.Podman
 	dockerd  *enginetest.Dockerd
 	registry *enginetest.Registry
@@ -28,37 +27,17 @@ var env struct {
 func TestMain(m *testing.M) { enginetest.Main(m, "engine", setup, teardown) }
 
 func setup() error {
-	if err := enginetest.Require("podman", "runc", "dockerd", "docker-registry", "busybox"); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "collector-engines-")
+	s, err := enginetest.StartStack("collector-engines-", true)
+	env.stack = s
 	if err != nil {
 		return err
 	}
-	env.dir = dir
-	if env.registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry")); err != nil {
-		return err
-	}
-	if env.podman, err = enginetest.StartPodman(filepath.Join(dir, "podman"), env.registry.Addr); err != nil {
-		return err
-	}
-	if env.dockerd, err = enginetest.StartDockerd(filepath.Join(dir, "docker")); err != nil {
-		return err
-	}
+	env.registry, env.podman, env.dockerd = s.Registry, s.Podman, s.Dockerd
 	env.image, err = enginetest.BuildTestImage(env.podman, env.registry.Addr)
 	return err
 }
 
-func teardown() {
-	for _, stop := range []func() error{env.podman.Stop, env.dockerd.Stop, env.registry.Stop} {
-		if err := stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "engine harness teardown: %v\n", err)
-		}
-	}
-	if env.dir != "" {
-		os.RemoveAll(env.dir)
-	}
-}
+func teardown() { env.stack.Stop() }
 
 func need(t testing.TB) { t.Helper(); enginetest.Need(t) }
 

@@ -208,3 +208,59 @@ func (r *Registry) Stop() error {
 	r.proc.stop()
 	return removeAll(r.Dir)
 }
+
+// Stack is the set of real components a test binary starts under one
+// temporary folder: a registry on 127.0.0.1, a Podman service that reaches
+// it over plain HTTP, and a dockerd when asked for.
+type Stack struct {
+	Dir      string
+	Registry *Registry
+	Podman   *Podman
+	Dockerd  *Dockerd // nil unless asked for
+}
+
+// StartStack checks the programs are installed and starts the stack in a
+// new folder named after prefix. On an error, the returned stack holds
+// what did start: Stop it all the same.
+func StartStack(prefix string, withDocker bool) (*Stack, error) {
+	need := []string{"podman", "runc", "docker-registry", "busybox"}
+	if withDocker {
+		need = append(need, "dockerd", "docker")
+	}
+	s := &Stack{}
+	if err := Require(need...); err != nil {
+		return s, err
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return s, err
+	}
+	s.Dir = dir
+	if s.Registry, err = StartRegistry(filepath.Join(dir, "registry")); err != nil {
+		return s, err
+	}
+	if s.Podman, err = StartPodman(filepath.Join(dir, "podman"), s.Registry.Addr); err != nil {
+		return s, err
+	}
+	if withDocker {
+		if s.Dockerd, err = StartDockerd(filepath.Join(dir, "docker")); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// Stop stops what the stack started and removes its folder.
+func (s *Stack) Stop() {
+	if s == nil {
+		return
+	}
+	for _, stop := range []func() error{s.Dockerd.Stop, s.Podman.Stop, s.Registry.Stop} {
+		if err := stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "harness teardown: %v\n", err)
+		}
+	}
+	if s.Dir != "" {
+		removeAll(s.Dir)
+	}
+}
