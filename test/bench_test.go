@@ -18,6 +18,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/collectorhq/collector/engine/enginetest"
 	"github.com/collectorhq/collector/internal/testutil"
 	"math"
 	"net"
@@ -49,9 +50,7 @@ type benchRig struct {
 
 func benchNeed(b *testing.B) {
 	b.Helper()
-	if world.skip != "" {
-		b.Skipf("e2e components unavailable: %s", world.skip)
-	}
+	enginetest.Need(b)
 	if testing.Short() {
 		b.Skip("benchmarks start a platform and a collector: not in -short")
 	}

@@ -21,7 +21,6 @@ import (
 // registry, signed, and the engines.
 var world struct {
 	stack                                       *enginetest.Stack
-	skip                                        string
 	dir                                         string
 	bin                                         string // built binaries
 	registry                                    *enginetest.Registry
@@ -31,19 +30,7 @@ var world struct {
 	policy                                      string // policy.json path
 }
 
-func TestMain(m *testing.M) {
-	if err := setup(); err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "e2e harness: %v\n", err)
-			teardown()
-			os.Exit(1)
-		}
-		world.skip = err.Error()
-	}
-	code := m.Run()
-	teardown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { enginetest.Main(m, "e2e", setup, teardown) }
 
 func repoRoot() string {
 	wd, _ := os.Getwd()
@@ -140,9 +127,7 @@ func teardown() { world.stack.Stop() }
 
 func need(t *testing.T) {
 	t.Helper()
-	if world.skip != "" {
-		t.Skipf("e2e components unavailable: %s", world.skip)
-	}
+	enginetest.Need(t)
 }
 
 // platformProc is a running `platform serve`.

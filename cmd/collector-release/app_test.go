@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,26 +17,24 @@ import (
 	"github.com/collectorhq/collector/internal/release"
 )
 
-var registry *enginetest.Registry
-var skip string
+var (
+	registry *enginetest.Registry
+	dir      string
+)
 
 func TestMain(m *testing.M) {
-	dir, _ := os.MkdirTemp("", "crel-cli-")
-	err := enginetest.Require("docker-registry")
-	if err == nil {
-		registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry"))
-	}
-	if err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "collector-release harness: %v\n", err)
-			os.Exit(1)
+	enginetest.Main(m, "collector-release", func() error {
+		dir, _ = os.MkdirTemp("", "crel-cli-")
+		if err := enginetest.Require("docker-registry"); err != nil {
+			return err
 		}
-		skip = err.Error()
-	}
-	code := m.Run()
-	registry.Stop()
-	os.RemoveAll(dir)
-	os.Exit(code)
+		var err error
+		registry, err = enginetest.StartRegistry(filepath.Join(dir, "registry"))
+		return err
+	}, func() {
+		registry.Stop()
+		os.RemoveAll(dir)
+	})
 }
 
 // run runs the CLI in-process and returns its exit code and output.
@@ -52,9 +49,7 @@ func run(args ...string) (int, string) {
 }
 
 func TestKeygenSignVerify(t *testing.T) {
-	if skip != "" {
-		t.Skip(skip)
-	}
+	enginetest.Need(t)
 	t.Setenv(release.PasswordEnv, "pw")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "release")

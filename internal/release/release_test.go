@@ -3,7 +3,6 @@ package release_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,24 +17,15 @@ import (
 )
 
 var env struct {
-	skip     string
 	dir      string
 	registry *enginetest.Registry
 }
 
 func TestMain(m *testing.M) {
-	err := setup()
-	if err != nil {
-		if enginetest.InCI() {
-			fmt.Fprintf(os.Stderr, "release harness: %v\n", err)
-			os.Exit(1)
-		}
-		env.skip = err.Error()
-	}
-	code := m.Run()
-	env.registry.Stop()
-	os.RemoveAll(env.dir)
-	os.Exit(code)
+	enginetest.Main(m, "release", setup, func() {
+		env.registry.Stop()
+		os.RemoveAll(env.dir)
+	})
 }
 
 func setup() error {
@@ -52,9 +42,7 @@ func setup() error {
 
 func need(t *testing.T) {
 	t.Helper()
-	if env.skip != "" {
-		t.Skipf("registry unavailable: %s", env.skip)
-	}
+	enginetest.Need(t)
 }
 
 // pushRandom pushes a small random image as repo:tag and returns its reference.
