@@ -158,10 +158,12 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 		io.Copy(io.Discard, outR)
 	}()
 	go func() { defer wg.Done(); j.logs.consume(errR) }()
-	code, waitErr, logErr := j.copyOutput(runCtx, id, outW, errW)
+	// The follow returns once the container exited with all its output.
+	logErr := j.r.eng.ContainerLogs(runCtx, id, true, outW, errW)
 	outW.Close()
 	errW.Close()
 	wg.Wait()
+	code, waitErr := j.r.eng.WaitContainer(runCtx, id)
 
 	var err error
 	switch {
@@ -185,64 +187,6 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	stopFlush()
 	j.logs.flush(ctx)
 	return outcome{exitCode: code, err: err, records: records}
-}
-
-// copyOutput follows the container's output into the two writers while
-// it runs and returns its exit code once all of it is copied. The exit is
-// taken from the engine's wait, not from the end of the follow: Podman
-// 4.3's service ends a follow only 250–500 ms after the exit (its events
-// file and log file are polled) and then without sending everything that
-// was logged (a million-line job lost nine lines in ten, exit 0). So when
-// the wait returns, the follow is stopped and the stored log is read again,
-// skipping what the follow already delivered.
-func (j *jobRun) copyOutput(ctx context.Context, id string, stdout, stderr io.Writer) (code int, waitErr, logErr error) {
-	out, errw := &countingWriter{w: stdout}, &countingWriter{w: stderr}
-	followCtx, stopFollow := context.WithCancel(ctx)
-	defer stopFollow()
-	followed := make(chan error, 1)
-	go func() { followed <- j.r.eng.ContainerLogs(followCtx, id, true, out, errw) }()
-	code, waitErr = j.r.eng.WaitContainer(ctx, id)
-	if waitErr != nil || ctx.Err() != nil {
-		stopFollow()
-		return code, waitErr, <-followed
-	}
-	// A follow that failed half way is made good by the same read.
-	stopFollow()
-	<-followed
-	logErr = j.r.eng.ContainerLogs(ctx, id, false, &skipWriter{w: stdout, skip: out.n}, &skipWriter{w: stderr, skip: errw.n})
-	return code, nil, logErr
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// skipWriter drops the first skip bytes and writes the rest.
-type skipWriter struct {
-	w    io.Writer
-	skip int64
-}
-
-func (s *skipWriter) Write(p []byte) (int, error) {
-	all := len(p)
-	if s.skip > 0 {
-		n := min(s.skip, int64(len(p)))
-		s.skip -= n
-		p = p[n:]
-	}
-	if len(p) == 0 {
-		return all, nil
-	}
-	n, err := s.w.Write(p)
-	return all - len(p) + n, err
 }
 
 // stop stops the job container with the configured grace.

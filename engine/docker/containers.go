@@ -135,8 +135,21 @@ func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
 	}
 }
 
-// ContainerLogs copies stdout and stderr to their writers, kept apart.
+// ContainerLogs copies stdout and stderr to their writers, kept apart; a
+// follow returns once the container exited and all its output is copied
+// (Podman's compatible API ends a follow early: see engine.FollowToExit).
 func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
+	read := func(ctx context.Context, follow bool, stdout, stderr io.Writer) error {
+		return e.logs(ctx, id, follow, stdout, stderr)
+	}
+	if !follow {
+		return read(ctx, false, stdout, stderr)
+	}
+	wait := func(ctx context.Context) (int, error) { return e.WaitContainer(ctx, id) }
+	return engine.FollowToExit(ctx, read, wait, stdout, stderr)
+}
+
+func (e *Engine) logs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
 	rc, err := e.cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
 	if err != nil {
 		return mapErr(err, "logs of container "+id)

@@ -5,15 +5,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // busyboxApplets are linked into the test image's /bin.
-var busyboxApplets = []string{"sh", "cat", "echo", "sleep", "grep", "ls", "id", "touch", "head", "dd", "true", "wc", "env"}
+var busyboxApplets = []string{"sh", "cat", "echo", "sleep", "grep", "ls", "id", "touch", "head", "dd", "true", "wc", "env", "seq"}
 
 // BuildTestImage builds a FROM-scratch image holding Debian's static busybox
 // with podman's CLI on p's storage, tags it ref and pushes it to the
 // registry at registry (plain HTTP on 127.0.0.1) as registry/collector-test/busybox:1.
-// It returns the pushed reference.
+// It returns the pushed reference; PushedDigestRef gives it by digest.
 func BuildTestImage(p *Podman, registry string) (string, error) {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -51,8 +52,20 @@ func BuildTestImage(p *Podman, registry string) (string, error) {
 		return "", err
 	}
 	ref := registry + "/collector-test/busybox:1"
-	if _, err := p.Run("push", "--quiet", "--tls-verify=false", local, "docker://"+ref); err != nil {
+	if _, err := p.Run("push", "--quiet", "--tls-verify=false", "--digestfile", filepath.Join(p.Dir, "test-image.digest"), local, "docker://"+ref); err != nil {
 		return "", err
 	}
 	return ref, nil
+}
+
+// PushedDigestRef returns the test image as the registry names it by
+// digest (name@sha256:...). The local image's RepoDigests may also list the
+// digest of the manifest as built, which the registry does not have.
+func PushedDigestRef(p *Podman, ref string) (string, error) {
+	d, err := os.ReadFile(filepath.Join(p.Dir, "test-image.digest"))
+	if err != nil {
+		return "", fmt.Errorf("test image digest: %w", err)
+	}
+	name, _, _ := strings.Cut(ref, ":1")
+	return name + "@" + strings.TrimSpace(string(d)), nil
 }

@@ -22,6 +22,7 @@ var env struct {
 	dockerd  *enginetest.Dockerd
 	registry *enginetest.Registry
 	image    string
+	digest   string
 }
 
 func TestMain(m *testing.M) { enginetest.Main(m, "engine", setup, teardown) }
@@ -33,7 +34,10 @@ func setup() error {
 		return err
 	}
 	env.registry, env.podman, env.dockerd = s.Registry, s.Podman, s.Dockerd
-	env.image, err = enginetest.BuildTestImage(env.podman, env.registry.Addr)
+	if env.image, err = enginetest.BuildTestImage(env.podman, env.registry.Addr); err != nil {
+		return err
+	}
+	env.digest, err = enginetest.PushedDigestRef(env.podman, env.image)
 	return err
 }
 
@@ -53,7 +57,7 @@ func secretDir(t testing.TB) string {
 }
 
 func options(kind engine.Kind) enginetest.Options {
-	return enginetest.Options{Image: env.image, Registry: env.registry.Addr, Insecure: true, Kind: kind}
+	return enginetest.Options{Image: env.image, ImageDigest: env.digest, Registry: env.registry.Addr, Insecure: true, Kind: kind}
 }
 
 func TestPodmanBackend(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 type Options struct {
 	// Image is a reference to the harness's test image in a registry.
 	Image string
+	// ImageDigest is the same image by the registry's digest.
+	ImageDigest string
 	// Registry is the registry's host:port, for a pull of a missing image.
 	Registry string
 	// Insecure pulls from the registry over plain HTTP.
@@ -39,6 +41,7 @@ func Run(t *testing.T, eng engine.Engine, o Options) {
 	t.Run("PullMissing", s.testPullMissing)
 	t.Run("ExitCode", s.testExitCode)
 	t.Run("StdoutStderrApart", s.testStreams)
+	t.Run("FollowDeliversEverything", s.testFollow)
 	t.Run("StopHonoursTimeout", s.testStop)
 	t.Run("Secret", s.testSecret)
 	t.Run("ListByLabel", s.testList)
@@ -153,7 +156,7 @@ func (s *suite) testPull(t *testing.T) {
 		t.Fatalf("ImageExists after pull = %v, %v", ok, err)
 	}
 	// By digest, as the collector always pulls.
-	byDigest := img.RepoDigests[0]
+	byDigest := s.o.ImageDigest
 	if _, err := s.eng.PullImage(ctx, byDigest, engine.PullOptions{Insecure: s.o.Insecure}); err != nil {
 		t.Fatalf("PullImage(%s): %v", byDigest, err)
 	}
@@ -192,6 +195,29 @@ func (s *suite) testStreams(t *testing.T) {
 	}
 	if errs != "to-err\n" {
 		t.Errorf("stderr = %q, want %q", errs, "to-err\n")
+	}
+}
+
+// testFollow: a followed log returns when the container exits, with every
+// line it wrote, however fast it wrote them.
+func (s *suite) testFollow(t *testing.T) {
+	ctx := ctxT(t)
+	const n = 200000
+	id := s.create(t, s.spec(uniq("follow"), "sh", "-c", "seq 1 "+itoa(n)+"; echo done >&2"))
+	if err := s.eng.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if err := s.eng.ContainerLogs(ctx, id, true, &out, &errb); err != nil {
+		t.Fatalf("ContainerLogs(follow): %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != n || lines[0] != "1" || lines[n-1] != itoa(n) || errb.String() != "done\n" {
+		last := ""
+		if len(lines) > 0 {
+			last = lines[len(lines)-1]
+		}
+		t.Fatalf("followed %d stdout lines (last %q) and stderr %q; want %d lines ending %d, stderr done", len(lines), last, errb.String(), n, n)
 	}
 }
 
