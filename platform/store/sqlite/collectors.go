@@ -42,6 +42,24 @@ const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hp
 
 type scanner interface{ Scan(...any) error }
 
+// queryAll runs a query on the readers and scans every row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func scanCollector(r scanner) (store.Collector, error) {
 	var c store.Collector
 	var created, enrolled, seen int64
@@ -70,20 +88,7 @@ func (s *Store) Collector(ctx context.Context, id string) (store.Collector, erro
 
 // Collectors returns every collector, oldest first.
 func (s *Store) Collectors(ctx context.Context) ([]store.Collector, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+collectorCols+` FROM collectors ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Collector
-	for rows.Next() {
-		c, err := scanCollector(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanCollector, `SELECT `+collectorCols+` FROM collectors ORDER BY created_at, id`)
 }
 
 // CountCollectors counts collectors by status.

@@ -79,20 +79,7 @@ func (s *Store) Integration(ctx context.Context, id string) (store.Integration, 
 
 // Integrations returns every integration by name.
 func (s *Store) Integrations(ctx context.Context) ([]store.Integration, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+integrationCols+` FROM integrations ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Integration
-	for rows.Next() {
-		in, err := scanIntegration(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanIntegration, `SELECT `+integrationCols+` FROM integrations ORDER BY name`)
 }
 
 // UpdateIntegration replaces every field of in but ID and CreatedAt.
