@@ -39,7 +39,7 @@ const ingestBatch = 5000
 //	go test -run '^$' -bench BenchmarkIngestHTTP -benchtime 1x ./platform/
 func BenchmarkIngestHTTP(b *testing.B) {
 	n := envInt("BENCH_INGEST_RECORDS", 1_000_000)
-	srv := startPlatformServe(b, "--lease-ttl", "10m")
+	srv := startPlatformServe(b, "", "--lease-ttl", "10m")
 	c := srv.enroll(b, "bench")
 	var batch bytes.Buffer
 	var direct, viaHTTP time.Duration
@@ -192,8 +192,8 @@ type servedPlatform struct {
 }
 
 // startPlatformServe builds cmd/platform and runs `platform serve` in its
-// own process on a fresh data dir, until the benchmark ends.
-func startPlatformServe(tb testing.TB, args ...string) *servedPlatform {
+// own process on dataDir ("" = a fresh one), until the test ends.
+func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPlatform {
 	tb.Helper()
 	dir := tb.TempDir()
 	bin := filepath.Join(dir, "platform")
@@ -207,7 +207,9 @@ func startPlatformServe(tb testing.TB, args ...string) *servedPlatform {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dataDir := filepath.Join(dir, "data")
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
 	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir}, args...)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

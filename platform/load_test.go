@@ -7,11 +7,9 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,7 +58,8 @@ func TestHeartbeatLoad(t *testing.T) {
 	tokens := enrollDirect(t, filepath.Join(dataDir, "platform.db"), n)
 	t.Logf("enrolled %d collectors through the store in %v", n, time.Since(start).Round(time.Millisecond))
 
-	url, pid := startPlatformProcess(t, dir, dataDir)
+	srv := startPlatformServe(t, dataDir)
+	url, pid := srv.URL, srv.pid
 	tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -192,49 +191,6 @@ func platformtestKeys(t *testing.T) ([]byte, []byte) {
 		t.Fatal(err)
 	}
 	return nil, hk.PublicKey()
-}
-
-// startPlatformProcess builds and starts `platform serve` and waits until it
-// answers.
-func startPlatformProcess(t *testing.T, dir, dataDir string) (string, int) {
-	t.Helper()
-	bin := filepath.Join(dir, "platform")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/collectorhq/collector/cmd/platform").CombinedOutput(); err != nil {
-		t.Fatalf("build platform: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("platform log:\n%s", logs.String())
-		}
-	})
-	url := "https://" + addr
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
-		if err != nil {
-			continue
-		}
-		resp, err := api.HTTPClient(tc).Get(url + api.PathHealthz)
-		if err == nil {
-			resp.Body.Close()
-			return url, cmd.Process.Pid
-		}
-	}
-	t.Fatalf("platform did not come up:\n%s", logs.String())
-	return "", 0
 }
 
 // phases are the durations of a heartbeat's connection set-up and its wait
