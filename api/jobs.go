@@ -184,25 +184,25 @@ func (c *CollectorClient) Finish(ctx context.Context, jobID string, req FinishRe
 
 // doStatus is Do that also returns the status (to tell 200 from 204).
 func (c *CollectorClient) doStatus(ctx context.Context, method, path string, in, out any) (int, error) {
-	tok, err := c.AccessToken(ctx)
-	if err != nil {
-		return 0, err
-	}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return 0, err
 	}
-	return c.t.send(ctx, method, path, tok, http.Header{"Content-Type": {"application/json"}}, b, out)
+	var status int
+	err = c.withAccess(ctx, func(tok string) error {
+		var err error
+		status, err = c.t.send(ctx, method, path, tok, http.Header{"Content-Type": {"application/json"}}, b, out)
+		return err
+	})
+	return status, err
 }
 
 // doRaw posts a non-JSON body with the access token.
 func (c *CollectorClient) doRaw(ctx context.Context, path string, h http.Header, body []byte, out any) error {
-	tok, err := c.AccessToken(ctx)
-	if err != nil {
+	return c.withAccess(ctx, func(tok string) error {
+		_, err := c.t.send(ctx, http.MethodPost, path, tok, h, body, out)
 		return err
-	}
-	_, err = c.t.send(ctx, http.MethodPost, path, tok, h, body, out)
-	return err
+	})
 }
 
 // send posts body with headers h and decodes a 2xx JSON answer into out.

@@ -32,6 +32,7 @@ var errLeaseLost = errors.New("lease lost: the platform gave the job to another 
 type jobRun struct {
 	r   *Runner
 	job *crypto.Job
+	ctx context.Context // ends when the run is abandoned or the runner stops
 
 	leaseMu sync.Mutex
 	lease   *api.Lease // the current lease: a handover replaces it
@@ -59,6 +60,7 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	j.logs = newLogSink(j, nil)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	j.ctx = jobCtx
 	go j.keepLease(jobCtx, cancel)
 
 	out := j.run(jobCtx)
@@ -85,7 +87,7 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	if j.r.state.isFinished(job.JobID) {
 		return outcome{exitCode: -1, err: fmt.Errorf("job %s already ran on this collector: replay refused, nothing ran", job.JobID)}
 	}
-	if !j.r.claim(j) {
+	if !j.r.claimWait(ctx, j) {
 		return outcome{exitCode: -1, err: fmt.Errorf("integration %s already has a job running on this collector: nothing ran", job.IntegrationID)}
 	}
 	defer j.r.release(job.JobID)
@@ -142,8 +144,9 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	defer cancelRun()
 	statsCtx, stopStats := context.WithCancel(ctx)
 	go j.sampleStats(statsCtx, id)
-	flushCtx, stopFlush := context.WithCancel(ctx)
-	go j.logs.flushEvery(flushCtx, 2*time.Second)
+	stopFlush := make(chan struct{})
+	flushDone := make(chan struct{})
+	go func() { j.logs.flushEvery(ctx, stopFlush, 2*time.Second); close(flushDone) }()
 
 	records := &recordSink{j: j}
 	outR, outW := io.Pipe()
@@ -154,6 +157,9 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	go func() {
 		defer wg.Done()
 		recErr = records.consume(runCtx, outR)
+		if recErr != nil {
+			cancelRun() // the records cannot go up: stop the job now
+		}
 		outR.CloseWithError(recErr)
 		io.Copy(io.Discard, outR)
 	}()
@@ -167,6 +173,9 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 
 	var err error
 	switch {
+	case recErr != nil && ctx.Err() == nil:
+		j.stop(id)
+		code, err = -1, fmt.Errorf("stream records (the job was stopped): %w", recErr)
 	case runCtx.Err() != nil && ctx.Err() == nil:
 		j.stop(id)
 		code, err = -1, fmt.Errorf("job timed out after %v and was stopped", timeout)
@@ -175,8 +184,6 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 		code, err = -1, context.Cause(ctx)
 	case waitErr != nil:
 		code, err = -1, fmt.Errorf("wait for job container: %w", waitErr)
-	case recErr != nil:
-		err = fmt.Errorf("stream records: %w", recErr)
 	case logErr != nil:
 		err = fmt.Errorf("read job output: %w", logErr)
 	case code != 0:
@@ -184,7 +191,8 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	}
 	stopStats()
 	j.sampleOnce(ctx, id)
-	stopFlush()
+	close(stopFlush)
+	<-flushDone // an upload in progress completes; then the last one
 	j.logs.flush(ctx)
 	return outcome{exitCode: code, err: err, records: records}
 }
@@ -339,18 +347,61 @@ func secretValues(job *crypto.Job) ([]string, error) {
 		if !ok {
 			continue
 		}
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			out = append(out, s)
-			// The escaped form too, for logs that print JSON.
-			if q, _ := json.Marshal(s); string(q[1:len(q)-1]) != s {
-				out = append(out, string(q[1:len(q)-1]))
-			}
-			continue
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("job config field %q: %w", f, err)
 		}
 		out = append(out, string(raw))
+		out = appendSecretLeaves(out, v)
 	}
 	return out, nil
+}
+
+// minSecretLine is the shortest line of a multi-line secret redacted on
+// its own (shorter ones would blank common text).
+const minSecretLine = 8
+
+// appendSecretLeaves adds every string inside v, with its JSON-escaped form
+// and, for a multi-line value (a PEM key), each long enough line: logs are
+// redacted line by line.
+func appendSecretLeaves(out []string, v any) []string {
+	switch t := v.(type) {
+	case string:
+		out = append(out, t)
+		if q, _ := json.Marshal(t); string(q[1:len(q)-1]) != t {
+			out = append(out, string(q[1:len(q)-1]))
+		}
+		for _, line := range strings.Split(t, "\n") {
+			if line = strings.TrimSpace(line); len(line) >= minSecretLine && line != t {
+				out = append(out, line)
+			}
+		}
+	case map[string]any:
+		for _, e := range t {
+			out = appendSecretLeaves(out, e)
+		}
+	case []any:
+		for _, e := range t {
+			out = appendSecretLeaves(out, e)
+		}
+	case float64, bool:
+		out = append(out, fmt.Sprint(t))
+	}
+	return out
+}
+
+// claimWait claims the job's integration, waiting for a run of it that is
+// on its way out (cancelled, or its lease lost) to release it; false if it
+// stays busy. A job refused here would fail for good, so it waits instead.
+func (r *Runner) claimWait(ctx context.Context, j *jobRun) bool {
+	deadline := time.Now().Add(r.cfg.StopTimeout + time.Minute)
+	for !r.claim(j) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	return true
 }
 
 // claim marks the job's integration busy; false if it already is.
@@ -364,6 +415,18 @@ func (r *Runner) claim(j *jobRun) bool {
 	}
 	r.running[j.job.JobID] = j
 	return true
+}
+
+// headroom is what the job may still take: its memory limit less the peak
+// seen so far (which the host's free memory already reflects).
+func (j *jobRun) headroom() int64 {
+	limit := j.job.Limits.MemoryBytes
+	if limit <= 0 {
+		limit = defaultMemory
+	}
+	j.statsMu.Lock()
+	defer j.statsMu.Unlock()
+	return max(limit-j.peakMem, 0)
 }
 
 // cur returns the job's current lease.
@@ -386,7 +449,9 @@ func (r *Runner) handover(l *api.Lease) bool {
 	r.mu.Lock()
 	j, ok := r.running[l.JobID]
 	r.mu.Unlock()
-	if !ok {
+	if !ok || j.ctx.Err() != nil {
+		// An abandoned run is on its way out: the new lease starts a fresh
+		// run, which waits for this one to release the integration.
 		return false
 	}
 	if _, err := r.open(l); err != nil {

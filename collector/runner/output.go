@@ -148,16 +148,30 @@ func (l *logSink) append(line string) {
 	l.total += len(line) + 1
 }
 
+// maxLogLine bounds one log line; the rest of a longer line is dropped and
+// the cut marked, and the lines after it go on as usual.
+const maxLogLine = 64 << 10
+
 // consume reads the container's stderr line by line.
 func (l *logSink) consume(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	for sc.Scan() {
-		l.append(sc.Text())
-	}
-	if sc.Err() != nil {
-		l.append(fmt.Sprintf("[collector: a log line over 64 KiB was cut: %v]", sc.Err()))
-		io.Copy(io.Discard, r)
+	br := bufio.NewReaderSize(r, maxLogLine)
+	cut := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if !cut {
+				l.append(string(chunk) + " [collector: line cut at 64 KiB]")
+				cut = true
+			}
+			continue
+		case len(chunk) > 0 && !cut:
+			l.append(strings.TrimRight(string(chunk), "\r\n"))
+		}
+		cut = false
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -189,14 +203,17 @@ func (l *logSink) flush(ctx context.Context) {
 	}
 }
 
-// flushEvery flushes until ctx ends.
-func (l *logSink) flushEvery(ctx context.Context, d time.Duration) {
+// flushEvery flushes with ctx every d until stop is closed or ctx ends; an
+// upload under way when stop closes completes.
+func (l *logSink) flushEvery(ctx context.Context, stop <-chan struct{}, d time.Duration) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			l.flush(ctx)
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		}

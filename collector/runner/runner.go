@@ -191,7 +191,13 @@ func (r *Runner) freeMemory() int64 {
 	if r.cfg.FreeMemory == nil {
 		return 0
 	}
-	return r.cfg.FreeMemory()
+	free := r.cfg.FreeMemory()
+	r.mu.Lock()
+	for _, j := range r.running {
+		free -= j.headroom()
+	}
+	r.mu.Unlock()
+	return max(free, 1) // 0 would mean "unknown": nothing fits
 }
 
 func sleep(ctx context.Context, d time.Duration) {

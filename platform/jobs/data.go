@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -95,37 +96,25 @@ type BatchKey struct {
 	Seq                           int
 }
 
-// Ingest validates and upserts one NDJSON batch in one transaction, reading
-// body line by line. A batch whose key was applied before changes nothing
-// and answers Duplicate. Refused lines are counted and the first few listed
-// with their line numbers; the others are applied.
+// Ingest validates and upserts one NDJSON batch in one transaction. A batch
+// whose key was applied before changes nothing and answers Duplicate.
+// Refused lines are counted and the first few listed with their line
+// numbers; the others are applied. The body (bounded by the caller) is read
+// and validated before the write transaction begins: the platform has one
+// writer, and a collector on a slow link must not hold it.
 func (d *Data) Ingest(ctx context.Context, k BatchKey, body io.Reader) (*api.IngestResult, error) {
 	res := &api.IngestResult{Seq: k.Seq}
-	tx, err := d.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
+	if dup, err := d.applied(ctx, d.r, k); err != nil || dup {
+		res.Duplicate = dup
+		return res, err
 	}
-	defer tx.Rollback()
-	var n int
-	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM data_batches WHERE job_id=? AND lease_id=? AND seq=?`, k.JobID, k.LeaseID, k.Seq).Scan(&n)
-	if err != nil {
-		return nil, err
-	}
-	if n > 0 {
-		res.Duplicate = true
-		return res, nil
-	}
-	up, err := newUpserter(ctx, tx, k)
-	if err != nil {
-		return nil, err
-	}
-	defer up.close()
+	var recs []*integration.Record
 	if err := scanLines(body, func(line int, b []byte, tooLong bool) error {
 		if tooLong {
 			refuse(res, line, fmt.Sprintf("record over the %d-byte limit", api.MaxRecordBytes))
 			return nil
 		}
-		rec, err := integration.ParseRecord(b)
+		rec, err := integration.ParseRecord(bytes.Clone(b))
 		if err != nil {
 			refuse(res, line, err.Error())
 			return nil
@@ -134,9 +123,29 @@ func (d *Data) Ingest(ctx context.Context, k BatchKey, body io.Reader) (*api.Ing
 			return fmt.Errorf("%w: over %d records in one batch", ErrBadBatch, api.MaxBatchRecords)
 		}
 		res.Accepted++
-		return up.put(ctx, rec)
+		recs = append(recs, rec)
+		return nil
 	}); err != nil {
 		return nil, err
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	// Checked again under the lock: a retry may have raced this upload.
+	if dup, err := d.applied(ctx, tx, k); err != nil || dup {
+		return &api.IngestResult{Seq: k.Seq, Duplicate: dup}, err
+	}
+	up, err := newUpserter(ctx, tx, k)
+	if err != nil {
+		return nil, err
+	}
+	defer up.close()
+	for _, rec := range recs {
+		if err := up.put(ctx, rec); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO data_batches(job_id, lease_id, seq, accepted, refused) VALUES (?,?,?,?,?)`,
 		k.JobID, k.LeaseID, k.Seq, res.Accepted, res.Refused); err != nil {
@@ -149,6 +158,15 @@ func (d *Data) Ingest(ctx context.Context, k BatchKey, body io.Reader) (*api.Ing
 	}
 	up.close()
 	return res, tx.Commit()
+}
+
+// applied reports whether the batch k was applied before.
+func (d *Data) applied(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, k BatchKey) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM data_batches WHERE job_id=? AND lease_id=? AND seq=?`, k.JobID, k.LeaseID, k.Seq).Scan(&n)
+	return n > 0, err
 }
 
 // ErrBadBatch is a batch refused whole (too many records, a broken body).

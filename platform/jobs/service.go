@@ -254,7 +254,8 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 	}
 	s.m.finished.WithLabelValues(string(done.State)).Inc()
 	if ok {
-		ents, rels, err := s.data.Sweep(ctx, job.IntegrationID, jobID)
+		// The sweep must not die with the request: the job is already finished.
+		ents, rels, err := s.data.Sweep(context.WithoutCancel(ctx), job.IntegrationID, jobID)
 		if err != nil {
 			return fmt.Errorf("sweep after job %s: %w", jobID, err)
 		}
