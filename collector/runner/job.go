@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,9 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	go j.keepLease(jobCtx, cancel)
 
 	out := j.run(jobCtx)
-	if errors.Is(context.Cause(jobCtx), errLeaseLost) {
+	if errors.Is(context.Cause(jobCtx), errLeaseLost) || api.StatusOf(out.err) == http.StatusConflict {
+		// The platform gave the job to another lease: reporting under this
+		// one would be refused, and must never fail the new run.
 		j.log.Warn("job abandoned", "reason", errLeaseLost)
 		return
 	}
@@ -417,6 +420,24 @@ func (r *Runner) claim(j *jobRun) bool {
 	return true
 }
 
+// handoverWait bounds how long a call refused for a lost lease waits for
+// the platform's new lease of the job to reach this run (the runner's next
+// long poll brings it).
+const handoverWait = 30 * time.Second
+
+// awaitHandover waits for a lease newer than l; false if none came (or the
+// run was abandoned meanwhile).
+func (j *jobRun) awaitHandover(ctx context.Context, l *api.Lease) bool {
+	deadline := time.Now().Add(handoverWait)
+	for j.cur() == l {
+		if time.Now().After(deadline) || ctx.Err() != nil || (j.ctx != nil && j.ctx.Err() != nil) {
+			return false
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return true
+}
+
 // headroom is what the job may still take: its memory limit less the peak
 // seen so far (which the host's free memory already reflects).
 func (j *jobRun) headroom() int64 {
@@ -567,7 +588,7 @@ func (j *jobRun) retry(ctx context.Context, what string, f func(context.Context,
 	for attempt := 1; ; attempt++ {
 		l := j.cur()
 		err := f(ctx, l)
-		if api.StatusOf(err) == 409 && j.cur() != l {
+		if api.StatusOf(err) == 409 && j.awaitHandover(ctx, l) {
 			continue
 		}
 		if err == nil || !transient(err) || ctx.Err() != nil {
