@@ -3,18 +3,6 @@
 // them: `keygen`, `sign`, `verify`. It is the only binary that links cosign.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/collectorhq/collector/internal/cliutil"
 
-	"github.com/collectorhq/collector/internal/cliutil"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
-	stop()
-	os.Exit(cliutil.Report(os.Stderr, "collector-release", err, classify))
-}
+func main() { cliutil.Main(newApp(), classify) }

@@ -1,0 +1,19 @@
+package cliutil
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Main runs app with os.Args until it returns or SIGINT/SIGTERM cancels its
+// context, reports its error once on stderr and exits with its code.
+func Main(app *cli.App, classify ...Classifier) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, os.Args)
+	stop()
+	os.Exit(Report(os.Stderr, app.Name, err, classify...))
+}
