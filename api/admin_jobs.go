@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // Admin paths of the job pipeline.
@@ -24,14 +26,15 @@ type ItemList struct {
 
 // Item is a stored entity or relationship, as the admin API shows it.
 type Item struct {
-	Key        string         `json:"_key"`
-	Type       string         `json:"_type"`
-	Class      string         `json:"_class"`
-	From       string         `json:"_fromEntityKey,omitempty"`
-	To         string         `json:"_toEntityKey,omitempty"`
-	Properties map[string]any `json:"properties"`
-	JobID      string         `json:"last_job_id"`
-	DeletedAt  *string        `json:"deleted_at,omitempty"`
+	Key        string          `json:"_key"`
+	Type       string          `json:"_type"`
+	Class      string          `json:"_class"`
+	From       string          `json:"_fromEntityKey,omitempty"`
+	To         string          `json:"_toEntityKey,omitempty"`
+	Properties json.RawMessage `json:"properties"` // the record's object, as sent
+	JobID      string          `json:"last_job_id"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	DeletedAt  *time.Time      `json:"deleted_at,omitempty"`
 }
 
 // RunIntegration enqueues a job for the integration now; an integration

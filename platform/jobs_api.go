@@ -328,7 +328,7 @@ func (s *Server) listItems(kind string) handlerFunc {
 			return err
 		}
 		if items == nil {
-			items = []jobs.Item{}
+			items = []api.Item{}
 		}
 		key := "entities"
 		if kind == api.KindRelationship {

@@ -99,12 +99,12 @@ func ListItems(ctx context.Context, c *api.AdminClient, kind, integrationID, typ
 	if kind == api.KindRelationship {
 		fmt.Fprintln(tw, "KEY\tTYPE\tCLASS\tFROM\tTO\tDELETED")
 		for _, it := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.From, it.To, orDashPtr(it.DeletedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.From, it.To, fmtTime(it.DeletedAt))
 		}
 	} else {
 		fmt.Fprintln(tw, "KEY\tTYPE\tCLASS\tLAST JOB\tDELETED")
 		for _, it := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.JobID, orDashPtr(it.DeletedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.JobID, fmtTime(it.DeletedAt))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -112,11 +112,4 @@ func ListItems(ctx context.Context, c *api.AdminClient, kind, integrationID, typ
 	}
 	fmt.Fprintf(out.W, "%d %s\n", len(items), map[bool]string{true: "relationships", false: "entities"}[kind == api.KindRelationship])
 	return nil
-}
-
-func orDashPtr(s *string) string {
-	if s == nil {
-		return "-"
-	}
-	return *s
 }

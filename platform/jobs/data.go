@@ -358,19 +358,6 @@ func (d *Data) JobCounts(ctx context.Context, jobID string) (records, refused in
 	return records, refused, err
 }
 
-// Item is a stored entity or relationship.
-type Item struct {
-	Key        string          `json:"_key"`
-	Type       string          `json:"_type"`
-	Class      string          `json:"_class"`
-	From       string          `json:"_fromEntityKey,omitempty"`
-	To         string          `json:"_toEntityKey,omitempty"`
-	Properties json.RawMessage `json:"properties"`
-	JobID      string          `json:"last_job_id"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	DeletedAt  *time.Time      `json:"deleted_at,omitempty"`
-}
-
 // ListFilter selects stored items.
 type ListFilter struct {
 	IntegrationID  string
@@ -381,7 +368,7 @@ type ListFilter struct {
 
 // List returns entities (kind api.KindEntity) or relationships of an
 // integration, ordered by key.
-func (d *Data) List(ctx context.Context, kind string, f ListFilter) ([]Item, error) {
+func (d *Data) List(ctx context.Context, kind string, f ListFilter) ([]api.Item, error) {
 	table, cols := "data_entities", "key, type, class, '', '', properties, last_job_id, updated_at, deleted_at"
 	if kind == api.KindRelationship {
 		table, cols = "data_relationships", "key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at"
@@ -405,9 +392,9 @@ func (d *Data) List(ctx context.Context, kind string, f ListFilter) ([]Item, err
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Item
+	var out []api.Item
 	for rows.Next() {
-		var it Item
+		var it api.Item
 		var props string
 		var updated int64
 		var deleted sql.NullInt64
