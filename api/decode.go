@@ -196,6 +196,9 @@ func (h Heartbeat) Validate() error {
 			return invalidf("%s must be valid UTF-8 of at most 128 bytes", name)
 		}
 	}
+	if len(h.EngineError) > 512 || !utf8.ValidString(h.EngineError) {
+		return invalidf("engine_error must be valid UTF-8 of at most 512 bytes")
+	}
 	switch {
 	case h.Capacity.CPUs < 0 || h.Capacity.MemoryTotalBytes < 0 || h.Capacity.MemoryFreeBytes < 0:
 		return invalidf("capacity values must not be negative")

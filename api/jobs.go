@@ -22,6 +22,7 @@ const (
 	PathJobFinish   = "/api/v1/collector/jobs/{id}/finish"
 	HeaderLease     = "Collector-Lease"     // the lease ID, on records and logs uploads
 	HeaderBatchSeq  = "Collector-Batch-Seq" // a records batch's sequence number, from 1
+	HeaderLogSeq    = "Collector-Log-Seq"   // a logs chunk's sequence number, from 1
 	ContentTypeNDJS = "application/x-ndjson"
 	// MaxLongPoll is the longest a next call waits for a job.
 	MaxLongPoll = 25 * time.Second
@@ -112,7 +113,14 @@ type Job struct {
 	PeakMemoryBytes int64      `json:"peak_memory_bytes,omitempty"`
 	PeakCPUPercent  float64    `json:"peak_cpu_percent,omitempty"`
 	Records         int64      `json:"records"`
-	RefusedRecords  int64      `json:"refused_records"`
+	// RefusedRecords counts the output lines refused, by the runner (which
+	// never sends them) and by the platform. A run with any refused line
+	// fails: it is not a complete sync.
+	RefusedRecords int64 `json:"refused_records"`
+	// DanglingRelationships counts, after a successful run, the
+	// integration's relationships whose _fromEntityKey or _toEntityKey is
+	// not one of its live entities. They are kept, and flagged.
+	DanglingRelationships int64 `json:"dangling_relationships,omitempty"`
 }
 
 // JobList is a page of jobs.
@@ -165,9 +173,11 @@ func (c *CollectorClient) UploadRecords(ctx context.Context, jobID, leaseID stri
 	return &out, nil
 }
 
-// UploadLogs appends (already redacted) log text to the job's logs.
-func (c *CollectorClient) UploadLogs(ctx context.Context, jobID, leaseID string, text []byte) error {
-	h := http.Header{HeaderLease: {leaseID}, "Content-Type": {"text/plain; charset=utf-8"}}
+// UploadLogs appends (already redacted) log text to the job's logs. seq
+// numbers the chunks of one run from 1: a retried chunk (same job, lease
+// and seq) is stored once.
+func (c *CollectorClient) UploadLogs(ctx context.Context, jobID, leaseID string, seq int, text []byte) error {
+	h := http.Header{HeaderLease: {leaseID}, HeaderLogSeq: {strconv.Itoa(seq)}, "Content-Type": {"text/plain; charset=utf-8"}}
 	if err := c.doRaw(ctx, jobPath(PathJobLogs, jobID), h, text, nil); err != nil {
 		return fmt.Errorf("upload logs of job %s: %w", jobID, err)
 	}

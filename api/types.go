@@ -21,6 +21,10 @@ const (
 	CollectorStatusPending = "pending"
 	CollectorStatusActive  = "active"
 	CollectorStatusOffline = "offline"
+	// CollectorStatusDegraded: heartbeats arrive, but the collector cannot
+	// run jobs (its engine is unreachable, or its runner is not running);
+	// Collector.StatusReason says why.
+	CollectorStatusDegraded = "degraded"
 )
 
 // ErrorBody is the body of every error response: {"error": {...}}.
@@ -66,6 +70,7 @@ type Collector struct {
 	Name                   string     `json:"name"`
 	Pool                   string     `json:"pool,omitempty"`
 	Status                 string     `json:"status"`
+	StatusReason           string     `json:"status_reason,omitempty"`
 	CreatedAt              time.Time  `json:"created_at"`
 	EnrolledAt             *time.Time `json:"enrolled_at,omitempty"`
 	LastHeartbeatAt        *time.Time `json:"last_heartbeat_at,omitempty"`
@@ -139,7 +144,18 @@ type Heartbeat struct {
 	Capacity    Capacity   `json:"capacity"`
 	RunningJobs int        `json:"running_jobs"`
 	RunnerState string     `json:"runner_state"`
+	// EngineError is empty while the collector reaches its container
+	// engine, else why it cannot (at most 512 bytes); the platform then
+	// shows the collector degraded.
+	EngineError string `json:"engine_error,omitempty"`
 }
+
+// Runner states a heartbeat reports. A collector whose runner is in any
+// other state is degraded.
+const (
+	RunnerRunning   = "running"
+	RunnerRestarted = "restarted" // the daemon just brought it back
+)
 
 // Engine names the container engine of a collector.
 type Engine struct {

@@ -269,10 +269,10 @@ func TestJobLifecycle(t *testing.T) {
 		t.Errorf("job counts after retry = %d/%d, want 6/3", got.Records, got.RefusedRecords)
 	}
 
-	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, []byte("listing users\n")); err != nil {
+	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, 1, []byte("listing users\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, []byte("done\n")); err != nil {
+	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, 2, []byte("done\n")); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: l.LeaseID, PeakMemoryBytes: 42 << 20, PeakCPUPercent: 12.5, Records: 6}); err != nil {
@@ -341,7 +341,7 @@ func TestJobOtherCollectorRefused(t *testing.T) {
 	wantAPIError(t, b.Client.MarkRunning(ctx, l.JobID, l.LeaseID), 404, api.CodeNotFound)
 	_, err = b.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 1, entities("b"))
 	wantAPIError(t, err, 404, api.CodeNotFound)
-	wantAPIError(t, b.Client.UploadLogs(ctx, l.JobID, l.LeaseID, []byte("b was here")), 404, api.CodeNotFound)
+	wantAPIError(t, b.Client.UploadLogs(ctx, l.JobID, l.LeaseID, 3, []byte("b was here")), 404, api.CodeNotFound)
 	wantAPIError(t, b.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: l.LeaseID}), 404, api.CodeNotFound)
 	// An unknown job looks the same as another collector's.
 	_, err = a.Client.Renew(ctx, "job_"+strings.Repeat("0", 32), l.LeaseID)
@@ -363,7 +363,7 @@ func TestJobOtherCollectorRefused(t *testing.T) {
 	wantAPIError(t, a.Client.MarkRunning(ctx, l.JobID, wrong), 409, api.CodeLeaseLost)
 	_, err = a.Client.UploadRecords(ctx, l.JobID, wrong, 1, entities("a"))
 	wantAPIError(t, err, 409, api.CodeLeaseLost)
-	wantAPIError(t, a.Client.UploadLogs(ctx, l.JobID, wrong, []byte("x")), 409, api.CodeLeaseLost)
+	wantAPIError(t, a.Client.UploadLogs(ctx, l.JobID, wrong, 4, []byte("x")), 409, api.CodeLeaseLost)
 	wantAPIError(t, a.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: wrong}), 409, api.CodeLeaseLost)
 	if j := showJob(t, e, l.JobID); j.State != api.JobLeased || j.Records != 0 {
 		t.Errorf("after wrong leases: %+v", j)
@@ -456,7 +456,7 @@ func TestJobAdmin(t *testing.T) {
 	if err := a.Client.MarkRunning(ctx, l.JobID, l.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, []byte("step 1\n")); err != nil {
+	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, 5, []byte("step 1\n")); err != nil {
 		t.Fatal(err)
 	}
 	queued, err := e.Admin.RunIntegration(ctx, in2.ID)

@@ -119,6 +119,7 @@ type logSink struct {
 	total    int
 	dropped  int
 	maxTotal int
+	seq      int // chunks uploaded so far; a retried chunk keeps its number
 }
 
 // maxJobLogBytes bounds what one job uploads as logs.
@@ -193,8 +194,10 @@ func (l *logSink) flush(ctx context.Context) {
 		n := min(len(text), api.MaxLogBytes)
 		part := text[:n]
 		text = text[n:]
+		l.seq++
+		seq := l.seq
 		err := l.j.retry(ctx, "upload logs", func(ctx context.Context, ls *api.Lease) error {
-			return l.j.r.api.UploadLogs(ctx, ls.JobID, ls.LeaseID, part)
+			return l.j.r.api.UploadLogs(ctx, ls.JobID, ls.LeaseID, seq, part)
 		})
 		if err != nil {
 			l.j.log.Warn("job logs lost", "err", err, "bytes", len(part))

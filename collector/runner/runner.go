@@ -22,7 +22,7 @@ type JobAPI interface {
 	Renew(ctx context.Context, jobID, leaseID string) (*api.RenewResponse, error)
 	MarkRunning(ctx context.Context, jobID, leaseID string) error
 	UploadRecords(ctx context.Context, jobID, leaseID string, seq int, ndjson []byte) (*api.IngestResult, error)
-	UploadLogs(ctx context.Context, jobID, leaseID string, text []byte) error
+	UploadLogs(ctx context.Context, jobID, leaseID string, seq int, text []byte) error
 	Finish(ctx context.Context, jobID string, req api.FinishRequest) error
 }
 

@@ -123,7 +123,7 @@ func (f *fakePlatform) UploadRecords(ctx context.Context, jobID, leaseID string,
 	return &api.IngestResult{Seq: seq, Accepted: len(lines)}, nil
 }
 
-func (f *fakePlatform) UploadLogs(ctx context.Context, jobID, leaseID string, text []byte) error {
+func (f *fakePlatform) UploadLogs(ctx context.Context, jobID, leaseID string, seq int, text []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.logs[jobID] == nil {
