@@ -56,7 +56,9 @@ type Queue interface {
 	// List returns the jobs matching f, newest first.
 	List(ctx context.Context, f Filter) ([]*Job, error)
 
-	// Depth counts jobs by state, for metrics. States with no job are absent.
+	// Depth counts the active jobs (queued, leased, running) by state, for
+	// metrics; states with no job are absent. Finished jobs are not counted:
+	// the history grows without bound and a scrape must stay cheap.
 	Depth(ctx context.Context) (map[State]int, error)
 
 	// ExpireLeases returns every job whose lease has passed to the queue with

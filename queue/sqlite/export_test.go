@@ -5,4 +5,5 @@ var (
 	LeaseNextSQL   = leaseNextSQL
 	MayHaveWorkSQL = mayHaveWorkSQL
 	ExpireSQL      = expireSQL
+	DepthSQL       = depthSQL
 )

@@ -21,34 +21,20 @@ type querier interface {
 // unique index on active jobs already holds the integration, so two
 // concurrent Enqueues (even from two processes) can never both insert.
 func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
-	if req.IntegrationID == "" || req.CollectorID == "" {
-		return nil, false, errors.New("enqueue: integration ID and collector ID are required")
-	}
 	var job *queue.Job
 	var existed bool
-	err := q.write(ctx, func(c *wtx) error {
+	err := q.Update(ctx, func(t *Tx) error {
 		var err error
-		job, err = scanJob(c.QueryRowContext(ctx, insertJobSQL,
-			ids.Job(), req.IntegrationID, req.CollectorID, q.cfg.MaxAttempts, time.Now().UnixNano(), req.RequestedBy))
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		existed = true
-		job, err = scanJob(c.QueryRowContext(ctx, activeJobSQL, req.IntegrationID))
+		job, existed, err = t.Enqueue(ctx, req)
 		return err
 	})
-	if err != nil {
-		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
-	}
-	if !existed {
-		q.notifier.Notify(job.CollectorID)
-	}
-	return job, existed, nil
+	return job, existed, err
 }
 
 // Next implements queue.Queue. It subscribes to the collector's notifier
 // before each look at the store, so an Enqueue landing between the look and
-// the wait still wakes it.
+// the wait still wakes it. The wait is in real time; the times stored come
+// from the queue's clock.
 func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, error) {
 	if req.CollectorID == "" {
 		return nil, errors.New("next job: collector ID is required")
@@ -68,6 +54,9 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 		if remaining <= 0 {
 			release()
 			return nil, queue.ErrNoJob
+		}
+		if q.onPark != nil {
+			q.onPark(req.CollectorID)
 		}
 		err = q.sleep(ctx, woken, min(remaining, q.cfg.PollInterval))
 		release()
@@ -95,18 +84,18 @@ func (q *Queue) sleep(ctx context.Context, woken <-chan struct{}, d time.Duratio
 
 // tryNext leases a job if one is eligible now, or returns (nil, nil).
 func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job, error) {
-	if ok, err := q.mayHaveWork(ctx, req, time.Now()); err != nil || !ok {
+	if ok, err := q.mayHaveWork(ctx, req, q.now()); err != nil || !ok {
 		return nil, err
 	}
 	var job *queue.Job
-	var expired []string
-	err := q.write(ctx, func(c *wtx) error {
-		now := time.Now() // under the lock: the lease runs from its commit
+	var expired int
+	err := q.Update(ctx, func(t *Tx) error {
+		now := q.now() // under the lock: the lease runs from its commit
 		var err error
-		if expired, err = expireLeases(ctx, c, now); err != nil {
+		if expired, err = t.expire(ctx, now); err != nil {
 			return err
 		}
-		job, err = scanJob(c.QueryRowContext(ctx, leaseNextSQL,
+		job, err = scanJob(t.w.QueryRowContext(ctx, leaseNextSQL,
 			ids.Lease(), now.Add(q.cfg.LeaseTTL).UnixNano(), req.CollectorID,
 			req.FreeMemoryBytes, q.cfg.DefaultPeakMemoryBytes))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -117,8 +106,7 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job,
 	if err != nil {
 		return nil, err
 	}
-	q.lazyExpired.Add(int64(len(expired)))
-	q.notifyAll(expired)
+	q.lazyExpired.Add(int64(expired))
 	return job, nil
 }
 
@@ -134,168 +122,58 @@ func (q *Queue) mayHaveWork(ctx context.Context, req queue.NextRequest, now time
 
 // ExpireLeases implements queue.Queue.
 func (q *Queue) ExpireLeases(ctx context.Context) (int, error) {
-	var expired []string
-	err := q.write(ctx, func(c *wtx) error {
+	var n int
+	err := q.Update(ctx, func(t *Tx) error {
 		var err error
-		expired, err = expireLeases(ctx, c, time.Now())
+		n, err = t.expire(ctx, q.now())
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("expire leases: %w", err)
 	}
-	q.notifyAll(expired)
-	return len(expired) + int(q.lazyExpired.Swap(0)), nil
-}
-
-// expireLeases requeues (attempt+1) or kills the jobs whose lease has passed,
-// and returns the collector of each, to wake its waiters.
-func expireLeases(ctx context.Context, c *wtx, now time.Time) ([]string, error) {
-	rows, err := c.QueryContext(ctx, expireSQL, now.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var collectors []string
-	for rows.Next() {
-		var collector, state string
-		if err := rows.Scan(&collector, &state); err != nil {
-			return nil, err
-		}
-		collectors = append(collectors, collector)
-	}
-	return collectors, rows.Err()
-}
-
-func (q *Queue) notifyAll(collectors []string) {
-	for _, c := range collectors {
-		q.notifier.Notify(c)
-	}
+	// Next's lazy expiries since the last call count too, once.
+	return n + int(q.lazyExpired.Swap(0)), nil
 }
 
 // Renew implements queue.Queue.
 func (q *Queue) Renew(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
-	job, err := q.withLease(ctx, jobID, leaseID, func(c *wtx, j *queue.Job, now time.Time) (*queue.Job, error) {
-		if j.State != queue.StateLeased && j.State != queue.StateRunning {
-			return nil, fmt.Errorf("job is %s: %w", j.State, queue.ErrInvalidState)
-		}
-		return scanJob(c.QueryRowContext(ctx, renewSQL, now.Add(q.cfg.LeaseTTL).UnixNano(), j.ID))
-	})
-	if err != nil {
-		return nil, fmt.Errorf("renew lease of job %q: %w", jobID, err)
-	}
-	return job, nil
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Renew(ctx, jobID, leaseID) })
 }
 
 // MarkRunning implements queue.Queue. It also renews the lease.
 func (q *Queue) MarkRunning(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
-	job, err := q.withLease(ctx, jobID, leaseID, func(c *wtx, j *queue.Job, now time.Time) (*queue.Job, error) {
-		switch j.State {
-		case queue.StateRunning: // a retry: renew only, keep StartedAt
-			return scanJob(c.QueryRowContext(ctx, renewSQL, now.Add(q.cfg.LeaseTTL).UnixNano(), j.ID))
-		case queue.StateLeased:
-			return scanJob(c.QueryRowContext(ctx, markRunningSQL, now.UnixNano(), now.Add(q.cfg.LeaseTTL).UnixNano(), j.ID))
-		default:
-			return nil, fmt.Errorf("job is %s: %w", j.State, queue.ErrInvalidState)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mark job %q running: %w", jobID, err)
-	}
-	return job, nil
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.MarkRunning(ctx, jobID, leaseID) })
 }
 
 // Finish implements queue.Queue.
 func (q *Queue) Finish(ctx context.Context, jobID, leaseID string, res queue.Result) (*queue.Job, error) {
-	job, err := q.withLease(ctx, jobID, leaseID, func(c *wtx, j *queue.Job, now time.Time) (*queue.Job, error) {
-		if j.State != queue.StateLeased && j.State != queue.StateRunning {
-			return nil, fmt.Errorf("job is %s: %w", j.State, queue.ErrInvalidState)
-		}
-		state := queue.StateFailed
-		if res.Succeeded {
-			state = queue.StateSucceeded
-		}
-		done, err := scanJob(c.QueryRowContext(ctx, finishSQL,
-			string(state), now.UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, j.ID))
-		if err != nil {
-			return nil, err
-		}
-		if res.Succeeded && res.PeakMemoryBytes > 0 {
-			err = recordPeak(ctx, c, j.IntegrationID, res.PeakMemoryBytes, q.cfg.PeakSamples)
-		}
-		return done, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
-	}
-	return job, nil
-}
-
-// withLease runs fn in a write transaction once the job exists and leaseID is
-// its current, unexpired lease. An expired lease is refused even before
-// ExpireLeases has requeued the job: the job may be handed out again at any
-// moment, so the old holder must stop.
-func (q *Queue) withLease(ctx context.Context, jobID, leaseID string, fn func(c *wtx, j *queue.Job, now time.Time) (*queue.Job, error)) (*queue.Job, error) {
-	var out *queue.Job
-	err := q.write(ctx, func(c *wtx) error {
-		j, err := getJob(ctx, c, jobID)
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		if leaseID != j.LeaseID {
-			return queue.ErrLeaseLost
-		}
-		if (j.State == queue.StateLeased || j.State == queue.StateRunning) && !j.LeaseExpiresAt.After(now) {
-			return fmt.Errorf("lease expired at %s: %w", j.LeaseExpiresAt.Format(time.RFC3339Nano), queue.ErrLeaseLost)
-		}
-		out, err = fn(c, j, now)
-		return err
-	})
-	return out, err
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Finish(ctx, jobID, leaseID, res) })
 }
 
 // Cancel implements queue.Queue.
 func (q *Queue) Cancel(ctx context.Context, jobID string) (*queue.Job, error) {
-	var job *queue.Job
-	err := q.write(ctx, func(c *wtx) error {
-		j, err := getJob(ctx, c, jobID)
-		if err != nil {
-			return err
-		}
-		if !j.State.Active() {
-			return fmt.Errorf("job is %s: %w", j.State, queue.ErrInvalidState)
-		}
-		job, err = scanJob(c.QueryRowContext(ctx, cancelSQL, time.Now().UnixNano(), j.ID))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cancel job %q: %w", jobID, err)
-	}
-	return job, nil
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Cancel(ctx, jobID, "") })
 }
 
 // Reassign implements queue.Queue.
 func (q *Queue) Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error) {
-	if integrationID == "" || newCollectorID == "" {
-		return 0, errors.New("reassign: integration ID and collector ID are required")
-	}
-	var n int64
-	err := q.write(ctx, func(c *wtx) error {
-		res, err := c.ExecContext(ctx, reassignSQL,
-			newCollectorID, integrationID, newCollectorID)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	var n int
+	err := q.Update(ctx, func(t *Tx) error {
+		var err error
+		n, err = t.Reassign(ctx, integrationID, newCollectorID)
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("reassign integration %q to collector %q: %w", integrationID, newCollectorID, err)
-	}
-	if n > 0 {
-		q.notifier.Notify(newCollectorID)
-	}
-	return int(n), nil
+	return n, err
+}
+
+func (q *Queue) updateJob(ctx context.Context, fn func(t *Tx) (*queue.Job, error)) (*queue.Job, error) {
+	var job *queue.Job
+	err := q.Update(ctx, func(t *Tx) error {
+		var err error
+		job, err = fn(t)
+		return err
+	})
+	return job, err
 }
 
 // Get implements queue.Queue.
@@ -362,7 +240,7 @@ func (q *Queue) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error) 
 }
 
 func (q *Queue) listJobs(ctx context.Context, query string, args []any) ([]*queue.Job, error) {
-	rows, err := q.db.QueryContext(ctx, query, args...)
+	rows, err := q.reader().QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -378,33 +256,24 @@ func (q *Queue) listJobs(ctx context.Context, query string, args []any) ([]*queu
 	return jobs, rows.Err()
 }
 
-// Depth implements queue.Queue.
+// Depth implements queue.Queue. It counts the active states only, each
+// through its partial index, on the read pool: finished jobs grow without
+// bound, and a scrape must never hold the writer (the finished counts are
+// counters of the platform instead).
 func (q *Queue) Depth(ctx context.Context) (map[queue.State]int, error) {
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
-	var rows *sql.Rows
-	var err error
-	if st := q.stmts.get(depthSQL); st != nil {
-		rows, err = st.QueryContext(ctx)
-	} else {
-		rows, err = q.db.QueryContext(ctx, depthSQL)
-	}
+	var queued, leased, running int
+	err := q.reader().QueryRowContext(ctx, depthSQL).Scan(&queued, &leased, &running)
 	if err != nil {
 		return nil, fmt.Errorf("queue depth: %w", err)
 	}
-	defer rows.Close()
-	depth := make(map[queue.State]int)
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, fmt.Errorf("queue depth: %w", err)
+	depth := make(map[queue.State]int, 3)
+	for s, n := range map[queue.State]int{queue.StateQueued: queued, queue.StateLeased: leased, queue.StateRunning: running} {
+		if n > 0 {
+			depth[s] = n
 		}
-		depth[queue.State(s)] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("queue depth: %w", err)
 	}
 	return depth, nil
 }

@@ -84,20 +84,40 @@ const (
 			peak_memory_bytes = ?, peak_cpu_percent = ?
 		WHERE id = ? RETURNING ` + jobColumns
 
-	// cancelSQL: finished at, job ID. Clearing lease_id voids the lease: the
-	// runner's next call carries a lease ID that no longer matches and gets
-	// ErrLeaseLost.
+	// cancelSQL: finished at, reason, job ID. Clearing lease_id voids the
+	// lease: the runner's next call carries a lease ID that no longer
+	// matches and gets ErrLeaseLost.
 	cancelSQL = `UPDATE queue_jobs SET
-			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL,
-			error = 'canceled while ' || state
+			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL, error = ?
+		WHERE id = ? RETURNING ` + jobColumns
+
+	// cancelIntegrationSQL: finished at, reason, integration. Every active
+	// job of the integration (queued, leased or running).
+	cancelIntegrationSQL = `UPDATE queue_jobs SET
+			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL, error = ?
+		WHERE integration_id = ? AND state IN ('queued','leased','running')`
+
+	// cancelCollectorSQL: finished at, reason, collector. The jobs queued for
+	// the collector (its in-flight jobs end with their leases).
+	cancelCollectorSQL = `UPDATE queue_jobs SET
+			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL, error = ?
+		WHERE collector_id = ? AND state = 'queued'`
+
+	// requeueSQL: collector, job ID. Back to the queue, no attempt counted.
+	requeueSQL = `UPDATE queue_jobs SET
+			state = 'queued', collector_id = ?, lease_id = '', lease_expires_at = NULL, started_at = NULL
 		WHERE id = ? RETURNING ` + jobColumns
 
 	// reassignSQL: new collector, integration, new collector.
 	reassignSQL = `UPDATE queue_jobs SET collector_id = ?
 		WHERE integration_id = ? AND state = 'queued' AND collector_id <> ?`
 
-	// depthSQL counts jobs per state.
-	depthSQL = `SELECT state, count(*) FROM queue_jobs GROUP BY state`
+	// depthSQL counts the active jobs by state, each through its partial
+	// index: never a scan of the whole history.
+	depthSQL = `SELECT
+		(SELECT count(*) FROM queue_jobs INDEXED BY queue_jobs_next WHERE state = 'queued'),
+		(SELECT count(*) FROM queue_jobs INDEXED BY queue_jobs_lease WHERE state IN ('leased','running') AND state = 'leased'),
+		(SELECT count(*) FROM queue_jobs INDEXED BY queue_jobs_lease WHERE state IN ('leased','running') AND state = 'running')`
 
 	// peaksSQL: integration.
 	peaksSQL = `SELECT recent FROM queue_integration_peaks WHERE integration_id = ?`
@@ -111,5 +131,9 @@ const (
 // preparedQueries are prepared by New, after the migrations.
 var preparedQueries = []string{
 	lockSQL, insertJobSQL, activeJobSQL, getJobSQL, leaseNextSQL, mayHaveWorkSQL, expireSQL,
-	renewSQL, markRunningSQL, finishSQL, cancelSQL, reassignSQL, depthSQL, peaksSQL, savePeaksSQL,
+	renewSQL, markRunningSQL, finishSQL, cancelSQL, cancelIntegrationSQL, cancelCollectorSQL, requeueSQL,
+	reassignSQL, peaksSQL, savePeaksSQL,
 }
+
+// readQueries are prepared on the read pool.
+var readQueries = []string{getJobSQL, mayHaveWorkSQL, depthSQL}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // migrations are applied in order, each once, each in its own transaction.
@@ -83,7 +82,7 @@ func (q *Queue) migrateTo(ctx context.Context, v int) error {
 		if _, err := c.tx.ExecContext(ctx, migrations[v]); err != nil {
 			return err
 		}
-		_, err := c.ExecContext(ctx, `INSERT INTO queue_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
+		_, err := c.ExecContext(ctx, `INSERT INTO queue_migrations(version, applied_at) VALUES (?, ?)`, v, q.now().UnixNano())
 		return err
 	})
 }

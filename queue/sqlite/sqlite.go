@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/collectorhq/collector/queue"
 	"github.com/collectorhq/collector/queue/internal/notify"
@@ -28,13 +29,17 @@ const maxConns = 8
 // Queue is a queue.Queue stored in SQLite. Create it with New or Open.
 type Queue struct {
 	db     *sql.DB
+	rdb    *sql.DB // readers; db when no read pool was given
 	ownsDB bool
 	cfg    queue.Config
+	now    func() time.Time
+	onPark func(collectorID string)
 
 	// wmu makes this Queue a single writer: its write transactions never
 	// contend with each other for SQLite's lock.
-	wmu   sync.Mutex
-	stmts stmtCache
+	wmu    sync.Mutex
+	stmts  stmtCache // on db
+	rstmts stmtCache // on rdb
 
 	notifier *notify.Notifier
 	// lazyExpired counts leases Next expired since the last ExpireLeases.
@@ -79,14 +84,31 @@ func escapePath(p string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
 }
 
+// Option is an optional knob of New and Open.
+type Option func(*Queue)
+
+// WithClock makes the queue read the time from now: lease expiries,
+// creation and finish times (tests move it). Waiting stays in real time.
+func WithClock(now func() time.Time) Option { return func(q *Queue) { q.now = now } }
+
+// WithReader sends reads that need no lock (Get, List, Depth, the cheap
+// look before a lease) to a read pool on the same file, so that they never
+// wait for, or hold, the writer.
+func WithReader(r *sql.DB) Option { return func(q *Queue) { q.rdb = r } }
+
+// WithParkHook calls f each time a Next call of collectorID, having found
+// nothing, is about to wait: tests use it to know a long poll is parked
+// instead of sleeping.
+func WithParkHook(f func(collectorID string)) Option { return func(q *Queue) { q.onPark = f } }
+
 // Open opens a standalone queue in the SQLite file at path (see OpenDB).
 // Close closes the database.
-func Open(path string, cfg queue.Config) (*Queue, error) {
+func Open(path string, cfg queue.Config, opts ...Option) (*Queue, error) {
 	db, err := OpenDB(path)
 	if err != nil {
 		return nil, err
 	}
-	q, err := New(db, cfg)
+	q, err := New(db, cfg, opts...)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -100,14 +122,20 @@ func Open(path string, cfg queue.Config) (*Queue, error) {
 // switches it if it is not) and its connections must have a busy_timeout
 // (open it with OpenDB, or add _pragma=busy_timeout(5000) to the DSN). The
 // caller keeps ownership of db: Close does not close it.
-func New(db *sql.DB, cfg queue.Config) (*Queue, error) {
+func New(db *sql.DB, cfg queue.Config, opts ...Option) (*Queue, error) {
 	if db == nil {
 		return nil, errors.New("new sqlite queue: nil *sql.DB")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
 	}
-	q := &Queue{db: db, cfg: cfg, notifier: notify.New(), closed: make(chan struct{})}
+	q := &Queue{db: db, cfg: cfg, now: time.Now, notifier: notify.New(), closed: make(chan struct{})}
+	for _, o := range opts {
+		o(q)
+	}
+	if q.rdb == nil {
+		q.rdb = db
+	}
 	ctx := context.Background()
 	if err := checkDB(ctx, db); err != nil {
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
@@ -117,6 +145,11 @@ func New(db *sql.DB, cfg queue.Config) (*Queue, error) {
 	}
 	if err := q.stmts.prepare(ctx, db, preparedQueries); err != nil {
 		q.stmts.close()
+		return nil, fmt.Errorf("new sqlite queue: %w", err)
+	}
+	if err := q.rstmts.prepare(ctx, q.rdb, readQueries); err != nil {
+		q.stmts.close()
+		q.rstmts.close()
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
 	}
 	return q, nil
@@ -159,6 +192,7 @@ func (q *Queue) Close() error {
 		q.wmu.Lock()
 		defer q.wmu.Unlock()
 		q.stmts.close()
+		q.rstmts.close()
 		if q.ownsDB {
 			err = q.db.Close()
 		}

@@ -191,6 +191,8 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{"lease next", sqlite.LeaseNextSQL, []any{"l", 1, "c", 1, 1}, []string{"queue_jobs_next"}},
 		{"may have work", sqlite.MayHaveWorkSQL, []any{"c", 1, 1, 1}, []string{"queue_jobs_next", "queue_jobs_lease"}},
 		{"expire", sqlite.ExpireSQL, []any{1}, []string{"queue_jobs_lease"}},
+		// Metrics scrapes: the active jobs only, never the whole history.
+		{"depth", sqlite.DepthSQL, nil, []string{"queue_jobs_next", "queue_jobs_lease"}},
 	}
 	for _, c := range cases {
 		plan := explain(t, db, c.query, c.args...)

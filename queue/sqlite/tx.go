@@ -82,13 +82,17 @@ func (q *Queue) write(ctx context.Context, fn func(w *wtx) error) error {
 	return nil
 }
 
-// queryRow runs a cached read statement outside any transaction.
+// queryRow runs a cached read statement on the read pool, outside any
+// transaction.
 func (q *Queue) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := q.stmts.get(query); st != nil {
+	if st := q.rstmts.get(query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return q.db.QueryRowContext(ctx, query, args...)
+	return q.rdb.QueryRowContext(ctx, query, args...)
 }
+
+// reader is the read pool.
+func (q *Queue) reader() *sql.DB { return q.rdb }
 
 // stmtCache holds the statements New prepared, by query text. A query not
 // in it runs unprepared. Nothing is prepared later: preparing on the *sql.DB

@@ -1,0 +1,254 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/collectorhq/collector/queue"
+	"github.com/collectorhq/collector/queue/internal/ids"
+)
+
+// Tx is a write transaction on the queue's database. Backends that keep
+// their tables in the same database (the platform's store and record store)
+// act on a job in the same transaction as their own writes through it:
+// a reassignment moves the queued job with the integration, an ingest
+// checks the lease where it writes, a finish sweeps what the run did not
+// send. Waiting Next calls are woken after the commit.
+type Tx struct {
+	q      *Queue
+	w      *wtx
+	notify []string // collectors whose waiters to wake after the commit
+}
+
+// Update runs fn in one write transaction; fn's error rolls it back.
+// Collectors that got work are woken once it commits.
+func (q *Queue) Update(ctx context.Context, fn func(t *Tx) error) error {
+	var notify []string
+	err := q.write(ctx, func(w *wtx) error {
+		t := &Tx{q: q, w: w}
+		if err := fn(t); err != nil {
+			return err
+		}
+		notify = t.notify
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range notify {
+		q.notifier.Notify(c)
+	}
+	return nil
+}
+
+// SQL returns the transaction, for the caller's own statements.
+func (t *Tx) SQL() *sql.Tx { return t.w.tx }
+
+// Now is the queue's clock, read once per call.
+func (t *Tx) Now() time.Time { return t.q.now() }
+
+// Enqueue is queue.Queue's Enqueue inside t.
+func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
+	if req.IntegrationID == "" || req.CollectorID == "" {
+		return nil, false, errors.New("enqueue: integration ID and collector ID are required")
+	}
+	job, err := scanJob(t.w.QueryRowContext(ctx, insertJobSQL,
+		ids.Job(), req.IntegrationID, req.CollectorID, t.q.cfg.MaxAttempts, t.q.now().UnixNano(), req.RequestedBy))
+	existed := false
+	if errors.Is(err, sql.ErrNoRows) {
+		existed = true
+		job, err = scanJob(t.w.QueryRowContext(ctx, activeJobSQL, req.IntegrationID))
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
+	}
+	if !existed {
+		t.notify = append(t.notify, job.CollectorID)
+	}
+	return job, existed, nil
+}
+
+// Get reads a job inside t.
+func (t *Tx) Get(ctx context.Context, jobID string) (*queue.Job, error) {
+	return getJob(ctx, t.w, jobID)
+}
+
+// CheckLease returns the job if leaseID is its current, unexpired lease;
+// else queue.ErrLeaseLost (or queue.ErrNotFound). An expired lease is
+// refused even before ExpireLeases has requeued the job: the job may be
+// handed out again at any moment, so the old holder must stop.
+func (t *Tx) CheckLease(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
+	j, err := getJob(ctx, t.w, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if leaseID == "" || leaseID != j.LeaseID {
+		return nil, fmt.Errorf("job %s is %s under another or no lease: %w", jobID, j.State, queue.ErrLeaseLost)
+	}
+	if !j.State.Active() {
+		return nil, fmt.Errorf("job %s is %s: %w", jobID, j.State, queue.ErrLeaseLost)
+	}
+	if !j.LeaseExpiresAt.After(t.q.now()) {
+		return nil, fmt.Errorf("lease expired at %s: %w", j.LeaseExpiresAt.Format(time.RFC3339Nano), queue.ErrLeaseLost)
+	}
+	return j, nil
+}
+
+// withLease is CheckLease with the lease-then-state order of queue.Queue:
+// a finished job keeps its last lease ID, so a call with it is refused as
+// an invalid state, not a lost lease.
+func (t *Tx) withLease(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
+	j, err := getJob(ctx, t.w, jobID)
+	if err != nil {
+		return nil, err
+	}
+	if leaseID != j.LeaseID {
+		return nil, queue.ErrLeaseLost
+	}
+	if j.State != queue.StateLeased && j.State != queue.StateRunning {
+		return nil, fmt.Errorf("job is %s: %w", j.State, queue.ErrInvalidState)
+	}
+	if !j.LeaseExpiresAt.After(t.q.now()) {
+		return nil, fmt.Errorf("lease expired at %s: %w", j.LeaseExpiresAt.Format(time.RFC3339Nano), queue.ErrLeaseLost)
+	}
+	return j, nil
+}
+
+// Renew is queue.Queue's Renew inside t.
+func (t *Tx) Renew(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
+	j, err := t.withLease(ctx, jobID, leaseID)
+	if err != nil {
+		return nil, fmt.Errorf("renew lease of job %q: %w", jobID, err)
+	}
+	return scanJob(t.w.QueryRowContext(ctx, renewSQL, t.q.now().Add(t.q.cfg.LeaseTTL).UnixNano(), j.ID))
+}
+
+// MarkRunning is queue.Queue's MarkRunning inside t.
+func (t *Tx) MarkRunning(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
+	j, err := t.withLease(ctx, jobID, leaseID)
+	if err != nil {
+		return nil, fmt.Errorf("mark job %q running: %w", jobID, err)
+	}
+	now := t.q.now()
+	if j.State == queue.StateRunning { // a retry: renew only, keep StartedAt
+		return scanJob(t.w.QueryRowContext(ctx, renewSQL, now.Add(t.q.cfg.LeaseTTL).UnixNano(), j.ID))
+	}
+	return scanJob(t.w.QueryRowContext(ctx, markRunningSQL, now.UnixNano(), now.Add(t.q.cfg.LeaseTTL).UnixNano(), j.ID))
+}
+
+// Finish is queue.Queue's Finish inside t.
+func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result) (*queue.Job, error) {
+	j, err := t.withLease(ctx, jobID, leaseID)
+	if err != nil {
+		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
+	}
+	state := queue.StateFailed
+	if res.Succeeded {
+		state = queue.StateSucceeded
+	}
+	done, err := scanJob(t.w.QueryRowContext(ctx, finishSQL,
+		string(state), t.q.now().UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, j.ID))
+	if err != nil {
+		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
+	}
+	if res.Succeeded && res.PeakMemoryBytes > 0 {
+		if err := recordPeak(ctx, t.w, j.IntegrationID, res.PeakMemoryBytes, t.q.cfg.PeakSamples); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
+}
+
+// Cancel is queue.Queue's Cancel inside t; reason, if set, replaces the
+// default error text ("canceled while <state>").
+func (t *Tx) Cancel(ctx context.Context, jobID, reason string) (*queue.Job, error) {
+	j, err := getJob(ctx, t.w, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %q: %w", jobID, err)
+	}
+	if !j.State.Active() {
+		return nil, fmt.Errorf("cancel job %q: job is %s: %w", jobID, j.State, queue.ErrInvalidState)
+	}
+	if reason == "" {
+		reason = "canceled while " + string(j.State)
+	}
+	return scanJob(t.w.QueryRowContext(ctx, cancelSQL, t.q.now().UnixNano(), reason, j.ID))
+}
+
+// CancelActive cancels every active job of an integration (integrationID
+// set) or every queued job on a collector's queue (collectorID set), with
+// reason as their error, and reports how many.
+func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reason string) (int, error) {
+	var res sql.Result
+	var err error
+	switch {
+	case integrationID != "" && collectorID == "":
+		res, err = t.w.ExecContext(ctx, cancelIntegrationSQL, t.q.now().UnixNano(), reason, integrationID)
+	case collectorID != "" && integrationID == "":
+		res, err = t.w.ExecContext(ctx, cancelCollectorSQL, t.q.now().UnixNano(), reason, collectorID)
+	default:
+		return 0, errors.New("cancel active jobs: want an integration ID or a collector ID")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cancel active jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// Reassign is queue.Queue's Reassign inside t.
+func (t *Tx) Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error) {
+	if integrationID == "" || newCollectorID == "" {
+		return 0, errors.New("reassign: integration ID and collector ID are required")
+	}
+	res, err := t.w.ExecContext(ctx, reassignSQL, newCollectorID, integrationID, newCollectorID)
+	if err != nil {
+		return 0, fmt.Errorf("reassign integration %q to collector %q: %w", integrationID, newCollectorID, err)
+	}
+	n, err := res.RowsAffected()
+	if n > 0 {
+		t.notify = append(t.notify, newCollectorID)
+	}
+	return int(n), err
+}
+
+// Requeue returns a leased job to the queue of collectorID without
+// counting an attempt: the platform leased it to a collector that may not
+// run it any more (its integration moved). The lease is voided.
+func (t *Tx) Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*queue.Job, error) {
+	j, err := t.withLease(ctx, jobID, leaseID)
+	if err != nil {
+		return nil, fmt.Errorf("requeue job %q: %w", jobID, err)
+	}
+	if j.State != queue.StateLeased {
+		return nil, fmt.Errorf("requeue job %q: job is %s: %w", jobID, j.State, queue.ErrInvalidState)
+	}
+	job, err := scanJob(t.w.QueryRowContext(ctx, requeueSQL, collectorID, j.ID))
+	if err == nil {
+		t.notify = append(t.notify, collectorID)
+	}
+	return job, err
+}
+
+// expire requeues (attempt+1) or kills the jobs whose lease has passed,
+// queues their collectors for a wake-up and reports how many.
+func (t *Tx) expire(ctx context.Context, now time.Time) (int, error) {
+	rows, err := t.w.QueryContext(ctx, expireSQL, now.UnixNano())
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var collector, state string
+		if err := rows.Scan(&collector, &state); err != nil {
+			return 0, err
+		}
+		t.notify = append(t.notify, collector)
+		n++
+	}
+	return n, rows.Err()
+}
