@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,11 +93,11 @@ func (j *jobRun) run(ctx context.Context) outcome {
 		return outcome{exitCode: -1, err: fmt.Errorf("integration %s already has a job running on this collector: nothing ran", job.IntegrationID)}
 	}
 	defer j.r.release(job.JobID)
-	secrets, err := secretValues(job)
+	red, err := redactorFor(job)
 	if err != nil {
 		return outcome{exitCode: -1, err: err}
 	}
-	j.logs = newLogSink(j, secrets)
+	j.logs = newLogSink(j, red)
 
 	image, err := j.r.images.VerifyAndPull(ctx, job.Image)
 	if err != nil {
@@ -335,64 +334,6 @@ func (r *Runner) CleanLeftovers(ctx context.Context) error {
 	return nil
 }
 
-// secretValues lists the values of the config's secret fields, for redaction.
-func secretValues(job *crypto.Job) ([]string, error) {
-	if len(job.SecretFields) == 0 {
-		return nil, nil
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(job.Config, &cfg); err != nil {
-		return nil, fmt.Errorf("job config is not a JSON object: %w", err)
-	}
-	var out []string
-	for _, f := range job.SecretFields {
-		raw, ok := cfg[f]
-		if !ok {
-			continue
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("job config field %q: %w", f, err)
-		}
-		out = append(out, string(raw))
-		out = appendSecretLeaves(out, v)
-	}
-	return out, nil
-}
-
-// minSecretLine is the shortest line of a multi-line secret redacted on
-// its own (shorter ones would blank common text).
-const minSecretLine = 8
-
-// appendSecretLeaves adds every string inside v, with its JSON-escaped form
-// and, for a multi-line value (a PEM key), each long enough line: logs are
-// redacted line by line.
-func appendSecretLeaves(out []string, v any) []string {
-	switch t := v.(type) {
-	case string:
-		out = append(out, t)
-		if q, _ := json.Marshal(t); string(q[1:len(q)-1]) != t {
-			out = append(out, string(q[1:len(q)-1]))
-		}
-		for _, line := range strings.Split(t, "\n") {
-			if line = strings.TrimSpace(line); len(line) >= minSecretLine && line != t {
-				out = append(out, line)
-			}
-		}
-	case map[string]any:
-		for _, e := range t {
-			out = appendSecretLeaves(out, e)
-		}
-	case []any:
-		for _, e := range t {
-			out = appendSecretLeaves(out, e)
-		}
-	case float64, bool:
-		out = append(out, fmt.Sprint(t))
-	}
-	return out
-}
-
 // claimWait claims the job's integration, waiting for a run of it that is
 // on its way out (cancelled, or its lease lost) to release it; false if it
 // stays busy. A job refused here would fail for good, so it waits instead.
@@ -554,7 +495,7 @@ func (j *jobRun) logf(format string, args ...any) {
 func (j *jobRun) finish(ctx context.Context, out outcome) {
 	req := api.FinishRequest{ExitCode: out.exitCode}
 	if out.err != nil {
-		req.Error = out.err.Error()
+		req.Error = j.logs.red.redact(out.err.Error())
 		j.logf("job failed: %v", out.err)
 		j.logs.flush(ctx)
 	}

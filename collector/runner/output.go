@@ -113,7 +113,7 @@ func (s *recordSink) flush(ctx context.Context) error {
 // config, and uploads them in chunks, bounded per job.
 type logSink struct {
 	j        *jobRun
-	redact   *strings.Replacer
+	red      *redactor
 	mu       sync.Mutex
 	buf      bytes.Buffer
 	total    int
@@ -125,19 +125,15 @@ type logSink struct {
 // maxJobLogBytes bounds what one job uploads as logs.
 const maxJobLogBytes = 4 << 20
 
-func newLogSink(j *jobRun, secrets []string) *logSink {
-	var pairs []string
-	for _, s := range secrets {
-		if s != "" {
-			pairs = append(pairs, s, "[REDACTED]")
-		}
-	}
-	return &logSink{j: j, redact: strings.NewReplacer(pairs...), maxTotal: maxJobLogBytes}
+func newLogSink(j *jobRun, red *redactor) *logSink {
+	return &logSink{j: j, red: red, maxTotal: maxJobLogBytes}
 }
 
-// write appends one line (already redacted by append).
-func (l *logSink) append(line string) {
-	line = l.redact.Replace(line)
+// append adds one line (a collector line, or an error), redacted.
+func (l *logSink) append(line string) { l.store(l.red.redact(line)) }
+
+// store adds one redacted line, within the job's bound.
+func (l *logSink) store(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total+len(line)+1 > l.maxTotal {
@@ -153,21 +149,22 @@ func (l *logSink) append(line string) {
 // the cut marked, and the lines after it go on as usual.
 const maxLogLine = 64 << 10
 
-// consume reads the container's stderr line by line.
+// consume reads the container's stderr, redacted as a stream (so a secret
+// is found across lines and before any cut), line by line.
 func (l *logSink) consume(r io.Reader) {
-	br := bufio.NewReaderSize(r, maxLogLine)
+	br := bufio.NewReaderSize(l.red.reader(r), maxLogLine)
 	cut := false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			if !cut {
-				l.append(string(chunk) + " [collector: line cut at 64 KiB]")
+				l.store(string(chunk) + " [collector: line cut at 64 KiB]")
 				cut = true
 			}
 			continue
 		case len(chunk) > 0 && !cut:
-			l.append(strings.TrimRight(string(chunk), "\r\n"))
+			l.store(strings.TrimRight(string(chunk), "\r\n"))
 		}
 		cut = false
 		if err != nil {
