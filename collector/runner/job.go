@@ -191,6 +191,12 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	case code != 0:
 		err = fmt.Errorf("integration exited with code %d", code)
 	}
+	switch rerr := records.refusedErr(); {
+	case rerr != nil && err != nil:
+		err = fmt.Errorf("%w; %w", err, rerr)
+	case rerr != nil:
+		err = rerr // the exit code stays as the container gave it
+	}
 	stopStats()
 	j.sampleOnce(ctx, id)
 	close(stopFlush)

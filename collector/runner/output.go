@@ -16,16 +16,28 @@ import (
 )
 
 // recordSink validates stdout lines and uploads them in sequenced batches,
-// holding at most one batch in memory whatever the record count.
+// holding at most one batch in memory whatever the record count. A refused
+// line does not stop it: it counts every refusal (its own and the
+// platform's), keeps the first, and the job fails (refusedErr).
 type recordSink struct {
 	j       *jobRun
 	buf     bytes.Buffer
-	count   int
+	lines   []int // the output line number of each record in buf
 	seq     int
 	line    int
 	sent    int64
 	refused int64
+	first   refusal // the first refused line
 }
+
+// refusal is one refused output line.
+type refusal struct {
+	line   int
+	reason string
+}
+
+// maxLoggedRefusals bounds the refused lines the job's logs name one by one.
+const maxLoggedRefusals = 20
 
 // consume reads r to its end. A line longer than the record limit is
 // refused and skipped without being held whole.
@@ -66,25 +78,49 @@ func (s *recordSink) add(ctx context.Context, line []byte) error {
 		return nil
 	}
 	if _, err := integration.ParseRecord(line); err != nil {
-		s.refused++
-		s.j.logf("record on output line %d refused: %v", s.line, err)
+		s.refuse(s.line, err.Error(), "")
 		return nil
 	}
-	if s.buf.Len()+len(line)+1 > s.j.r.cfg.BatchBytes || s.count >= s.j.r.cfg.BatchRecords {
+	if s.buf.Len()+len(line)+1 > s.j.r.cfg.BatchBytes || len(s.lines) >= s.j.r.cfg.BatchRecords {
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
 	}
 	s.buf.Write(line)
 	s.buf.WriteByte('\n')
-	s.count++
+	s.lines = append(s.lines, s.line)
 	return nil
+}
+
+// refuse counts a refused line, keeps the first and logs the first few.
+func (s *recordSink) refuse(line int, reason, by string) {
+	s.refused++
+	if s.refused == 1 {
+		s.first = refusal{line: line, reason: reason}
+	}
+	switch {
+	case s.refused <= maxLoggedRefusals:
+		s.j.logf("record on output line %d refused%s: %s", line, by, reason)
+	case s.refused == maxLoggedRefusals+1:
+		s.j.logf("more records refused: they are counted, not logged one by one")
+	}
+}
+
+// refusedErr fails a run that had refused lines: it is not a complete
+// sync, and must not be taken for one (the platform would delete what
+// those lines held).
+func (s *recordSink) refusedErr() error {
+	if s.refused == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d output line(s) refused, the first is line %d: %s; a run with refused lines is not a complete sync",
+		s.refused, s.first.line, s.first.reason)
 }
 
 // flush uploads the pending batch, retrying transient failures; the
 // sequence number makes a retried batch count once.
 func (s *recordSink) flush(ctx context.Context) error {
-	if s.count == 0 {
+	if len(s.lines) == 0 {
 		return nil
 	}
 	s.seq++
@@ -98,15 +134,23 @@ func (s *recordSink) flush(ctx context.Context) error {
 		return err
 	}
 	s.sent += int64(res.Accepted)
-	if res.Refused > 0 {
-		s.refused += int64(res.Refused)
-		for _, e := range res.Errors {
-			s.j.logf("platform refused record %d of batch %d: %s", e.Line, s.seq, e.Reason)
-		}
-	}
+	s.platformRefused(res)
 	s.buf.Reset()
-	s.count = 0
+	s.lines = s.lines[:0]
 	return nil
+}
+
+// platformRefused counts the lines of the batch the platform refused,
+// named by their output line numbers.
+func (s *recordSink) platformRefused(res *api.IngestResult) {
+	for _, e := range res.Errors {
+		line := 0
+		if e.Line >= 1 && e.Line <= len(s.lines) {
+			line = s.lines[e.Line-1]
+		}
+		s.refuse(line, e.Reason, " by the platform")
+	}
+	s.refused += int64(max(res.Refused-len(res.Errors), 0)) // counted, not listed
 }
 
 // logSink collects stderr lines, redacts every secret value of the job's

@@ -33,11 +33,11 @@ var env struct {
 }
 
 // jobScript is the test integration: it echoes its config to stderr (the
-// runner must redact the secret), prints three entities and one bad line,
-// and exits 3 when the config says fail.
+// runner must redact the secret), prints three entities, then a line that
+// is not a record when the config says bad, and exits 3 when it says fail.
 const jobScript = `cat /run/collector/config.json >&2; echo >&2
 for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\":\"C\"}}"; done
-echo 'not a record'
+if grep -q '"bad":true' /run/collector/config.json; then echo 'not a record'; fi
 if grep -q '"fail":true' /run/collector/config.json; then echo failing >&2; exit 3; fi`
 
 func TestMain(m *testing.M) { enginetest.Main(m, "runner", setup, teardown) }
@@ -79,6 +79,7 @@ type fakePlatform struct {
 	logs     map[string]*bytes.Buffer
 	finished map[string]api.FinishRequest
 	running  map[string]bool
+	nexts    int // Next calls so far
 	done     chan string
 }
 
@@ -89,6 +90,7 @@ func newFakePlatform() *fakePlatform {
 
 func (f *fakePlatform) Next(ctx context.Context, req api.NextRequest) (*api.Lease, error) {
 	f.mu.Lock()
+	f.nexts++
 	if len(f.queue) > 0 {
 		l := f.queue[0]
 		f.queue = f.queue[1:]
@@ -263,10 +265,12 @@ func TestJobRunsAndStreams(t *testing.T) {
 	r := newRig(t)
 	r.start()
 	const secret = "tok-3b1f9c-very-secret"
-	r.lease("job_ok", map[string]any{"token": secret, "n": 3}, nil)
+	r.lease("job_ok", map[string]any{"token": secret, "n": 3, "bad": true}, nil)
 	fin := r.waitFinished("job_ok")
-	if fin.ExitCode != 0 || fin.Error != "" {
-		t.Fatalf("finish = %+v, want exit 0 and no error; logs:\n%s", fin, r.fake.logs["job_ok"])
+	// The script's fourth line is not a record: the run exits 0 but fails,
+	// so the platform does not take it for a full sync.
+	if fin.ExitCode != 0 || !strings.Contains(fin.Error, "1 output line(s) refused, the first is line 4: ") {
+		t.Fatalf("finish = %+v, want exit 0 and an error naming line 4; logs:\n%s", fin, r.fake.logs["job_ok"])
 	}
 	if fin.Records != 3 || fin.RefusedRecords != 1 || fin.Batches != 1 {
 		t.Errorf("finish counts = %+v, want 3 records, 1 refused, 1 batch", fin)
@@ -373,16 +377,19 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.start()
+	// The runner asks for jobs once it has cleaned up.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		list, _ := r.eng.ListContainers(ctx, map[string]string{runner.LabelJob: id})
-		if len(list) == 0 {
+		r.fake.mu.Lock()
+		asked := r.fake.nexts > 0
+		r.fake.mu.Unlock()
+		if asked {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leftover container still there: %+v", list)
+			t.Fatalf("the runner never asked for a job; log:\n%s", r.logs)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	r.stop()
 	r.assertClean(id)
