@@ -11,6 +11,7 @@ const (
 	PathIntegrations       = "/api/v1/integrations"
 	PathAudit              = "/api/v1/audit"
 	PathAuditVerify        = "/api/v1/audit/verify"
+	PathAdminTokenRotate   = "/api/v1/admin-token/rotate"
 	PathEnroll             = "/api/v1/collector/enroll"
 	PathToken              = "/api/v1/collector/token"
 	PathHeartbeat          = "/api/v1/collector/heartbeat"
@@ -56,7 +57,17 @@ const (
 	CodeInternal         = "internal"               // 500
 	CodeLeaseLost        = "lease_lost"             // 409: the job's lease is not the caller's any more
 	CodeUnavailable      = "unavailable"            // 503: retry later
+	CodeBusy             = "busy"                   // 429: too many uploads in flight; retry with backoff
+	CodeIntegrity        = "integrity"              // 500: a stored record failed its integrity check
+	CodeNoImagePolicy    = "no_image_policy"        // 503: enrollment refused before the token is used: the platform has no image policy
 )
+
+// AdminTokenResponse is a new admin token, shown once.
+type AdminTokenResponse struct {
+	Token string `json:"token"`
+	// File is where the platform also wrote it (its data dir).
+	File string `json:"file"`
+}
 
 // CreateCollectorRequest asks for a new collector.
 type CreateCollectorRequest struct {
@@ -243,4 +254,10 @@ type AuditVerification struct {
 	BadSeq  int64  `json:"bad_seq,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Head    string `json:"head,omitempty"`
+	// HeadSeq is the newest entry's seq; save "HeadSeq:Head" and pass it
+	// to a later verification (?expect=) to detect deleted newest entries.
+	HeadSeq int64 `json:"head_seq,omitempty"`
+	// Checkpoint is the head the platform saved outside the database, that
+	// this verification checked the chain against.
+	Checkpoint string `json:"checkpoint,omitempty"`
 }

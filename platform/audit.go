@@ -2,10 +2,12 @@ package platform
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform/store"
 )
 
 const (
@@ -50,15 +52,35 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// verifyAudit walks the chain (hashes and MACs) and checks it still holds
+// the head the platform saved outside the database and, with
+// ?expect=SEQ:HASH, a head an administrator saved earlier.
 func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
-	res, err := s.st.VerifyAudit(r.Context())
+	var expect []store.Checkpoint
+	if v := r.URL.Query().Get("expect"); v != "" {
+		c, err := parseCheckpoint(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "expect: %v", err)
+		}
+		expect = append(expect, c)
+	}
+	saved, err := s.auditCheckpoint()
+	if err != nil {
+		return err
+	}
+	expect = append(expect, saved)
+	res, err := s.st.VerifyAudit(r.Context(), expect...)
 	if err != nil {
 		return err
 	}
 	if !res.OK {
 		s.log.Error("audit log verification failed", "seq", res.BadSeq, "reason", res.Reason)
 	}
-	writeJSON(w, http.StatusOK, api.AuditVerification{OK: res.OK, Entries: res.Entries, BadSeq: res.BadSeq,
-		Reason: res.Reason, Head: res.Head})
+	out := api.AuditVerification{OK: res.OK, Entries: res.Entries, BadSeq: res.BadSeq,
+		Reason: res.Reason, Head: res.Head, HeadSeq: res.HeadSeq}
+	if saved.Seq > 0 {
+		out.Checkpoint = fmt.Sprintf("%d:%s", saved.Seq, saved.Hash)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

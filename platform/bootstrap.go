@@ -3,7 +3,10 @@ package platform
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,9 +28,75 @@ const (
 	CAKeyFile      = "ca.key"
 	ServerCertFile = "server.crt"
 	ServerKeyFile  = "server.key"
+	// MetricsTokenFile holds the bearer token /metrics asks for.
+	MetricsTokenFile = "metrics-token"
+	// AuditCheckpointFile holds the audit chain's newest seq and hash,
+	// kept outside the database: a chain that loses its newest entries no
+	// longer matches it.
+	AuditCheckpointFile = "audit-checkpoint"
+	// integrityMarkerFile records that the database's rows carry integrity
+	// MACs: from then on, rows without one are refused, never adopted.
+	integrityMarkerFile = "integrity-adopted"
 
-	settingAdminTokenHash = "admin_token_hash"
+	settingAdminTokenHash   = "admin_token_hash"
+	settingMetricsTokenHash = "metrics_token_hash"
 )
+
+// DataDir is the platform's data directory, prepared: its keys and TLS
+// material (created on first start). Its keys never go into the database:
+// the database alone is not a trust root.
+type DataDir struct {
+	Path       string
+	SigningKey ed25519.PrivateKey
+	// DataKey seals secrets at rest.
+	DataKey []byte
+	// IntegrityKey keys the MACs of the database's trust-bearing rows. It
+	// is derived from DataKey, so one file holds both.
+	IntegrityKey []byte
+	Cert         tls.Certificate
+	CAPin        string
+	log          *slog.Logger
+}
+
+// OpenDataDir creates or loads the data directory's keys and certificate.
+func OpenDataDir(cfg Config, log *slog.Logger) (*DataDir, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &DataDir{Path: cfg.DataDir, log: log}
+	if err := ensureDataDir(d.Path); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.SigningKey, err = loadSigningKey(d.Path, log); err != nil {
+		return nil, err
+	}
+	if d.DataKey, err = loadDataKey(d.Path, log); err != nil {
+		return nil, err
+	}
+	if d.IntegrityKey, err = hkdf.Key(sha256.New, d.DataKey, nil, "collector platform integrity v1", 32); err != nil {
+		return nil, fmt.Errorf("derive integrity key: %w", err)
+	}
+	if d.Cert, d.CAPin, err = loadTLS(cfg, certHosts(cfg), log); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// IntegrityAdopted reports whether the database was marked as carrying
+// integrity MACs on every trust-bearing row.
+func (d *DataDir) IntegrityAdopted() bool {
+	_, err := os.Stat(filepath.Join(d.Path, integrityMarkerFile))
+	return err == nil
+}
+
+func (d *DataDir) markIntegrityAdopted() error {
+	path := filepath.Join(d.Path, integrityMarkerFile)
+	if d.IntegrityAdopted() {
+		return nil
+	}
+	return writeSecretFile(path, []byte("1\n"))
+}
 
 // ensureDataDir creates the data directory 0700, or tightens it.
 func ensureDataDir(dir string) error {
@@ -135,7 +204,7 @@ func ensureAdminToken(ctx context.Context, st store.Store, dir string, log *slog
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	h = crypto.HashToken(tok)
-	if err := st.PutSetting(ctx, settingAdminTokenHash, h); err != nil {
+	if err := st.PutSetting(ctx, settingAdminTokenHash, h, nil); err != nil {
 		return "", fmt.Errorf("store admin token hash: %w", err)
 	}
 	log.Info("created admin token; use it with --token or PLATFORM_TOKEN, or let the CLI read the file", "path", path)

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"net/http"
@@ -11,11 +12,20 @@ import (
 )
 
 // enroll burns a one-time token and records the collector's public keys.
+// A platform with no image signature policy refuses before the token is
+// burned: the collector could not verify a single image, and a burned
+// token would cost the operator a new one.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	req, err := decode(s, w, r, api.DecodeEnroll)
 	if err != nil {
 		s.metrics.enrollment("malformed")
 		return err
+	}
+	if len(s.cfg.ImagePolicy) == 0 {
+		s.metrics.enrollment(api.CodeNoImagePolicy)
+		s.log.Warn("enrollment refused: no image signature policy", "collector", req.CollectorID)
+		return errorf(http.StatusServiceUnavailable, api.CodeNoImagePolicy,
+			"the platform has no image signature policy to give collectors: restart it with --image-policy FILE (the token was not used; try again after)")
 	}
 	e := store.Enrollment{CollectorID: req.CollectorID, TokenHash: crypto.HashToken(req.Token),
 		IdentityKey: req.IdentityPublicKey, HPKEKey: req.HPKEPublicKey, Now: s.now()}
@@ -24,6 +34,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 			"identity_key": crypto.Fingerprint(req.IdentityPublicKey),
 			"hpke_key":     crypto.Fingerprint(req.HPKEPublicKey),
 		}}
+	defer s.checkpointAudit(context.WithoutCancel(r.Context()))
 	if err := s.st.Enroll(r.Context(), e, ev); err != nil {
 		he := enrollError(err)
 		if he == nil {
@@ -75,14 +86,19 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
+	var keyFP string
 	a, err := crypto.ParseAssertion(req.Assertion, s.audience, now, func(id string) (ed25519.PublicKey, error) {
 		if !api.ValidCollectorID(id) {
 			return nil, errUnknownCollector
 		}
 		c, err := s.st.Collector(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) || err == nil && len(c.IdentityKey) != ed25519.PublicKeySize {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIntegrity) || err == nil && len(c.IdentityKey) != ed25519.PublicKeySize {
+			if errors.Is(err, store.ErrIntegrity) {
+				s.log.Error("collector keys fail their integrity check: refusing its assertions", "collector", id)
+			}
 			return nil, errUnknownCollector
 		}
+		keyFP = crypto.Fingerprint(c.IdentityKey)
 		return c.IdentityKey, err
 	})
 	if err != nil {
@@ -92,7 +108,9 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	at := store.AccessToken{Hash: crypto.HashToken(tok), CollectorID: a.CollectorID, ExpiresAt: now.Add(s.cfg.AccessTokenTTL)}
+	// Bound to the key the assertion was verified with: issued only if it
+	// is still the collector's key, and dead as soon as it is not.
+	at := store.AccessToken{Hash: crypto.HashToken(tok), CollectorID: a.CollectorID, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), KeyFingerprint: keyFP}
 	err = s.st.IssueAccessToken(r.Context(), a.JTI, a.ExpiresAt.Add(crypto.AssertionClockSkew), at, now)
 	switch {
 	case errors.Is(err, store.ErrReplay):
@@ -100,6 +118,8 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request) error {
 		return s.refuseAssertion("replay")
 	case errors.Is(err, store.ErrNotEnrolled):
 		return s.refuseAssertion("unknown_collector")
+	case errors.Is(err, store.ErrStaleKey):
+		return s.refuseAssertion("stale_key")
 	case err != nil:
 		return err
 	}
@@ -136,8 +156,11 @@ func (s *Server) assertionError(err error) error {
 	return s.refuseAssertion(reason)
 }
 
+// refuseAssertion logs why an assertion was refused. The metric has one
+// label for every reason: a reason such as "unknown collector" next to
+// "bad signature" would tell a prober which collector IDs exist.
 func (s *Server) refuseAssertion(reason string) error {
-	s.metrics.authFailure("assertion_" + reason)
+	s.metrics.authFailure("assertion")
 	s.log.Warn("assertion refused", "reason", reason)
 	return errAssertionRefused
 }
@@ -150,7 +173,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	}
 	rec := store.Heartbeat{At: s.now().UTC(), Version: hb.Version, EngineKind: hb.Engine.Kind, EngineVer: hb.Engine.Version,
 		CPUs: hb.Capacity.CPUs, MemTotal: hb.Capacity.MemoryTotalBytes, MemFree: hb.Capacity.MemoryFreeBytes,
-		Running: hb.RunningJobs, RunnerState: hb.RunnerState}
+		Running: hb.RunningJobs, RunnerState: hb.RunnerState, EngineError: hb.EngineError}
 	if err := s.st.RecordHeartbeat(r.Context(), collectorID, rec, s.cfg.HeartbeatHistory); err != nil {
 		return err
 	}
@@ -163,5 +186,5 @@ func heartbeatView(hb store.Heartbeat) api.Heartbeat {
 	at := hb.At
 	return api.Heartbeat{At: &at, Version: hb.Version, Engine: api.Engine{Kind: hb.EngineKind, Version: hb.EngineVer},
 		Capacity:    api.Capacity{CPUs: hb.CPUs, MemoryTotalBytes: hb.MemTotal, MemoryFreeBytes: hb.MemFree},
-		RunningJobs: hb.Running, RunnerState: hb.RunnerState}
+		RunningJobs: hb.Running, RunnerState: hb.RunnerState, EngineError: hb.EngineError}
 }

@@ -54,6 +54,12 @@ type Config struct {
 	Jobs jobs.Config
 	// JobLimits are the resource limits sealed into every job.
 	JobLimits crypto.Limits
+	// JobRetention is how long finished jobs and their logs are kept (0:
+	// forever).
+	JobRetention time.Duration
+	// MetricsPublic serves /metrics without a token (a trusted network
+	// only: it tells how many collectors and jobs there are).
+	MetricsPublic bool
 }
 
 // DefaultConfig returns the defaults the serve command starts from.
@@ -71,6 +77,7 @@ func DefaultConfig() Config {
 		Queue:              queue.DefaultConfig(),
 		Jobs:               jobs.DefaultConfig(),
 		JobLimits:          crypto.Limits{MemoryBytes: 512 << 20, CPUs: 1, Pids: 512, TimeoutSec: 3600},
+		JobRetention:       30 * 24 * time.Hour,
 	}
 }
 
@@ -117,6 +124,8 @@ func (c Config) Validate() error {
 		return bad("shutdown-timeout", "must be positive")
 	case len(c.ImagePolicy) > 0 && !json.Valid(c.ImagePolicy):
 		return bad("image-policy", "is not JSON")
+	case c.JobRetention < 0:
+		return bad("job-retention", "must not be negative (0 keeps finished jobs forever)")
 	}
 	if err := c.Queue.Validate(); err != nil {
 		return bad("queue", "%v", err)

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,10 @@ func toHTTPError(err error) (*httpError, bool) {
 		return &httpError{http.StatusNotFound, api.CodeNotFound, err.Error()}, true
 	case errors.Is(err, store.ErrConflict):
 		return &httpError{http.StatusConflict, api.CodeConflict, err.Error()}, true
+	case errors.Is(err, store.ErrIntegrity):
+		// Logged in full by serve; the client learns only that it failed.
+		return &httpError{http.StatusInternalServerError, api.CodeIntegrity,
+			"integrity check failed: a record was altered outside the platform; see the platform log"}, false
 	}
 	return &httpError{http.StatusInternalServerError, api.CodeInternal, "internal error; see the platform log"}, false
 }
@@ -101,17 +106,22 @@ func bearer(r *http.Request) (string, bool) {
 var errUnauthorized = errorf(http.StatusUnauthorized, api.CodeUnauthorized,
 	"missing or wrong credentials: send Authorization: Bearer <token>")
 
-// adminOnly requires the admin token.
+// adminOnly requires the admin token. After an act (any method but GET)
+// the audit chain's head is saved outside the database.
 func (s *Server) adminOnly(h handlerFunc) http.Handler {
 	return s.public(func(w http.ResponseWriter, r *http.Request) error {
 		tok, ok := bearer(r)
 		if !ok || !strings.HasPrefix(tok, api.AdminTokenPrefix) ||
-			subtle.ConstantTimeCompare([]byte(crypto.HashToken(tok)), []byte(s.adminHash)) != 1 {
+			subtle.ConstantTimeCompare([]byte(crypto.HashToken(tok)), []byte(s.adminHash.Load().(string))) != 1 {
 			s.metrics.authFailure("admin_token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="platform-admin"`)
 			return errUnauthorized
 		}
-		return h(w, r)
+		err := h(w, r)
+		if r.Method != http.MethodGet {
+			s.checkpointAudit(context.WithoutCancel(r.Context()))
+		}
+		return err
 	})
 }
 

@@ -12,18 +12,39 @@ import (
 	"github.com/collectorhq/collector/platform/store"
 )
 
-// seal encrypts an integration's config at rest, bound to its ID, so a sealed
-// config cannot be moved to another integration's row.
-func (s *Server) seal(id string, cfg map[string]json.RawMessage) ([]byte, error) {
+// ConfigAAD binds a sealed config to its integration and to what decides
+// where and how its secrets are used: the collector it runs on, the image
+// that reads them, its network and which fields are secret. Editing any
+// of them in the database (to point an integration at another collector,
+// or unmark a secret field) makes the config unopenable instead of
+// handing its secrets out: the database is not the trust root.
+func ConfigAAD(in store.Integration) []byte {
+	fields := in.SecretFields
+	if fields == nil {
+		fields = []string{}
+	}
+	b, _ := json.Marshal(struct {
+		V            int      `json:"v"`
+		ID           string   `json:"id"`
+		CollectorID  string   `json:"collector_id"`
+		Image        string   `json:"image"`
+		Network      string   `json:"network"`
+		SecretFields []string `json:"secret_fields"`
+	}{2, in.ID, in.CollectorID, in.Image, in.Network, fields})
+	return b
+}
+
+// seal encrypts an integration's config at rest, bound to ConfigAAD(in).
+func (s *Server) seal(in store.Integration, cfg map[string]json.RawMessage) ([]byte, error) {
 	plain, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return crypto.SealAtRest(s.dataKey, plain, []byte(id))
+	return crypto.SealAtRest(s.dataKey, plain, ConfigAAD(in))
 }
 
 func (s *Server) open(in store.Integration) (map[string]json.RawMessage, error) {
-	plain, err := crypto.OpenAtRest(s.dataKey, in.SealedConfig, []byte(in.ID))
+	plain, err := crypto.OpenAtRest(s.dataKey, in.SealedConfig, ConfigAAD(in))
 	if err != nil {
 		return nil, fmt.Errorf("open config of integration %s: %w", in.ID, err)
 	}
@@ -92,7 +113,7 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) error
 	in := store.Integration{ID: newID("int"), Name: req.Name, Image: req.Image, SecretFields: req.SecretFields,
 		Interval: time.Duration(req.IntervalSec) * time.Second, CollectorID: req.CollectorID, Network: req.Network,
 		CreatedAt: now, UpdatedAt: now}
-	if in.SealedConfig, err = s.seal(in.ID, cfg); err != nil {
+	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
 		return err
 	}
 	ev := store.Event{Time: now, Actor: adminActor, Action: "integration.created", Target: in.ID, Details: integrationDetails(in)}
@@ -163,6 +184,8 @@ func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) error
 // applyUpdate applies req to in and returns the names of the changed fields.
 // A secret field sent as the mask keeps its stored value.
 func (s *Server) applyUpdate(in *store.Integration, req api.IntegrationUpdate) ([]string, error) {
+	orig := new(store.Integration)
+	*orig = *in
 	var changed []string
 	prevSecret := slices.Clone(in.SecretFields)
 	set := func(name string, apply func()) { apply(); changed = append(changed, name) }
@@ -181,7 +204,7 @@ func (s *Server) applyUpdate(in *store.Integration, req api.IntegrationUpdate) (
 	if req.SecretFields != nil {
 		set("secret_fields", func() { in.SecretFields = *req.SecretFields })
 	}
-	old, err := s.open(*in)
+	old, err := s.open(*orig)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +236,16 @@ func (s *Server) applyUpdate(in *store.Integration, req api.IntegrationUpdate) (
 				"field %q stops being secret: send a new config with a new value for it (the stored secret is never revealed)", f)
 		}
 	}
-	if in.SealedConfig, err = s.seal(in.ID, cfg); err != nil {
+	if in.SealedConfig, err = s.seal(*in, cfg); err != nil {
 		return nil, err
 	}
 	return changed, nil
 }
 
+// assignIntegration moves an integration to another collector without its
+// credentials being entered again: its config is opened and sealed again
+// for the new target, and its queued job moves with it, in one
+// transaction. A job already running on the old collector finishes there.
 func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error {
 	in, err := s.loadIntegration(r)
 	if err != nil {
@@ -228,30 +255,48 @@ func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	from := in.CollectorID
-	in.CollectorID, in.UpdatedAt = req.CollectorID, s.now()
-	// The sealed config is bound to the integration ID, not the collector: it
-	// moves as is, so no credential has to be entered again.
-	ev := store.Event{Time: in.UpdatedAt, Actor: adminActor, Action: "integration.assigned", Target: in.ID,
-		Details: map[string]any{"name": in.Name, "from": from, "to": in.CollectorID}}
-	if err := s.st.UpdateIntegration(r.Context(), in, ev); err != nil {
+	cfg, err := s.open(in)
+	if err != nil {
 		return err
 	}
-	s.log.Info("integration assigned", "integration", in.ID, "from", from, "to", in.CollectorID)
+	from := in.CollectorID
+	in.CollectorID, in.UpdatedAt = req.CollectorID, s.now()
+	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
+		return err
+	}
+	ev := store.Event{Time: in.UpdatedAt, Actor: adminActor, Action: "integration.assigned", Target: in.ID,
+		Details: map[string]any{"name": in.Name, "from": from, "to": in.CollectorID}}
+	moved, err := s.st.AssignIntegration(r.Context(), in, ev)
+	if err != nil {
+		return err
+	}
+	s.log.Info("integration assigned", "integration", in.ID, "from", from, "to", in.CollectorID, "queued_jobs_moved", moved)
 	return s.writeIntegration(w, http.StatusOK, in)
 }
 
+// deleteIntegration deletes an integration and cancels its jobs; with
+// ?purge=true its entities, relationships, jobs and job logs are deleted
+// too, in the background.
 func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) error {
 	in, err := s.loadIntegration(r)
 	if err != nil {
 		return err
 	}
+	purge := false
+	switch v := r.URL.Query().Get("purge"); v {
+	case "", "false":
+	case "true":
+		purge = true
+	default:
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "purge must be true or false, not %q", v)
+	}
 	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "integration.deleted", Target: in.ID,
-		Details: map[string]any{"name": in.Name, "collector_id": in.CollectorID}}
-	if err := s.st.DeleteIntegration(r.Context(), in.ID, ev); err != nil {
+		Details: map[string]any{"name": in.Name, "collector_id": in.CollectorID, "purge": purge}}
+	canceled, err := s.st.DeleteIntegration(r.Context(), in.ID, purge, ev)
+	if err != nil {
 		return err
 	}
-	s.log.Info("integration deleted", "integration", in.ID)
+	s.log.Info("integration deleted", "integration", in.ID, "jobs_canceled", canceled, "purge", purge)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

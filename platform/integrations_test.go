@@ -26,12 +26,11 @@ func storedConfig(t *testing.T, e *platformtest.Env, id string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := openRaw(t, e)
-	var sealed []byte
-	if err := db.QueryRow(`SELECT config FROM integrations WHERE id = ?`, id).Scan(&sealed); err != nil {
+	in, err := e.Store.Integration(ctx, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := crypto.OpenAtRest(key, sealed, []byte(id))
+	plain, err := crypto.OpenAtRest(key, in.SealedConfig, platform.ConfigAAD(in))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,28 +14,7 @@ import (
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/queue"
-	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
-
-// openJobs opens the job queue and the data store in the store's own
-// database file, so a job's state and the platform's are in one place. A
-// PostgreSQL store will host the PostgreSQL queue the same way.
-func (s *Server) openJobs(ctx context.Context) error {
-	sq, ok := s.st.(interface{ DB() *sql.DB })
-	if !ok {
-		return fmt.Errorf("store %T cannot host the job queue: it exposes no SQL database", s.st)
-	}
-	q, err := qsqlite.New(sq.DB(), s.cfg.Queue)
-	if err != nil {
-		return fmt.Errorf("open job queue: %w", err)
-	}
-	data, err := jobs.OpenData(ctx, sq.DB(), sq.DB())
-	if err != nil {
-		return fmt.Errorf("open data store: %w", err)
-	}
-	s.jobs = jobs.New(s.cfg.Jobs, q, data, jobsDirectory{s}, s.signKey, s.log, s.metrics.reg)
-	return nil
-}
 
 // jobsDirectory lets the job service read integrations and collector keys
 // from the store, with configs decrypted.
@@ -44,12 +22,15 @@ type jobsDirectory struct{ s *Server }
 
 func (d jobsDirectory) Source(ctx context.Context, integrationID string) (*jobs.Source, error) {
 	in, err := d.s.st.Integration(ctx, integrationID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %v", jobs.ErrGone, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	cfg, err := d.s.open(in)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", jobs.ErrSealBroken, err)
 	}
 	plain, err := json.Marshal(cfg)
 	if err != nil {
@@ -70,6 +51,14 @@ func (d jobsDirectory) CollectorHPKEKey(ctx context.Context, collectorID string)
 		return nil, fmt.Errorf("collector %s is not enrolled", collectorID)
 	}
 	return c.HPKEKey, nil
+}
+
+func (d jobsDirectory) CollectorMemory(ctx context.Context, collectorID string) (int64, error) {
+	c, err := d.s.st.Collector(ctx, collectorID)
+	if err != nil || c.LastBeat == nil {
+		return 0, err
+	}
+	return c.LastBeat.MemTotal, nil
 }
 
 func (d jobsDirectory) Schedules(ctx context.Context) ([]jobs.Schedule, error) {
@@ -97,6 +86,10 @@ func jobError(err error) error {
 		return errorf(http.StatusConflict, api.CodeLeaseLost, "%v", err)
 	case errors.Is(err, jobs.ErrInvalid):
 		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "%v", err)
+	case errors.Is(err, jobs.ErrBusy):
+		return errorf(http.StatusTooManyRequests, api.CodeBusy, "%v", err)
+	case errors.Is(err, jobs.ErrUnavailable):
+		return errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "%v", err)
 	case errors.Is(err, queue.ErrNotFound):
 		return errorf(http.StatusNotFound, api.CodeNotFound, "%v", err)
 	case errors.Is(err, queue.ErrInvalidState):
@@ -195,8 +188,12 @@ func (s *Server) jobRecords(w http.ResponseWriter, r *http.Request, collectorID 
 }
 
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, collectorID string) error {
+	seq, err := strconv.Atoi(r.Header.Get(api.HeaderLogSeq))
+	if err != nil {
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "header %s must be the chunk's sequence number", api.HeaderLogSeq)
+	}
 	body := http.MaxBytesReader(w, r.Body, api.MaxLogBytes)
-	if err := s.jobs.Logs(r.Context(), collectorID, r.PathValue("id"), r.Header.Get(api.HeaderLease), body); err != nil {
+	if err := s.jobs.Logs(r.Context(), collectorID, r.PathValue("id"), r.Header.Get(api.HeaderLease), seq, body); err != nil {
 		return jobError(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -222,19 +219,23 @@ func (s *Server) jobFinish(w http.ResponseWriter, r *http.Request, collectorID s
 	return nil
 }
 
-// runIntegration enqueues a job now ("run now"), deduplicated.
+// runIntegration enqueues a job now ("run now"), deduplicated; the job and
+// its audit entry commit together.
 func (s *Server) runIntegration(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	job, existed, err := s.jobs.RunNow(r.Context(), id, queue.RequestedByAdmin)
+	in, err := s.loadIntegration(r)
+	if err != nil {
+		return err
+	}
+	if in.CollectorID == "" {
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector: assign it first", in.ID)
+	}
+	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, RequestedBy: queue.RequestedByAdmin},
+		func(j *queue.Job) store.Event {
+			return store.Event{Time: s.now(), Actor: adminActor, Action: "job.requested", Target: j.ID,
+				Details: map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID}}
+		})
 	if err != nil {
 		return jobError(err)
-	}
-	if !existed {
-		ev := store.Event{Time: s.now(), Actor: adminActor, Action: "job.requested", Target: job.ID,
-			Details: map[string]any{"integration_id": id, "collector_id": job.CollectorID}}
-		if err := s.st.AppendAudit(r.Context(), ev); err != nil {
-			return err
-		}
 	}
 	status := http.StatusCreated
 	if existed {
@@ -286,7 +287,7 @@ func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.jobs.Queue().Get(r.Context(), id); err != nil {
 		return jobError(err)
 	}
-	text, err := s.jobs.Data().Logs(r.Context(), id)
+	text, err := s.jobs.RecordStore().Logs(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -296,37 +297,37 @@ func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.jobs.Queue().Cancel(r.Context(), r.PathValue("id"))
+	j, err := s.st.CancelJob(r.Context(), r.PathValue("id"), func(j *queue.Job) store.Event {
+		return store.Event{Time: s.now(), Actor: adminActor, Action: "job.canceled", Target: j.ID, Details: map[string]any{"integration_id": j.IntegrationID}}
+	})
 	if err != nil {
 		return jobError(err)
-	}
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "job.canceled", Target: j.ID, Details: map[string]any{"integration_id": j.IntegrationID}}
-	if err := s.st.AppendAudit(r.Context(), ev); err != nil {
-		return err
 	}
 	writeJSON(w, http.StatusOK, s.jobs.View(r.Context(), j))
 	return nil
 }
 
+// listItems pages through an integration's entities or relationships:
+// ?limit= (default 1000, at most jobs.MaxPageItems), ?after= the cursor of
+// the previous page's "next"; a page also stops at jobs.MaxPageBytes.
 func (s *Server) listItems(kind string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id := r.PathValue("id")
-		if _, err := s.st.Integration(r.Context(), id); err != nil {
-			return err
-		}
-		q := r.URL.Query()
-		f := jobs.ListFilter{IntegrationID: id, Type: q.Get("type"), IncludeDeleted: q.Get("deleted") == "true", Limit: 1000}
-		if l := q.Get("limit"); l != "" {
-			n, err := strconv.Atoi(l)
-			if err != nil || n < 1 || n > 100000 {
-				return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "limit must be 1..100000")
-			}
-			f.Limit = n
-		}
-		items, err := s.jobs.Data().List(r.Context(), kind, f)
+		in, err := s.loadIntegration(r)
 		if err != nil {
 			return err
 		}
+		q := r.URL.Query()
+		limit, err := queryInt(r, "limit", 1000, 1, jobs.MaxPageItems)
+		if err != nil {
+			return err
+		}
+		f := jobs.ListFilter{IntegrationID: in.ID, Type: q.Get("type"), IncludeDeleted: q.Get("deleted") == "true",
+			After: q.Get("after"), Limit: int(limit)}
+		page, err := s.jobs.RecordStore().List(r.Context(), kind, f)
+		if err != nil {
+			return jobError(err)
+		}
+		items := page.Items
 		if items == nil {
 			items = []api.Item{}
 		}
@@ -334,7 +335,11 @@ func (s *Server) listItems(kind string) handlerFunc {
 		if kind == api.KindRelationship {
 			key = "relationships"
 		}
-		writeJSON(w, http.StatusOK, map[string]any{key: items})
+		out := map[string]any{key: items}
+		if page.Next != "" {
+			out["next"] = page.Next
+		}
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 }

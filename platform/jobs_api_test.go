@@ -278,9 +278,12 @@ func TestJobLifecycle(t *testing.T) {
 	if err := a.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: l.LeaseID, PeakMemoryBytes: 42 << 20, PeakCPUPercent: 12.5, Records: 6}); err != nil {
 		t.Fatal(err)
 	}
+	// Exit 0, but 3 lines were refused: not a complete sync, so the run
+	// fails and nothing is swept (P6 item 8).
 	done := showJob(t, e, job.ID)
-	if done.State != api.JobSucceeded || done.ExitCode == nil || *done.ExitCode != 0 || done.FinishedAt == nil || done.PeakMemoryBytes != 42<<20 || done.Records != 6 {
-		t.Errorf("finished job = %+v", done)
+	if done.State != api.JobFailed || done.ExitCode == nil || *done.ExitCode != 0 || done.FinishedAt == nil ||
+		done.PeakMemoryBytes != 42<<20 || done.Records != 6 || done.RefusedRecords != 3 || !strings.Contains(done.Error, "3 output lines were refused") {
+		t.Errorf("finished job = %+v; want failed for its 3 refused lines", done)
 	}
 	if logs, err := e.Admin.JobLogs(ctx, job.ID); err != nil || logs != "listing users\ndone\n" {
 		t.Errorf("logs = %q, %v", logs, err)
@@ -611,8 +614,10 @@ func TestJobBadInput(t *testing.T) {
 		{"records over 8 MiB", tok, "POST", records, rec("1"), blank, 413, api.CodeTooLarge},
 		{"records no auth", "", "POST", records, rec("1"), entities("a"), 401, api.CodeUnauthorized},
 		{"records admin token", e.AdminToken, "POST", records, rec("1"), entities("a"), 401, api.CodeUnauthorized},
-		{"logs missing lease", tok, "POST", logs, map[string]string{"Content-Type": "text/plain"}, []byte("x"), 409, api.CodeLeaseLost},
-		{"logs over 1 MiB", tok, "POST", logs, rec(""), bytes.Repeat([]byte("l"), api.MaxLogBytes+1), 413, api.CodeTooLarge},
+		{"logs missing lease", tok, "POST", logs, map[string]string{"Content-Type": "text/plain", api.HeaderLogSeq: "1"}, []byte("x"), 409, api.CodeLeaseLost},
+		{"logs missing seq", tok, "POST", logs, map[string]string{"Content-Type": "text/plain", api.HeaderLease: l.LeaseID}, []byte("x"), 400, api.CodeInvalidRequest},
+		{"logs zero seq", tok, "POST", logs, map[string]string{"Content-Type": "text/plain", api.HeaderLease: l.LeaseID, api.HeaderLogSeq: "0"}, []byte("x"), 400, api.CodeInvalidRequest},
+		{"logs over 1 MiB", tok, "POST", logs, map[string]string{"Content-Type": "text/plain", api.HeaderLease: l.LeaseID, api.HeaderLogSeq: "1"}, bytes.Repeat([]byte("l"), api.MaxLogBytes+1), 413, api.CodeTooLarge},
 		{"logs no auth", "", "POST", logs, rec(""), []byte("x"), 401, api.CodeUnauthorized},
 		{"run no auth", "", "POST", "/api/v1/integrations/" + in.ID + "/run", nil, nil, 401, api.CodeUnauthorized},
 		{"run collector token", tok, "POST", "/api/v1/integrations/" + in.ID + "/run", nil, nil, 401, api.CodeUnauthorized},

@@ -20,7 +20,7 @@ import (
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/platformtest"
-	"github.com/collectorhq/collector/platform/store/sqlite"
+	"github.com/collectorhq/collector/queue"
 )
 
 // ingestBatch is the records per upload in BenchmarkIngestHTTP, as the
@@ -46,7 +46,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	round := 0
 	for b.Loop() {
 		round++
-		direct += ingestDirect(b, filepath.Join(b.TempDir(), "direct.db"), n, &batch)
+		direct += ingestDirect(b, filepath.Join(b.TempDir(), "direct"), n, &batch)
 		in := newJobIntegration(b, srv.Env, fmt.Sprintf("ldap-%d", round), c.ID)
 		viaHTTP += ingestHTTP(b, srv.Env, c, in.ID, n, &batch)
 	}
@@ -61,24 +61,32 @@ func BenchmarkIngestHTTP(b *testing.B) {
 
 // ingestDirect ingests n entities in batches straight into a new store file
 // and returns the time it took.
-func ingestDirect(b *testing.B, path string, n int, buf *bytes.Buffer) time.Duration {
+func ingestDirect(b *testing.B, dataDir string, n int, buf *bytes.Buffer) time.Duration {
 	b.Helper()
-	st, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ctx := context.Background()
+	cfg := platform.DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.Queue.LeaseTTL = time.Hour
+	_, st := platformtest.OpenStore(b, cfg)
 	defer st.Close()
-	data, err := jobs.OpenData(context.Background(), st.DB(), st.DB())
+	if _, _, err := st.Queue().Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_direct", CollectorID: "col_direct"}); err != nil {
+		b.Fatal(err)
+	}
+	job, err := st.Queue().Next(ctx, queue.NextRequest{CollectorID: "col_direct"})
 	if err != nil {
 		b.Fatal(err)
 	}
+	recs := st.Records()
 	start := time.Now()
 	for seq, first := 1, 0; first < n; seq, first = seq+1, first+ingestBatch {
 		count := min(ingestBatch, n-first)
 		fillBatch(buf, first, count)
-		res, err := data.Ingest(context.Background(), jobs.BatchKey{IntegrationID: "int_direct", JobID: "job_direct", LeaseID: "lease_direct", Seq: seq}, buf)
+		batch, res, err := jobs.ParseBatch(jobs.BatchKey{IntegrationID: "int_direct", JobID: job.ID, LeaseID: job.LeaseID, Seq: seq}, buf)
 		if err != nil || res.Accepted != count {
 			b.Fatalf("direct batch %d = %+v, %v", seq, res, err)
+		}
+		if _, err := recs.Ingest(ctx, batch); err != nil {
+			b.Fatalf("direct batch %d: %v", seq, err)
 		}
 	}
 	return time.Since(start)

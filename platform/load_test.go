@@ -23,7 +23,7 @@ import (
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/store"
-	"github.com/collectorhq/collector/platform/store/sqlite"
+	"github.com/collectorhq/collector/platform/platformtest"
 )
 
 func envInt(name string, def int) int {
@@ -55,7 +55,7 @@ func TestHeartbeatLoad(t *testing.T) {
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	start := time.Now()
-	tokens := enrollDirect(t, filepath.Join(dataDir, "platform.db"), n)
+	tokens := enrollDirect(t, dataDir, n)
 	t.Logf("enrolled %d collectors through the store in %v", n, time.Since(start).Round(time.Millisecond))
 
 	srv := startPlatformServe(t, dataDir)
@@ -150,13 +150,12 @@ func TestHeartbeatLoad(t *testing.T) {
 
 // enrollDirect creates and enrolls n collectors and gives each an access
 // token, straight through the store.
-func enrollDirect(t *testing.T, dbPath string, n int) []string {
+func enrollDirect(t *testing.T, dataDir string, n int) []string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := platform.DefaultConfig()
+	cfg.DataDir = dataDir
+	_, st := platformtest.OpenStore(t, cfg)
 	defer st.Close()
 	_, hk := platformtestKeys(t)
 	now := time.Now()
@@ -177,7 +176,7 @@ func enrollDirect(t *testing.T, dbPath string, n int) []string {
 		}
 		access, _ := crypto.NewToken(api.AccessTokenPrefix)
 		if err := st.IssueAccessToken(ctx, "jti-"+id, now.Add(time.Minute), store.AccessToken{Hash: crypto.HashToken(access),
-			CollectorID: id, ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+			CollectorID: id, ExpiresAt: now.Add(time.Hour), KeyFingerprint: crypto.Fingerprint(make([]byte, 32))}, now); err != nil {
 			t.Fatal(err)
 		}
 		tokens[i] = access

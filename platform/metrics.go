@@ -40,7 +40,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(m.enrollments, m.authFailures, m.heartbeats, m.latency,
 		&statusCollector{s: s, desc: prometheus.NewDesc("platform_collectors",
-			"Collectors by status (pending, active, offline).", []string{"status"}, nil)},
+			"Collectors by status (pending, active, degraded, offline).", []string{"status"}, nil)},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -98,7 +98,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	for status, v := range map[string]int{"pending": n.Pending, "active": n.Active, "offline": n.Offline} {
+	for status, v := range map[string]int{"pending": n.Pending, "active": n.Active, "degraded": n.Degraded, "offline": n.Offline} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), status)
 	}
 }

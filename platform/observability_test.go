@@ -2,13 +2,16 @@ package platform_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/platformtest"
 )
 
@@ -58,14 +61,28 @@ func TestMetrics(t *testing.T) {
 	e := platformtest.Start(t)
 	c := e.EnrollNew(t, "m")
 	e.Admin.CreateCollector(ctx, api.CreateCollectorRequest{Name: "pending"})
-	if err := c.Client.Heartbeat(ctx, api.Heartbeat{}); err != nil {
+	if err := c.Client.Heartbeat(ctx, api.Heartbeat{RunnerState: api.RunnerRunning}); err != nil {
 		t.Fatal(err)
 	}
 	e.Raw(t, "GET", api.PathCollectors, "cadm_wrong", "", nil)
 	e.Admin.Collector(ctx, c.ID)
-	st, body := e.Raw(t, "GET", api.PathMetrics, "", "", nil)
+	// Not public by default (P6 item 5): the metrics token or the admin token.
+	if st, _ := e.Raw(t, "GET", api.PathMetrics, "", "", nil); st != 401 {
+		t.Errorf("metrics without a token: %d, want 401", st)
+	}
+	if st, _ := e.Raw(t, "GET", api.PathMetrics, "cmet_wrong", "", nil); st != 401 {
+		t.Errorf("metrics with a wrong token: %d, want 401", st)
+	}
+	if st, _ := e.Raw(t, "GET", api.PathMetrics, e.AdminToken, "", nil); st != 200 {
+		t.Errorf("metrics with the admin token: %d, want 200", st)
+	}
+	tok, err := os.ReadFile(filepath.Join(e.DataDir, platform.MetricsTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, body := e.Raw(t, "GET", api.PathMetrics, strings.TrimSpace(string(tok)), "", nil)
 	if st != 200 {
-		t.Fatalf("metrics: %d", st)
+		t.Fatalf("metrics with the metrics token: %d", st)
 	}
 	for _, want := range []string{
 		`platform_collectors{status="active"} 1`,

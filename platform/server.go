@@ -11,16 +11,29 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
 )
+
+// Backends are the platform's storage, opened by the caller (cmd/platform
+// chooses them): the store, the job queue and the record store. With
+// SQLite all three live in one database file.
+type Backends struct {
+	Store   store.Store
+	Queue   queue.Queue
+	Records jobs.Records
+}
 
 // Server is the platform's HTTPS server.
 type Server struct {
 	cfg       Config
+	dd        *DataDir
 	st        store.Store
 	log       *slog.Logger
 	now       func() time.Time
@@ -28,15 +41,18 @@ type Server struct {
 	audience  string
 	signKey   ed25519.PrivateKey
 	dataKey   []byte
-	adminHash string
 	cert      tls.Certificate
 	caPin     string
+	adminHash atomic.Value // string: the admin token's hash (rotatable)
+	metricsMu sync.Mutex
 	metrics   *metrics
 	handler   http.Handler
 	jobs      *jobs.Service
 	// polls ends when the server shuts down, waking long polls.
 	polls    context.Context
 	endPolls context.CancelFunc
+	// checkpointMu orders writes of the audit checkpoint file.
+	checkpointMu sync.Mutex
 }
 
 // Option is an optional knob of New.
@@ -45,47 +61,45 @@ type Option func(*Server)
 // WithClock makes the server read the time from now (tests move it forward).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// New checks cfg, prepares the data directory (keys, CA and certificate,
-// admin token, each created on first start) and returns a server that
-// keeps its state in st. It does not listen yet: see Run and Serve.
-func New(ctx context.Context, cfg Config, st store.Store, log *slog.Logger, opts ...Option) (*Server, error) {
+// New checks cfg and returns a server on the data directory dd and the
+// backends b. It creates the admin token on first start and, once, adopts
+// the integrity rules for data written by an older version. It does not
+// listen yet: see Run and Serve.
+func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: st, log: log, now: time.Now}
+	if b.Store == nil || b.Queue == nil || b.Records == nil {
+		return nil, errors.New("platform: the store, the queue and the record store are all required")
+	}
+	s := &Server{cfg: cfg, dd: dd, st: b.Store, log: log, now: time.Now,
+		signKey: dd.SigningKey, dataKey: dd.DataKey, cert: dd.Cert, caPin: dd.CAPin}
 	for _, o := range opts {
 		o(s)
 	}
 	s.publicURL, _ = cfg.publicURL()
 	s.audience = s.publicURL.String()
-	if err := s.bootstrap(ctx); err != nil {
+	if !dd.IntegrityAdopted() {
+		if err := s.adoptSealedConfigs(ctx); err != nil {
+			return nil, err
+		}
+		if err := dd.markIntegrityAdopted(); err != nil {
+			return nil, fmt.Errorf("mark integrity adopted: %w", err)
+		}
+	}
+	h, err := ensureAdminToken(ctx, s.st, cfg.DataDir, log)
+	if err != nil {
 		return nil, err
 	}
+	s.adminHash.Store(h)
 	s.metrics = newMetrics(s)
-	if err := s.openJobs(ctx); err != nil {
+	if err := s.ensureMetricsToken(ctx); err != nil {
 		return nil, err
 	}
+	s.jobs = jobs.New(cfg.Jobs, b.Queue, b.Records, jobsDirectory{s}, s.signKey, log, s.metrics.reg, jobs.WithClock(s.now))
 	s.polls, s.endPolls = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
-}
-
-func (s *Server) bootstrap(ctx context.Context) error {
-	if err := ensureDataDir(s.cfg.DataDir); err != nil {
-		return err
-	}
-	var err error
-	if s.signKey, err = loadSigningKey(s.cfg.DataDir, s.log); err != nil {
-		return err
-	}
-	if s.dataKey, err = loadDataKey(s.cfg.DataDir, s.log); err != nil {
-		return err
-	}
-	if s.cert, s.caPin, err = loadTLS(s.cfg, certHosts(s.cfg), s.log); err != nil {
-		return err
-	}
-	s.adminHash, err = ensureAdminToken(ctx, s.st, s.cfg.DataDir, s.log)
-	return err
 }
 
 // Handler returns the HTTP handler (without TLS), for tests and embedding.
@@ -111,28 +125,33 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve serves HTTPS on ln until ctx is done, then shuts down gracefully:
 // it stops accepting, lets requests in flight finish (up to
-// cfg.ShutdownTimeout) and returns nil.
+// cfg.ShutdownTimeout), waits for its background loops and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		Handler:   s.handler,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}},
+		// No whole-request ReadTimeout: each route sets its body's deadline
+		// (withBodyDeadline), which scales with the body for uploads.
+		ReadHeaderTimeout: headerTimeout,
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       firstRequestDeadline,
 	}
 	s.log.Info("platform listening", "addr", ln.Addr().String(), "public_url", s.audience,
 		"ca_pin", s.caPin, "ca_file", s.caFile())
 	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	go s.pruneLoop(bg)
-	go s.jobs.RunScheduler(bg)
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){s.pruneLoop, s.jobs.RunScheduler, s.housekeepingLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(bg) }()
+	}
+	defer func() { stopBG(); wg.Wait() }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ServeTLS(ln, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
+	go func() { errc <- hs.ServeTLS(&idleConnListener{Listener: ln}, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -202,6 +221,7 @@ func (s *Server) routes() http.Handler {
 
 	admin("GET /api/v1/audit", s.listAudit)
 	admin("GET /api/v1/audit/verify", s.verifyAudit)
+	admin("POST "+api.PathAdminTokenRotate, s.rotateAdminToken)
 
 	handle("POST /api/v1/collector/enroll", s.public(s.enroll))
 	handle("POST /api/v1/collector/token", s.public(s.exchangeToken))
@@ -221,7 +241,7 @@ func (s *Server) routes() http.Handler {
 	admin("GET /api/v1/jobs/{id}/logs", s.showJobLogs)
 	admin("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 
-	handle("GET /metrics", s.metrics.handler())
+	handle("GET /metrics", s.metricsAuth(s.metrics.handler()))
 	handle("GET /healthz", http.HandlerFunc(s.healthz))
 
 	// A known path with another method: 405 with Allow, as JSON.
@@ -235,7 +255,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
-	return s.metrics.instrument(mux)
+	return s.metrics.instrument(markRequest(withBodyDeadline(mux)))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -185,6 +185,31 @@ func TestEnrollAndStatus(t *testing.T) {
 	if err != nil || len(hist) != 5 || hist[0].RunningJobs != 7 || hist[4].RunningJobs != 3 {
 		t.Errorf("history (keep 5) = %d entries, %v", len(hist), err)
 	}
+	// Heartbeats from a collector that cannot run jobs: degraded, with why
+	// (P6 item 18).
+	for _, tc := range []struct {
+		engineErr, runner, reason string
+	}{
+		{"dial unix /run/podman/podman.sock: connect: connection refused", "unknown", "container engine unreachable: dial unix"},
+		{"", "exited", "runner not running (state: exited)"},
+		{"", "", "runner not running"},
+	} {
+		hb.EngineError, hb.RunnerState = tc.engineErr, tc.runner
+		if err := c.Client.Heartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = e.Admin.Collector(ctx, c.ID)
+		if got.Status != api.CollectorStatusDegraded || !strings.Contains(got.StatusReason, tc.reason) {
+			t.Errorf("engine error %q, runner %q: status %q (%q), want degraded with %q", tc.engineErr, tc.runner, got.Status, got.StatusReason, tc.reason)
+		}
+	}
+	hb.EngineError, hb.RunnerState = "", api.RunnerRestarted
+	if err := c.Client.Heartbeat(ctx, hb); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = e.Admin.Collector(ctx, c.ID); got.Status != api.CollectorStatusActive || got.StatusReason != "" {
+		t.Errorf("after the runner came back: %q (%q), want active", got.Status, got.StatusReason)
+	}
 	e.Clock.Advance(91 * time.Second) // > 3 intervals of 30 s
 	got, _ = e.Admin.Collector(ctx, c.ID)
 	if got.Status != api.CollectorStatusOffline {

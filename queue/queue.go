@@ -74,6 +74,12 @@ type Queue interface {
 	// moved. Leased and running jobs stay with the collector running them.
 	Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error)
 
+	// Requeue returns a leased (not yet running) job to the queue of
+	// collectorID without counting an attempt, voiding its lease: the
+	// platform leased it to a collector that may not run it (its
+	// integration moved), or could not hand it over (a transient error).
+	Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*Job, error)
+
 	// Close wakes every waiting Next (which returns ErrClosed) and releases
 	// what the queue owns. It is safe to call more than once.
 	Close() error

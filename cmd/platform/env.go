@@ -16,6 +16,8 @@ const (
 	envMaxAttempts       = "PLATFORM_MAX_ATTEMPTS"
 	envJobMemory         = "PLATFORM_JOB_MEMORY"
 	envJobTimeout        = "PLATFORM_JOB_TIMEOUT"
+	envJobRetention      = "PLATFORM_JOB_RETENTION"
+	envMetricsPublic     = "PLATFORM_METRICS_PUBLIC"
 	envServer            = "PLATFORM_URL"
 	envToken             = "PLATFORM_TOKEN"
 	envCAFile            = "PLATFORM_CA_FILE"

@@ -43,6 +43,8 @@ var serveCommand = &cli.Command{
 		&cli.IntFlag{Name: "max-attempts", Value: serveDefaults.Queue.MaxAttempts, EnvVars: []string{envMaxAttempts}, Usage: "leases a job gets before it is dead"},
 		&cli.Int64Flag{Name: "job-memory", Value: serveDefaults.JobLimits.MemoryBytes, EnvVars: []string{envJobMemory}, Usage: "memory limit of a job container, bytes"},
 		&cli.DurationFlag{Name: "job-timeout", Value: time.Duration(serveDefaults.JobLimits.TimeoutSec) * time.Second, EnvVars: []string{envJobTimeout}, Usage: "how long a job may run"},
+		&cli.DurationFlag{Name: "job-retention", Value: serveDefaults.JobRetention, EnvVars: []string{envJobRetention}, Usage: "how long finished jobs and their logs are kept (0: forever)"},
+		&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{envMetricsPublic}, Usage: "serve /metrics without a token (trusted networks only)"},
 	},
 	Action: func(c *cli.Context) error {
 		log, err := logging.FromContext(c)
@@ -56,6 +58,7 @@ var serveCommand = &cli.Command{
 		cfg.HeartbeatInterval, cfg.EnrollmentTokenTTL = c.Duration("heartbeat-interval"), c.Duration("enrollment-token-ttl")
 		cfg.Queue.LeaseTTL, cfg.Queue.MaxAttempts = c.Duration("lease-ttl"), c.Int("max-attempts")
 		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
+		cfg.JobRetention, cfg.MetricsPublic = c.Duration("job-retention"), c.Bool("metrics-public")
 		if p := c.String("image-policy"); p != "" {
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -77,12 +80,20 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 	if strings.Contains(cfg.Database, "://") {
 		return cliutil.Usagef("--database %q: only an SQLite file path is supported for now", cfg.Database)
 	}
-	st, err := sqlite.Open(ctx, cfg.DatabasePath())
+	dd, err := platform.OpenDataDir(cfg, log)
+	if err != nil {
+		return fmt.Errorf("start platform: %w", err)
+	}
+	// The backends are chosen here, and only here. SQLite keeps the store,
+	// the job queue and the record store in one file.
+	st, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.Options{
+		IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue, AdoptIntegrity: !dd.IntegrityAdopted(),
+	})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	srv, err := platform.New(ctx, cfg, st, log)
+	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records()}, log)
 	if err != nil {
 		return fmt.Errorf("start platform: %w", err)
 	}

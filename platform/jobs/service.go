@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +27,21 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 	// ErrInvalid: the request is wrong (400).
 	ErrInvalid = errors.New("invalid request")
+	// ErrBusy: the collector has as many uploads in flight as it may
+	// (429); it retries.
+	ErrBusy = errors.New("too many uploads in flight")
+	// ErrUnavailable: the platform cannot serve the call right now (a
+	// transient store error); the caller retries (503).
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
+
+// ErrGone says an integration no longer exists (Directory.Source).
+var ErrGone = errors.New("integration deleted")
+
+// ErrSealBroken says an integration's sealed config does not open
+// (Directory.Source): its row was edited outside the platform. It is never
+// retried.
+var ErrSealBroken = errors.New("sealed config does not open")
 
 // Source is an integration as a job needs it, config decrypted.
 type Source struct {
@@ -48,10 +63,14 @@ type Schedule struct {
 
 // Directory is what the service reads from the platform's store.
 type Directory interface {
-	// Source returns the integration with its config decrypted.
+	// Source returns the integration with its config decrypted; ErrGone if
+	// it was deleted, ErrSealBroken if its config cannot be opened.
 	Source(ctx context.Context, integrationID string) (*Source, error)
 	// CollectorHPKEKey returns the collector's HPKE public key from enrollment.
 	CollectorHPKEKey(ctx context.Context, collectorID string) ([]byte, error)
+	// CollectorMemory returns the memory the collector last reported (0 if
+	// unknown): a reported job peak above it is not believed.
+	CollectorMemory(ctx context.Context, collectorID string) (int64, error)
 	// Schedules lists the integrations with a collector and a period.
 	Schedules(ctx context.Context) ([]Schedule, error)
 }
@@ -64,79 +83,134 @@ type Config struct {
 	SchedulerTick time.Duration
 	// Jitter spreads scheduled enqueues over this fraction of the period.
 	Jitter float64
+	// UploadsPerCollector bounds the records and logs uploads one
+	// collector may have in flight; UploadsTotal bounds them all. An
+	// upload holds at most one batch (api.MaxBatchBytes) and its parse.
+	UploadsPerCollector int
+	UploadsTotal        int
+	// MaxPeakMemoryBytes caps a reported job peak when nothing tighter is
+	// known (the job's own memory limit usually is).
+	MaxPeakMemoryBytes int64
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{EnvelopeTTL: 10 * time.Minute, SchedulerTick: time.Second, Jitter: 0.1}
+	return Config{EnvelopeTTL: 10 * time.Minute, SchedulerTick: time.Second, Jitter: 0.1,
+		UploadsPerCollector: 4, UploadsTotal: 32, MaxPeakMemoryBytes: 64 << 30}
 }
 
 // Service runs the job pipeline on the platform.
 type Service struct {
-	cfg  Config
-	q    queue.Queue
-	data *Data
-	dir  Directory
-	key  ed25519.PrivateKey
-	log  *slog.Logger
-	m    *metrics
-	now  func() time.Time
+	cfg     Config
+	q       queue.Queue
+	recs    Records
+	dir     Directory
+	key     ed25519.PrivateKey
+	log     *slog.Logger
+	m       *metrics
+	now     func() time.Time
+	uploads *uploadLimiter
 }
+
+// Option is an optional knob of New.
+type Option func(*Service)
+
+// WithClock makes the service read the time from now.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // New returns the service.
-func New(cfg Config, q queue.Queue, data *Data, dir Directory, signingKey ed25519.PrivateKey, log *slog.Logger, reg prometheus.Registerer) *Service {
-	return &Service{cfg: cfg, q: q, data: data, dir: dir, key: signingKey, log: log, m: newMetrics(reg, q), now: time.Now}
+func New(cfg Config, q queue.Queue, recs Records, dir Directory, signingKey ed25519.PrivateKey, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Service {
+	s := &Service{cfg: cfg, q: q, recs: recs, dir: dir, key: signingKey, log: log, m: newMetrics(reg, q), now: time.Now,
+		uploads: newUploadLimiter(cfg.UploadsPerCollector, cfg.UploadsTotal)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// Data returns the data store.
-func (s *Service) Data() *Data { return s.data }
+// RecordStore returns the record store.
+func (s *Service) RecordStore() Records { return s.recs }
 
 // Queue returns the queue.
 func (s *Service) Queue() queue.Queue { return s.q }
 
-// RunNow enqueues a job for an integration at once (deduplicated: an
-// integration with a job queued or in flight gets that job back).
-func (s *Service) RunNow(ctx context.Context, integrationID, requestedBy string) (*queue.Job, bool, error) {
-	src, err := s.dir.Source(ctx, integrationID)
-	if err != nil {
-		return nil, false, err
-	}
-	if src.CollectorID == "" {
-		return nil, false, fmt.Errorf("%w: integration %s is not assigned to a collector", ErrInvalid, integrationID)
-	}
-	return s.q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: integrationID, CollectorID: src.CollectorID, RequestedBy: requestedBy})
-}
-
 // Next long-polls the collector's queue and seals the leased job to it.
-// A job that cannot be sealed (its integration is gone) fails and the poll
-// goes on.
+// Sealing first checks that the collector is still the integration's
+// target: a job leased by a collector the integration moved away from
+// goes back to the queue of its new collector, and the poll goes on. A
+// job whose integration is gone is canceled; one whose config no longer
+// opens fails. A transient error returns the job to the queue (no attempt
+// counted) and fails the call with ErrUnavailable, which the runner
+// retries: it never fails a job for good.
 func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequest) (*api.Lease, error) {
 	// Capped before the multiplication, which a huge wait_seconds would overflow.
 	wait := time.Duration(min(req.WaitSeconds, int(api.MaxLongPoll/time.Second))) * time.Second
-	deadline := s.now().Add(wait)
+	deadline := time.Now().Add(wait)
 	for {
-		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Wait: max(0, deadline.Sub(s.now())), FreeMemoryBytes: req.FreeMemoryBytes})
+		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Wait: max(0, time.Until(deadline)), FreeMemoryBytes: req.FreeMemoryBytes})
 		if errors.Is(err, queue.ErrNoJob) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		lease, err := s.seal(ctx, collectorID, job)
-		if err == nil {
-			return lease, nil
+		lease, err := s.sealOrReturn(ctx, collectorID, job)
+		if lease != nil || err != nil {
+			return lease, err
 		}
-		s.log.Warn("job cannot be sealed; failing it", "job", job.ID, "err", err)
-		s.q.Finish(ctx, job.ID, job.LeaseID, queue.Result{ExitCode: -1, Error: "platform could not seal the job: " + err.Error()})
+	}
+}
+
+// sealOrReturn seals a leased job, or deals with a job that cannot be
+// sealed for this collector and returns (nil, nil) to poll again.
+func (s *Service) sealOrReturn(ctx context.Context, collectorID string, job *queue.Job) (*api.Lease, error) {
+	src, err := s.dir.Source(ctx, job.IntegrationID)
+	switch {
+	case errors.Is(err, ErrGone):
+		s.log.Info("job's integration is gone; canceling it", "job", job.ID)
+		s.q.Cancel(context.WithoutCancel(ctx), job.ID)
+		return nil, nil
+	case errors.Is(err, ErrSealBroken):
+		s.fail(ctx, job, "platform could not open the integration's config (its record was altered outside the platform): "+err.Error())
+		return nil, nil
+	case err != nil:
+		return nil, s.giveBack(ctx, job, collectorID, err)
+	case src.CollectorID != collectorID:
+		// Assignment moves queued jobs in its transaction; this catches a
+		// job requeued after its lease expired on the old collector.
+		s.log.Info("job leased by a collector its integration left; moving it", "job", job.ID, "from", collectorID, "to", src.CollectorID)
+		if src.CollectorID == "" {
+			s.q.Cancel(context.WithoutCancel(ctx), job.ID)
+		} else if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, src.CollectorID); err != nil {
+			s.log.Warn("moving the job failed; its lease will expire", "job", job.ID, "err", err)
+		}
+		return nil, nil
+	}
+	lease, err := s.seal(ctx, collectorID, job, src)
+	if err != nil {
+		return nil, s.giveBack(ctx, job, collectorID, err)
+	}
+	return lease, nil
+}
+
+// giveBack returns a job the platform failed to seal for a transient
+// reason to the collector's queue, without counting an attempt.
+func (s *Service) giveBack(ctx context.Context, job *queue.Job, collectorID string, cause error) error {
+	s.log.Warn("sealing the job failed; it goes back to the queue", "job", job.ID, "err", cause)
+	if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, collectorID); err != nil {
+		s.log.Warn("returning the job failed; its lease will expire", "job", job.ID, "err", err)
+	}
+	return fmt.Errorf("%w: sealing a job failed: %v", ErrUnavailable, cause)
+}
+
+func (s *Service) fail(ctx context.Context, job *queue.Job, reason string) {
+	s.log.Error("job cannot run; failing it", "job", job.ID, "reason", reason)
+	if _, err := s.q.Finish(context.WithoutCancel(ctx), job.ID, job.LeaseID, queue.Result{ExitCode: -1, Error: reason}); err == nil {
 		s.m.finished.WithLabelValues(string(queue.StateFailed)).Inc()
 	}
 }
 
-func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job) (*api.Lease, error) {
-	src, err := s.dir.Source(ctx, job.IntegrationID)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job, src *Source) (*api.Lease, error) {
 	pub, err := s.dir.CollectorHPKEKey(ctx, collectorID)
 	if err != nil {
 		return nil, err
@@ -149,7 +223,7 @@ func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job) 
 	if err != nil {
 		return nil, err
 	}
-	ttl := int(time.Until(job.LeaseExpiresAt).Round(time.Second) / time.Second)
+	ttl := int(job.LeaseExpiresAt.Sub(s.now()).Round(time.Second) / time.Second)
 	return &api.Lease{JobID: job.ID, LeaseID: job.LeaseID, LeaseExpiresAt: job.LeaseExpiresAt, LeaseTTLSec: max(ttl, 1), Attempt: job.Attempt, Envelope: env}, nil
 }
 
@@ -200,7 +274,10 @@ func (s *Service) MarkRunning(ctx context.Context, collectorID, jobID, leaseID s
 	return mapQueue(err)
 }
 
-// Records ingests one NDJSON batch of the collector's job.
+// Records ingests one NDJSON batch of the collector's job. The lease is
+// checked before the body is read (to refuse early) and again in the
+// write's transaction (a cancel or a lease loss while the body was read
+// stores nothing).
 func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID string, seq int, body io.Reader) (*api.IngestResult, error) {
 	if seq < 1 {
 		return nil, fmt.Errorf("%w: batch sequence number %d: want 1 or more", ErrInvalid, seq)
@@ -209,25 +286,48 @@ func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID strin
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.data.Ingest(ctx, BatchKey{IntegrationID: job.IntegrationID, JobID: jobID, LeaseID: leaseID, Seq: seq}, body)
+	k := BatchKey{IntegrationID: job.IntegrationID, JobID: jobID, LeaseID: leaseID, Seq: seq}
+	if dup, err := s.recs.Applied(ctx, k); err != nil || dup {
+		return &api.IngestResult{Seq: seq, Duplicate: dup}, err
+	}
+	release, err := s.uploads.acquire(collectorID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	b, res, err := ParseBatch(k, body)
 	if errors.Is(err, ErrBadBatch) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !res.Duplicate {
-		s.m.records.WithLabelValues("accepted").Add(float64(res.Accepted))
-		s.m.records.WithLabelValues("refused").Add(float64(res.Refused))
+	dup, err := s.recs.Ingest(ctx, b)
+	if err != nil {
+		return nil, mapQueue(err)
 	}
+	if dup {
+		return &api.IngestResult{Seq: seq, Duplicate: true}, nil
+	}
+	s.m.records.WithLabelValues("accepted").Add(float64(res.Accepted))
+	s.m.records.WithLabelValues("refused").Add(float64(res.Refused))
 	return res, nil
 }
 
-// Logs appends the collector's (redacted) log text to the job's logs.
-func (s *Service) Logs(ctx context.Context, collectorID, jobID, leaseID string, body io.Reader) error {
+// Logs appends the collector's (redacted) log text to the job's logs,
+// once per chunk sequence number.
+func (s *Service) Logs(ctx context.Context, collectorID, jobID, leaseID string, seq int, body io.Reader) error {
+	if seq < 1 {
+		return fmt.Errorf("%w: logs chunk sequence number %d: want 1 or more", ErrInvalid, seq)
+	}
 	if _, err := s.ownJob(ctx, collectorID, jobID, leaseID); err != nil {
 		return err
 	}
+	release, err := s.uploads.acquire(collectorID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	text, err := io.ReadAll(io.LimitReader(body, api.MaxLogBytes+1))
 	if err != nil {
 		return err
@@ -235,36 +335,72 @@ func (s *Service) Logs(ctx context.Context, collectorID, jobID, leaseID string, 
 	if len(text) > api.MaxLogBytes {
 		return fmt.Errorf("%w: a logs upload over %d bytes", ErrInvalid, api.MaxLogBytes)
 	}
-	return s.data.AppendLogs(ctx, jobID, text)
+	_, err = s.recs.AppendLogs(ctx, LogKey{JobID: jobID, LeaseID: leaseID, Seq: seq}, text)
+	return mapQueue(err)
 }
 
-// Finish records the job's outcome; a succeeded run sweeps what it did not send.
+// Finish records the job's outcome. A run succeeded only if it exited 0
+// with no error and no refused line: a refused line means the run is not a
+// complete sync, and a sweep would delete what that line carried. A
+// succeeded run sweeps in the finish's transaction.
 func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api.FinishRequest) error {
 	job, err := s.ownJob(ctx, collectorID, jobID, req.LeaseID)
 	if err != nil {
 		return err
 	}
-	ok := req.ExitCode == 0 && req.Error == ""
-	done, err := s.q.Finish(ctx, jobID, req.LeaseID, queue.Result{
-		Succeeded: ok, ExitCode: req.ExitCode, Error: req.Error,
-		PeakMemoryBytes: req.PeakMemoryBytes, PeakCPUPercent: req.PeakCPUPercent,
-	})
+	counts, err := s.recs.Counts(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	refused := counts.Refused + req.RefusedRecords
+	ok := req.ExitCode == 0 && req.Error == "" && refused == 0
+	errText := req.Error
+	if req.ExitCode == 0 && req.Error == "" && refused > 0 {
+		errText = fmt.Sprintf("%d output lines were refused: the run is not a complete sync, so nothing was marked deleted", refused)
+	}
+	peakMem, peakCPU := s.capPeaks(ctx, collectorID, job, req)
+	done, sw, err := s.recs.Finish(ctx, jobID, req.LeaseID, queue.Result{
+		Succeeded: ok, ExitCode: req.ExitCode, Error: errText,
+		PeakMemoryBytes: peakMem, PeakCPUPercent: peakCPU,
+	}, RunReport{RunnerRefused: max(req.RefusedRecords, 0)})
 	if err != nil {
 		return mapQueue(err)
 	}
 	s.m.finished.WithLabelValues(string(done.State)).Inc()
-	if ok {
-		// The sweep must not die with the request: the job is already finished.
-		ents, rels, err := s.data.Sweep(context.WithoutCancel(ctx), job.IntegrationID, jobID)
-		if err != nil {
-			return fmt.Errorf("sweep after job %s: %w", jobID, err)
-		}
-		s.log.Info("job succeeded", "job", jobID, "integration", job.IntegrationID, "records", req.Records, "deleted_entities", ents, "deleted_relationships", rels)
-	} else {
-		s.log.Info("job failed", "job", jobID, "integration", job.IntegrationID, "exit", req.ExitCode, "error", req.Error)
+	if !ok {
+		s.log.Info("job failed", "job", jobID, "integration", job.IntegrationID, "exit", req.ExitCode, "error", errText)
+		return nil
 	}
+	// Counted on the read pool after the commit: the finish does not wait
+	// on it, and a failure costs only the count.
+	dangling, err := s.recs.MarkDangling(context.WithoutCancel(ctx), job.IntegrationID, jobID)
+	if err != nil {
+		s.log.Warn("counting dangling relationships failed", "job", jobID, "err", err)
+	}
+	s.log.Info("job succeeded", "job", jobID, "integration", job.IntegrationID, "records", req.Records,
+		"deleted_entities", sw.Entities, "deleted_relationships", sw.Relationships, "dangling_relationships", dangling)
 	return nil
 }
+
+// capPeaks bounds what a collector reports: a job's peak memory cannot be
+// above its memory limit nor the collector's memory, and its CPU not above
+// all of the collector's CPUs. A false peak would otherwise make an
+// integration fit nowhere.
+func (s *Service) capPeaks(ctx context.Context, collectorID string, job *queue.Job, req api.FinishRequest) (int64, float64) {
+	limit := s.cfg.MaxPeakMemoryBytes
+	if src, err := s.dir.Source(ctx, job.IntegrationID); err == nil && src.Limits.MemoryBytes > 0 {
+		limit = min(limit, src.Limits.MemoryBytes)
+	}
+	if mem, err := s.dir.CollectorMemory(ctx, collectorID); err == nil && mem > 0 {
+		limit = min(limit, mem)
+	}
+	mem := min(max(req.PeakMemoryBytes, 0), limit)
+	cpu := min(max(req.PeakCPUPercent, 0), 100*float64(maxCPUs))
+	return mem, cpu
+}
+
+// maxCPUs bounds a believable CPU peak (in cores).
+const maxCPUs = 1024
 
 // RunScheduler enqueues each integration's job every period, jittered,
 // through the same dedupe as "run now", until ctx ends. It also returns
@@ -339,7 +475,9 @@ func (s *Service) View(ctx context.Context, j *queue.Job) api.Job {
 		code := j.ExitCode
 		v.ExitCode = &code
 	}
-	v.Records, v.RefusedRecords, _ = s.data.JobCounts(ctx, j.ID)
+	if c, err := s.recs.Counts(ctx, j.ID); err == nil {
+		v.Records, v.RefusedRecords, v.DanglingRelationships = c.Records, c.Refused, c.Dangling
+	}
 	return v
 }
 
@@ -379,4 +517,38 @@ func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	for st, n := range depth {
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), string(st))
 	}
+}
+
+// uploadLimiter bounds the uploads in flight per collector and in all, so
+// that what one collector sends cannot make the platform hold more than a
+// few batches of it.
+type uploadLimiter struct {
+	mu          sync.Mutex
+	per, total  int
+	byCollector map[string]int
+	inFlight    int
+}
+
+func newUploadLimiter(per, total int) *uploadLimiter {
+	return &uploadLimiter{per: max(per, 1), total: max(total, 1), byCollector: map[string]int{}}
+}
+
+// acquire takes a slot for collectorID or fails with ErrBusy at once (the
+// runner retries with backoff; waiting here would hold a connection).
+func (l *uploadLimiter) acquire(collectorID string) (func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byCollector[collectorID] >= l.per || l.inFlight >= l.total {
+		return nil, fmt.Errorf("%w: at most %d per collector and %d in all; retry", ErrBusy, l.per, l.total)
+	}
+	l.byCollector[collectorID]++
+	l.inFlight++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.byCollector[collectorID]--; l.byCollector[collectorID] == 0 {
+			delete(l.byCollector, collectorID)
+		}
+		l.inFlight--
+	}, nil
 }

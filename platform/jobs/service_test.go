@@ -41,6 +41,8 @@ func (d *fakeDirectory) CollectorHPKEKey(context.Context, string) ([]byte, error
 	return nil, errors.New("not needed by the scheduler")
 }
 
+func (d *fakeDirectory) CollectorMemory(context.Context, string) (int64, error) { return 0, nil }
+
 func (d *fakeDirectory) Schedules(context.Context) ([]jobs.Schedule, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -219,23 +221,3 @@ func TestSchedulerStopsForRemovedOrUnassigned(t *testing.T) {
 	}
 }
 
-func TestRunNow(t *testing.T) {
-	dir := &fakeDirectory{}
-	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a"}, jobs.Schedule{IntegrationID: "int_spare"})
-	s, _ := newService(t, jobs.DefaultConfig(), dir)
-	ctx := context.Background()
-	j, existed, err := s.RunNow(ctx, "int_a", queue.RequestedByAdmin)
-	if err != nil || existed || j.CollectorID != "col_a" || j.RequestedBy != queue.RequestedByAdmin {
-		t.Fatalf("run now = %+v, %v, %v", j, existed, err)
-	}
-	again, existed, err := s.RunNow(ctx, "int_a", queue.RequestedByAdmin)
-	if err != nil || !existed || again.ID != j.ID {
-		t.Errorf("second run now = %+v, %v, %v; want the same job", again, existed, err)
-	}
-	if _, _, err := s.RunNow(ctx, "int_spare", queue.RequestedByAdmin); !errors.Is(err, jobs.ErrInvalid) {
-		t.Errorf("unassigned: err = %v, want ErrInvalid", err)
-	}
-	if _, _, err := s.RunNow(ctx, "int_gone", queue.RequestedByAdmin); !errors.Is(err, errNoIntegration) {
-		t.Errorf("unknown: err = %v, want the directory's error", err)
-	}
-}

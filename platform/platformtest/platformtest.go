@@ -39,6 +39,9 @@ type Env struct {
 	AdminToken string
 	Logs       *Buffer
 	Clock      *Clock
+	// DataKey is the platform's at-rest key (tests that attack the database
+	// check what it can and cannot open).
+	DataKey []byte
 
 	stop func()
 }
@@ -72,6 +75,9 @@ func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
 	t.Helper()
 	cfg := platform.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	// A platform refuses enrollment without an image policy; tests that
+	// enroll get one that refuses every image (no image is pulled here).
+	cfg.ImagePolicy = []byte(`{"default":[{"type":"reject"}]}`)
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -96,11 +102,19 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock) *Env {
 	e := &Env{DataDir: cfg.DataDir, DBPath: cfg.DatabasePath(), Config: cfg, Logs: logs, Clock: clock}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	if e.Store, err = sqlite.Open(ctx, e.DBPath); err != nil {
+	dd, err := platform.OpenDataDir(cfg, log)
+	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	if e.Server, err = platform.New(ctx, cfg, e.Store, log, platform.WithClock(e.Clock.Now)); err != nil {
+	e.DataKey = dd.DataKey
+	if e.Store, err = sqlite.Open(ctx, e.DBPath, sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue,
+		AdoptIntegrity: !dd.IntegrityAdopted(), Now: e.Clock.Now}); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	b := platform.Backends{Store: e.Store, Queue: e.Store.Queue(), Records: e.Store.Records()}
+	if e.Server, err = platform.New(ctx, cfg, dd, b, log, platform.WithClock(e.Clock.Now)); err != nil {
 		cancel()
 		e.Store.Close()
 		t.Fatal(err)
@@ -223,4 +237,23 @@ func (e *Env) AuditLen(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(l.Entries)
+}
+
+// OpenStore opens (creating it if needed) the data directory of cfg and its
+// SQLite database as `platform serve` would, for tests that write straight
+// to the store (load tests, attack tests). Close it before a server opens
+// the same file.
+func OpenStore(t testing.TB, cfg platform.Config) (*platform.DataDir, *sqlite.Store) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dd, err := platform.OpenDataDir(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue,
+		AdoptIntegrity: !dd.IntegrityAdopted()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dd, st
 }

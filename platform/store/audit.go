@@ -37,6 +37,18 @@ type AuditEntry struct {
 	Details  string // canonical JSON, stored and hashed byte for byte
 	PrevHash string
 	Hash     string
+	// MAC is the HMAC of Hash under the platform's integrity key (hex):
+	// without the key, an edited, inserted or re-chained entry cannot carry
+	// a valid one.
+	MAC string
+}
+
+// Checkpoint is a chain head saved outside the database (the platform's
+// checkpoint file, or a value an administrator noted): a chain that no
+// longer holds it lost its newest entries or was rewritten.
+type Checkpoint struct {
+	Seq  int64
+	Hash string
 }
 
 // VerifyResult says whether the chain holds, and where it first breaks.
@@ -46,6 +58,7 @@ type VerifyResult struct {
 	BadSeq  int64  // first bad seq, 0 when OK
 	Reason  string // why that seq is bad
 	Head    string // hash of the last entry
+	HeadSeq int64  // seq of the last entry
 }
 
 // NewEntry builds the entry that follows prev (seq 0, GenesisHash for the first).
@@ -88,16 +101,33 @@ func writeField(h hash.Hash, s string) {
 	h.Write([]byte(s))
 }
 
+// SealEntry sets e.MAC under in.
+func SealEntry(in *Integrity, e *AuditEntry) {
+	e.MAC = hex.EncodeToString(in.Sum(MACAudit, []byte(e.Hash)))
+}
+
 // Verifier checks entries one by one, in seq order.
 type Verifier struct {
 	res      VerifyResult
 	prevSeq  int64
 	prevHash string
+	in       *Integrity
+	expect   map[int64]string // checkpoints: seq -> hash
+	maxSeq   int64            // the newest checkpoint's seq
 }
 
-// NewVerifier starts a verification at the beginning of the chain.
-func NewVerifier() *Verifier {
-	return &Verifier{prevHash: GenesisHash, res: VerifyResult{OK: true}}
+// NewVerifier starts a verification at the beginning of the chain. With
+// in, every entry's MAC is checked; the chain must hold every checkpoint
+// in expect (a zero checkpoint, of an empty chain, holds always).
+func NewVerifier(in *Integrity, expect ...Checkpoint) *Verifier {
+	v := &Verifier{prevHash: GenesisHash, res: VerifyResult{OK: true}, in: in, expect: map[int64]string{}}
+	for _, c := range expect {
+		if c.Seq > 0 {
+			v.expect[c.Seq] = c.Hash
+			v.maxSeq = max(v.maxSeq, c.Seq)
+		}
+	}
+	return v
 }
 
 // Next checks e; it returns false once the chain is known broken.
@@ -112,17 +142,32 @@ func (v *Verifier) Next(e AuditEntry) bool {
 		v.fail(e.Seq, "prev_hash does not match the previous entry's hash")
 	case e.ComputeHash() != e.Hash:
 		v.fail(e.Seq, "hash does not match the entry's contents (entry edited)")
+	case v.in != nil && !v.validMAC(e):
+		v.fail(e.Seq, "MAC does not verify: the entry was not written by this platform (edited, inserted or re-chained)")
+	case v.expect[e.Seq] != "" && e.Hash != v.expect[e.Seq]:
+		v.fail(e.Seq, "entry differs from the saved checkpoint: the chain was rewritten")
 	default:
 		v.prevSeq, v.prevHash = e.Seq, e.Hash
 		v.res.Entries++
-		v.res.Head = e.Hash
+		v.res.Head, v.res.HeadSeq = e.Hash, e.Seq
 	}
 	return v.res.OK
+}
+
+func (v *Verifier) validMAC(e AuditEntry) bool {
+	mac, err := hex.DecodeString(e.MAC)
+	return err == nil && v.in.Verify(mac, MACAudit, []byte(e.Hash))
 }
 
 func (v *Verifier) fail(seq int64, reason string) {
 	v.res.OK, v.res.BadSeq, v.res.Reason = false, seq, reason
 }
 
-// Result returns the verdict so far.
-func (v *Verifier) Result() VerifyResult { return v.res }
+// Result returns the verdict. Called at the end of the chain: a chain that
+// stops before the expected checkpoint lost its newest entries.
+func (v *Verifier) Result() VerifyResult {
+	if v.res.OK && v.prevSeq < v.maxSeq {
+		v.fail(v.prevSeq+1, fmt.Sprintf("the chain ends at seq %d, before the saved checkpoint (seq %d): its newest entries were deleted", v.prevSeq, v.maxSeq))
+	}
+	return v.res
+}

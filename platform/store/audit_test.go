@@ -24,7 +24,7 @@ func chain(t *testing.T, n int) []store.AuditEntry {
 }
 
 func verify(es []store.AuditEntry) store.VerifyResult {
-	v := store.NewVerifier()
+	v := store.NewVerifier(nil)
 	for _, e := range es {
 		if !v.Next(e) {
 			break

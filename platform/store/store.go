@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/collectorhq/collector/queue"
 )
 
 // Sentinel errors every backend returns, so that callers map them to API
@@ -20,6 +22,9 @@ var (
 	ErrReplay        = errors.New("assertion jti already used")
 	ErrNotEnrolled   = errors.New("collector not enrolled")
 	ErrAccessInvalid = errors.New("access token invalid or expired")
+	// ErrStaleKey: the assertion was verified with a key the collector no
+	// longer has (it re-enrolled meanwhile).
+	ErrStaleKey = errors.New("collector identity key changed")
 )
 
 // AssignedError refuses to delete a collector that still has integrations.
@@ -54,6 +59,10 @@ type Collector struct {
 	HPKEKey     []byte    // MLKEM768X25519 public key
 	LastSeenAt  time.Time // zero until the first heartbeat
 	LastBeat    *Heartbeat
+	// Tampered is set (and the keys cleared) when the keys' integrity MAC
+	// does not verify: the row was edited outside the platform. Collector
+	// returns ErrIntegrity instead; lists show the row flagged.
+	Tampered bool
 }
 
 // EnrollmentToken is a one-time token, stored only as its hash.
@@ -78,6 +87,10 @@ type AccessToken struct {
 	Hash        string
 	CollectorID string
 	ExpiresAt   time.Time
+	// KeyFingerprint is the fingerprint of the identity key the assertion
+	// was verified with: the token is issued only if that is still the
+	// collector's key, and dies with it (a re-enrollment revokes at once).
+	KeyFingerprint string
 }
 
 // Heartbeat is one heartbeat as stored. Backends may keep it as JSON: the
@@ -92,6 +105,7 @@ type Heartbeat struct {
 	MemFree     int64     `json:"memory_free_bytes"`
 	Running     int       `json:"running_jobs"`
 	RunnerState string    `json:"runner_state"`
+	EngineError string    `json:"engine_error,omitempty"`
 }
 
 // Integration is an integration instance. Config is sealed (encrypted) by the
@@ -109,24 +123,33 @@ type Integration struct {
 	UpdatedAt    time.Time
 }
 
-// StatusCounts counts collectors by status.
-type StatusCounts struct{ Pending, Active, Offline int }
+// StatusCounts counts collectors by status. Degraded ones heartbeat but
+// reported an engine error or a runner that is not running.
+type StatusCounts struct{ Pending, Active, Degraded, Offline int }
 
 // Store is what the platform needs from its storage. Every method that writes
 // more than one row does so in one transaction, and every administrative act
-// appends its audit event in that same transaction.
+// appends its audit event in that same transaction. Acts on an integration
+// or a collector that touch its jobs (assignment, deletion, "run now",
+// cancel) change the job queue in that same transaction too: a backend
+// keeps the queue in its own database.
 type Store interface {
-	// Setting and PutSetting keep small platform values (the admin token hash).
+	// Setting and PutSetting keep small platform values (the admin token
+	// hash), each with an integrity MAC: Setting returns ErrIntegrity for a
+	// value the platform did not write. PutSetting audits ev, if given, in
+	// the same transaction.
 	Setting(ctx context.Context, key string) (string, error)
-	PutSetting(ctx context.Context, key, value string) error
+	PutSetting(ctx context.Context, key, value string, ev *Event) error
 
 	CreateCollector(ctx context.Context, c Collector, tok EnrollmentToken, ev Event) error
+	// Collector returns one collector; ErrIntegrity if its keys' MAC fails.
 	Collector(ctx context.Context, id string) (Collector, error)
 	Collectors(ctx context.Context) ([]Collector, error)
 	CountCollectors(ctx context.Context, activeSince time.Time) (StatusCounts, error)
 	// DeleteCollector removes the collector with its tokens, keys and
-	// heartbeats, or returns an *AssignedError.
-	DeleteCollector(ctx context.Context, id string, ev Event) error
+	// heartbeats and cancels the jobs queued for it, or returns an
+	// *AssignedError. It reports how many jobs it canceled.
+	DeleteCollector(ctx context.Context, id string, ev Event) (int, error)
 	// ReplaceEnrollmentToken revokes the collector's live tokens and adds tok.
 	ReplaceEnrollmentToken(ctx context.Context, tok EnrollmentToken, ev Event) error
 	// Enroll burns the token and records the keys, revoking earlier access
@@ -134,9 +157,11 @@ type Store interface {
 	Enroll(ctx context.Context, e Enrollment, ev Event) error
 
 	// IssueAccessToken records the assertion's jti (ErrReplay if seen) and the
-	// new access token, in one transaction.
+	// new access token, in one transaction, if tok.KeyFingerprint is still
+	// the collector's identity key (else ErrStaleKey).
 	IssueAccessToken(ctx context.Context, jti string, jtiExpires time.Time, tok AccessToken, now time.Time) error
-	// AccessTokenCollector returns the collector a live access token belongs to.
+	// AccessTokenCollector returns the collector a live access token belongs
+	// to, if it was issued for the collector's current key.
 	AccessTokenCollector(ctx context.Context, hash string, now time.Time) (string, error)
 	// RecordHeartbeat updates last-seen and keeps at most keep heartbeats.
 	RecordHeartbeat(ctx context.Context, collectorID string, hb Heartbeat, keep int) error
@@ -145,14 +170,34 @@ type Store interface {
 	CreateIntegration(ctx context.Context, in Integration, ev Event) error
 	Integration(ctx context.Context, id string) (Integration, error)
 	Integrations(ctx context.Context) ([]Integration, error)
-	// UpdateIntegration replaces every field but ID and CreatedAt.
+	// UpdateIntegration replaces every field but ID, CreatedAt and
+	// CollectorID (see AssignIntegration).
 	UpdateIntegration(ctx context.Context, in Integration, ev Event) error
-	DeleteIntegration(ctx context.Context, id string, ev Event) error
+	// AssignIntegration replaces every field but ID and CreatedAt, moving
+	// the integration to in.CollectorID with its queued job; a leased or
+	// running job finishes where it is. It reports the jobs moved.
+	AssignIntegration(ctx context.Context, in Integration, ev Event) (int, error)
+	// DeleteIntegration deletes one integration and cancels its active jobs
+	// (their runners' next calls find their leases lost); it reports how
+	// many. With purge, its entities, relationships, jobs and job logs are
+	// queued for deletion in the same transaction (the record store's
+	// Purge deletes them in the background).
+	DeleteIntegration(ctx context.Context, id string, purge bool, ev Event) (int, error)
+
+	// EnqueueJob is queue.Queue's Enqueue as an administrative act: ev(job)
+	// is appended to the audit log in the same transaction when a job is
+	// added (not when the integration already had one).
+	EnqueueJob(ctx context.Context, req queue.EnqueueRequest, ev func(*queue.Job) Event) (*queue.Job, bool, error)
+	// CancelJob cancels an active job and audits ev(job), in one transaction.
+	CancelJob(ctx context.Context, jobID string, ev func(*queue.Job) Event) (*queue.Job, error)
 
 	// AuditEntries returns entries with seq > after, oldest first.
 	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
-	// VerifyAudit walks the whole chain.
-	VerifyAudit(ctx context.Context) (VerifyResult, error)
+	// VerifyAudit walks the whole chain, checking hashes, MACs and that the
+	// chain still holds every checkpoint in expect.
+	VerifyAudit(ctx context.Context, expect ...Checkpoint) (VerifyResult, error)
+	// AuditHead returns the newest entry's seq and hash (zero when empty).
+	AuditHead(ctx context.Context) (Checkpoint, error)
 	// AppendAudit records an event on its own (for acts with no other write).
 	AppendAudit(ctx context.Context, ev Event) error
 

@@ -64,6 +64,7 @@ func Run(t *testing.T, newQueue NewQueueFunc) {
 		{"Cancel", testCancel},
 		{"CollectorIsolation", testCollectorIsolation},
 		{"Reassign", testReassign},
+		{"Requeue", testRequeue},
 		{"ListAndDepth", testListAndDepth},
 		{"CloseWakesWaiters", testCloseWakesWaiters},
 	}
@@ -780,6 +781,37 @@ func testReassign(t *testing.T, newQueue NewQueueFunc) {
 		t.Fatalf("Reassign of a leased job = %d, %v; want 0, nil", n, err)
 	}
 	noJob(t, q, req("col-a"))
+}
+
+// testRequeue: a leased job goes back to another collector's queue without
+// an attempt counted; its old lease is void; a running job cannot be
+// requeued.
+func testRequeue(t *testing.T, newQueue NewQueueFunc) {
+	q := newQueue(t, Config())
+	ctx := ctxT(t)
+	j := enqueue(t, q, "int-1", "col-a")
+	l := next(t, q, req("col-a"))
+	back, err := q.Requeue(ctx, l.ID, l.LeaseID, "col-b")
+	if err != nil || back.State != queue.StateQueued || back.CollectorID != "col-b" || back.Attempt != 1 || back.LeaseID != "" {
+		t.Fatalf("Requeue = %s, %v; want queued on col-b, attempt 1, no lease", describe(back), err)
+	}
+	if _, err := q.Renew(ctx, l.ID, l.LeaseID); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Errorf("Renew under the requeued lease: %v, want ErrLeaseLost", err)
+	}
+	noJob(t, q, req("col-a"))
+	l2 := next(t, q, req("col-b"))
+	if l2.ID != j.ID || l2.Attempt != 1 {
+		t.Fatalf("col-b leased %s, want %s on attempt 1", describe(l2), j.ID)
+	}
+	if _, err := q.Requeue(ctx, l2.ID, "lease_wrong", "col-a"); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Errorf("Requeue with a wrong lease: %v, want ErrLeaseLost", err)
+	}
+	if _, err := q.MarkRunning(ctx, l2.ID, l2.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Requeue(ctx, l2.ID, l2.LeaseID, "col-a"); !errors.Is(err, queue.ErrInvalidState) {
+		t.Errorf("Requeue of a running job: %v, want ErrInvalidState", err)
+	}
 }
 
 func testListAndDepth(t *testing.T, newQueue NewQueueFunc) {

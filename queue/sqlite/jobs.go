@@ -166,6 +166,11 @@ func (q *Queue) Reassign(ctx context.Context, integrationID, newCollectorID stri
 	return n, err
 }
 
+// Requeue implements queue.Queue.
+func (q *Queue) Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*queue.Job, error) {
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Requeue(ctx, jobID, leaseID, collectorID) })
+}
+
 func (q *Queue) updateJob(ctx context.Context, fn func(t *Tx) (*queue.Job, error)) (*queue.Job, error) {
 	var job *queue.Job
 	err := q.Update(ctx, func(t *Tx) error {

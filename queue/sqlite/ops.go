@@ -252,3 +252,42 @@ func (t *Tx) expire(ctx context.Context, now time.Time) (int, error) {
 	}
 	return n, rows.Err()
 }
+
+// DeleteFinished deletes up to limit jobs that reached a final state
+// before cutoff (retention) and returns their IDs, for the caller to drop
+// what it keeps per job in the same transaction.
+func (t *Tx) DeleteFinished(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
+	rows, err := t.w.QueryContext(ctx, deleteFinishedSQL, cutoff.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("delete finished jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// DeleteIntegrationJobs deletes up to limit finished jobs of an integration
+// (its active ones are canceled first by the caller) and returns their IDs.
+func (t *Tx) DeleteIntegrationJobs(ctx context.Context, integrationID string, limit int) ([]string, error) {
+	rows, err := t.w.QueryContext(ctx, deleteIntegrationJobsSQL, integrationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("delete jobs of integration %q: %w", integrationID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

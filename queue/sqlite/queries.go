@@ -108,6 +108,20 @@ const (
 			state = 'queued', collector_id = ?, lease_id = '', lease_expires_at = NULL, started_at = NULL
 		WHERE id = ? RETURNING ` + jobColumns
 
+	// deleteFinishedSQL: cutoff, limit. Finished jobs past retention, oldest
+	// first (finished_at is set exactly for the final states).
+	deleteFinishedSQL = `DELETE FROM queue_jobs WHERE seq IN (
+			SELECT seq FROM queue_jobs INDEXED BY queue_jobs_finished
+			WHERE finished_at IS NOT NULL AND finished_at < ?
+			ORDER BY finished_at LIMIT ?)
+		RETURNING id`
+
+	// deleteIntegrationJobsSQL: integration, limit. Finished jobs only.
+	deleteIntegrationJobsSQL = `DELETE FROM queue_jobs WHERE seq IN (
+			SELECT seq FROM queue_jobs INDEXED BY queue_jobs_integration
+			WHERE integration_id = ? AND state NOT IN ('queued','leased','running') LIMIT ?)
+		RETURNING id`
+
 	// reassignSQL: new collector, integration, new collector.
 	reassignSQL = `UPDATE queue_jobs SET collector_id = ?
 		WHERE integration_id = ? AND state = 'queued' AND collector_id <> ?`

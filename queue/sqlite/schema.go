@@ -47,6 +47,10 @@ CREATE TABLE queue_integration_peaks (
 	peak_memory_bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 `,
+	2: `
+-- Retention: finished jobs by age.
+CREATE INDEX queue_jobs_finished ON queue_jobs(finished_at) WHERE finished_at IS NOT NULL;
+`,
 }
 
 // migrate brings the queue_ tables to the latest version. It is safe to run

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/store"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
 // CreateCollector inserts c with its first enrollment token.
@@ -22,23 +24,32 @@ func (s *Store) CreateCollector(ctx context.Context, c store.Collector, tok stor
 		if err != nil {
 			return fmt.Errorf("insert collector: %w", err)
 		}
-		if err := insertToken(ctx, tx, tok); err != nil {
+		if err := s.insertToken(ctx, tx, tok); err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, ev)
+		return s.appendAudit(ctx, tx, ev)
 	})
 }
 
-func insertToken(ctx context.Context, tx *sql.Tx, tok store.EnrollmentToken) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_tokens(hash, collector_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		tok.Hash, tok.CollectorID, nanos(tok.CreatedAt), nanos(tok.ExpiresAt))
+func (s *Store) tokenMAC(hash, collectorID string, expires int64) []byte {
+	return s.in.Sum(store.MACEnrollmentToken, []byte(hash), []byte(collectorID), store.Int64(expires))
+}
+
+func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, tok store.EnrollmentToken) error {
+	exp := nanos(tok.ExpiresAt)
+	_, err := tx.ExecContext(ctx, `INSERT INTO enrollment_tokens(hash, collector_id, created_at, expires_at, mac) VALUES (?, ?, ?, ?, ?)`,
+		tok.Hash, tok.CollectorID, nanos(tok.CreatedAt), exp, s.tokenMAC(tok.Hash, tok.CollectorID, exp))
 	if err != nil {
 		return fmt.Errorf("insert enrollment token: %w", err)
 	}
 	return nil
 }
 
-const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat`
+func (s *Store) keysMAC(id string, identity, hpke []byte) []byte {
+	return s.in.Sum(store.MACCollectorKeys, []byte(id), identity, hpke)
+}
+
+const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac`
 
 type scanner interface{ Scan(...any) error }
 
@@ -60,12 +71,18 @@ func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, err
 	return out, rows.Err()
 }
 
-func scanCollector(r scanner) (store.Collector, error) {
+// scanCollector reads a collector; keys whose MAC does not verify are
+// cleared and the row flagged Tampered.
+func (s *Store) scanCollector(r scanner) (store.Collector, error) {
 	var c store.Collector
 	var created, enrolled, seen int64
 	var beat sql.NullString
-	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat); err != nil {
+	var mac []byte
+	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac); err != nil {
 		return c, err
+	}
+	if (len(c.IdentityKey) > 0 || len(c.HPKEKey) > 0 || len(mac) > 0) && !s.in.Verify(mac, store.MACCollectorKeys, []byte(c.ID), c.IdentityKey, c.HPKEKey) {
+		c.IdentityKey, c.HPKEKey, c.Tampered = nil, nil, true
 	}
 	c.CreatedAt, c.EnrolledAt, c.LastSeenAt = fromNanos(created), fromNanos(enrolled), fromNanos(seen)
 	if beat.Valid {
@@ -77,18 +94,22 @@ func scanCollector(r scanner) (store.Collector, error) {
 	return c, nil
 }
 
-// Collector returns one collector, or store.ErrNotFound.
+// Collector returns one collector, store.ErrNotFound, or store.ErrIntegrity
+// when its keys were not written by the platform.
 func (s *Store) Collector(ctx context.Context, id string) (store.Collector, error) {
-	c, err := scanCollector(s.r.QueryRowContext(ctx, `SELECT `+collectorCols+` FROM collectors WHERE id = ?`, id))
+	c, err := s.scanCollector(s.r.QueryRowContext(ctx, `SELECT `+collectorCols+` FROM collectors WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("collector %s: %w", id, store.ErrNotFound)
+	}
+	if err == nil && c.Tampered {
+		return c, fmt.Errorf("keys of collector %s: %w", id, store.ErrIntegrity)
 	}
 	return c, err
 }
 
 // Collectors returns every collector, oldest first.
 func (s *Store) Collectors(ctx context.Context) ([]store.Collector, error) {
-	return queryAll(ctx, s.r, scanCollector, `SELECT `+collectorCols+` FROM collectors ORDER BY created_at, id`)
+	return queryAll(ctx, s.r, s.scanCollector, `SELECT `+collectorCols+` FROM collectors ORDER BY created_at, id`)
 }
 
 // CountCollectors counts collectors by status.
@@ -96,16 +117,23 @@ func (s *Store) CountCollectors(ctx context.Context, activeSince time.Time) (sto
 	var c store.StatusCounts
 	err := s.r.QueryRowContext(ctx, `SELECT
 		COALESCE(SUM(enrolled_at = 0), 0),
-		COALESCE(SUM(enrolled_at != 0 AND last_seen_at >= ?), 0),
-		COALESCE(SUM(enrolled_at != 0 AND last_seen_at < ?), 0)
-		FROM collectors`, activeSince.UnixNano(), activeSince.UnixNano()).Scan(&c.Pending, &c.Active, &c.Offline)
+		COALESCE(SUM(enrolled_at != 0 AND last_seen_at >= ?1 AND NOT degraded), 0),
+		COALESCE(SUM(enrolled_at != 0 AND last_seen_at >= ?1 AND degraded), 0),
+		COALESCE(SUM(enrolled_at != 0 AND last_seen_at < ?1), 0)
+		FROM (SELECT enrolled_at, last_seen_at,
+			(COALESCE(json_extract(last_beat, '$.engine_error'), '') != '' OR
+			 COALESCE(json_extract(last_beat, '$.runner_state'), '') NOT IN ('running', 'restarted')) AS degraded
+			FROM collectors)`, activeSince.UnixNano()).Scan(&c.Pending, &c.Active, &c.Degraded, &c.Offline)
 	return c, err
 }
 
 // DeleteCollector deletes a collector with no integrations; its tokens, keys
-// and heartbeats go with it (ON DELETE CASCADE).
-func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+// and heartbeats go with it (ON DELETE CASCADE), and the jobs still queued
+// for it are canceled, in the same transaction.
+func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) (int, error) {
+	var canceled int
+	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		tx := qt.SQL()
 		refs, err := assigned(ctx, tx, id)
 		if err != nil {
 			return err
@@ -123,8 +151,24 @@ func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM used_jtis WHERE collector_id = ?`, id); err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, ev)
+		if canceled, err = qt.CancelActive(ctx, "", id, "canceled: its collector was deleted"); err != nil {
+			return err
+		}
+		if canceled > 0 {
+			ev.Details = withDetail(ev.Details, "jobs_canceled", canceled)
+		}
+		return s.appendAudit(ctx, tx, ev)
 	})
+	return canceled, err
+}
+
+// withDetail returns d with k set, allocating d if needed.
+func withDetail(d map[string]any, k string, v any) map[string]any {
+	if d == nil {
+		d = map[string]any{}
+	}
+	d[k] = v
+	return d
 }
 
 func assigned(ctx context.Context, tx *sql.Tx, collectorID string) ([]store.IntegrationRef, error) {
@@ -154,10 +198,10 @@ func (s *Store) ReplaceEnrollmentToken(ctx context.Context, tok store.Enrollment
 			WHERE collector_id = ? AND used_at = 0 AND revoked_at = 0`, nanos(tok.CreatedAt), tok.CollectorID); err != nil {
 			return fmt.Errorf("revoke enrollment tokens: %w", err)
 		}
-		if err := insertToken(ctx, tx, tok); err != nil {
+		if err := s.insertToken(ctx, tx, tok); err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, ev)
+		return s.appendAudit(ctx, tx, ev)
 	})
 }
 
@@ -176,35 +220,39 @@ func collectorExists(ctx context.Context, tx *sql.Tx, id string) error {
 // revokes its earlier access tokens. Any failure rolls everything back.
 func (s *Store) Enroll(ctx context.Context, e store.Enrollment, ev store.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := checkToken(ctx, tx, e); err != nil {
+		if err := s.checkToken(ctx, tx, e); err != nil {
 			return err
 		}
 		now := nanos(e.Now)
 		if _, err := tx.ExecContext(ctx, `UPDATE enrollment_tokens SET used_at = ? WHERE hash = ?`, now, e.TokenHash); err != nil {
 			return fmt.Errorf("burn enrollment token: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE collectors SET enrolled_at = ?, identity_key = ?, hpke_key = ? WHERE id = ?`,
-			now, e.IdentityKey, e.HPKEKey, e.CollectorID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE collectors SET enrolled_at = ?, identity_key = ?, hpke_key = ?, keys_mac = ? WHERE id = ?`,
+			now, e.IdentityKey, e.HPKEKey, s.keysMAC(e.CollectorID, e.IdentityKey, e.HPKEKey), e.CollectorID); err != nil {
 			return fmt.Errorf("record collector keys: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE collector_id = ?`, e.CollectorID); err != nil {
 			return fmt.Errorf("revoke access tokens: %w", err)
 		}
-		return appendAudit(ctx, tx, ev)
+		return s.appendAudit(ctx, tx, ev)
 	})
 }
 
 // checkToken says why a token cannot enroll e.CollectorID, if it cannot. A
 // token of another collector is reported as invalid, not as "wrong
-// collector", so that a token reveals nothing about other collectors.
-func checkToken(ctx context.Context, tx *sql.Tx, e store.Enrollment) error {
+// collector", so that a token reveals nothing about other collectors; so is
+// a token row the platform did not write (its MAC fails).
+func (s *Store) checkToken(ctx context.Context, tx *sql.Tx, e store.Enrollment) error {
 	var owner string
 	var expires, used, revoked int64
-	err := tx.QueryRowContext(ctx, `SELECT collector_id, expires_at, used_at, revoked_at FROM enrollment_tokens WHERE hash = ?`,
-		e.TokenHash).Scan(&owner, &expires, &used, &revoked)
+	var mac []byte
+	err := tx.QueryRowContext(ctx, `SELECT collector_id, expires_at, used_at, revoked_at, mac FROM enrollment_tokens WHERE hash = ?`,
+		e.TokenHash).Scan(&owner, &expires, &used, &revoked, &mac)
 	switch {
 	case errors.Is(err, sql.ErrNoRows), err == nil && owner != e.CollectorID:
 		return store.ErrTokenInvalid
+	case err == nil && !s.in.Verify(mac, store.MACEnrollmentToken, []byte(e.TokenHash), []byte(owner), store.Int64(expires)):
+		return fmt.Errorf("%w: %w", store.ErrTokenInvalid, store.ErrIntegrity)
 	case err != nil:
 		return fmt.Errorf("look up enrollment token: %w", err)
 	case used != 0:
@@ -217,16 +265,23 @@ func checkToken(ctx context.Context, tx *sql.Tx, e store.Enrollment) error {
 	return nil
 }
 
-// IssueAccessToken records the jti (refusing a replay) and the token.
+// IssueAccessToken records the jti (refusing a replay) and the token, if
+// the key the assertion was verified with is still the collector's: the
+// check and the insert are one transaction, so a token can never outlive
+// a re-enrollment that raced its exchange.
 func (s *Store) IssueAccessToken(ctx context.Context, jti string, jtiExpires time.Time, tok store.AccessToken, now time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var enrolled int64
-		err := tx.QueryRowContext(ctx, `SELECT enrolled_at FROM collectors WHERE id = ?`, tok.CollectorID).Scan(&enrolled)
-		if errors.Is(err, sql.ErrNoRows) || enrolled == 0 {
+		var identity []byte
+		err := tx.QueryRowContext(ctx, `SELECT enrolled_at, identity_key FROM collectors WHERE id = ?`, tok.CollectorID).Scan(&enrolled, &identity)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && enrolled == 0 {
 			return store.ErrNotEnrolled
 		}
 		if err != nil {
 			return err
+		}
+		if tok.KeyFingerprint == "" || crypto.Fingerprint(identity) != tok.KeyFingerprint {
+			return store.ErrStaleKey
 		}
 		// An expired row with the same jti may linger until Prune; drop it.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM used_jtis WHERE collector_id = ? AND jti = ? AND expires_at <= ?`,
@@ -241,8 +296,9 @@ func (s *Store) IssueAccessToken(ctx context.Context, jti string, jtiExpires tim
 		if err != nil {
 			return fmt.Errorf("record jti: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO access_tokens(hash, collector_id, expires_at) VALUES (?, ?, ?)`,
-			tok.Hash, tok.CollectorID, nanos(tok.ExpiresAt))
+		exp := nanos(tok.ExpiresAt)
+		_, err = tx.ExecContext(ctx, `INSERT INTO access_tokens(hash, collector_id, expires_at, key_fp, mac) VALUES (?, ?, ?, ?, ?)`,
+			tok.Hash, tok.CollectorID, exp, tok.KeyFingerprint, s.accessMAC(tok.Hash, tok.CollectorID, exp, tok.KeyFingerprint))
 		if err != nil {
 			return fmt.Errorf("insert access token: %w", err)
 		}
@@ -250,22 +306,39 @@ func (s *Store) IssueAccessToken(ctx context.Context, jti string, jtiExpires tim
 	})
 }
 
+func (s *Store) accessMAC(hash, collectorID string, expires int64, keyFP string) []byte {
+	return s.in.Sum(store.MACAccessToken, []byte(hash), []byte(collectorID), store.Int64(expires), []byte(keyFP))
+}
+
 const (
-	sqlAccessLookup = `SELECT collector_id FROM access_tokens WHERE hash = ? AND expires_at > ?`
+	sqlAccessLookup = `SELECT a.collector_id, a.expires_at, a.key_fp, a.mac, c.identity_key
+		FROM access_tokens AS a JOIN collectors AS c ON c.id = a.collector_id
+		WHERE a.hash = ? AND a.expires_at > ?`
 	sqlBeatUpdate   = `UPDATE collectors SET last_seen_at = ?, last_beat = ? WHERE id = ?`
 	sqlBeatInsert   = `INSERT INTO heartbeats(collector_id, at, data) VALUES (?, ?, ?)`
 	sqlBeatPrune    = `DELETE FROM heartbeats WHERE collector_id = ? AND id <= (
 		SELECT id FROM heartbeats WHERE collector_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
 )
 
-// AccessTokenCollector returns the collector a live access token belongs to.
+// AccessTokenCollector returns the collector a live access token belongs
+// to, if the platform wrote the token (its MAC verifies) for the key the
+// collector has now.
 func (s *Store) AccessTokenCollector(ctx context.Context, hash string, now time.Time) (string, error) {
-	var id string
-	err := s.accessLookup.QueryRowContext(ctx, hash, now.UnixNano()).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
+	var id, keyFP string
+	var exp int64
+	var mac, identity []byte
+	err := s.accessLookup.QueryRowContext(ctx, hash, now.UnixNano()).Scan(&id, &exp, &keyFP, &mac, &identity)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", store.ErrAccessInvalid
+	case err != nil:
+		return "", err
+	case !s.in.Verify(mac, store.MACAccessToken, []byte(hash), []byte(id), store.Int64(exp), []byte(keyFP)):
+		return "", fmt.Errorf("%w: %w", store.ErrAccessInvalid, store.ErrIntegrity)
+	case keyFP == "" || crypto.Fingerprint(identity) != keyFP:
 		return "", store.ErrAccessInvalid
 	}
-	return id, err
+	return id, nil
 }
 
 // RecordHeartbeat stores hb as the collector's last and in its history,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
 const integrationCols = `id, name, image, config, secret_fields, interval_sec, COALESCE(collector_id, ''), network, created_at, updated_at`
@@ -57,7 +59,7 @@ func (s *Store) CreateIntegration(ctx context.Context, in store.Integration, ev 
 		if err != nil {
 			return fmt.Errorf("insert integration: %w", err)
 		}
-		return appendAudit(ctx, tx, ev)
+		return s.appendAudit(ctx, tx, ev)
 	})
 }
 
@@ -82,38 +84,81 @@ func (s *Store) Integrations(ctx context.Context) ([]store.Integration, error) {
 	return queryAll(ctx, s.r, scanIntegration, `SELECT `+integrationCols+` FROM integrations ORDER BY name`)
 }
 
-// UpdateIntegration replaces every field of in but ID and CreatedAt.
+// UpdateIntegration replaces every field of in but ID, CreatedAt and
+// CollectorID.
 func (s *Store) UpdateIntegration(ctx context.Context, in store.Integration, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(collector_id, '') FROM integrations WHERE id = ?`, in.ID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("integration %s: %w", in.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if cur != in.CollectorID {
+			return fmt.Errorf("update integration %s: the collector changes only through AssignIntegration", in.ID)
+		}
+		return s.writeIntegration(ctx, tx, in, ev)
+	})
+}
+
+// AssignIntegration replaces every field of in but ID and CreatedAt and
+// moves the integration's queued job to in.CollectorID, in one
+// transaction: a job queued before the move can never be sealed to the old
+// collector with the config as it is after the move.
+func (s *Store) AssignIntegration(ctx context.Context, in store.Integration, ev store.Event) (int, error) {
+	moved := 0
+	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		if err := s.writeIntegration(ctx, qt.SQL(), in, ev); err != nil {
+			return err
+		}
+		var err error
+		if in.CollectorID == "" {
+			// Unassigned: nothing may run it, so its queued job goes.
+			moved, err = qt.CancelActive(ctx, in.ID, "", "canceled: the integration was unassigned")
+			return err
+		}
+		moved, err = qt.Reassign(ctx, in.ID, in.CollectorID)
+		return err
+	})
+	return moved, err
+}
+
+// writeIntegration updates in's row and audits ev, inside tx.
+func (s *Store) writeIntegration(ctx context.Context, tx *sql.Tx, in store.Integration, ev store.Event) error {
 	fields, err := json.Marshal(orEmpty(in.SecretFields))
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if in.CollectorID != "" {
-			if err := collectorExists(ctx, tx, in.CollectorID); err != nil {
-				return err
-			}
+	if in.CollectorID != "" {
+		if err := collectorExists(ctx, tx, in.CollectorID); err != nil {
+			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE integrations SET name = ?, image = ?, config = ?, secret_fields = ?,
-			interval_sec = ?, collector_id = ?, network = ?, updated_at = ? WHERE id = ?`,
-			in.Name, in.Image, in.SealedConfig, string(fields), int64(in.Interval/time.Second),
-			nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), in.ID)
-		if isUnique(err) {
-			return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
-		}
-		if err != nil {
-			return fmt.Errorf("update integration: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("integration %s: %w", in.ID, store.ErrNotFound)
-		}
-		return appendAudit(ctx, tx, ev)
-	})
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE integrations SET name = ?, image = ?, config = ?, secret_fields = ?,
+		interval_sec = ?, collector_id = ?, network = ?, updated_at = ? WHERE id = ?`,
+		in.Name, in.Image, in.SealedConfig, string(fields), int64(in.Interval/time.Second),
+		nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), in.ID)
+	if isUnique(err) {
+		return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("update integration: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("integration %s: %w", in.ID, store.ErrNotFound)
+	}
+	return s.appendAudit(ctx, tx, ev)
 }
 
-// DeleteIntegration deletes one integration.
-func (s *Store) DeleteIntegration(ctx context.Context, id string, ev store.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+// DeleteIntegration deletes one integration and cancels its active jobs, in
+// one transaction; with purge, its data, jobs and job logs are queued for
+// deletion (Records.Purge) in that same transaction.
+func (s *Store) DeleteIntegration(ctx context.Context, id string, purge bool, ev store.Event) (int, error) {
+	canceled := 0
+	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		tx := qt.SQL()
 		res, err := tx.ExecContext(ctx, `DELETE FROM integrations WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("delete integration: %w", err)
@@ -121,6 +166,47 @@ func (s *Store) DeleteIntegration(ctx context.Context, id string, ev store.Event
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("integration %s: %w", id, store.ErrNotFound)
 		}
-		return appendAudit(ctx, tx, ev)
+		if canceled, err = qt.CancelActive(ctx, id, "", "canceled: its integration was deleted"); err != nil {
+			return err
+		}
+		if purge {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO data_purges(integration_id, requested_at) VALUES (?, ?)
+				ON CONFLICT DO NOTHING`, id, nanos(qt.Now())); err != nil {
+				return fmt.Errorf("schedule purge: %w", err)
+			}
+		}
+		if canceled > 0 {
+			ev.Details = withDetail(ev.Details, "jobs_canceled", canceled)
+		}
+		return s.appendAudit(ctx, tx, ev)
 	})
+	return canceled, err
+}
+
+// EnqueueJob adds a job as an administrative act, audited in the same
+// transaction when a job is added.
+func (s *Store) EnqueueJob(ctx context.Context, req queue.EnqueueRequest, ev func(*queue.Job) store.Event) (*queue.Job, bool, error) {
+	var job *queue.Job
+	var existed bool
+	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		var err error
+		if job, existed, err = qt.Enqueue(ctx, req); err != nil || existed {
+			return err
+		}
+		return s.appendAudit(ctx, qt.SQL(), ev(job))
+	})
+	return job, existed, err
+}
+
+// CancelJob cancels an active job and audits it, in one transaction.
+func (s *Store) CancelJob(ctx context.Context, jobID string, ev func(*queue.Job) store.Event) (*queue.Job, error) {
+	var job *queue.Job
+	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		var err error
+		if job, err = qt.Cancel(ctx, jobID, ""); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, qt.SQL(), ev(job))
+	})
+	return job, err
 }

@@ -79,6 +79,81 @@ CREATE TABLE audit_log (
 	hash      TEXT NOT NULL
 );
 `,
+	// 2: integrity MACs (keyed outside the database) on credentials, the
+	// collectors' keys, settings and the audit chain; access tokens bound
+	// to the identity key they were issued for.
+	`
+ALTER TABLE settings ADD COLUMN mac BLOB;
+ALTER TABLE collectors ADD COLUMN keys_mac BLOB;
+ALTER TABLE enrollment_tokens ADD COLUMN mac BLOB;
+ALTER TABLE access_tokens ADD COLUMN key_fp TEXT NOT NULL DEFAULT '';
+ALTER TABLE access_tokens ADD COLUMN mac BLOB;
+ALTER TABLE audit_log ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+`,
+	// 3: the record store (until now created by platform/jobs outside the
+	// migrations, hence IF NOT EXISTS), idempotent log chunks, the counts
+	// of a run (refused by the runner, dangling relationships) and pending
+	// purges of deleted integrations.
+	`
+CREATE TABLE IF NOT EXISTS data_entities (
+	integration_id TEXT NOT NULL,
+	key            TEXT NOT NULL,
+	type           TEXT NOT NULL,
+	class          TEXT NOT NULL,
+	properties     TEXT NOT NULL,
+	last_job_id    TEXT NOT NULL,
+	updated_at     INTEGER NOT NULL,
+	deleted_at     INTEGER,
+	PRIMARY KEY (integration_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS data_entities_type ON data_entities(integration_id, type);
+CREATE TABLE IF NOT EXISTS data_relationships (
+	integration_id TEXT NOT NULL,
+	key            TEXT NOT NULL,
+	type           TEXT NOT NULL,
+	class          TEXT NOT NULL,
+	from_key       TEXT NOT NULL,
+	to_key         TEXT NOT NULL,
+	properties     TEXT NOT NULL,
+	last_job_id    TEXT NOT NULL,
+	updated_at     INTEGER NOT NULL,
+	deleted_at     INTEGER,
+	PRIMARY KEY (integration_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_batches (
+	job_id   TEXT NOT NULL,
+	lease_id TEXT NOT NULL,
+	seq      INTEGER NOT NULL,
+	accepted INTEGER NOT NULL,
+	refused  INTEGER NOT NULL,
+	PRIMARY KEY (job_id, lease_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_job_logs (
+	job_id  TEXT NOT NULL,
+	chunk   INTEGER NOT NULL,
+	text    TEXT NOT NULL,
+	PRIMARY KEY (job_id, chunk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_job_stats (
+	job_id   TEXT PRIMARY KEY,
+	records  INTEGER NOT NULL DEFAULT 0,
+	refused  INTEGER NOT NULL DEFAULT 0,
+	log_bytes INTEGER NOT NULL DEFAULT 0,
+	log_dropped INTEGER NOT NULL DEFAULT 0
+);
+ALTER TABLE data_job_stats ADD COLUMN runner_refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE data_job_stats ADD COLUMN dangling INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE data_log_chunks (
+	job_id   TEXT NOT NULL,
+	lease_id TEXT NOT NULL,
+	seq      INTEGER NOT NULL,
+	PRIMARY KEY (job_id, lease_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE data_purges (
+	integration_id TEXT PRIMARY KEY,
+	requested_at   INTEGER NOT NULL
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

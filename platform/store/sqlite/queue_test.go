@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/platform/store/sqlite"
 	"github.com/collectorhq/collector/queue"
 	queuesqlite "github.com/collectorhq/collector/queue/sqlite"
 )
@@ -13,18 +14,25 @@ import (
 // (one connection), and a long-polling Next does not hold that connection
 // while it waits, so platform writes go on meanwhile.
 func TestQueueSharesTheFile(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "p.db"))
-	q, err := queuesqlite.New(s.DB(), queue.DefaultConfig())
+	parked := make(chan string, 1)
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), sqlite.Options{IntegrityKey: testKey, Queue: queue.DefaultConfig(),
+		QueueOptions: []queuesqlite.Option{queuesqlite.WithParkHook(func(c string) {
+			select {
+			case parked <- c:
+			default:
+			}
+		})}})
 	if err != nil {
-		t.Fatalf("queue on the store's DB: %v", err)
+		t.Fatal(err)
 	}
-	defer q.Close()
+	defer s.Close()
+	q := s.Queue()
 	got := make(chan error, 1)
 	go func() {
 		_, err := q.Next(ctx, queue.NextRequest{CollectorID: "c1", Wait: 5 * time.Second})
 		got <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // Next is waiting
+	<-parked // Next is waiting
 	start := time.Now()
 	collector(t, s, "c1")
 	if d := time.Since(start); d > time.Second {

@@ -14,16 +14,24 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
 var _ store.Store = (*Store)(nil)
 
-// Store is the SQLite backend of store.Store.
+// Store is the SQLite backend of store.Store. The job queue (queue/sqlite)
+// and the record store (Records) live in the same file, so that an act
+// that spans them commits once.
 type Store struct {
 	path string
 	w    *sql.DB // the one writer: MaxOpenConns(1), BEGIN IMMEDIATE
 	r    *sql.DB // readers
 	ckpt *sql.DB // the checkpointer's own connection
+	in   *store.Integrity
+	now  func() time.Time
+	q    *qsqlite.Queue
+	recs *Records
 
 	// Statements of the hot path (a heartbeat every 30 s from every
 	// collector), prepared once: parsing SQL costs more than running it.
@@ -36,17 +44,42 @@ type Store struct {
 // busyTimeout bounds how long a connection waits on another process's lock.
 const busyTimeout = 10 * time.Second
 
+// Options are what Open needs besides the path.
+type Options struct {
+	// IntegrityKey (32 bytes, kept outside the database) keys the MACs of
+	// credentials, collector keys, settings and the audit chain. Required.
+	IntegrityKey []byte
+	// Queue configures the job queue in the same file.
+	Queue queue.Config
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// QueueOptions are passed to the queue (tests: a park hook).
+	QueueOptions []qsqlite.Option
+	// AdoptIntegrity allows adding MACs to the rows of a database written
+	// before they existed. The platform allows it only until its data
+	// directory records the adoption, so that an attacker cannot make it
+	// launder rows by deleting the marker from the database.
+	AdoptIntegrity bool
+}
+
 // Open opens (creating if needed) the database file at path, applies the
-// pending migrations and returns the store.
-func Open(ctx context.Context, path string) (*Store, error) {
+// pending migrations, opens the job queue and the record store in the same
+// file and returns the store.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite store: empty path")
+	}
+	in, err := store.NewIntegrity(o.IntegrityKey)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
-	s := &Store{path: path, stop: make(chan struct{}), done: make(chan struct{})}
-	var err error
+	s := &Store{path: path, in: in, now: o.Now, stop: make(chan struct{}), done: make(chan struct{})}
 	if s.w, err = openDB(path, roleWriter); err != nil {
 		return nil, err
 	}
@@ -65,6 +98,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	qopts := append([]qsqlite.Option{qsqlite.WithReader(s.r), qsqlite.WithClock(o.Now)}, o.QueueOptions...)
+	if s.q, err = qsqlite.New(s.w, o.Queue, qopts...); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open job queue in %s: %w", path, err)
+	}
+	if s.recs, err = newRecords(ctx, s); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open record store in %s: %w", path, err)
+	}
+	if err := s.adoptIntegrity(ctx, o.AdoptIntegrity); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
@@ -117,9 +163,11 @@ func openDB(path string, role role) (*sql.DB, error) {
 	return db, nil
 }
 
-// DB returns the writer handle (one connection) for packages that keep their
-// own tables in the same file, such as the job queue.
-func (s *Store) DB() *sql.DB { return s.w }
+// Queue returns the job queue kept in the same file.
+func (s *Store) Queue() *qsqlite.Queue { return s.q }
+
+// Records returns the record store kept in the same file.
+func (s *Store) Records() *Records { return s.recs }
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
@@ -134,6 +182,9 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	if s.q != nil {
+		s.q.Close()
+	}
 	for _, st := range []*sql.Stmt{s.accessLookup, s.beatUpdate, s.beatInsert, s.beatPrune} {
 		if st != nil {
 			st.Close()
@@ -178,8 +229,8 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// appendAudit adds ev to the chain inside tx.
-func appendAudit(ctx context.Context, tx *sql.Tx, ev store.Event) error {
+// appendAudit adds ev to the chain inside tx, with its MAC.
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, ev store.Event) error {
 	prevSeq, prevHash := int64(0), store.GenesisHash
 	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prevHash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -189,8 +240,9 @@ func appendAudit(ctx context.Context, tx *sql.Tx, ev store.Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, time, actor, action, target, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.Time.UnixNano(), e.Actor, e.Action, e.Target, e.Details, e.PrevHash, e.Hash)
+	store.SealEntry(s.in, &e)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log(seq, time, actor, action, target, details, prev_hash, hash, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.Time.UnixNano(), e.Actor, e.Action, e.Target, e.Details, e.PrevHash, e.Hash, e.MAC)
 	if err != nil {
 		return fmt.Errorf("append audit entry: %w", err)
 	}
@@ -215,31 +267,49 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// Setting returns a setting's value, or store.ErrNotFound.
+// Setting returns a setting's value, store.ErrNotFound, or
+// store.ErrIntegrity when its MAC does not verify.
 func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	var mac []byte
+	err := s.r.QueryRowContext(ctx, `SELECT value, mac FROM settings WHERE key = ?`, key).Scan(&v, &mac)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", store.ErrNotFound
 	}
-	return v, err
+	if err != nil {
+		return "", err
+	}
+	if !s.in.Verify(mac, store.MACSetting, []byte(key), []byte(v)) {
+		return "", fmt.Errorf("setting %q: %w", key, store.ErrIntegrity)
+	}
+	return v, nil
 }
 
-// PutSetting sets a setting.
-func (s *Store) PutSetting(ctx context.Context, key, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?)
-		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+// PutSetting sets a setting, auditing ev (if given) in the same transaction.
+func (s *Store) PutSetting(ctx context.Context, key, value string, ev *store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.putSetting(ctx, tx, key, value); err != nil || ev == nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, *ev)
+	})
+}
+
+func (s *Store) putSetting(ctx context.Context, tx *sql.Tx, key, value string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value, mac) VALUES (?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value, mac = excluded.mac`,
+		key, value, s.in.Sum(store.MACSetting, []byte(key), []byte(value)))
 	return err
 }
 
 // AppendAudit records ev on its own.
 func (s *Store) AppendAudit(ctx context.Context, ev store.Event) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return appendAudit(ctx, tx, ev) })
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, ev) })
 }
 
 // AuditEntries returns up to limit entries after seq after.
 func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash, mac
 		FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
@@ -259,20 +329,31 @@ func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sto
 func scanAudit(rows *sql.Rows) (store.AuditEntry, error) {
 	var e store.AuditEntry
 	var t int64
-	err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Details, &e.PrevHash, &e.Hash)
+	err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Details, &e.PrevHash, &e.Hash, &e.MAC)
 	e.Time = time.Unix(0, t).UTC()
 	return e, err
 }
 
-// VerifyAudit walks the whole chain in seq order.
-func (s *Store) VerifyAudit(ctx context.Context) (store.VerifyResult, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash
+// AuditHead returns the newest entry's seq and hash.
+func (s *Store) AuditHead(ctx context.Context) (store.Checkpoint, error) {
+	var c store.Checkpoint
+	err := s.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&c.Seq, &c.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Checkpoint{}, nil
+	}
+	return c, err
+}
+
+// VerifyAudit walks the whole chain in seq order, checking each MAC and,
+// with expect, that the chain still holds that entry.
+func (s *Store) VerifyAudit(ctx context.Context, expect ...store.Checkpoint) (store.VerifyResult, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, details, prev_hash, hash, mac
 		FROM audit_log ORDER BY seq`)
 	if err != nil {
 		return store.VerifyResult{}, err
 	}
 	defer rows.Close()
-	v := store.NewVerifier()
+	v := store.NewVerifier(s.in, expect...)
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {

@@ -12,14 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
 )
 
 var ctx = context.Background()
 
-// Run runs the suite; newStore returns a fresh, empty store for each test
-// (and closes it when the test ends).
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+// Backend is a store and the job queue it keeps in its own database.
+type Backend struct {
+	Store store.Store
+	Queue queue.Queue
+}
+
+// Run runs the suite; newBackend returns a fresh, empty store and its queue
+// for each test (and closes them when the test ends).
+func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	for name, test := range map[string]func(*testing.T, store.Store){
 		"FailedActWritesNothing":     testFailedActWritesNothing,
 		"EnrollTokenRules":           testEnrollTokenRules,
@@ -27,8 +35,19 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"ConcurrentWriters":          testConcurrentWriters,
 		"DeleteRefusedWhileAssigned": testDeleteRefusedWhileAssigned,
 		"AuditChain":                 testAuditChain,
+		"AuditCheckpoints":           testAuditCheckpoints,
+		"StaleKeyRefused":            testStaleKeyRefused,
+		"Settings":                   testSettings,
 	} {
-		t.Run(name, func(t *testing.T) { test(t, newStore(t)) })
+		t.Run(name, func(t *testing.T) { test(t, newBackend(t).Store) })
+	}
+	for name, test := range map[string]func(*testing.T, Backend){
+		"AssignMovesQueuedJob":         testAssignMovesQueuedJob,
+		"DeleteCollectorCancelsQueued": testDeleteCollectorCancelsQueued,
+		"DeleteIntegrationCancelsJobs": testDeleteIntegrationCancelsJobs,
+		"JobActsAudited":               testJobActsAudited,
+	} {
+		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })
 	}
 }
 
@@ -109,7 +128,8 @@ func testJTIReplayAndPrune(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	issue := func(jti, hash string, at time.Time) error {
-		return s.IssueAccessToken(ctx, jti, at.Add(time.Minute), store.AccessToken{Hash: hash, CollectorID: "c1", ExpiresAt: at.Add(15 * time.Minute)}, at)
+		return s.IssueAccessToken(ctx, jti, at.Add(time.Minute), store.AccessToken{Hash: hash, CollectorID: "c1",
+			ExpiresAt: at.Add(15 * time.Minute), KeyFingerprint: crypto.Fingerprint([]byte("k"))}, at)
 	}
 	if err := issue("j1", "a1", now); err != nil {
 		t.Fatal(err)
@@ -172,23 +192,23 @@ func testDeleteRefusedWhileAssigned(t *testing.T, s store.Store) {
 	if err := s.CreateIntegration(ctx, in, ev("integration.created", "i1")); err != nil {
 		t.Fatal(err)
 	}
-	err := s.DeleteCollector(ctx, "c1", ev("collector.deleted", "c1"))
+	_, err := s.DeleteCollector(ctx, "c1", ev("collector.deleted", "c1"))
 	var ae *store.AssignedError
 	if !errors.As(err, &ae) || !errors.Is(err, store.ErrConflict) || len(ae.Integrations) != 1 || ae.Integrations[0].Name != "ldap" {
 		t.Fatalf("delete while assigned: %v", err)
 	}
 	in.CollectorID = ""
-	if err := s.UpdateIntegration(ctx, in, ev("integration.updated", "i1")); err != nil {
+	if _, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteCollector(ctx, "c1", ev("collector.deleted", "c1")); err != nil {
+	if _, err := s.DeleteCollector(ctx, "c1", ev("collector.deleted", "c1")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Collector(ctx, "c1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleted collector: %v", err)
 	}
 	in.CollectorID = "c1"
-	if err := s.UpdateIntegration(ctx, in, ev("integration.assigned", "i1")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("assign to a deleted collector: %v", err)
 	}
 }
@@ -207,5 +227,221 @@ func testAuditChain(t *testing.T, s store.Store) {
 	r, err := s.VerifyAudit(ctx)
 	if err != nil || !r.OK || r.Entries != 6 {
 		t.Errorf("verify = %+v %v", r, err)
+	}
+}
+
+// testAuditCheckpoints: a chain must still hold every checkpoint given; one
+// past its end means its newest entries were deleted.
+func testAuditCheckpoints(t *testing.T, s store.Store) {
+	for i := 0; i < 3; i++ {
+		collector(t, s, fmt.Sprintf("c%d", i))
+	}
+	head, err := s.AuditHead(ctx)
+	if err != nil || head.Seq != 3 {
+		t.Fatalf("head = %+v, %v; want seq 3", head, err)
+	}
+	if r, err := s.VerifyAudit(ctx, head); err != nil || !r.OK || r.HeadSeq != 3 || r.Head != head.Hash {
+		t.Errorf("verify against the head = %+v, %v", r, err)
+	}
+	if r, _ := s.VerifyAudit(ctx, store.Checkpoint{Seq: 5, Hash: head.Hash}); r.OK {
+		t.Errorf("a checkpoint past the end verified: %+v", r)
+	}
+	if r, _ := s.VerifyAudit(ctx, store.Checkpoint{Seq: 2, Hash: head.Hash}); r.OK || r.BadSeq != 2 {
+		t.Errorf("a checkpoint with another hash verified: %+v", r)
+	}
+}
+
+// testStaleKeyRefused: a token is issued only for the collector's current
+// identity key, checked in the issuing transaction, and dies with it.
+func testStaleKeyRefused(t *testing.T, s store.Store) {
+	collector(t, s, "c1")
+	now := time.Now()
+	k1, k2 := []byte("identity-key-1"), []byte("identity-key-2")
+	if err := s.Enroll(ctx, store.Enrollment{CollectorID: "c1", TokenHash: "h-c1", IdentityKey: k1, Now: now}, ev("e", "c1")); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(jti, hash string, key []byte) error {
+		return s.IssueAccessToken(ctx, jti, now.Add(time.Minute), store.AccessToken{Hash: hash, CollectorID: "c1",
+			ExpiresAt: now.Add(15 * time.Minute), KeyFingerprint: crypto.Fingerprint(key)}, now)
+	}
+	if err := issue("j1", "a1", k1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceEnrollmentToken(ctx, store.EnrollmentToken{Hash: "h2-c1", CollectorID: "c1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, ev("t", "c1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enroll(ctx, store.Enrollment{CollectorID: "c1", TokenHash: "h2-c1", IdentityKey: k2, Now: now}, ev("e", "c1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AccessTokenCollector(ctx, "a1", now); !errors.Is(err, store.ErrAccessInvalid) {
+		t.Errorf("a token of the old key still works: %v", err)
+	}
+	if err := issue("j2", "a2", k1); !errors.Is(err, store.ErrStaleKey) {
+		t.Errorf("issue for the old key = %v, want ErrStaleKey", err)
+	}
+	if err := issue("j3", "a3", nil); !errors.Is(err, store.ErrStaleKey) {
+		t.Errorf("issue with no key fingerprint = %v, want ErrStaleKey", err)
+	}
+	if err := issue("j4", "a4", k2); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.AccessTokenCollector(ctx, "a4", now); err != nil || id != "c1" {
+		t.Errorf("token of the new key: %q, %v", id, err)
+	}
+}
+
+func testSettings(t *testing.T, s store.Store) {
+	if _, err := s.Setting(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing setting: %v", err)
+	}
+	e := ev("admin_token.rotated", "admin")
+	if err := s.PutSetting(ctx, "x", "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSetting(ctx, "x", "v2", &e); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Setting(ctx, "x"); err != nil || v != "v2" {
+		t.Errorf("setting = %q, %v; want v2", v, err)
+	}
+	es, _ := s.AuditEntries(ctx, 0, 10)
+	if len(es) != 1 || es[0].Action != "admin_token.rotated" {
+		t.Errorf("audit = %+v, want the one event given", es)
+	}
+}
+
+func integration(t *testing.T, s store.Store, id, collector string) store.Integration {
+	t.Helper()
+	now := time.Now()
+	in := store.Integration{ID: id, Name: id, Image: "img", SealedConfig: []byte("sealed"), Interval: time.Hour,
+		CollectorID: collector, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateIntegration(ctx, in, ev("integration.created", id)); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func runNow(t *testing.T, s store.Store, integ, collector string) (*queue.Job, bool) {
+	t.Helper()
+	j, existed, err := s.EnqueueJob(ctx, queue.EnqueueRequest{IntegrationID: integ, CollectorID: collector, RequestedBy: "admin"},
+		func(j *queue.Job) store.Event { return ev("job.requested", j.ID) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, existed
+}
+
+func jobState(t *testing.T, q queue.Queue, id string) *queue.Job {
+	t.Helper()
+	j, err := q.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// testAssignMovesQueuedJob: the queued job moves with its integration, in
+// the assignment's transaction; a leased job stays where it runs.
+func testAssignMovesQueuedJob(t *testing.T, b Backend) {
+	s, q := b.Store, b.Queue
+	collector(t, s, "a")
+	collector(t, s, "b")
+	in := integration(t, s, "i1", "a")
+	j, _ := runNow(t, s, "i1", "a")
+	in.CollectorID = "b"
+	moved, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1"))
+	if err != nil || moved != 1 {
+		t.Fatalf("assign = %d, %v; want 1 job moved", moved, err)
+	}
+	if got := jobState(t, q, j.ID); got.CollectorID != "b" || got.State != queue.StateQueued {
+		t.Fatalf("job after assign = %s on %s, want queued on b", got.State, got.CollectorID)
+	}
+	if _, err := q.Next(ctx, queue.NextRequest{CollectorID: "a"}); !errors.Is(err, queue.ErrNoJob) {
+		t.Errorf("the old collector leased: %v", err)
+	}
+	l, err := q.Next(ctx, queue.NextRequest{CollectorID: "b"})
+	if err != nil || l.ID != j.ID {
+		t.Fatalf("Next(b) = %v, %v", l, err)
+	}
+	in.CollectorID = "a"
+	if moved, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil || moved != 0 {
+		t.Errorf("assign with a leased job = %d, %v; want 0 moved", moved, err)
+	}
+	if got := jobState(t, q, j.ID); got.CollectorID != "b" || got.State != queue.StateLeased {
+		t.Errorf("leased job = %s on %s, want leased on b", got.State, got.CollectorID)
+	}
+	// Unassigned: its queued job is canceled (nothing may run it).
+	if _, err := q.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j2, _ := runNow(t, s, "i1", "a")
+	in.CollectorID = ""
+	if _, err := s.AssignIntegration(ctx, in, ev("integration.unassigned", "i1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := jobState(t, q, j2.ID); got.State != queue.StateCanceled {
+		t.Errorf("queued job of an unassigned integration is %s, want canceled", got.State)
+	}
+}
+
+func testDeleteCollectorCancelsQueued(t *testing.T, b Backend) {
+	s, q := b.Store, b.Queue
+	collector(t, s, "a")
+	// A job left on a's queue with no integration assigned to a.
+	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteCollector(ctx, "a", ev("collector.deleted", "a"))
+	if err != nil || n != 1 {
+		t.Fatalf("delete = %d, %v; want 1 job canceled", n, err)
+	}
+	if got := jobState(t, q, j.ID); got.State != queue.StateCanceled || got.Error == "" {
+		t.Errorf("job of the deleted collector = %s %q, want canceled with a reason", got.State, got.Error)
+	}
+	// Dedupe no longer blocks the integration.
+	if _, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "b"}); err != nil || existed {
+		t.Errorf("enqueue after the delete: existed=%v, %v", existed, err)
+	}
+}
+
+func testDeleteIntegrationCancelsJobs(t *testing.T, b Backend) {
+	s, q := b.Store, b.Queue
+	collector(t, s, "a")
+	integration(t, s, "i1", "a")
+	j, _ := runNow(t, s, "i1", "a")
+	l, err := q.Next(ctx, queue.NextRequest{CollectorID: "a"})
+	if err != nil || l.ID != j.ID {
+		t.Fatal(l, err)
+	}
+	n, err := s.DeleteIntegration(ctx, "i1", true, ev("integration.deleted", "i1"))
+	if err != nil || n != 1 {
+		t.Fatalf("delete = %d, %v; want 1 job canceled", n, err)
+	}
+	if _, err := q.Renew(ctx, l.ID, l.LeaseID); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Errorf("renew of the deleted integration's job: %v, want ErrLeaseLost", err)
+	}
+}
+
+// testJobActsAudited: "run now" and cancel are audited with the act; a
+// run now that finds a job already there adds nothing.
+func testJobActsAudited(t *testing.T, b Backend) {
+	s := b.Store
+	collector(t, s, "a")
+	integration(t, s, "i1", "a")
+	before, _ := s.AuditHead(ctx)
+	j, existed := runNow(t, s, "i1", "a")
+	if _, again := runNow(t, s, "i1", "a"); existed || !again {
+		t.Fatalf("run now twice: existed %v then %v", existed, again)
+	}
+	if _, err := s.CancelJob(ctx, j.ID, func(j *queue.Job) store.Event { return ev("job.canceled", j.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelJob(ctx, j.ID, func(j *queue.Job) store.Event { return ev("job.canceled", j.ID) }); !errors.Is(err, queue.ErrInvalidState) {
+		t.Errorf("cancel twice: %v, want ErrInvalidState", err)
+	}
+	es, _ := s.AuditEntries(ctx, before.Seq, 10)
+	if len(es) != 2 || es[0].Action != "job.requested" || es[0].Target != j.ID || es[1].Action != "job.canceled" {
+		t.Errorf("audit after = %+v, want job.requested and job.canceled of %s", es, j.ID)
 	}
 }

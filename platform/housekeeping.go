@@ -1,0 +1,227 @@
+package platform
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/store"
+)
+
+// housekeepingInterval is how often finished jobs past retention and the
+// data of deleted integrations are removed, a bounded batch at a time.
+const housekeepingInterval = time.Minute
+
+// housekeepingBatch bounds the rows one step deletes (one short write).
+const housekeepingBatch = 5000
+
+// housekeepingLoop applies the job retention and the purges of deleted
+// integrations until ctx ends.
+func (s *Server) housekeepingLoop(ctx context.Context) {
+	t := time.NewTicker(housekeepingInterval)
+	defer t.Stop()
+	for {
+		s.housekeep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// housekeep runs one round: purges until none is pending, then retention
+// until nothing is past it (each step a short transaction).
+func (s *Server) housekeep(ctx context.Context) {
+	recs := s.jobs.RecordStore()
+	for ctx.Err() == nil {
+		done, err := recs.Purge(ctx, housekeepingBatch)
+		if err != nil {
+			s.log.Warn("purging a deleted integration's data failed; retrying later", "err", err)
+			break
+		}
+		if done {
+			break
+		}
+	}
+	if s.cfg.JobRetention <= 0 {
+		return
+	}
+	cutoff := s.now().Add(-s.cfg.JobRetention)
+	for ctx.Err() == nil {
+		n, err := recs.PruneJobs(ctx, cutoff, housekeepingBatch)
+		if err != nil {
+			s.log.Warn("pruning finished jobs failed; retrying later", "err", err)
+			return
+		}
+		if n > 0 {
+			s.log.Info("finished jobs past retention removed", "count", n, "retention", s.cfg.JobRetention)
+		}
+		if n < housekeepingBatch {
+			return
+		}
+	}
+}
+
+// adoptSealedConfigs re-seals, once, the integration configs written
+// before configs were bound to their target (collector, image, network
+// and secret fields): they open only under their ID.
+func (s *Server) adoptSealedConfigs(ctx context.Context) error {
+	list, err := s.st.Integrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range list {
+		if _, err := s.open(in); err == nil {
+			continue
+		}
+		plain, err := crypto.OpenAtRest(s.dataKey, in.SealedConfig, []byte(in.ID))
+		if err != nil {
+			return fmt.Errorf("integration %s: its config opens neither as it is nor as an older version wrote it: %w", in.ID, err)
+		}
+		var cfg map[string]json.RawMessage
+		if err := json.Unmarshal(plain, &cfg); err != nil {
+			return fmt.Errorf("integration %s: %w", in.ID, err)
+		}
+		if in.SealedConfig, err = s.seal(in, cfg); err != nil {
+			return err
+		}
+		ev := store.Event{Time: s.now(), Actor: "platform", Action: "integration.config_resealed", Target: in.ID,
+			Details: map[string]any{"reason": "configs are now bound to their target"}}
+		if err := s.st.UpdateIntegration(ctx, in, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpointAudit saves the chain's head outside the database, so that a
+// later verification notices newest entries deleted.
+func (s *Server) checkpointAudit(ctx context.Context) {
+	s.checkpointMu.Lock()
+	defer s.checkpointMu.Unlock()
+	head, err := s.st.AuditHead(ctx)
+	if err != nil {
+		s.log.Warn("reading the audit head failed; checkpoint not updated", "err", err)
+		return
+	}
+	if cur, err := s.auditCheckpoint(); err == nil && cur.Seq >= head.Seq {
+		return
+	}
+	path := filepath.Join(s.cfg.DataDir, AuditCheckpointFile)
+	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%d:%s\n", head.Seq, head.Hash))); err != nil {
+		s.log.Warn("writing the audit checkpoint failed", "err", err)
+	}
+}
+
+// auditCheckpoint reads the saved head (zero when none was saved yet).
+func (s *Server) auditCheckpoint() (store.Checkpoint, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, AuditCheckpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return store.Checkpoint{}, nil
+	}
+	if err != nil {
+		return store.Checkpoint{}, err
+	}
+	return parseCheckpoint(strings.TrimSpace(string(b)))
+}
+
+// parseCheckpoint reads "SEQ:HASH", as `audit verify` prints it.
+func parseCheckpoint(v string) (store.Checkpoint, error) {
+	seq, hash, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 || len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return store.Checkpoint{}, fmt.Errorf("audit checkpoint %q: want SEQ:HASH as `audit verify` prints it", v)
+	}
+	return store.Checkpoint{Seq: n, Hash: hash}, nil
+}
+
+// writeFileAtomic writes b to path (0600) through a temporary file.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// ensureMetricsToken creates the /metrics bearer token on first start
+// (a 0600 file in the data dir; only its hash in the store).
+func (s *Server) ensureMetricsToken(ctx context.Context) error {
+	if _, err := s.st.Setting(ctx, settingMetricsTokenHash); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	tok, err := crypto.NewToken(api.MetricsTokenPrefix)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, MetricsTokenFile)
+	os.Remove(path)
+	if err := writeSecretFile(path, []byte(tok+"\n")); err != nil {
+		return fmt.Errorf("write metrics token: %w", err)
+	}
+	return s.st.PutSetting(ctx, settingMetricsTokenHash, crypto.HashToken(tok), nil)
+}
+
+// metricsAuth guards /metrics: the metrics token or the admin token, unless
+// the operator opened it (cfg.MetricsPublic, for a trusted network).
+func (s *Server) metricsAuth(next http.Handler) http.Handler {
+	return s.public(func(w http.ResponseWriter, r *http.Request) error {
+		if !s.cfg.MetricsPublic && !s.metricsAllowed(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="platform-metrics"`)
+			return errorf(http.StatusUnauthorized, api.CodeUnauthorized,
+				"metrics need a bearer token: the metrics-token file in the data dir (or start with --metrics-public on a trusted network)")
+		}
+		next.ServeHTTP(w, r)
+		return nil
+	})
+}
+
+func (s *Server) metricsAllowed(r *http.Request) bool {
+	tok, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	h := crypto.HashToken(tok)
+	if want, err := s.st.Setting(r.Context(), settingMetricsTokenHash); err == nil &&
+		subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+		return true
+	}
+	return subtle.ConstantTimeCompare([]byte(h), []byte(s.adminHash.Load().(string))) == 1
+}
+
+// rotateAdminToken replaces the admin token: the new one is returned once
+// and written to the data dir's admin-token file; the old one stops
+// working at once.
+func (s *Server) rotateAdminToken(w http.ResponseWriter, r *http.Request) error {
+	if err := s.noBody(w, r); err != nil {
+		return err
+	}
+	tok, err := crypto.NewToken(api.AdminTokenPrefix)
+	if err != nil {
+		return err
+	}
+	h := crypto.HashToken(tok)
+	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "admin_token.rotated", Target: "admin"}
+	if err := s.st.PutSetting(r.Context(), settingAdminTokenHash, h, &ev); err != nil {
+		return err
+	}
+	s.adminHash.Store(h)
+	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
+	if err := writeFileAtomic(path, []byte(tok+"\n")); err != nil {
+		s.log.Error("admin token rotated but the admin-token file could not be written; use the token from the answer", "err", err)
+	}
+	s.log.Info("admin token rotated; the old one no longer works")
+	writeJSON(w, http.StatusOK, api.AdminTokenResponse{Token: tok, File: path})
+	return nil
+}

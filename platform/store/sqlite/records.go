@@ -1,0 +1,406 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/integration"
+	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
+)
+
+var _ jobs.Records = (*Records)(nil)
+
+// Records is the SQLite record store (jobs.Records), in the store's file:
+// its lease checks and the finish's sweep run in the queue's transactions.
+type Records struct {
+	s *Store
+}
+
+func newRecords(ctx context.Context, s *Store) (*Records, error) {
+	return &Records{s: s}, nil
+}
+
+// Applied implements jobs.Records.
+func (r *Records) Applied(ctx context.Context, k jobs.BatchKey) (bool, error) {
+	return applied(ctx, r.s.r, k)
+}
+
+type rowQuerier interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+func applied(ctx context.Context, q rowQuerier, k jobs.BatchKey) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM data_batches WHERE job_id=? AND lease_id=? AND seq=?`, k.JobID, k.LeaseID, k.Seq).Scan(&n)
+	return n > 0, err
+}
+
+// Ingest implements jobs.Records.
+func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
+	k := b.Key
+	dup := false
+	err := r.s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		if _, err := qt.CheckLease(ctx, k.JobID, k.LeaseID); err != nil {
+			return err
+		}
+		tx := qt.SQL()
+		var err error
+		if dup, err = applied(ctx, tx, k); err != nil || dup {
+			return err
+		}
+		up, err := newUpserter(ctx, tx, k, qt.Now())
+		if err != nil {
+			return err
+		}
+		defer up.close()
+		for _, rec := range b.Records {
+			if err := up.put(ctx, rec); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO data_batches(job_id, lease_id, seq, accepted, refused) VALUES (?,?,?,?,?)`,
+			k.JobID, k.LeaseID, k.Seq, len(b.Records), b.Refused); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, records, refused) VALUES (?,?,?)
+			ON CONFLICT(job_id) DO UPDATE SET records=records+excluded.records, refused=refused+excluded.refused`,
+			k.JobID, len(b.Records), b.Refused)
+		return err
+	})
+	return dup, err
+}
+
+// upserter holds the prepared statements of one ingest transaction.
+type upserter struct {
+	k        jobs.BatchKey
+	now      int64
+	ent, rel *sql.Stmt
+}
+
+func newUpserter(ctx context.Context, tx *sql.Tx, k jobs.BatchKey, now time.Time) (*upserter, error) {
+	ent, err := tx.PrepareContext(ctx, `INSERT INTO data_entities(integration_id, key, type, class, properties, last_job_id, updated_at, deleted_at)
+		VALUES (?,?,?,?,?,?,?,NULL)
+		ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, properties=excluded.properties,
+			last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := tx.PrepareContext(ctx, `INSERT INTO data_relationships(integration_id, key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at)
+		VALUES (?,?,?,?,?,?,?,?,?,NULL)
+		ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, from_key=excluded.from_key, to_key=excluded.to_key,
+			properties=excluded.properties, last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`)
+	if err != nil {
+		ent.Close()
+		return nil, err
+	}
+	return &upserter{k: k, now: now.UnixMilli(), ent: ent, rel: rel}, nil
+}
+
+func (u *upserter) put(ctx context.Context, r *integration.Record) error {
+	var err error
+	if r.Kind == integration.KindEntity {
+		_, err = u.ent.ExecContext(ctx, u.k.IntegrationID, r.Key, r.Type, r.Class, string(r.Body), u.k.JobID, u.now)
+	} else {
+		_, err = u.rel.ExecContext(ctx, u.k.IntegrationID, r.Key, r.Type, r.Class, r.From, r.To, string(r.Body), u.k.JobID, u.now)
+	}
+	return err
+}
+
+func (u *upserter) close() {
+	u.ent.Close()
+	u.rel.Close()
+}
+
+// AppendLogs implements jobs.Records.
+func (r *Records) AppendLogs(ctx context.Context, k jobs.LogKey, text []byte) (bool, error) {
+	dup := false
+	err := r.s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		if _, err := qt.CheckLease(ctx, k.JobID, k.LeaseID); err != nil {
+			return err
+		}
+		tx := qt.SQL()
+		res, err := tx.ExecContext(ctx, `INSERT INTO data_log_chunks(job_id, lease_id, seq) VALUES (?,?,?) ON CONFLICT DO NOTHING`,
+			k.JobID, k.LeaseID, k.Seq)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			dup = true
+			return nil
+		}
+		return appendLogText(ctx, tx, k.JobID, text)
+	})
+	return dup, err
+}
+
+func appendLogText(ctx context.Context, tx *sql.Tx, jobID string, text []byte) error {
+	var size, chunk int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT log_bytes FROM data_job_stats WHERE job_id=?),0),
+		coalesce((SELECT max(chunk) FROM data_job_logs WHERE job_id=?),0)`, jobID, jobID).Scan(&size, &chunk); err != nil {
+		return err
+	}
+	keep := min(int64(len(text)), max(0, jobs.MaxJobLogBytes-size))
+	if keep > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO data_job_logs(job_id, chunk, text) VALUES (?,?,?)`, jobID, chunk+1, string(text[:keep])); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, log_bytes, log_dropped) VALUES (?,?,?)
+		ON CONFLICT(job_id) DO UPDATE SET log_bytes=log_bytes+excluded.log_bytes, log_dropped=log_dropped+excluded.log_dropped`,
+		jobID, keep, int64(len(text))-keep)
+	return err
+}
+
+// Logs implements jobs.Records.
+func (r *Records) Logs(ctx context.Context, jobID string) (string, error) {
+	texts, err := queryAll(ctx, r.s.r, func(sc scanner) (string, error) {
+		var t string
+		return t, sc.Scan(&t)
+	}, `SELECT text FROM data_job_logs WHERE job_id=? ORDER BY chunk`, jobID)
+	if err != nil {
+		return "", err
+	}
+	var out []byte
+	for _, t := range texts {
+		out = append(out, t...)
+	}
+	var dropped int64
+	err = r.s.r.QueryRowContext(ctx, `SELECT log_dropped FROM data_job_stats WHERE job_id=?`, jobID).Scan(&dropped)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", err
+	}
+	if dropped > 0 {
+		out = fmt.Appendf(out, "[platform: %d bytes of logs dropped over the %d-byte cap]\n", dropped, jobs.MaxJobLogBytes)
+	}
+	return string(out), nil
+}
+
+// Counts implements jobs.Records.
+func (r *Records) Counts(ctx context.Context, jobID string) (jobs.Counts, error) {
+	var c jobs.Counts
+	var runner int64
+	err := r.s.r.QueryRowContext(ctx, `SELECT records, refused, runner_refused, dangling FROM data_job_stats WHERE job_id=?`, jobID).
+		Scan(&c.Records, &c.Refused, &runner, &c.Dangling)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jobs.Counts{}, nil
+	}
+	c.Refused += runner
+	return c, err
+}
+
+// Finish implements jobs.Records.
+func (r *Records) Finish(ctx context.Context, jobID, leaseID string, res queue.Result, rep jobs.RunReport) (*queue.Job, jobs.Sweep, error) {
+	var job *queue.Job
+	var sw jobs.Sweep
+	err := r.s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		var err error
+		if job, err = qt.Finish(ctx, jobID, leaseID, res); err != nil {
+			return err
+		}
+		tx := qt.SQL()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, runner_refused) VALUES (?,?)
+			ON CONFLICT(job_id) DO UPDATE SET runner_refused=excluded.runner_refused`, jobID, rep.RunnerRefused); err != nil {
+			return err
+		}
+		if !res.Succeeded {
+			return nil
+		}
+		sw, err = sweep(ctx, tx, job.IntegrationID, jobID, qt.Now())
+		return err
+	})
+	return job, sw, err
+}
+
+// sweep marks deleted what the integration had and the successful job
+// jobID did not send.
+func sweep(ctx context.Context, tx *sql.Tx, integrationID, jobID string, now time.Time) (jobs.Sweep, error) {
+	var sw jobs.Sweep
+	for _, t := range []struct {
+		table string
+		n     *int64
+	}{{"data_entities", &sw.Entities}, {"data_relationships", &sw.Relationships}} {
+		res, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET deleted_at=? WHERE integration_id=? AND last_job_id<>? AND deleted_at IS NULL`,
+			now.UnixMilli(), integrationID, jobID)
+		if err != nil {
+			return sw, fmt.Errorf("sweep %s: %w", t.table, err)
+		}
+		*t.n, _ = res.RowsAffected()
+	}
+	return sw, nil
+}
+
+// MarkDangling implements jobs.Records. The count runs on the read pool;
+// only its result takes the writer.
+func (r *Records) MarkDangling(ctx context.Context, integrationID, jobID string) (int64, error) {
+	var n int64
+	err := r.s.r.QueryRowContext(ctx, `SELECT count(*) FROM data_relationships AS rel
+		WHERE rel.integration_id = ?1 AND rel.deleted_at IS NULL AND (
+			NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.from_key AND e.deleted_at IS NULL) OR
+			NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.to_key AND e.deleted_at IS NULL))`,
+		integrationID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count dangling relationships: %w", err)
+	}
+	return n, r.s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, dangling) VALUES (?,?)
+			ON CONFLICT(job_id) DO UPDATE SET dangling=excluded.dangling`, jobID, n)
+		return err
+	})
+}
+
+// List implements jobs.Records.
+func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (jobs.Page, error) {
+	if f.Limit < 1 || f.Limit > jobs.MaxPageItems {
+		return jobs.Page{}, fmt.Errorf("%w: limit %d: want 1..%d", jobs.ErrInvalid, f.Limit, jobs.MaxPageItems)
+	}
+	after, err := decodeCursor(f.After)
+	if err != nil {
+		return jobs.Page{}, err
+	}
+	table, cols := "data_entities", "key, type, class, '', '', properties, last_job_id, updated_at, deleted_at"
+	if kind == api.KindRelationship {
+		table, cols = "data_relationships", "key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at"
+	}
+	q := `SELECT ` + cols + ` FROM ` + table + ` WHERE integration_id=? AND key > ?`
+	args := []any{f.IntegrationID, after}
+	if f.Type != "" {
+		q += ` AND type=?`
+		args = append(args, f.Type)
+	}
+	if !f.IncludeDeleted {
+		q += ` AND deleted_at IS NULL`
+	}
+	// One more than the page: its presence says there is a next page.
+	q += ` ORDER BY key LIMIT ?`
+	args = append(args, f.Limit+1)
+	rows, err := r.s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return jobs.Page{}, err
+	}
+	defer rows.Close()
+	var page jobs.Page
+	bytes := 0
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return jobs.Page{}, err
+		}
+		if len(page.Items) == f.Limit || (len(page.Items) > 0 && bytes+itemSize(it) > jobs.MaxPageBytes) {
+			page.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
+			break
+		}
+		bytes += itemSize(it)
+		page.Items = append(page.Items, it)
+	}
+	return page, rows.Err()
+}
+
+func itemSize(it api.Item) int {
+	return len(it.Key) + len(it.Type) + len(it.Class) + len(it.From) + len(it.To) + len(it.Properties) + 128
+}
+
+func scanItem(rows *sql.Rows) (api.Item, error) {
+	var it api.Item
+	var props string
+	var updated int64
+	var deleted sql.NullInt64
+	if err := rows.Scan(&it.Key, &it.Type, &it.Class, &it.From, &it.To, &props, &it.JobID, &updated, &deleted); err != nil {
+		return it, err
+	}
+	it.Properties = json.RawMessage(props)
+	it.UpdatedAt = time.UnixMilli(updated).UTC()
+	if deleted.Valid {
+		t := time.UnixMilli(deleted.Int64).UTC()
+		it.DeletedAt = &t
+	}
+	return it, nil
+}
+
+// A cursor is the last key of a page, opaque to clients.
+func encodeCursor(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) > integration.MaxKeyBytes {
+		return "", fmt.Errorf("%w: cursor %q is not one this platform returned", jobs.ErrInvalid, c)
+	}
+	return string(b), nil
+}
+
+// Purge implements jobs.Records: it works on the oldest pending purge, a
+// bounded step at a time, so a million entities never hold the writer for
+// long.
+func (r *Records) Purge(ctx context.Context, limit int) (bool, error) {
+	var integ string
+	err := r.s.r.QueryRowContext(ctx, `SELECT integration_id FROM data_purges ORDER BY requested_at LIMIT 1`).Scan(&integ)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	err = r.s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		tx := qt.SQL()
+		left := int64(limit)
+		for _, table := range []string{"data_entities", "data_relationships"} {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE integration_id = ?1 AND key IN
+				(SELECT key FROM `+table+` WHERE integration_id = ?1 LIMIT ?2)`, integ, left)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			if left -= n; left <= 0 {
+				return nil
+			}
+		}
+		ids, err := qt.DeleteIntegrationJobs(ctx, integ, int(left))
+		if err != nil {
+			return err
+		}
+		if err := dropJobData(ctx, tx, ids); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			_, err = tx.ExecContext(ctx, `DELETE FROM data_purges WHERE integration_id = ?`, integ)
+		}
+		return err
+	})
+	return false, err
+}
+
+// PruneJobs implements jobs.Records.
+func (r *Records) PruneJobs(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n := 0
+	err := r.s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		ids, err := qt.DeleteFinished(ctx, cutoff, limit)
+		if err != nil {
+			return err
+		}
+		n = len(ids)
+		return dropJobData(ctx, qt.SQL(), ids)
+	})
+	return n, err
+}
+
+// dropJobData deletes what the record store keeps per job.
+func dropJobData(ctx context.Context, tx *sql.Tx, ids []string) error {
+	for _, id := range ids {
+		for _, table := range []string{"data_job_logs", "data_log_chunks", "data_batches", "data_job_stats"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE job_id = ?`, id); err != nil {
+				return fmt.Errorf("drop %s of job %s: %w", table, id, err)
+			}
+		}
+	}
+	return nil
+}
