@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // Token prefixes: they tell a person (or a secret scanner) what a token is.
@@ -144,12 +144,30 @@ func validName(field, s string) error {
 	if len(s) > 128 || !utf8.ValidString(s) {
 		return invalidf("%s must be valid UTF-8 of at most 128 bytes", field)
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return invalidf("%s must not contain control characters", field)
-		}
+	if i := termsafe.IndexEscaped(s); i >= 0 {
+		return invalidf("%s must not contain control or formatting characters (%s at byte %d)", field, runeName(s[i:]), i)
 	}
 	return nil
+}
+
+// printableLine checks a string a collector reports and an administrator
+// reads: valid UTF-8 of at most max bytes, printable on one line
+// (termsafe.Printable: no control characters, not even newline or tab, no
+// bidirectional or other format characters that reorder or hide text).
+func printableLine(field, s string, max int) error {
+	if len(s) > max || !utf8.ValidString(s) {
+		return invalidf("%s must be valid UTF-8 of at most %d bytes", field, max)
+	}
+	if i := termsafe.IndexEscaped(s); i >= 0 {
+		return invalidf("%s must be printable text on one line: %s at byte %d is a control or formatting character", field, runeName(s[i:]), i)
+	}
+	return nil
+}
+
+// runeName names the first character of s, valid UTF-8, for an error.
+func runeName(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
+	return fmt.Sprintf("%U", r)
 }
 
 // Validate checks a collector-create request.
@@ -188,16 +206,20 @@ func (r TokenRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a heartbeat.
+// Validate checks a heartbeat. Its strings are shown to administrators
+// (collectors show): each must be printable text on one line.
 func (h Heartbeat) Validate() error {
-	for name, s := range map[string]string{"version": h.Version, "engine.kind": h.Engine.Kind,
-		"engine.version": h.Engine.Version, "runner_state": h.RunnerState} {
-		if len(s) > 128 || !utf8.ValidString(s) {
-			return invalidf("%s must be valid UTF-8 of at most 128 bytes", name)
+	for _, f := range []struct {
+		name string
+		s    string
+		max  int
+	}{
+		{"version", h.Version, 128}, {"engine.kind", h.Engine.Kind, 128}, {"engine.version", h.Engine.Version, 128},
+		{"runner_state", h.RunnerState, 128}, {"engine_error", h.EngineError, 512},
+	} {
+		if err := printableLine(f.name, f.s, f.max); err != nil {
+			return err
 		}
-	}
-	if len(h.EngineError) > 512 || !utf8.ValidString(h.EngineError) {
-		return invalidf("engine_error must be valid UTF-8 of at most 512 bytes")
 	}
 	switch {
 	case h.Capacity.CPUs < 0 || h.Capacity.MemoryTotalBytes < 0 || h.Capacity.MemoryFreeBytes < 0:

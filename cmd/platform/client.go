@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/platform/adminctl"
 )
 
@@ -37,15 +38,30 @@ func withClient(action func(c *cli.Context, ac *api.AdminClient, out adminctl.Ou
 	return func(c *cli.Context) error {
 		args, err := lateFlags(c)
 		if err != nil {
-			return err
+			return safeError(err)
 		}
 		ac, err := adminClient(c)
 		if err != nil {
-			return err
+			return safeError(err)
 		}
-		return action(c, ac, output(c), args)
+		return safeError(action(c, ac, output(c), args))
 	}
 }
+
+// safeError returns err with its message escaped for a terminal
+// (termsafe.String): the platform's refusals can quote what a collector or
+// an integration sent. errors.Is and errors.As see err as it is.
+func safeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return escapedError{err}
+}
+
+type escapedError struct{ err error }
+
+func (e escapedError) Error() string { return termsafe.String(e.err.Error()) }
+func (e escapedError) Unwrap() error { return e.err }
 
 // lateFlags applies the flags written after a positional argument (urfave/cli
 // v2 stops parsing flags at the first one, so `show ID --json` would not

@@ -14,21 +14,67 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
-// Output is where a command writes, and how.
+// Output is where a command writes, and how. Every string that came from
+// the platform is written through termsafe (tables, views, logs, JSON):
+// collectors and integrations choose much of it, and an administrator's
+// terminal must not act on it.
 type Output struct {
 	W    io.Writer
 	JSON bool
 }
 
+// json writes v as indented JSON. encoding/json escapes the C0 controls but
+// leaves DEL, the C1 controls and bidi characters raw: termsafe.JSON escapes
+// those too, so the output is the same JSON value and safe to show.
 func (o Output) json(v any) error {
-	enc := json.NewEncoder(o.W)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = o.W.Write(append(termsafe.JSON(b), '\n'))
+	return err
 }
 
-func (o Output) table() *tabwriter.Writer { return tabwriter.NewWriter(o.W, 0, 4, 2, ' ', 0) }
+// printf writes a line for people; its string arguments are escaped.
+func (o Output) printf(format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = termsafe.String(s)
+		}
+	}
+	fmt.Fprintf(o.W, format, args...)
+}
+
+// table starts an aligned table with the given header row.
+func (o Output) table(header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(o.W, 0, 4, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(header...)
+	}
+	return t
+}
+
+// table is a table for people: each cell is escaped (termsafe.String), so
+// a value can add neither a row nor a column, nor reach the terminal.
+type table struct{ tw *tabwriter.Writer }
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		if i > 0 {
+			io.WriteString(t.tw, "\t")
+		}
+		io.WriteString(t.tw, termsafe.String(c))
+	}
+	io.WriteString(t.tw, "\n")
+}
+
+// field is a row of a key/value view.
+func (t *table) field(key, value string) { t.row(key+":", value) }
+
+func (t *table) flush() error { return t.tw.Flush() }
 
 // ErrNoToken: no admin token was given and the token file cannot be read.
 var ErrNoToken = errors.New("no admin token")

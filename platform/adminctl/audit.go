@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // ErrAuditBroken: the audit chain does not verify.
@@ -32,12 +33,11 @@ func ListAudit(ctx context.Context, c *api.AdminClient, after int64, limit int, 
 	if out.JSON {
 		return out.json(api.AuditList{Entries: all})
 	}
-	tw := out.table()
-	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tDETAILS")
+	t := out.table("SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "DETAILS")
 	for _, e := range all {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, fmtTime(&e.Time), e.Actor, e.Action, e.Target, e.Details)
+		t.row(fmt.Sprint(e.Seq), fmtTime(&e.Time), e.Actor, e.Action, e.Target, string(e.Details))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // VerifyAudit asks the platform to verify the chain; a broken chain is an
@@ -52,10 +52,10 @@ func VerifyAudit(ctx context.Context, c *api.AdminClient, out Output) error {
 			return err
 		}
 	} else if v.OK {
-		fmt.Fprintf(out.W, "Audit log OK: %d entries, head %s.\n", v.Entries, v.Head)
+		out.printf("Audit log OK: %d entries, head %s.\n", v.Entries, v.Head)
 	}
 	if !v.OK {
-		return fmt.Errorf("%w at seq %d: %s (%d entries verified before it)", ErrAuditBroken, v.BadSeq, v.Reason, v.Entries)
+		return fmt.Errorf("%w at seq %d: %s (%d entries verified before it)", ErrAuditBroken, v.BadSeq, termsafe.String(v.Reason), v.Entries)
 	}
 	return nil
 }

@@ -30,16 +30,15 @@ func printGrant(out Output, g *api.EnrollmentGrant, what string) error {
 	if out.JSON {
 		return out.json(g)
 	}
-	w := out.W
-	fmt.Fprintf(w, "Collector %s (%s) %s.\n\n", g.Collector.ID, g.Collector.Name, what)
-	fmt.Fprintf(w, "Enrollment token (one use, expires %s; it is shown only now):\n\n  %s\n\n",
+	out.printf("Collector %s (%s) %s.\n\n", g.Collector.ID, g.Collector.Name, what)
+	out.printf("Enrollment token (one use, expires %s; it is shown only now):\n\n  %s\n\n",
 		fmtTime(&g.ExpiresAt), g.EnrollmentToken)
-	fmt.Fprintf(w, "The token is not part of the commands below: paste it when the installer asks,\n")
-	fmt.Fprintf(w, "or pipe it in on stdin (for example: ... install < token.txt).\n\n")
-	fmt.Fprintf(w, "Install with Podman, on the collector host:\n\n  %s\n\n", g.InstallCommands.Podman)
-	fmt.Fprintf(w, "Or with Docker:\n\n  %s\n\n", g.InstallCommands.Docker)
+	out.printf("The token is not part of the commands below: paste it when the installer asks,\n")
+	out.printf("or pipe it in on stdin (for example: ... install < token.txt).\n\n")
+	out.printf("Install with Podman, on the collector host:\n\n  %s\n\n", g.InstallCommands.Podman)
+	out.printf("Or with Docker:\n\n  %s\n\n", g.InstallCommands.Docker)
 	if g.CAPin != "" {
-		fmt.Fprintf(w, "The platform CA pin (COLLECTOR_CA_PIN) is %s.\n", g.CAPin)
+		out.printf("The platform CA pin (COLLECTOR_CA_PIN) is %s.\n", g.CAPin)
 	}
 	return nil
 }
@@ -53,17 +52,15 @@ func ListCollectors(ctx context.Context, c *api.AdminClient, out Output) error {
 	if out.JSON {
 		return out.json(api.CollectorList{Collectors: cs})
 	}
-	tw := out.table()
-	fmt.Fprintln(tw, "ID\tNAME\tPOOL\tSTATUS\tLAST HEARTBEAT\tVERSION")
+	t := out.table("ID", "NAME", "POOL", "STATUS", "LAST HEARTBEAT", "VERSION")
 	for _, col := range cs {
 		version := "-"
 		if col.LastHeartbeat != nil {
 			version = orDash(col.LastHeartbeat.Version)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", col.ID, col.Name, orDash(col.Pool), col.Status,
-			fmtTime(col.LastHeartbeatAt), version)
+		t.row(col.ID, col.Name, orDash(col.Pool), col.Status, fmtTime(col.LastHeartbeatAt), version)
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // ShowCollector prints one collector.
@@ -75,26 +72,35 @@ func ShowCollector(ctx context.Context, c *api.AdminClient, id string, out Outpu
 	if out.JSON {
 		return out.json(col)
 	}
-	tw := out.table()
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("ID", col.ID)
-	row("Name", col.Name)
-	row("Pool", orDash(col.Pool))
-	row("Status", col.Status)
-	row("Created", fmtTime(&col.CreatedAt))
-	row("Enrolled", fmtTime(col.EnrolledAt))
-	row("Identity key", orDash(col.IdentityKeyFingerprint))
-	row("HPKE key", orDash(col.HPKEKeyFingerprint))
-	row("Last heartbeat", fmtTime(col.LastHeartbeatAt))
-	if hb := col.LastHeartbeat; hb != nil {
-		row("Version", orDash(hb.Version))
-		row("Engine", fmt.Sprintf("%s %s", orDash(hb.Engine.Kind), hb.Engine.Version))
-		row("Capacity", fmt.Sprintf("%d CPUs, %d MiB free of %d MiB", hb.Capacity.CPUs,
-			hb.Capacity.MemoryFreeBytes>>20, hb.Capacity.MemoryTotalBytes>>20))
-		row("Running jobs", fmt.Sprint(hb.RunningJobs))
-		row("Runner", orDash(hb.RunnerState))
+	t := out.table()
+	t.field("ID", col.ID)
+	t.field("Name", col.Name)
+	t.field("Pool", orDash(col.Pool))
+	t.field("Status", col.Status)
+	if col.StatusReason != "" {
+		t.field("Status reason", col.StatusReason)
 	}
-	return tw.Flush()
+	t.field("Created", fmtTime(&col.CreatedAt))
+	t.field("Enrolled", fmtTime(col.EnrolledAt))
+	t.field("Identity key", orDash(col.IdentityKeyFingerprint))
+	t.field("HPKE key", orDash(col.HPKEKeyFingerprint))
+	t.field("Last heartbeat", fmtTime(col.LastHeartbeatAt))
+	if hb := col.LastHeartbeat; hb != nil {
+		showHeartbeat(t, hb)
+	}
+	return t.flush()
+}
+
+func showHeartbeat(t *table, hb *api.Heartbeat) {
+	t.field("Version", orDash(hb.Version))
+	t.field("Engine", fmt.Sprintf("%s %s", orDash(hb.Engine.Kind), hb.Engine.Version))
+	if hb.EngineError != "" {
+		t.field("Engine error", hb.EngineError)
+	}
+	t.field("Capacity", fmt.Sprintf("%d CPUs, %d MiB free of %d MiB", hb.Capacity.CPUs,
+		hb.Capacity.MemoryFreeBytes>>20, hb.Capacity.MemoryTotalBytes>>20))
+	t.field("Running jobs", fmt.Sprint(hb.RunningJobs))
+	t.field("Runner", orDash(hb.RunnerState))
 }
 
 // DeleteCollector deletes a collector and revokes its credentials.
@@ -105,6 +111,6 @@ func DeleteCollector(ctx context.Context, c *api.AdminClient, id string, out Out
 	if out.JSON {
 		return out.json(map[string]any{"deleted": id})
 	}
-	_, err := fmt.Fprintf(out.W, "Collector %s deleted; its credentials are revoked.\n", id)
-	return err
+	out.printf("Collector %s deleted; its credentials are revoked.\n", id)
+	return nil
 }

@@ -27,13 +27,11 @@ func ListIntegrations(ctx context.Context, c *api.AdminClient, out Output) error
 	if out.JSON {
 		return out.json(api.IntegrationList{Integrations: ins})
 	}
-	tw := out.table()
-	fmt.Fprintln(tw, "ID\tNAME\tIMAGE\tINTERVAL\tCOLLECTOR")
+	t := out.table("ID", "NAME", "IMAGE", "INTERVAL", "COLLECTOR")
 	for _, in := range ins {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Name, in.Image,
-			time.Duration(in.IntervalSec)*time.Second, orDash(in.CollectorID))
+		t.row(in.ID, in.Name, in.Image, (time.Duration(in.IntervalSec) * time.Second).String(), orDash(in.CollectorID))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // ShowIntegration prints one integration; secret values are masked.
@@ -72,24 +70,23 @@ func DeleteIntegration(ctx context.Context, c *api.AdminClient, id string, out O
 	if out.JSON {
 		return out.json(map[string]any{"deleted": id})
 	}
-	_, err := fmt.Fprintf(out.W, "Integration %s deleted.\n", id)
-	return err
+	out.printf("Integration %s deleted.\n", id)
+	return nil
 }
 
 func printIntegration(out Output, in *api.Integration) error {
 	if out.JSON {
 		return out.json(in)
 	}
-	tw := out.table()
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("ID", in.ID)
-	row("Name", in.Name)
-	row("Image", in.Image)
-	row("Interval", (time.Duration(in.IntervalSec) * time.Second).String())
-	row("Collector", orDash(in.CollectorID))
-	row("Network", orDash(in.Network))
-	row("Secret fields", orDash(strings.Join(in.SecretFields, ", ")))
-	row("Config", string(in.Config))
-	row("Updated", fmtTime(&in.UpdatedAt))
-	return tw.Flush()
+	t := out.table()
+	t.field("ID", in.ID)
+	t.field("Name", in.Name)
+	t.field("Image", in.Image)
+	t.field("Interval", (time.Duration(in.IntervalSec) * time.Second).String())
+	t.field("Collector", orDash(in.CollectorID))
+	t.field("Network", orDash(in.Network))
+	t.field("Secret fields", orDash(strings.Join(in.SecretFields, ", ")))
+	t.field("Config", string(in.Config))
+	t.field("Updated", fmtTime(&in.UpdatedAt))
+	return t.flush()
 }

@@ -3,8 +3,10 @@ package adminctl
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // RunJob enqueues a job for an integration now.
@@ -16,7 +18,7 @@ func RunJob(ctx context.Context, c *api.AdminClient, integrationID string, out O
 	if out.JSON {
 		return out.json(j)
 	}
-	fmt.Fprintf(out.W, "job %s for integration %s: %s (requested by %s)\n", j.ID, j.IntegrationID, j.State, j.RequestedBy)
+	out.printf("job %s for integration %s: %s (requested by %s)\n", j.ID, j.IntegrationID, j.State, j.RequestedBy)
 	return nil
 }
 
@@ -29,13 +31,12 @@ func ListJobs(ctx context.Context, c *api.AdminClient, f api.JobFilter, out Outp
 	if out.JSON {
 		return out.json(api.JobList{Jobs: list})
 	}
-	tw := out.table()
-	fmt.Fprintln(tw, "ID\tINTEGRATION\tCOLLECTOR\tSTATE\tATTEMPT\tRECORDS\tCREATED\tERROR")
+	t := out.table("ID", "INTEGRATION", "COLLECTOR", "STATE", "ATTEMPT", "RECORDS", "CREATED", "ERROR")
 	for _, j := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", j.ID, j.IntegrationID, j.CollectorID, j.State,
-			j.Attempt, j.MaxAttempts, j.Records, fmtTime(&j.CreatedAt), orDash(j.Error))
+		t.row(j.ID, j.IntegrationID, j.CollectorID, j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
+			fmt.Sprint(j.Records), fmtTime(&j.CreatedAt), orDash(j.Error))
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // ShowJob prints one job.
@@ -64,13 +65,28 @@ func printJob(out Output, j *api.Job) error {
 	if j.ExitCode != nil {
 		exit = fmt.Sprint(*j.ExitCode)
 	}
-	fmt.Fprintf(out.W, "Job:          %s\nIntegration:  %s\nCollector:    %s\nState:        %s\nAttempt:      %d of %d\nRequested by: %s\nCreated:      %s\nStarted:      %s\nFinished:     %s\nExit code:    %s\nRecords:      %d accepted, %d refused\nPeak memory:  %d bytes\nError:        %s\n",
-		j.ID, j.IntegrationID, j.CollectorID, j.State, j.Attempt, j.MaxAttempts, j.RequestedBy, fmtTime(&j.CreatedAt),
-		fmtTime(j.StartedAt), fmtTime(j.FinishedAt), exit, j.Records, j.RefusedRecords, j.PeakMemoryBytes, orDash(j.Error))
-	return nil
+	t := out.table()
+	t.field("Job", j.ID)
+	t.field("Integration", j.IntegrationID)
+	t.field("Collector", j.CollectorID)
+	t.field("State", j.State)
+	t.field("Attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
+	t.field("Requested by", j.RequestedBy)
+	t.field("Created", fmtTime(&j.CreatedAt))
+	t.field("Started", fmtTime(j.StartedAt))
+	t.field("Finished", fmtTime(j.FinishedAt))
+	t.field("Exit code", exit)
+	t.field("Records", fmt.Sprintf("%d accepted, %d refused", j.Records, j.RefusedRecords))
+	t.field("Peak memory", fmt.Sprintf("%d bytes", j.PeakMemoryBytes))
+	t.field("Error", orDash(j.Error))
+	return t.flush()
 }
 
-// JobLogs prints a job's logs.
+// JobLogs prints a job's logs. Only newline and tab reach the terminal
+// as they are: everything else a terminal would act on (ESC sequences,
+// carriage return, C1 controls, bidi overrides) is escaped, whether or not
+// the output is a terminal, as a saved copy is read on one later. --json
+// gives the exact text.
 func JobLogs(ctx context.Context, c *api.AdminClient, id string, out Output) error {
 	text, err := c.JobLogs(ctx, id)
 	if err != nil {
@@ -79,7 +95,7 @@ func JobLogs(ctx context.Context, c *api.AdminClient, id string, out Output) err
 	if out.JSON {
 		return out.json(map[string]string{"job_id": id, "logs": text})
 	}
-	_, err = fmt.Fprint(out.W, text)
+	_, err = io.WriteString(out.W, termsafe.Text(text))
 	return err
 }
 
@@ -95,19 +111,19 @@ func ListItems(ctx context.Context, c *api.AdminClient, kind, integrationID, typ
 		}
 		return out.json(api.ItemList{Entities: items})
 	}
-	tw := out.table()
+	var t *table
 	if kind == api.KindRelationship {
-		fmt.Fprintln(tw, "KEY\tTYPE\tCLASS\tFROM\tTO\tDELETED")
+		t = out.table("KEY", "TYPE", "CLASS", "FROM", "TO", "DELETED")
 		for _, it := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.From, it.To, fmtTime(it.DeletedAt))
+			t.row(it.Key, it.Type, it.Class, it.From, it.To, fmtTime(it.DeletedAt))
 		}
 	} else {
-		fmt.Fprintln(tw, "KEY\tTYPE\tCLASS\tLAST JOB\tDELETED")
+		t = out.table("KEY", "TYPE", "CLASS", "LAST JOB", "DELETED")
 		for _, it := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Key, it.Type, it.Class, it.JobID, fmtTime(it.DeletedAt))
+			t.row(it.Key, it.Type, it.Class, it.JobID, fmtTime(it.DeletedAt))
 		}
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(out.W, "%d %s\n", len(items), map[bool]string{true: "relationships", false: "entities"}[kind == api.KindRelationship])
