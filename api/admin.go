@@ -88,9 +88,27 @@ func (c *AdminClient) AssignIntegration(ctx context.Context, id, collectorID str
 		AssignRequest{CollectorID: collectorID}, &out)
 }
 
-// DeleteIntegration deletes an integration.
+// DeleteIntegration deletes an integration and cancels its jobs; its
+// collected data and job history stay.
 func (c *AdminClient) DeleteIntegration(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, PathIntegrations+"/"+url.PathEscape(id), nil, nil)
+}
+
+// PurgeIntegration deletes an integration with its entities,
+// relationships, jobs and job logs (removed in the background).
+func (c *AdminClient) PurgeIntegration(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, PathIntegrations+"/"+url.PathEscape(id)+"?purge=true", nil, nil)
+}
+
+// RotateAdminToken replaces the admin token and returns the new one; this
+// client keeps working with it.
+func (c *AdminClient) RotateAdminToken(ctx context.Context) (*AdminTokenResponse, error) {
+	var out AdminTokenResponse
+	if err := c.do(ctx, http.MethodPost, PathAdminTokenRotate, nil, &out); err != nil {
+		return nil, err
+	}
+	c.token = out.Token
+	return &out, nil
 }
 
 // Audit returns up to limit audit entries after seq after (0: from the start).
@@ -104,8 +122,20 @@ func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) (*Audit
 	return &out, c.do(ctx, http.MethodGet, PathAudit+"?"+q.Encode(), nil, &out)
 }
 
-// VerifyAudit asks the platform to walk the audit chain.
+// VerifyAudit asks the platform to walk the audit chain (and check it
+// against the head the platform saved outside its database).
 func (c *AdminClient) VerifyAudit(ctx context.Context) (*AuditVerification, error) {
+	return c.VerifyAuditAgainst(ctx, "")
+}
+
+// VerifyAuditAgainst is VerifyAudit that also checks the chain still holds
+// a head saved earlier ("SEQ:HASH", as a verification prints it; "" for
+// none).
+func (c *AdminClient) VerifyAuditAgainst(ctx context.Context, checkpoint string) (*AuditVerification, error) {
+	path := PathAuditVerify
+	if checkpoint != "" {
+		path += "?expect=" + url.QueryEscape(checkpoint)
+	}
 	var out AuditVerification
-	return &out, c.do(ctx, http.MethodGet, PathAuditVerify, nil, &out)
+	return &out, c.do(ctx, http.MethodGet, path, nil, &out)
 }

@@ -22,6 +22,8 @@ const (
 type ItemList struct {
 	Entities      []Item `json:"entities,omitempty"`
 	Relationships []Item `json:"relationships,omitempty"`
+	// Next is the cursor of the next page (?after=), empty on the last.
+	Next string `json:"next,omitempty"`
 }
 
 // Item is a stored entity or relationship, as the admin API shows it.
@@ -83,8 +85,29 @@ func (c *AdminClient) JobLogs(ctx context.Context, id string) (string, error) {
 	return string(b), err
 }
 
-// Items lists an integration's entities (kind "entity") or relationships.
+// Items lists all of an integration's entities (kind "entity") or
+// relationships, page after page: for small integrations and tests; use
+// ItemsPage to walk a large one.
 func (c *AdminClient) Items(ctx context.Context, kind, integrationID, typ string, deleted bool) ([]Item, error) {
+	var all []Item
+	after := ""
+	for {
+		items, next, err := c.ItemsPage(ctx, kind, integrationID, typ, deleted, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		after = next
+	}
+}
+
+// ItemsPage returns one page of items after the cursor after ("" from the
+// start), at most limit (0: the platform's default), and the next cursor
+// ("" on the last page).
+func (c *AdminClient) ItemsPage(ctx context.Context, kind, integrationID, typ string, deleted bool, after string, limit int) ([]Item, string, error) {
 	path := "/entities"
 	if kind == KindRelationship {
 		path = "/relationships"
@@ -96,14 +119,20 @@ func (c *AdminClient) Items(ctx context.Context, kind, integrationID, typ string
 	if deleted {
 		q.Set("deleted", "true")
 	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var out ItemList
 	if err := c.do(ctx, http.MethodGet, PathIntegrations+"/"+url.PathEscape(integrationID)+path+"?"+q.Encode(), nil, &out); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if kind == KindRelationship {
-		return out.Relationships, nil
+		return out.Relationships, out.Next, nil
 	}
-	return out.Entities, nil
+	return out.Entities, out.Next, nil
 }
 
 // getRaw GETs a non-JSON body.

@@ -21,6 +21,7 @@ const (
 	AdminTokenPrefix      = "cadm_"
 	EnrollmentTokenPrefix = "cenr_"
 	AccessTokenPrefix     = "cacc_"
+	MetricsTokenPrefix    = "cmet_"
 )
 
 // ErrInvalid is wrapped by every decoding and validation error.

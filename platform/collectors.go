@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,14 +17,23 @@ import (
 // activeWindow is how recent a heartbeat must be for a collector to be active.
 func (s *Server) activeWindow() time.Duration { return 3 * s.cfg.HeartbeatInterval }
 
-func (s *Server) status(c store.Collector) string {
+// status says whether the collector can run jobs now, and if not, why.
+// Heartbeats alone do not make it active: its engine must answer and its
+// runner run (a collector whose engine went away still heartbeats).
+func (s *Server) status(c store.Collector) (string, string) {
 	switch {
+	case c.Tampered:
+		return api.CollectorStatusDegraded, "its keys fail the integrity check: the record was altered outside the platform; re-enroll it"
 	case c.EnrolledAt.IsZero():
-		return api.CollectorStatusPending
-	case !c.LastSeenAt.IsZero() && s.now().Sub(c.LastSeenAt) <= s.activeWindow():
-		return api.CollectorStatusActive
+		return api.CollectorStatusPending, ""
+	case c.LastSeenAt.IsZero() || s.now().Sub(c.LastSeenAt) > s.activeWindow():
+		return api.CollectorStatusOffline, ""
+	case c.LastBeat != nil && c.LastBeat.EngineError != "":
+		return api.CollectorStatusDegraded, "container engine unreachable: " + c.LastBeat.EngineError
+	case c.LastBeat != nil && c.LastBeat.RunnerState != api.RunnerRunning && c.LastBeat.RunnerState != api.RunnerRestarted:
+		return api.CollectorStatusDegraded, "runner not running (state: " + c.LastBeat.RunnerState + ")"
 	}
-	return api.CollectorStatusOffline
+	return api.CollectorStatusActive, ""
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -34,8 +44,9 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func (s *Server) collectorView(c store.Collector) api.Collector {
+	status, reason := s.status(c)
 	v := api.Collector{
-		ID: c.ID, Name: c.Name, Pool: c.Pool, Status: s.status(c), CreatedAt: c.CreatedAt,
+		ID: c.ID, Name: c.Name, Pool: c.Pool, Status: status, StatusReason: reason, CreatedAt: c.CreatedAt,
 		EnrolledAt: timePtr(c.EnrolledAt), LastHeartbeatAt: timePtr(c.LastSeenAt),
 	}
 	if c.LastBeat != nil {
@@ -95,14 +106,19 @@ func (s *Server) installCommands(id string) api.InstallCommands {
 	}
 	cmd := func(engine, sock string) string {
 		// Podman refuses a bind mount whose source is missing, and the
-		// dirs must be root's alone: create them first, 0700.
-		return fmt.Sprintf("sudo mkdir -p -m 0700 /etc/collector /var/lib/collector && "+
+		// dirs must be root's alone: create them first, 0700. Job secrets
+		// are files on the tmpfs /run/collector/secrets, never on a disk.
+		return fmt.Sprintf("sudo mkdir -p -m 0700 /etc/collector /var/lib/collector /run/collector/secrets && "+
 			"sudo %s run --rm -i --privileged --network host %s -v /etc/collector:/etc/collector:Z "+
-			"-v /var/lib/collector:/var/lib/collector:Z -v %s:%s %s install",
+			"-v /var/lib/collector:/var/lib/collector:Z -v /run/collector/secrets:/run/collector/secrets -v %s:%s %s install",
 			engine, env, sock, sock, shellQuote(s.cfg.CollectorImage))
 	}
 	return api.InstallCommands{
-		Podman: cmd("podman", "/run/podman/podman.sock"),
+		// Podman's socket directory, not the file: a restarted service
+		// creates a new socket there, which a mount of the old file would
+		// never see. Docker's socket sits in /var/run with the rest of the
+		// host's, so the file (collector/install.SocketMount says why).
+		Podman: cmd("podman", "/run/podman"),
 		Docker: cmd("docker", "/var/run/docker.sock"),
 	}
 }
@@ -180,6 +196,11 @@ func (s *Server) showCollector(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, err := s.st.Collector(r.Context(), id)
+	if errors.Is(err, store.ErrIntegrity) && c.ID == id {
+		// Shown, flagged: an administrator must see what was altered.
+		s.log.Error("collector keys fail their integrity check", "collector", id)
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -213,10 +234,11 @@ func (s *Server) deleteCollector(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.deleted", Target: id}
-	if err := s.st.DeleteCollector(r.Context(), id, ev); err != nil {
+	canceled, err := s.st.DeleteCollector(r.Context(), id, ev)
+	if err != nil {
 		return err
 	}
-	s.log.Info("collector deleted; its credentials are revoked", "collector", id)
+	s.log.Info("collector deleted; its credentials are revoked", "collector", id, "queued_jobs_canceled", canceled)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -60,24 +60,39 @@ type Config struct {
 	// MetricsPublic serves /metrics without a token (a trusted network
 	// only: it tells how many collectors and jobs there are).
 	MetricsPublic bool
+	// HeaderTimeout bounds the wait for a request's headers, and for a new
+	// connection's first request whatever its protocol (HTTP/2 included).
+	HeaderTimeout time.Duration
+	// BodyGrace and BodyMinRate set a request body's deadline: BodyGrace
+	// plus its size at BodyMinRate bytes per second. A large upload on a
+	// slow link gets the time it needs; a trickling client does not.
+	BodyGrace   time.Duration
+	BodyMinRate int64
+	// HousekeepingInterval is how often job retention and the purges of
+	// deleted integrations run.
+	HousekeepingInterval time.Duration
 }
 
 // DefaultConfig returns the defaults the serve command starts from.
 func DefaultConfig() Config {
 	return Config{
-		Listen:             "127.0.0.1:8443",
-		DataDir:            "/var/lib/collector-platform",
-		CollectorImage:     "localhost/collector:latest",
-		HeartbeatInterval:  30 * time.Second,
-		EnrollmentTokenTTL: 24 * time.Hour,
-		AccessTokenTTL:     15 * time.Minute,
-		HeartbeatHistory:   100,
-		MaxBodyBytes:       1 << 20,
-		ShutdownTimeout:    15 * time.Second,
-		Queue:              queue.DefaultConfig(),
-		Jobs:               jobs.DefaultConfig(),
-		JobLimits:          crypto.Limits{MemoryBytes: 512 << 20, CPUs: 1, Pids: 512, TimeoutSec: 3600},
-		JobRetention:       30 * 24 * time.Hour,
+		Listen:               "127.0.0.1:8443",
+		DataDir:              "/var/lib/collector-platform",
+		CollectorImage:       "localhost/collector:latest",
+		HeartbeatInterval:    30 * time.Second,
+		EnrollmentTokenTTL:   24 * time.Hour,
+		AccessTokenTTL:       15 * time.Minute,
+		HeartbeatHistory:     100,
+		MaxBodyBytes:         1 << 20,
+		ShutdownTimeout:      15 * time.Second,
+		Queue:                queue.DefaultConfig(),
+		Jobs:                 jobs.DefaultConfig(),
+		JobLimits:            crypto.Limits{MemoryBytes: 512 << 20, CPUs: 1, Pids: 512, TimeoutSec: 3600},
+		JobRetention:         30 * 24 * time.Hour,
+		HeaderTimeout:        10 * time.Second,
+		BodyGrace:            30 * time.Second,
+		BodyMinRate:          16 << 10,
+		HousekeepingInterval: time.Minute,
 	}
 }
 
@@ -124,6 +139,10 @@ func (c Config) Validate() error {
 		return bad("shutdown-timeout", "must be positive")
 	case len(c.ImagePolicy) > 0 && !json.Valid(c.ImagePolicy):
 		return bad("image-policy", "is not JSON")
+	case c.HousekeepingInterval <= 0:
+		return bad("housekeeping-interval", "must be positive")
+	case c.HeaderTimeout <= 0 || c.BodyGrace <= 0 || c.BodyMinRate < 1:
+		return bad("header-timeout", "header timeout, body grace and body rate must be positive")
 	case c.JobRetention < 0:
 		return bad("job-retention", "must not be negative (0 keeps finished jobs forever)")
 	}

@@ -13,24 +13,14 @@ import (
 	"github.com/collectorhq/collector/api"
 )
 
-// headerTimeout bounds the wait for a request's headers, and for a new
-// connection's first request whatever its protocol.
-const headerTimeout = 10 * time.Second
-
-// Body deadlines: a body must arrive at bodyMinRate after bodyGrace. A
-// 4 MiB batch on a 1 Mbit/s uplink (≈ 34 s) fits; a client trickling
-// bytes to hold a connection does not.
-const (
-	bodyGrace   = 30 * time.Second
-	bodyMinRate = 16 << 10 // bytes per second
-)
-
 // withBodyDeadline sets each request's read deadline from its declared
-// size, instead of one whole-request timeout that a large upload on a slow
-// link cannot meet, and lifts it once the body is read (net/http's
-// background read of an idle HTTP/1.1 connection would otherwise hit it
-// and cancel a handler still working).
-func withBodyDeadline(next http.Handler) http.Handler {
+// size (cfg.BodyGrace + size at cfg.BodyMinRate: a 4 MiB batch on a
+// 1 Mbit/s uplink, ≈ 34 s, fits the defaults; a client trickling bytes to
+// hold a connection does not), instead of one whole-request timeout that a
+// large upload on a slow link cannot meet. It lifts the deadline once the
+// body is read: net/http's background read of an idle HTTP/1.1 connection
+// would otherwise hit it and cancel a handler still working.
+func (s *Server) withBodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
@@ -38,7 +28,7 @@ func withBodyDeadline(next http.Handler) http.Handler {
 			if r.ContentLength < 0 { // chunked: assume the largest upload
 				size = api.MaxBatchBytes
 			}
-			d := bodyGrace + time.Duration(size/bodyMinRate)*time.Second
+			d := s.cfg.BodyGrace + time.Duration(float64(size)/float64(s.cfg.BodyMinRate)*float64(time.Second))
 			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
 				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
 			}
@@ -63,14 +53,17 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// A connection that sends no request within headerTimeout of its accept
-// is closed, whatever its protocol: HTTP/1.1 has ReadHeaderTimeout for
-// that, but an HTTP/2 connection that completes its handshake and sends
-// nothing would otherwise stay for IdleTimeout (minutes), and a few
+// A connection that sends no request within cfg.HeaderTimeout of its
+// accept is closed, whatever its protocol: HTTP/1.1 has ReadHeaderTimeout
+// for that, but an HTTP/2 connection that completes its handshake and
+// sends nothing would otherwise stay for IdleTimeout (minutes), and a few
 // thousand of them hold memory and descriptors.
 
 // idleConnListener arms a first-request timer on every accepted connection.
-type idleConnListener struct{ net.Listener }
+type idleConnListener struct {
+	net.Listener
+	timeout time.Duration
+}
 
 func (l *idleConnListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -78,7 +71,7 @@ func (l *idleConnListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	mc := &markedConn{Conn: c}
-	mc.timer = time.AfterFunc(headerTimeout, func() {
+	mc.timer = time.AfterFunc(l.timeout, func() {
 		if !mc.seen.Load() {
 			c.Close()
 		}

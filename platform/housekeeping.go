@@ -18,17 +18,13 @@ import (
 	"github.com/collectorhq/collector/platform/store"
 )
 
-// housekeepingInterval is how often finished jobs past retention and the
-// data of deleted integrations are removed, a bounded batch at a time.
-const housekeepingInterval = time.Minute
-
 // housekeepingBatch bounds the rows one step deletes (one short write).
 const housekeepingBatch = 5000
 
 // housekeepingLoop applies the job retention and the purges of deleted
 // integrations until ctx ends.
 func (s *Server) housekeepingLoop(ctx context.Context) {
-	t := time.NewTicker(housekeepingInterval)
+	t := time.NewTicker(s.cfg.HousekeepingInterval)
 	defer t.Stop()
 	for {
 		s.housekeep(ctx)

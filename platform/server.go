@@ -132,7 +132,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}},
 		// No whole-request ReadTimeout: each route sets its body's deadline
 		// (withBodyDeadline), which scales with the body for uploads.
-		ReadHeaderTimeout: headerTimeout,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -151,7 +151,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBG(); wg.Wait() }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ServeTLS(&idleConnListener{Listener: ln}, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
+	go func() { errc <- hs.ServeTLS(&idleConnListener{Listener: ln, timeout: s.cfg.HeaderTimeout}, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -255,7 +255,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
-	return s.metrics.instrument(markRequest(withBodyDeadline(mux)))
+	return s.metrics.instrument(markRequest(s.withBodyDeadline(mux)))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

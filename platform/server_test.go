@@ -144,7 +144,8 @@ func TestCreateCollector(t *testing.T) {
 			t.Errorf("%s command carries the enrollment token", name)
 		}
 	}
-	if !strings.Contains(g.InstallCommands.Podman, "-v /run/podman/podman.sock:/run/podman/podman.sock") ||
+	// Podman's socket directory, so a restarted service's new socket is seen.
+	if !strings.Contains(g.InstallCommands.Podman, "-v /run/podman:/run/podman") ||
 		!strings.Contains(g.InstallCommands.Docker, "-v /var/run/docker.sock:/var/run/docker.sock") {
 		t.Errorf("engine sockets not mounted: %+v", g.InstallCommands)
 	}
