@@ -325,4 +325,3 @@ func waitUntil(t *testing.T, what string, d time.Duration, f func() bool) {
 	}
 	t.Fatalf("%s: not done within %v", what, d)
 }
-

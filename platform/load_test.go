@@ -22,8 +22,8 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
-	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/platform/platformtest"
+	"github.com/collectorhq/collector/platform/store"
 )
 
 func envInt(name string, def int) int {

@@ -220,4 +220,3 @@ func TestSchedulerStopsForRemovedOrUnassigned(t *testing.T) {
 		t.Errorf("removed integration has %d jobs, want 1", n)
 	}
 }
-

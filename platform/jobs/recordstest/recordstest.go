@@ -29,16 +29,16 @@ type Backend struct {
 // Run runs the suite; newBackend returns a fresh, empty backend per test.
 func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	for name, test := range map[string]func(*testing.T, Backend){
-		"BatchAppliedOnce":         testBatchAppliedOnce,
-		"WritesNeedALiveLease":     testWritesNeedALiveLease,
-		"LogChunksOnce":            testLogChunksOnce,
-		"LogsCapped":               testLogsCapped,
-		"FinishSweeps":             testFinishSweeps,
-		"FailedFinishKeepsAll":     testFailedFinishKeepsAll,
-		"Dangling":                 testDangling,
-		"Pages":                    testPages,
-		"PageByteBudget":           testPageByteBudget,
-		"PruneFinishedJobs":        testPruneFinishedJobs,
+		"BatchAppliedOnce":           testBatchAppliedOnce,
+		"WritesNeedALiveLease":       testWritesNeedALiveLease,
+		"LogChunksOnce":              testLogChunksOnce,
+		"LogsCapped":                 testLogsCapped,
+		"FinishSweeps":               testFinishSweeps,
+		"FailedFinishKeepsAll":       testFailedFinishKeepsAll,
+		"Dangling":                   testDangling,
+		"Pages":                      testPages,
+		"PageByteBudget":             testPageByteBudget,
+		"PruneFinishedJobs":          testPruneFinishedJobs,
 		"CountsIncludeRunnerRefused": testCountsIncludeRunnerRefused,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })

@@ -314,9 +314,9 @@ const (
 	sqlAccessLookup = `SELECT a.collector_id, a.expires_at, a.key_fp, a.mac, c.identity_key
 		FROM access_tokens AS a JOIN collectors AS c ON c.id = a.collector_id
 		WHERE a.hash = ? AND a.expires_at > ?`
-	sqlBeatUpdate   = `UPDATE collectors SET last_seen_at = ?, last_beat = ? WHERE id = ?`
-	sqlBeatInsert   = `INSERT INTO heartbeats(collector_id, at, data) VALUES (?, ?, ?)`
-	sqlBeatPrune    = `DELETE FROM heartbeats WHERE collector_id = ? AND id <= (
+	sqlBeatUpdate = `UPDATE collectors SET last_seen_at = ?, last_beat = ? WHERE id = ?`
+	sqlBeatInsert = `INSERT INTO heartbeats(collector_id, at, data) VALUES (?, ?, ?)`
+	sqlBeatPrune  = `DELETE FROM heartbeats WHERE collector_id = ? AND id <= (
 		SELECT id FROM heartbeats WHERE collector_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
 )
 
