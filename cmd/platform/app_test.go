@@ -231,3 +231,37 @@ func TestServeCommand(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+// TestAdminTokenRotateAndAuditExpect: `admin-token rotate` prints a new
+// token and the CLI (reading the token file) works with it at once; `audit
+// verify` prints the head to save and `--expect` checks it.
+func TestAdminTokenRotateAndAuditExpect(t *testing.T) {
+	e := platformtest.Start(t)
+	run(t, e, "collectors", "create", "one")
+	out, code := run(t, e, "audit", "verify")
+	if code != 0 || !strings.Contains(out, "--expect ") {
+		t.Fatalf("verify (exit %d):\n%s", code, out)
+	}
+	head := strings.Fields(out[strings.Index(out, "--expect ")+len("--expect "):])[0]
+	head = strings.TrimSuffix(head, "`")
+	if out, code := run(t, e, "audit", "verify", "--expect", head); code != 0 {
+		t.Errorf("verify --expect %s (exit %d):\n%s", head, code, out)
+	}
+	if out, code := run(t, e, "audit", "verify", "--expect", "99:"+strings.Repeat("0", 64)); code == 0 {
+		t.Errorf("verify against a head past the end passed:\n%s", out)
+	}
+	old := e.AdminToken
+	out, code = run(t, e, "admin-token", "rotate")
+	if code != 0 || !strings.Contains(out, "The old token no longer works") {
+		t.Fatalf("rotate (exit %d):\n%s", code, out)
+	}
+	if !strings.Contains(out, api.AdminTokenPrefix) || strings.Contains(out, old) {
+		t.Errorf("rotate output does not show a new token:\n%s", out)
+	}
+	if out, code := run(t, e, "collectors", "list"); code != 0 {
+		t.Errorf("the CLI with the token file after rotation (exit %d):\n%s", code, out)
+	}
+	if out, code := run(t, e, "collectors", "list", "--token", old); code != cliutil.ExitAuth {
+		t.Errorf("the old token after rotation: exit %d, want %d:\n%s", code, cliutil.ExitAuth, out)
+	}
+}

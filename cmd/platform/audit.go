@@ -22,10 +22,10 @@ var auditCommand = &cli.Command{
 			}),
 		},
 		{
-			Name: "verify", Usage: "verify the whole chain; fails naming the first edited, missing or reordered entry",
-			Flags: clientFlags(),
+			Name: "verify", Usage: "verify the whole chain; fails naming the first edited, missing, reordered or deleted entry",
+			Flags: clientFlags(&cli.StringFlag{Name: "expect", Usage: "a head SEQ:HASH saved from an earlier verify: the chain must still hold it"}),
 			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
-				return adminctl.VerifyAudit(c.Context, ac, out)
+				return adminctl.VerifyAudit(c.Context, ac, c.String("expect"), out)
 			}),
 		},
 	},

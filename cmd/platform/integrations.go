@@ -67,13 +67,14 @@ var integrationsCommand = &cli.Command{
 			}),
 		},
 		{
-			Name: "delete", Usage: "delete an integration", ArgsUsage: "ID", Flags: clientFlags(),
+			Name: "delete", Usage: "delete an integration and cancel its jobs", ArgsUsage: "ID",
+			Flags: clientFlags(&cli.BoolFlag{Name: "purge", Usage: "also delete its entities, relationships, jobs and job logs"}),
 			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
 				id, err := oneArg(c, args, "ID")
 				if err != nil {
 					return err
 				}
-				return adminctl.DeleteIntegration(c.Context, ac, id, out)
+				return adminctl.DeleteIntegration(c.Context, ac, id, c.Bool("purge"), out)
 			}),
 		},
 	},

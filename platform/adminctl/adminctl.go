@@ -1,6 +1,7 @@
 package adminctl
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -160,4 +161,17 @@ func checkConfig(b []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return json.RawMessage(b), nil
+}
+
+// RotateAdminToken replaces the admin token and prints the new one.
+func RotateAdminToken(ctx context.Context, c *api.AdminClient, out Output) error {
+	r, err := c.RotateAdminToken(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate admin token: %w", err)
+	}
+	if out.JSON {
+		return out.json(r)
+	}
+	out.printf("New admin token (shown once; the platform also wrote it to %s):\n%s\nThe old token no longer works.\n", r.File, r.Token)
+	return nil
 }

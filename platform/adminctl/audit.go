@@ -40,10 +40,12 @@ func ListAudit(ctx context.Context, c *api.AdminClient, after int64, limit int, 
 	return t.flush()
 }
 
-// VerifyAudit asks the platform to verify the chain; a broken chain is an
-// error wrapping ErrAuditBroken that names the first bad entry.
-func VerifyAudit(ctx context.Context, c *api.AdminClient, out Output) error {
-	v, err := c.VerifyAudit(ctx)
+// VerifyAudit asks the platform to verify the chain (hashes, MACs, the
+// head the platform saved outside its database and, if expect is set, a
+// head the administrator saved: "SEQ:HASH"); a broken chain is an error
+// wrapping ErrAuditBroken that names the first bad entry.
+func VerifyAudit(ctx context.Context, c *api.AdminClient, expect string, out Output) error {
+	v, err := c.VerifyAuditAgainst(ctx, expect)
 	if err != nil {
 		return fmt.Errorf("verify audit log: %w", err)
 	}
@@ -52,7 +54,8 @@ func VerifyAudit(ctx context.Context, c *api.AdminClient, out Output) error {
 			return err
 		}
 	} else if v.OK {
-		out.printf("Audit log OK: %d entries, head %s.\n", v.Entries, v.Head)
+		out.printf("Audit log OK: %d entries, head %d:%s.\n", v.Entries, v.HeadSeq, v.Head)
+		out.printf("Save the head; a later `platform audit verify --expect %d:%s` tells if newer entries were deleted.\n", v.HeadSeq, v.Head)
 	}
 	if !v.OK {
 		return fmt.Errorf("%w at seq %d: %s (%d entries verified before it)", ErrAuditBroken, v.BadSeq, termsafe.String(v.Reason), v.Entries)

@@ -62,15 +62,25 @@ func AssignIntegration(ctx context.Context, c *api.AdminClient, id, collectorID 
 	return printIntegration(out, in)
 }
 
-// DeleteIntegration deletes an integration.
-func DeleteIntegration(ctx context.Context, c *api.AdminClient, id string, out Output) error {
-	if err := c.DeleteIntegration(ctx, id); err != nil {
+// DeleteIntegration deletes an integration and cancels its jobs; with
+// purge, its entities, relationships, jobs and job logs go too (in the
+// background).
+func DeleteIntegration(ctx context.Context, c *api.AdminClient, id string, purge bool, out Output) error {
+	del := c.DeleteIntegration
+	if purge {
+		del = c.PurgeIntegration
+	}
+	if err := del(ctx, id); err != nil {
 		return fmt.Errorf("delete integration %s: %w", id, err)
 	}
 	if out.JSON {
-		return out.json(map[string]any{"deleted": id})
+		return out.json(map[string]any{"deleted": id, "purge": purge})
 	}
-	out.printf("Integration %s deleted.\n", id)
+	if purge {
+		out.printf("Integration %s deleted; its data, jobs and job logs are being removed.\n", id)
+	} else {
+		out.printf("Integration %s deleted; its data and job history stay (delete with --purge to remove them).\n", id)
+	}
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/queue"
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
@@ -218,5 +220,79 @@ func TestSchedulerStopsForRemovedOrUnassigned(t *testing.T) {
 	time.Sleep(4 * period)
 	if n := len(integrationJobs(t, q, "int_a")); n != 1 {
 		t.Errorf("removed integration has %d jobs, want 1", n)
+	}
+}
+
+// flakyDirectory fails Source once for one integration, as a store under
+// a transient error would, then answers.
+type flakyDirectory struct {
+	fakeDirectory
+	key   []byte
+	fails int
+}
+
+func (d *flakyDirectory) Source(ctx context.Context, id string) (*jobs.Source, error) {
+	d.mu.Lock()
+	if d.fails > 0 {
+		d.fails--
+		d.mu.Unlock()
+		return nil, errors.New("database is locked")
+	}
+	d.mu.Unlock()
+	return d.fakeDirectory.Source(ctx, id)
+}
+
+func (d *flakyDirectory) CollectorHPKEKey(context.Context, string) ([]byte, error) { return d.key, nil }
+
+// TestTransientSealErrorRequeues is P6 item 11: a store error while
+// sealing returns the job to the queue, uncounted, and the call fails as
+// retryable; the next call gets the job. It used to fail the job for good.
+func TestTransientSealErrorRequeues(t *testing.T) {
+	hk, err := crypto.GenerateHPKEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &flakyDirectory{key: hk.PublicKey(), fails: 1}
+	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a"})
+	s, q := newService(t, jobs.DefaultConfig(), dir)
+	ctx := context.Background()
+	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_a", CollectorID: "col_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Next(ctx, "col_a", api.NextRequest{WaitSeconds: 1}); !errors.Is(err, jobs.ErrUnavailable) {
+		t.Fatalf("next with the store failing = %v, want ErrUnavailable", err)
+	}
+	got, err := q.Get(ctx, j.ID)
+	if err != nil || got.State != queue.StateQueued || got.Attempt != 1 {
+		t.Fatalf("job after the failed seal = %+v, %v; want queued on attempt 1", got, err)
+	}
+	l, err := s.Next(ctx, "col_a", api.NextRequest{WaitSeconds: 1})
+	if err != nil || l == nil || l.JobID != j.ID || l.Attempt != 1 {
+		t.Fatalf("next after = %+v, %v; want the job on attempt 1", l, err)
+	}
+}
+
+// TestJobOfMovedIntegrationGoesToItsCollector: a job leased by a collector
+// its integration left is moved, not sealed to it (P6 item 1).
+func TestJobOfMovedIntegrationGoesToItsCollector(t *testing.T) {
+	hk, err := crypto.GenerateHPKEKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := &flakyDirectory{key: hk.PublicKey()}
+	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_b"})
+	s, q := newService(t, jobs.DefaultConfig(), dir)
+	ctx := context.Background()
+	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_a", CollectorID: "col_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.Next(ctx, "col_a", api.NextRequest{WaitSeconds: 0}); err != nil || l != nil {
+		t.Fatalf("col_a was handed %+v, %v", l, err)
+	}
+	l, err := s.Next(ctx, "col_b", api.NextRequest{WaitSeconds: 1})
+	if err != nil || l == nil || l.JobID != j.ID {
+		t.Fatalf("col_b next = %+v, %v; want the moved job", l, err)
 	}
 }
