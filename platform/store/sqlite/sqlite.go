@@ -406,3 +406,27 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Backup writes a consistent copy of the database at path to dest (which
+// must not exist), while the platform may be running: `VACUUM INTO` reads
+// one snapshot of the WAL-mode file and writes a compact copy. The copy is
+// 0600; restoring it means stopping the platform and putting it in place
+// of the database file (with its -wal and -shm files removed).
+func Backup(ctx context.Context, path, dest string) error {
+	if _, err := os.Stat(dest); err == nil {
+		return fmt.Errorf("backup to %s: the file exists; choose a new name", dest)
+	}
+	db, err := openDB(path, roleReader)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// VACUUM INTO writes; the reader role is query_only.
+	if _, err := db.ExecContext(ctx, `PRAGMA query_only(0)`); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
+		return fmt.Errorf("backup %s to %s: %w", path, dest, err)
+	}
+	return os.Chmod(dest, 0o600)
+}
