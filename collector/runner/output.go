@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/integration"
@@ -163,7 +164,11 @@ type logSink struct {
 	total    int
 	dropped  int
 	maxTotal int
-	seq      int // chunks uploaded so far; a retried chunk keeps its number
+
+	// upMu makes flushes one at a time, so chunks go up in order and
+	// each keeps the number it was given through every retry.
+	upMu sync.Mutex
+	seq  int // chunks numbered so far (from 1)
 }
 
 // maxJobLogBytes bounds what one job uploads as logs.
@@ -219,32 +224,51 @@ func (l *logSink) consume(r io.Reader) {
 
 // flush uploads what is pending; best effort, logs are never worth a job.
 func (l *logSink) flush(ctx context.Context) {
-	l.mu.Lock()
-	if l.dropped > 0 {
-		fmt.Fprintf(&l.buf, "[collector: %d bytes of logs dropped over the %d-byte limit]\n", l.dropped, l.maxTotal)
-		l.dropped = 0
-	}
-	if l.buf.Len() == 0 {
-		l.mu.Unlock()
-		return
-	}
-	text := bytes.Clone(l.buf.Bytes())
-	l.buf.Reset()
-	l.mu.Unlock()
+	l.upMu.Lock()
+	defer l.upMu.Unlock()
+	text := l.take()
 	for len(text) > 0 {
-		n := min(len(text), api.MaxLogBytes)
-		part := text[:n]
-		text = text[n:]
+		part := text[:chunkEnd(text, api.MaxLogBytes)]
+		text = text[len(part):]
 		l.seq++
-		seq := l.seq
+		seq := l.seq // a retry, under this lease or a handed-over one, resends part under seq
 		err := l.j.retry(ctx, "upload logs", func(ctx context.Context, ls *api.Lease) error {
 			return l.j.r.api.UploadLogs(ctx, ls.JobID, ls.LeaseID, seq, part)
 		})
 		if err != nil {
-			l.j.log.Warn("job logs lost", "err", err, "bytes", len(part))
+			l.j.log.Warn("job logs lost", "err", err, "bytes", len(part)+len(text))
 			return
 		}
 	}
+}
+
+// take returns what is pending, with a note of what the bound dropped.
+func (l *logSink) take() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dropped > 0 {
+		fmt.Fprintf(&l.buf, "[collector: %d bytes of logs dropped over the %d-byte limit]\n", l.dropped, l.maxTotal)
+		l.dropped = 0
+	}
+	text := bytes.Clone(l.buf.Bytes())
+	l.buf.Reset()
+	return text
+}
+
+// chunkEnd is where the first upload of text ends: after its last whole
+// line within limit bytes (lines are cut far below the limit), so a chunk
+// never splits a line or a character.
+func chunkEnd(text []byte, limit int) int {
+	if len(text) <= limit {
+		return len(text)
+	}
+	if i := bytes.LastIndexByte(text[:limit], '\n'); i >= 0 {
+		return i + 1
+	}
+	for limit > 1 && !utf8.RuneStart(text[limit]) {
+		limit--
+	}
+	return limit
 }
 
 // flushEvery flushes with ctx every d until stop is closed or ctx ends; an
