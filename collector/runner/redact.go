@@ -23,6 +23,10 @@ const redactedMark = "[REDACTED]"
 
 // Bounds of what redaction derives from a config.
 const (
+	// minSecret is the shortest value redacted: a shorter one cannot be
+	// told from ordinary text, and marking it everywhere would leave the
+	// logs and errors unreadable (a field that short is no secret).
+	minSecret = 4
 	// minSecretLine is the shortest line of a multi-line secret redacted on
 	// its own (shorter ones would blank common text).
 	minSecretLine = 8
@@ -57,7 +61,7 @@ func redactorFor(job *crypto.Job) (*redactor, error) {
 }
 
 // secretValues returns the values of the config's secret fields (every
-// string, number and boolean inside each), and
+// string and number inside each), and
 // the config's top-level string values, which may pair with a secret (a
 // user name with its password).
 func secretValues(job *crypto.Job) (secrets, fields []string, err error) {
@@ -88,7 +92,8 @@ func secretValues(job *crypto.Job) (secrets, fields []string, err error) {
 	return secrets, fields, nil
 }
 
-// appendLeaves adds every string, number and boolean inside v.
+// appendLeaves adds every string and number inside v (a boolean is no
+// secret).
 func appendLeaves(out []string, v any) []string {
 	switch t := v.(type) {
 	case string:
@@ -101,7 +106,7 @@ func appendLeaves(out []string, v any) []string {
 		for _, e := range t {
 			out = appendLeaves(out, e)
 		}
-	case float64, bool:
+	case float64:
 		out = append(out, fmt.Sprint(t))
 	}
 	return out
@@ -119,6 +124,9 @@ func newRedactor(secrets, fields []string) *redactor {
 		}
 	}
 	for _, s := range secrets {
+		if len(s) < minSecret {
+			continue
+		}
 		add(textForms(s)...)
 		b64, short := base64Forms(s)
 		add(b64...)

@@ -132,7 +132,7 @@ func TestRedactionCoversPrintedForms(t *testing.T) {
 		"first-line-of-secret\nsecond-line-of-secret",
 		"tab\there\tand-more",
 		"mixed \"&<>\\ \n\t é🔑",
-		"pw1", // short: its base64 run alone is too short, its Basic pair is not
+		"pw12", // short: its base64 run alone is too short, its Basic pair is not
 	}
 	type printed struct {
 		name, line string
@@ -212,6 +212,14 @@ func TestRedactionOfJSONInsideJSONAndASCIIOnlyJSON(t *testing.T) {
 	}
 	if second != `"`+redactedMark+`"`+"\n" {
 		t.Errorf("ASCII-only JSON of the secret: got %q", second)
+	}
+}
+
+func TestRedactionSkipsValuesTooShortToTellFromText(t *testing.T) {
+	got := redactedLogs(t, map[string]any{"token": "t", "opts": map[string]any{"tls": true, "pin": 123456}}, []string{"token", "opts"},
+		"the tls setting is true; pin 123456\n")
+	if got != "the tls setting is true; pin [REDACTED]\n" {
+		t.Errorf("got %q: a one-letter secret or a boolean blanks ordinary text, a number of 4 digits or more must go", got)
 	}
 }
 
