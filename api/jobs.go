@@ -135,7 +135,8 @@ func jobPath(pattern, id string) string {
 // Next long-polls for a job; it returns nil, nil when none came in time.
 func (c *CollectorClient) Next(ctx context.Context, req NextRequest) (*Lease, error) {
 	var out Lease
-	status, err := c.doStatus(ctx, http.MethodPost, PathJobsNext, req, &out)
+	wait := time.Duration(req.WaitSeconds) * time.Second
+	status, err := c.doStatus(ctx, http.MethodPost, PathJobsNext, wait, req, &out)
 	if err != nil {
 		return nil, fmt.Errorf("next job: %w", err)
 	}
@@ -192,8 +193,9 @@ func (c *CollectorClient) Finish(ctx context.Context, jobID string, req FinishRe
 	return nil
 }
 
-// doStatus is Do that also returns the status (to tell 200 from 204).
-func (c *CollectorClient) doStatus(ctx context.Context, method, path string, in, out any) (int, error) {
+// doStatus is Do that also returns the status (to tell 200 from 204), for
+// a call whose answer may take wait to start.
+func (c *CollectorClient) doStatus(ctx context.Context, method, path string, wait time.Duration, in, out any) (int, error) {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return 0, err
@@ -201,7 +203,7 @@ func (c *CollectorClient) doStatus(ctx context.Context, method, path string, in,
 	var status int
 	err = c.withAccess(ctx, func(tok string) error {
 		var err error
-		status, err = c.t.send(ctx, method, path, tok, http.Header{"Content-Type": {"application/json"}}, b, out)
+		status, err = c.t.send(ctx, method, path, tok, http.Header{"Content-Type": {"application/json"}}, b, wait, out)
 		return err
 	})
 	return status, err
@@ -210,13 +212,16 @@ func (c *CollectorClient) doStatus(ctx context.Context, method, path string, in,
 // doRaw posts a non-JSON body with the access token.
 func (c *CollectorClient) doRaw(ctx context.Context, path string, h http.Header, body []byte, out any) error {
 	return c.withAccess(ctx, func(tok string) error {
-		_, err := c.t.send(ctx, http.MethodPost, path, tok, h, body, out)
+		_, err := c.t.send(ctx, http.MethodPost, path, tok, h, body, 0, out)
 		return err
 	})
 }
 
-// send posts body with headers h and decodes a 2xx JSON answer into out.
-func (t transport) send(ctx context.Context, method, path, bearer string, h http.Header, body []byte, out any) (int, error) {
+// send posts body with headers h and decodes a 2xx JSON answer into out,
+// within the deadline of a body that size whose answer may take wait.
+func (t transport) send(ctx context.Context, method, path, bearer string, h http.Header, body []byte, wait time.Duration, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeouts.For(len(body), wait))
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, err

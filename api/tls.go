@@ -80,10 +80,15 @@ func CATLSConfig(path string) (*tls.Config, error) {
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
 
-// HTTPClient returns an *http.Client using tc, with sane timeouts.
+// HTTPClient returns an *http.Client using tc. It has no overall timeout:
+// the API clients give each call a deadline that grows with its body
+// (Timeouts), since a fixed one cut large uploads on slow uplinks. Dial and
+// TLS handshake keep their bounds, and an HTTP/2 connection that stops
+// answering is pinged, then closed.
 func HTTPClient(tc *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	tr.ForceAttemptHTTP2 = true
-	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
+	return &http.Client{Transport: tr}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -528,8 +527,10 @@ func (j *jobRun) finish(ctx context.Context, out outcome) {
 }
 
 // retry calls f with the current lease until it succeeds, fails for good,
-// or ctx ends. Transient failures (network, 5xx, 429) are retried with
-// backoff; a lost lease (409) is retried only if a handover brought a new one.
+// or ctx ends. What api.Retryable says may pass if made again (a timeout, a
+// broken connection, 408, 429, 5xx) is retried with backoff, with the same
+// body: every call is idempotent. A lost lease (409) is retried only if a
+// handover brought a new one.
 func (j *jobRun) retry(ctx context.Context, what string, f func(context.Context, *api.Lease) error) error {
 	backoff := j.r.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
@@ -538,25 +539,11 @@ func (j *jobRun) retry(ctx context.Context, what string, f func(context.Context,
 		if api.StatusOf(err) == 409 && j.awaitHandover(ctx, l) {
 			continue
 		}
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !api.Retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		j.log.Warn(what+" failed; retrying", "attempt", attempt, "err", err, "retry_in", backoff)
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, 15*time.Second)
 	}
-}
-
-// transient reports whether a platform call is worth retrying.
-func transient(err error) bool {
-	switch s := api.StatusOf(err); {
-	case s == 429, s >= 500:
-		return true
-	case s != 0:
-		return false
-	}
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "EOF")
 }

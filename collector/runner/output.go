@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type recordSink struct {
 	sent    int64
 	refused int64
 	first   refusal // the first refused line
+	limit   int     // the byte bound of the next batch (batchBytes)
 }
 
 // refusal is one refused output line.
@@ -82,7 +84,7 @@ func (s *recordSink) add(ctx context.Context, line []byte) error {
 		s.refuse(s.line, err.Error(), "")
 		return nil
 	}
-	if s.buf.Len()+len(line)+1 > s.j.r.cfg.BatchBytes || len(s.lines) >= s.j.r.cfg.BatchRecords {
+	if s.buf.Len()+len(line)+1 > s.batchBytes() || len(s.lines) >= s.j.r.cfg.BatchRecords {
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
@@ -128,17 +130,64 @@ func (s *recordSink) flush(ctx context.Context) error {
 	var res *api.IngestResult
 	err := s.j.retry(ctx, "upload records", func(ctx context.Context, l *api.Lease) error {
 		var err error
+		start := time.Now()
 		res, err = s.j.r.api.UploadRecords(ctx, l.JobID, l.LeaseID, s.seq, s.buf.Bytes())
+		s.adapt(s.buf.Len(), time.Since(start), err)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.sent += int64(res.Accepted)
-	s.platformRefused(res)
+	if res.Duplicate {
+		s.sent += int64(len(s.lines)) // applied by an attempt whose answer was lost
+	} else {
+		s.sent += int64(res.Accepted)
+		s.platformRefused(res)
+	}
 	s.buf.Reset()
 	s.lines = s.lines[:0]
 	return nil
+}
+
+// Batch sizing: a batch should go up in about targetUpload on the link as
+// measured so far. Batches start at initialBatchBytes, follow what the link
+// carries up to Config.BatchBytes, and halve after an attempt that timed
+// out or took too long; a retried batch keeps its bytes and number.
+const (
+	initialBatchBytes = 256 << 10
+	minBatchBytes     = 64 << 10
+	targetUpload      = 10 * time.Second
+)
+
+// batchBytes is the byte bound of the batch being filled.
+func (s *recordSink) batchBytes() int {
+	if s.limit == 0 {
+		s.limit = min(initialBatchBytes, s.j.r.cfg.BatchBytes)
+	}
+	return s.limit
+}
+
+// adapt sizes the next batches after an upload attempt of n bytes that
+// took d and ended with err.
+func (s *recordSink) adapt(n int, d time.Duration, err error) {
+	limit := s.batchBytes()
+	switch {
+	case err == nil && d > 0:
+		fit := int(float64(n) / d.Seconds() * targetUpload.Seconds())
+		if n < limit/2 { // a short batch (the last one) says little about the link
+			fit = max(fit, limit)
+		}
+		limit = fit
+	case err != nil && (timedOut(err) || d >= targetUpload):
+		limit /= 2
+	}
+	s.limit = min(max(limit, minBatchBytes), s.j.r.cfg.BatchBytes)
+}
+
+// timedOut reports whether err is a deadline or a network timeout.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // platformRefused counts the lines of the batch the platform refused,
