@@ -154,6 +154,70 @@ CREATE TABLE data_purges (
 	requested_at   INTEGER NOT NULL
 );
 `,
+	// 4: accounts: users, browser sessions, API tokens, sign-in throttles,
+	// second factors. Rows that grant access carry integrity MACs.
+	`
+CREATE TABLE users (
+	id            TEXT PRIMARY KEY,
+	login         TEXT NOT NULL UNIQUE,
+	display_name  TEXT NOT NULL,
+	role          TEXT NOT NULL,
+	disabled      INTEGER NOT NULL DEFAULT 0,
+	password_hash TEXT NOT NULL DEFAULT '',
+	sso_issuer    TEXT NOT NULL DEFAULT '',
+	sso_subject   TEXT NOT NULL DEFAULT '',
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	mac           BLOB NOT NULL
+);
+CREATE UNIQUE INDEX users_sso ON users(sso_issuer, sso_subject) WHERE sso_subject != '';
+CREATE TABLE sessions (
+	hash         TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	created_at   INTEGER NOT NULL,
+	last_seen_at INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	stage        TEXT NOT NULL,
+	mfa_at       INTEGER NOT NULL DEFAULT 0,
+	method       TEXT NOT NULL,
+	sso_subject  TEXT NOT NULL DEFAULT '',
+	source       TEXT NOT NULL DEFAULT '',
+	user_agent   TEXT NOT NULL DEFAULT '',
+	mac          BLOB NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE api_tokens (
+	id           TEXT PRIMARY KEY,
+	user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name         TEXT NOT NULL,
+	role         TEXT NOT NULL,
+	hash         TEXT NOT NULL UNIQUE,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	last_used_at INTEGER NOT NULL DEFAULT 0,
+	revoked_at   INTEGER NOT NULL DEFAULT 0,
+	mac          BLOB NOT NULL
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE TABLE login_throttles (
+	key           TEXT PRIMARY KEY,
+	failures      INTEGER NOT NULL,
+	last_failure  INTEGER NOT NULL,
+	blocked_until INTEGER NOT NULL
+);
+CREATE TABLE user_totp (
+	user_id   TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+	sealed    BLOB,
+	pending   BLOB,
+	last_step INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE user_recovery_codes (
+	user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	hash    TEXT NOT NULL,
+	used_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (user_id, hash)
+) WITHOUT ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
