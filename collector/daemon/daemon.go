@@ -1,14 +1,18 @@
 // Package daemon is the collector's long-running supervisor role: it
 // heartbeats to the platform (version, engine, host capacity, running jobs,
-// the runner's state), keeps its access token fresh through the client, and
-// brings collector-runner back when it is gone or stopped.
+// the runner's state, and why the engine does not answer when it does
+// not), keeps its access token fresh through the client, and brings
+// collector-runner back when it is gone or stopped.
 package daemon
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
@@ -16,12 +20,17 @@ import (
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // Platform is the part of the collector API the daemon uses.
 type Platform interface {
 	Heartbeat(ctx context.Context, hb api.Heartbeat) error
 }
+
+// RunnerUnknown is the runner state a heartbeat reports when the engine
+// cannot say (api.Heartbeat.EngineError says why).
+const RunnerUnknown = "unknown"
 
 // Daemon supervises one collector.
 type Daemon struct {
@@ -33,6 +42,8 @@ type Daemon struct {
 	Interval time.Duration
 	// WatchRunner turns the runner supervision on.
 	WatchRunner bool
+
+	engineDown bool // what the last heartbeat found, to log changes only
 }
 
 // New returns a daemon.
@@ -50,12 +61,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.Interval)
 	defer t.Stop()
 	for {
-		state := d.checkRunner(ctx)
-		hb := d.heartbeat(ctx, state)
+		hb := d.heartbeat(ctx)
 		if err := d.platform.Heartbeat(ctx, hb); err != nil && ctx.Err() == nil {
 			d.log.Warn("heartbeat failed", "err", err)
 		} else if err == nil {
-			d.log.Debug("heartbeat sent", "runner", state, "running_jobs", hb.RunningJobs)
+			d.log.Debug("heartbeat sent", "runner", hb.RunnerState, "running_jobs", hb.RunningJobs, "engine_error", hb.EngineError)
 		}
 		select {
 		case <-ctx.Done():
@@ -65,48 +75,125 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+// Bounds of the engine calls of one heartbeat: an engine socket that stops
+// answering must not stop the heartbeats that say so.
+const (
+	engineCallTimeout = 10 * time.Second
+	ensureTimeout     = 2 * time.Minute
+)
+
+// heartbeat gathers what the daemon reports. While the engine does not
+// answer, the heartbeat says why in EngineError and the runner's state is
+// unknown, so the platform shows the collector degraded, not active.
+func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
+	c := host.Read()
+	hb := api.Heartbeat{Version: buildinfo.Version,
+		Capacity: api.Capacity{CPUs: c.CPUs, MemoryTotalBytes: c.MemoryTotalBytes, MemoryFreeBytes: c.MemoryFreeBytes}}
+	info, err := d.info(ctx)
+	if err == nil {
+		hb.Engine = api.Engine{Kind: string(info.Kind), Version: info.Version}
+		hb.RunnerState, err = d.checkRunner(ctx)
+	}
+	if err == nil {
+		hb.RunningJobs = d.runningJobs(ctx)
+	} else {
+		hb.RunnerState, hb.EngineError = RunnerUnknown, engineError(err)
+	}
+	d.noteEngine(ctx, err)
+	return hb
+}
+
+// info asks the engine to describe itself, within engineCallTimeout.
+func (d *Daemon) info(ctx context.Context) (*engine.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	defer cancel()
+	return d.eng.Info(ctx)
+}
+
+// noteEngine logs when the engine stops or starts answering.
+func (d *Daemon) noteEngine(ctx context.Context, err error) {
+	switch {
+	case ctx.Err() != nil:
+		return
+	case err != nil && !d.engineDown:
+		d.log.Warn("container engine unreachable: the collector cannot run jobs until it answers", "err", err)
+	case err == nil && d.engineDown:
+		d.log.Info("container engine reachable again")
+	}
+	d.engineDown = err != nil
+}
+
 // checkRunner returns the runner's state, restarting it if it is gone or
-// stopped.
-func (d *Daemon) checkRunner(ctx context.Context) string {
-	c, err := d.eng.InspectContainer(ctx, install.RunnerName)
+// stopped; an error means the engine could not say.
+func (d *Daemon) checkRunner(ctx context.Context) (string, error) {
+	ictx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	c, err := d.eng.InspectContainer(ictx, install.RunnerName)
+	cancel()
 	switch {
 	case err == nil && c.Running:
-		return "running"
+		return api.RunnerRunning, nil
 	case err != nil && !errors.Is(err, engine.ErrNotFound):
-		d.log.Warn("inspecting the runner failed", "err", err)
-		return "unknown"
-	case !d.WatchRunner:
-		if err != nil {
-			return "missing"
-		}
-		return c.State
+		return RunnerUnknown, fmt.Errorf("inspect %s: %w", install.RunnerName, err)
 	}
 	was := "missing"
 	if err == nil {
 		was = c.State
 	}
+	if !d.WatchRunner {
+		return was, nil
+	}
+	return d.bringBack(ctx, was), nil
+}
+
+// bringBack recreates or starts the runner, returning the state to report.
+func (d *Daemon) bringBack(ctx context.Context, was string) string {
+	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
+	defer cancel()
 	what, err := install.EnsureRunner(ctx, d.eng, d.cfg)
 	if err != nil {
 		d.log.Error("bringing the runner back failed", "was", was, "err", err)
 		return was
 	}
 	d.log.Warn("runner was not running: brought it back", "was", was, "action", what)
-	return "restarted"
+	return api.RunnerRestarted
 }
 
-func (d *Daemon) heartbeat(ctx context.Context, runnerState string) api.Heartbeat {
-	hb := api.Heartbeat{Version: buildinfo.Version, RunnerState: runnerState}
-	if info, err := d.eng.Info(ctx); err == nil {
-		hb.Engine = api.Engine{Kind: string(info.Kind), Version: info.Version}
+// runningJobs counts this collector's running job containers.
+func (d *Daemon) runningJobs(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	defer cancel()
+	jobs, err := d.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job", "io.collector.collector": d.cfg.CollectorID})
+	if err != nil {
+		return 0
 	}
-	c := host.Read()
-	hb.Capacity = api.Capacity{CPUs: c.CPUs, MemoryTotalBytes: c.MemoryTotalBytes, MemoryFreeBytes: c.MemoryFreeBytes}
-	if jobs, err := d.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job", "io.collector.collector": d.cfg.CollectorID}); err == nil {
-		for _, j := range jobs {
-			if j.Running {
-				hb.RunningJobs++
-			}
+	n := 0
+	for _, j := range jobs {
+		if j.Running {
+			n++
 		}
 	}
-	return hb
+	return n
+}
+
+// maxEngineError is what a heartbeat may carry of the engine's error.
+const maxEngineError = 512
+
+// urlUserinfo matches the credentials of a URL ("ssh://user:pass@host"),
+// which an engine address may hold.
+var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@`)
+
+// engineError is err as a heartbeat reports it: no URL credentials, one
+// printable line (control and format characters escaped), at most
+// maxEngineError bytes.
+func engineError(err error) string {
+	s := termsafe.String(urlUserinfo.ReplaceAllString(err.Error(), "${1}"))
+	if len(s) <= maxEngineError {
+		return s
+	}
+	const more = "..."
+	cut := maxEngineError - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }

@@ -118,6 +118,9 @@ type Runner struct {
 	state  *state
 	log    *slog.Logger
 
+	// engineDown is what the last engine check found (Run's alone).
+	engineDown bool
+
 	mu      sync.Mutex
 	running map[string]*jobRun // by job ID
 }
@@ -145,21 +148,31 @@ func (r *Runner) Running() []string {
 	return ids
 }
 
-// Run cleans up what an earlier runner left, then leases and runs jobs
-// until ctx ends; it waits for the jobs in flight before returning.
+// Run leases and runs jobs until ctx ends; it waits for the jobs in
+// flight before returning. It asks for a job only while the engine
+// answers (a job leased then would only fail), and first removes what an
+// earlier runner left.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.CleanLeftovers(ctx); err != nil {
-		r.log.Warn("cleaning leftovers failed", "err", err)
-	}
 	slots := make(chan struct{}, r.cfg.MaxParallel)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	backoff := r.cfg.RetryBackoff
+	cleaned := false
+	backoff, engineBackoff := r.cfg.RetryBackoff, r.cfg.RetryBackoff
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
+		}
+		if !r.engineUp(ctx) {
+			<-slots
+			sleep(ctx, engineBackoff)
+			engineBackoff = min(engineBackoff*2, maxEngineBackoff)
+			continue
+		}
+		engineBackoff = r.cfg.RetryBackoff
+		if !cleaned {
+			cleaned = r.cleanLeftovers(ctx)
 		}
 		lease, err := r.api.Next(ctx, api.NextRequest{FreeMemoryBytes: r.freeMemory(), WaitSeconds: int(r.cfg.PollWait / time.Second)})
 		if err != nil || lease == nil {
@@ -184,6 +197,41 @@ func (r *Runner) Run(ctx context.Context) error {
 		}()
 	}
 	return nil
+}
+
+// Engine checks: each is bounded, and a runner whose engine does not answer
+// checks again after a pause that doubles up to maxEngineBackoff.
+const (
+	engineCheckTimeout = 10 * time.Second
+	maxEngineBackoff   = 30 * time.Second
+)
+
+// engineUp reports whether the engine answers (Info), logging only when
+// that changes, not at every check.
+func (r *Runner) engineUp(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
+	defer cancel()
+	_, err := r.eng.Info(cctx)
+	if ctx.Err() != nil {
+		return false
+	}
+	switch {
+	case err != nil && !r.engineDown:
+		r.log.Warn("container engine unreachable: not asking for jobs until it answers", "err", err)
+	case err == nil && r.engineDown:
+		r.log.Info("container engine reachable again: asking for jobs")
+	}
+	r.engineDown = err != nil
+	return err == nil
+}
+
+// cleanLeftovers runs CleanLeftovers, reporting whether it went through.
+func (r *Runner) cleanLeftovers(ctx context.Context) bool {
+	if err := r.CleanLeftovers(ctx); err != nil {
+		r.log.Warn("cleaning leftovers failed; trying again before the next job", "err", err)
+		return false
+	}
+	return true
 }
 
 // freeMemory is the host's free memory less what running jobs may still take.

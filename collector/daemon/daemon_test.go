@@ -1,0 +1,109 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/daemon"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/testutil"
+)
+
+// fakeEngine answers Info, and knows one container, the runner, running,
+// while err is nil; with err set, every call fails with it.
+type fakeEngine struct {
+	engine.Engine // nil: the daemon must not call anything else here
+
+	mu  sync.Mutex
+	err error
+}
+
+func (e *fakeEngine) fail() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+func (e *fakeEngine) Info(ctx context.Context) (*engine.Info, error) {
+	if err := e.fail(); err != nil {
+		return nil, err
+	}
+	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1"}, nil
+}
+
+func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (*engine.Container, error) {
+	if err := e.fail(); err != nil {
+		return nil, err
+	}
+	return &engine.Container{Name: id, State: "running", Running: true}, nil
+}
+
+func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
+	if err := e.fail(); err != nil {
+		return nil, err
+	}
+	return []engine.Container{{Running: true}, {Running: false}}, nil
+}
+
+// beats is the platform: it hands each heartbeat to the test.
+type beats chan api.Heartbeat
+
+func (b beats) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
+	select {
+	case b <- hb:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// TestHeartbeatSaysWhyTheEngineIsUnreachable: while the engine socket does
+// not answer, each heartbeat carries why (one printable line of at most
+// 512 bytes, no credentials) and an unknown runner state, so the platform
+// shows the collector degraded; the daemon logs the failure once, and the
+// heartbeats say all is well once the engine answers again.
+func TestHeartbeatSaysWhyTheEngineIsUnreachable(t *testing.T) {
+	eng := &fakeEngine{err: fmt.Errorf("%w: ping podman at ssh://core:hunter2@10.0.0.5/run/podman/podman.sock: dial: connection refused\n\x1b[31mretry\u202e %s",
+		engine.ErrUnavailable, strings.Repeat("é", 400))}
+	b := make(beats)
+	logs := &testutil.Buffer{}
+	d := daemon.New(&config.Config{CollectorID: "col_test"}, eng, b, slog.New(slog.NewJSONHandler(logs, nil)))
+	d.Interval = 1 // as often as the test takes them
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for i := range 3 {
+		hb := <-b
+		if hb.EngineError == "" || hb.RunnerState == api.RunnerRunning || hb.RunnerState == api.RunnerRestarted {
+			t.Fatalf("heartbeat %d while the engine fails: engine_error %q, runner_state %q", i, hb.EngineError, hb.RunnerState)
+		}
+		if err := hb.Validate(); err != nil {
+			t.Errorf("the platform would refuse heartbeat %d: %v", i, err)
+		}
+		if strings.Contains(hb.EngineError, "hunter2") || !strings.Contains(hb.EngineError, "connection refused") || len(hb.EngineError) > 512 {
+			t.Errorf("engine_error (%d bytes): %q", len(hb.EngineError), hb.EngineError)
+		}
+	}
+	if n := strings.Count(logs.String(), "container engine unreachable"); n != 1 {
+		t.Errorf("the engine failure was logged %d times over 3 heartbeats, want once:\n%s", n, logs)
+	}
+
+	eng.mu.Lock()
+	eng.err = nil
+	eng.mu.Unlock()
+	<-b // possibly gathered before the engine came back
+	hb := <-b
+	if hb.EngineError != "" || hb.RunnerState != api.RunnerRunning || hb.Engine.Version != "4.3.1" || hb.RunningJobs != 1 {
+		t.Errorf("heartbeat once the engine answers: %+v", hb)
+	}
+	if !strings.Contains(logs.String(), "container engine reachable again") {
+		t.Errorf("the recovery was not logged:\n%s", logs)
+	}
+}
