@@ -120,6 +120,8 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // New returns the service.
 func New(cfg Config, q queue.Queue, recs Records, dir Directory, signingKey ed25519.PrivateKey, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Service {
+	// time.Now is only the default clock; every time the service decides
+	// on reads s.now.
 	s := &Service{cfg: cfg, q: q, recs: recs, dir: dir, key: signingKey, log: log, m: newMetrics(reg, q), now: time.Now,
 		uploads: newUploadLimiter(cfg.UploadsPerCollector, cfg.UploadsTotal)}
 	for _, o := range opts {
@@ -145,6 +147,8 @@ func (s *Service) Queue() queue.Queue { return s.q }
 func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequest) (*api.Lease, error) {
 	// Capped before the multiplication, which a huge wait_seconds would overflow.
 	wait := time.Duration(min(req.WaitSeconds, int(api.MaxLongPoll/time.Second))) * time.Second
+	// Real time, not s.now: the wait bounds how long the request hangs (the
+	// queue's wait is in real time too).
 	deadline := time.Now().Add(wait)
 	for {
 		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Wait: max(0, time.Until(deadline)), FreeMemoryBytes: req.FreeMemoryBytes})
@@ -406,20 +410,39 @@ const maxCPUs = 1024
 // through the same dedupe as "run now", until ctx ends. It also returns
 // expired leases to the queue.
 func (s *Service) RunScheduler(ctx context.Context) {
-	due := map[string]time.Time{}
+	sc := s.newScheduler()
+	// A real-time ticker: it sets how often the scheduler looks, while
+	// what is due is decided on s.now (tests call tick and move the clock).
 	t := time.NewTicker(s.cfg.SchedulerTick)
 	defer t.Stop()
 	for {
-		s.schedule(ctx, due)
-		if n, err := s.q.ExpireLeases(ctx); err == nil && n > 0 {
-			s.m.expired.Add(float64(n))
-			s.log.Info("leases expired", "count", n)
-		}
+		sc.tick(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// scheduler is RunScheduler's state: when each integration is next due.
+type scheduler struct {
+	s   *Service
+	due map[string]time.Time
+}
+
+func (s *Service) newScheduler() *scheduler {
+	return &scheduler{s: s, due: map[string]time.Time{}}
+}
+
+// tick is one look of the scheduler: it enqueues the jobs that are due by
+// the service's clock and returns expired leases to the queue.
+func (sc *scheduler) tick(ctx context.Context) {
+	s := sc.s
+	s.schedule(ctx, sc.due)
+	if n, err := s.q.ExpireLeases(ctx); err == nil && n > 0 {
+		s.m.expired.Add(float64(n))
+		s.log.Info("leases expired", "count", n)
 	}
 }
 
@@ -508,6 +531,7 @@ var depthDesc = prometheus.NewDesc("collector_queue_jobs", "Jobs in the queue, b
 func (d *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc }
 
 func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	// A real-time bound on a scrape, not a time the service decides on.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	depth, err := d.q.Depth(ctx)

@@ -57,10 +57,34 @@ func (d *fakeDirectory) set(s ...jobs.Schedule) {
 	d.mu.Unlock()
 }
 
-// newService returns a service on a real queue in a temporary SQLite file.
-func newService(t *testing.T, cfg jobs.Config, dir jobs.Directory) (*jobs.Service, queue.Queue) {
+// testClock is a clock that only Advance moves.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newService returns a service on a real queue in a temporary SQLite file,
+// both reading the clock it returns.
+func newService(t *testing.T, cfg jobs.Config, dir jobs.Directory) (*jobs.Service, queue.Queue, *testClock) {
 	t.Helper()
-	q, err := qsqlite.Open(filepath.Join(t.TempDir(), "queue.db"), queue.DefaultConfig())
+	clock := newTestClock()
+	q, err := qsqlite.Open(filepath.Join(t.TempDir(), "queue.db"), queue.DefaultConfig(), qsqlite.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,15 +94,52 @@ func newService(t *testing.T, cfg jobs.Config, dir jobs.Directory) (*jobs.Servic
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return jobs.New(cfg, q, nil, dir, key, log, nil), q
+	return jobs.New(cfg, q, nil, dir, key, log, nil, jobs.WithClock(clock.Now)), q, clock
 }
 
-// runScheduler runs the scheduler until the test ends.
+// runScheduler runs the scheduler on its ticker until the test ends.
 func runScheduler(t *testing.T, s *jobs.Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.RunScheduler(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// stepper drives a scheduler by hand: each step moves the clock by one
+// tick and has the scheduler look once, as RunScheduler does on a tick.
+type stepper struct {
+	look  func(context.Context)
+	clock *testClock
+	tick  time.Duration
+}
+
+func newStepper(s *jobs.Service, clock *testClock, tick time.Duration) *stepper {
+	st := &stepper{look: s.SchedulerStep(), clock: clock, tick: tick}
+	st.look(context.Background()) // RunScheduler looks at once, too
+	return st
+}
+
+// run lets d pass on the clock, one tick at a time.
+func (st *stepper) run(d time.Duration) {
+	for end := st.clock.Now().Add(d); st.clock.Now().Before(end); {
+		st.clock.Advance(st.tick)
+		st.look(context.Background())
+	}
+}
+
+// untilQueued steps until the integration has a queued job other than the
+// ones in seen, and fails if none comes within the given clock time.
+func (st *stepper) untilQueued(t *testing.T, q queue.Queue, id string, within time.Duration, seen map[string]bool) *queue.Job {
+	t.Helper()
+	for end := st.clock.Now().Add(within); st.clock.Now().Before(end); {
+		st.clock.Advance(st.tick)
+		st.look(context.Background())
+		if j := queuedJob(t, q, id, seen); j != nil {
+			return j
+		}
+	}
+	t.Fatalf("no new job for %s within %v", id, within)
+	return nil
 }
 
 func integrationJobs(t *testing.T, q queue.Queue, id string) []*queue.Job {
@@ -90,18 +151,15 @@ func integrationJobs(t *testing.T, q queue.Queue, id string) []*queue.Job {
 	return list
 }
 
-// waitQueued waits for a queued job of the integration other than the
-// ones in seen.
-func waitQueued(t *testing.T, q queue.Queue, id string, within time.Duration, seen map[string]bool) *queue.Job {
+// queuedJob returns a queued job of the integration other than the ones in
+// seen, or nil.
+func queuedJob(t *testing.T, q queue.Queue, id string, seen map[string]bool) *queue.Job {
 	t.Helper()
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		for _, j := range integrationJobs(t, q, id) {
-			if j.State == queue.StateQueued && !seen[j.ID] {
-				return j
-			}
+	for _, j := range integrationJobs(t, q, id) {
+		if j.State == queue.StateQueued && !seen[j.ID] {
+			return j
 		}
 	}
-	t.Fatalf("no new job for %s within %v", id, within)
 	return nil
 }
 
@@ -127,46 +185,48 @@ func TestSchedulerEnqueuesEachPeriodNeverTwice(t *testing.T) {
 		jobs.Schedule{IntegrationID: "int_unassigned", Interval: period},
 		jobs.Schedule{IntegrationID: "int_no_period", CollectorID: "col_a"},
 	)
-	s, q := newService(t, cfg, dir)
+	s, q, clock := newService(t, cfg, dir)
 	ctx := context.Background()
-	start := time.Now()
-	runScheduler(t, s)
+	start := clock.Now()
+	sched := newStepper(s, clock, cfg.SchedulerTick)
 
 	// The first run comes within a period of first sight (spread, not at once
 	// for every integration).
-	first := waitQueued(t, q, "int_due", 2*time.Second, nil)
+	first := sched.untilQueued(t, q, "int_due", 2*period, nil)
 	if first.RequestedBy != queue.RequestedByScheduler || first.CollectorID != "col_a" {
 		t.Errorf("scheduled job = %+v", first)
 	}
-	if d := first.CreatedAt.Sub(start); d > period+500*time.Millisecond {
-		t.Errorf("first run after %v, want within about one period (%v)", d, period)
+	if d := first.CreatedAt.Sub(start); d > period+cfg.SchedulerTick {
+		t.Errorf("first run after %v, want within one period (%v) and a tick", d, period)
 	}
 
 	// Several periods pass while it is queued, then leased, then running:
 	// never a second job.
-	time.Sleep(4 * period)
+	sched.run(4 * period)
 	onlyJob(t, q, "int_due", first, queue.StateQueued)
 	leased, err := q.Next(ctx, queue.NextRequest{CollectorID: "col_a"})
 	if err != nil || leased.ID != first.ID {
 		t.Fatalf("next = %+v, %v", leased, err)
 	}
-	time.Sleep(3 * period)
+	sched.run(3 * period)
 	onlyJob(t, q, "int_due", first, queue.StateLeased)
 	if _, err := q.MarkRunning(ctx, leased.ID, leased.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * period)
+	sched.run(3 * period)
 	onlyJob(t, q, "int_due", first, queue.StateRunning)
 	if _, err := q.Finish(ctx, leased.ID, leased.LeaseID, queue.Result{Succeeded: true}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Finished at once, each later job comes one jittered period after the
-	// one before.
+	// one before. The gaps are whole ticks of the clock: 1 ms ticks give the
+	// ±20 ms of jitter some 40 values.
+	sched.tick = time.Millisecond
 	seen := map[string]bool{first.ID: true}
 	var created []time.Time
 	for range 5 {
-		j := waitQueued(t, q, "int_due", 2*time.Second, seen)
+		j := sched.untilQueued(t, q, "int_due", 2*period, seen)
 		seen[j.ID] = true
 		created = append(created, j.CreatedAt)
 		if j.RequestedBy != queue.RequestedByScheduler {
@@ -203,23 +263,49 @@ func TestSchedulerStopsForRemovedOrUnassigned(t *testing.T) {
 	const period = 50 * time.Millisecond
 	dir := &fakeDirectory{}
 	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a", Interval: period})
-	s, q := newService(t, jobs.Config{EnvelopeTTL: time.Minute, SchedulerTick: 5 * time.Millisecond, Jitter: 0.1}, dir)
-	runScheduler(t, s)
-	j := waitQueued(t, q, "int_a", 2*time.Second, nil)
+	cfg := jobs.Config{EnvelopeTTL: time.Minute, SchedulerTick: 5 * time.Millisecond, Jitter: 0.1}
+	s, q, clock := newService(t, cfg, dir)
+	sched := newStepper(s, clock, cfg.SchedulerTick)
+	j := sched.untilQueued(t, q, "int_a", 2*period, nil)
 	if _, err := q.Cancel(context.Background(), j.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Unassigned: no more runs, even though nothing is queued.
 	dir.set(jobs.Schedule{IntegrationID: "int_a", Interval: period})
-	time.Sleep(6 * period)
+	sched.run(6 * period)
 	if n := len(integrationJobs(t, q, "int_a")); n != 1 {
 		t.Errorf("unassigned integration has %d jobs, want the 1 from before", n)
 	}
 	// Removed: the same.
 	dir.set()
-	time.Sleep(4 * period)
+	sched.run(4 * period)
 	if n := len(integrationJobs(t, q, "int_a")); n != 1 {
 		t.Errorf("removed integration has %d jobs, want 1", n)
+	}
+}
+
+// TestRunSchedulerLooksOnItsTicker: RunScheduler is the stepped scheduler
+// of the tests above on a real ticker, and stops when ctx ends (the
+// cleanup waits for it). The clock is moved a period at a time until the
+// job comes: the ticker's looks are not synchronized with the test.
+func TestRunSchedulerLooksOnItsTicker(t *testing.T) {
+	const period = time.Minute
+	dir := &fakeDirectory{}
+	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a", Interval: period})
+	s, q, clock := newService(t, jobs.Config{EnvelopeTTL: time.Minute, SchedulerTick: time.Millisecond, Jitter: 0.1}, dir)
+	runScheduler(t, s)
+	const within = 10 * time.Second
+	for deadline := time.Now().Add(within); ; time.Sleep(5 * time.Millisecond) {
+		if j := queuedJob(t, q, "int_a", nil); j != nil {
+			if j.RequestedBy != queue.RequestedByScheduler || j.CollectorID != "col_a" {
+				t.Errorf("scheduled job = %+v", j)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no job for int_a within %v", within)
+		}
+		clock.Advance(period)
 	}
 }
 
@@ -254,7 +340,7 @@ func TestTransientSealErrorRequeues(t *testing.T) {
 	}
 	dir := &flakyDirectory{key: hk.PublicKey(), fails: 1}
 	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_a"})
-	s, q := newService(t, jobs.DefaultConfig(), dir)
+	s, q, _ := newService(t, jobs.DefaultConfig(), dir)
 	ctx := context.Background()
 	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_a", CollectorID: "col_a"})
 	if err != nil {
@@ -282,7 +368,7 @@ func TestJobOfMovedIntegrationGoesToItsCollector(t *testing.T) {
 	}
 	dir := &flakyDirectory{key: hk.PublicKey()}
 	dir.set(jobs.Schedule{IntegrationID: "int_a", CollectorID: "col_b"})
-	s, q := newService(t, jobs.DefaultConfig(), dir)
+	s, q, _ := newService(t, jobs.DefaultConfig(), dir)
 	ctx := context.Background()
 	j, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_a", CollectorID: "col_a"})
 	if err != nil {

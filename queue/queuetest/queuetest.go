@@ -15,27 +15,72 @@ import (
 // NewQueueFunc returns a fresh, empty queue configured with cfg, and arranges
 // (with t.Cleanup) for it to be closed and its storage removed. Close may also
 // be called by the suite; it must be safe to call twice.
-type NewQueueFunc func(t *testing.T, cfg queue.Config) queue.Queue
+type NewQueueFunc func(t *testing.T, cfg queue.Config) Backend
 
-// TTL is the lease TTL of the cases about expiry: short, so they are quick,
-// yet long enough that a loaded machine does not expire a lease between two
-// steps of a case.
-const TTL = 300 * time.Millisecond
+// Backend is a queue under test and what the suite needs to drive it without
+// sleeping: its clock, and a signal that a Next is parked.
+type Backend struct {
+	queue.Queue
+	// Advance moves the queue's clock (the one behind lease expiry and the
+	// stored times) forward by d. The clock otherwise follows real time: a
+	// Clock does both.
+	Advance func(d time.Duration)
+	// Parked receives a collector ID each time a Next of that collector,
+	// having found nothing, is about to wait; ParkSignal makes one. Sends
+	// must not block Next: the suite reads it only while it waits for one.
+	Parked <-chan string
+}
+
+// Clock is real time plus an offset that Advance moves forward. Give its Now
+// to the queue and its Advance to the Backend.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// ParkSignal returns a park hook for a backend (a func called as a Next is
+// about to wait) and the channel it feeds, for Backend.Parked. The hook
+// never blocks; it drops a signal when parkBuffer of them are unread, which
+// no case that reads them comes near.
+func ParkSignal() (hook func(collectorID string), parked <-chan string) {
+	ch := make(chan string, parkBuffer)
+	return func(collectorID string) {
+		select {
+		case ch <- collectorID:
+		default:
+		}
+	}, ch
+}
+
+const parkBuffer = 256
 
 // Config returns the configuration the suite's cases start from: the
-// defaults, with a 10 s lease that no case outlives by accident.
+// defaults, with a 10 s lease. No case waits a lease out: the cases about
+// expiry move the queue's clock past it, and 10 s is far longer than the
+// real time between two steps of a case on a loaded machine.
 func Config() queue.Config {
 	cfg := queue.DefaultConfig()
 	cfg.LeaseTTL = 10 * time.Second
 	return cfg
 }
 
-// ShortConfig is Config with a TTL-long lease, for the cases about expiry.
-func ShortConfig() queue.Config {
-	cfg := Config()
-	cfg.LeaseTTL = TTL
-	return cfg
-}
+// pastTTL is how far the expiry cases move the clock: just past a lease
+// taken at the current time.
+func pastTTL(cfg queue.Config) time.Duration { return cfg.LeaseTTL + time.Millisecond }
 
 // Run runs the conformance suite against the backend newQueue creates.
 func Run(t *testing.T, newQueue NewQueueFunc) {
@@ -142,6 +187,57 @@ func describe(j *queue.Job) string {
 
 func req(collector string) queue.NextRequest { return queue.NextRequest{CollectorID: collector} }
 
+// parkedOrDone reports whether a Next of collector parked (true) or
+// returned (false, its result put back on done) first: a Next with a short
+// Wait may, on a starved machine, return before it parks.
+func parkedOrDone(t *testing.T, b Backend, collector string, done chan error) bool {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case c := <-b.Parked:
+			if c == collector {
+				return true
+			}
+		case err := <-done:
+			done <- err
+			return false
+		case <-timeout.C:
+			t.Fatalf("no Next of %s parked or returned within 10 s", collector)
+		}
+	}
+}
+
+// drainParked forgets the park signals of Next calls that have returned.
+func drainParked(b Backend) {
+	for {
+		select {
+		case <-b.Parked:
+		default:
+			return
+		}
+	}
+}
+
+// waitParked returns once a Next of collector is parked. Callers start a
+// Next that waits far longer than this may take.
+func waitParked(t *testing.T, b Backend, collector string) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case c := <-b.Parked:
+			if c == collector {
+				return
+			}
+		case <-timeout.C:
+			t.Fatalf("no Next of %s parked within 10 s", collector)
+		}
+	}
+}
+
 // --- cases ---
 
 func testLifecycle(t *testing.T, newQueue NewQueueFunc) {
@@ -190,7 +286,7 @@ func testLifecycle(t *testing.T, newQueue NewQueueFunc) {
 		t.Fatalf("MarkRunning again = %s, %v; want running, nil (idempotent)", describe(r2), err)
 	}
 
-	time.Sleep(20 * time.Millisecond)
+	q.Advance(20 * time.Millisecond)
 	rn, err := q.Renew(ctx, l.ID, l.LeaseID)
 	if err != nil {
 		t.Fatalf("Renew: %v", err)
@@ -439,12 +535,13 @@ func testOldestFirst(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testRenewKeepsLease(t *testing.T, newQueue NewQueueFunc) {
-	q := newQueue(t, ShortConfig())
+	cfg := Config()
+	q := newQueue(t, cfg)
 	ctx := ctxT(t)
 	j := enqueue(t, q, "int-1", "col-a")
 	l := next(t, q, req("col-a"))
 	for range 8 { // 8 x TTL/6 = 1⅓ TTLs, renewed in time all along.
-		time.Sleep(TTL / 6)
+		q.Advance(cfg.LeaseTTL / 6)
 		if _, err := q.Renew(ctx, j.ID, l.LeaseID); err != nil {
 			t.Fatalf("Renew: %v", err)
 		}
@@ -460,14 +557,15 @@ func testRenewKeepsLease(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testExpiryRequeues(t *testing.T, newQueue NewQueueFunc) {
-	q := newQueue(t, ShortConfig())
+	cfg := Config()
+	q := newQueue(t, cfg)
 	ctx := ctxT(t)
 	j := enqueue(t, q, "int-1", "col-a")
 	l := next(t, q, req("col-a"))
 	if _, err := q.MarkRunning(ctx, j.ID, l.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(TTL + 50*time.Millisecond)
+	q.Advance(pastTTL(cfg))
 	n, err := q.ExpireLeases(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("ExpireLeases = %d, %v; want 1, nil", n, err)
@@ -487,11 +585,12 @@ func testExpiryRequeues(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testLazyExpiryInNext(t *testing.T, newQueue NewQueueFunc) {
-	q := newQueue(t, ShortConfig())
+	cfg := Config()
+	q := newQueue(t, cfg)
 	j := enqueue(t, q, "int-1", "col-a")
 	next(t, q, req("col-a"))
 	noJob(t, q, req("col-a"))
-	time.Sleep(TTL + 50*time.Millisecond)
+	q.Advance(pastTTL(cfg))
 	// No ExpireLeases: Next applies expiry itself.
 	l := next(t, q, req("col-a"))
 	if l.ID != j.ID || l.Attempt != 2 {
@@ -500,7 +599,7 @@ func testLazyExpiryInNext(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testDeadAfterMaxAttempts(t *testing.T, newQueue NewQueueFunc) {
-	cfg := ShortConfig()
+	cfg := Config()
 	cfg.MaxAttempts = 2
 	q := newQueue(t, cfg)
 	ctx := ctxT(t)
@@ -513,7 +612,7 @@ func testDeadAfterMaxAttempts(t *testing.T, newQueue NewQueueFunc) {
 		if l.Attempt != attempt {
 			t.Fatalf("lease #%d: attempt = %d", attempt, l.Attempt)
 		}
-		time.Sleep(TTL + 50*time.Millisecond)
+		q.Advance(pastTTL(cfg))
 		if n, err := q.ExpireLeases(ctx); err != nil || n != 1 {
 			t.Fatalf("ExpireLeases = %d, %v; want 1, nil", n, err)
 		}
@@ -531,11 +630,12 @@ func testDeadAfterMaxAttempts(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testLateAckRefused(t *testing.T, newQueue NewQueueFunc) {
-	q := newQueue(t, ShortConfig())
+	cfg := Config()
+	q := newQueue(t, cfg)
 	ctx := ctxT(t)
 	j := enqueue(t, q, "int-1", "col-a")
 	old := next(t, q, req("col-a"))
-	time.Sleep(TTL + 50*time.Millisecond)
+	q.Advance(pastTTL(cfg))
 
 	// Expired but not yet requeued: already refused.
 	_, err := q.Renew(ctx, j.ID, old.LeaseID)
@@ -577,7 +677,7 @@ func testLongPollWakes(t *testing.T, newQueue NewQueueFunc) {
 			errc <- err
 			got <- j
 		}()
-		time.Sleep(100 * time.Millisecond) // let Next settle into its wait
+		waitParked(t, q, "col-a")
 		start := time.Now()
 		j := enqueue(t, q, fmt.Sprintf("int-%d", i), "col-a")
 		if err := <-errc; err != nil {
@@ -683,7 +783,8 @@ func testCapacityFilter(t *testing.T, newQueue NewQueueFunc) {
 }
 
 func testCancel(t *testing.T, newQueue NewQueueFunc) {
-	q := newQueue(t, ShortConfig())
+	cfg := Config()
+	q := newQueue(t, cfg)
 	ctx := ctxT(t)
 
 	queued := enqueue(t, q, "int-q", "col-a")
@@ -725,7 +826,7 @@ func testCancel(t *testing.T, newQueue NewQueueFunc) {
 	wantErr(t, "Finish after Cancel", err, queue.ErrLeaseLost)
 	wantState(t, get(t, q, l.ID), queue.StateCanceled)
 	// And it never comes back through expiry.
-	time.Sleep(TTL + 50*time.Millisecond)
+	q.Advance(pastTTL(cfg))
 	if n, err := q.ExpireLeases(ctx); err != nil || n != 0 {
 		t.Fatalf("ExpireLeases after Cancel = %d, %v; want 0, nil", n, err)
 	}
@@ -734,16 +835,30 @@ func testCancel(t *testing.T, newQueue NewQueueFunc) {
 func testCollectorIsolation(t *testing.T, newQueue NewQueueFunc) {
 	q := newQueue(t, Config())
 	jb := enqueue(t, q, "int-b", "col-b")
-	// A waits through B's enqueue and still gets nothing.
-	done := make(chan error, 1)
-	go func() {
-		j, err := q.Next(context.Background(), queue.NextRequest{CollectorID: "col-a", Wait: 300 * time.Millisecond})
-		if err == nil {
-			err = fmt.Errorf("collector A got %s", describe(j))
+	// A waits through B's enqueue and still gets nothing. On a starved
+	// machine A's short wait may run out before it parks: then again.
+	var done chan error
+	for try := 1; ; try++ {
+		d := make(chan error, 1)
+		go func() {
+			j, err := q.Next(context.Background(), queue.NextRequest{CollectorID: "col-a", Wait: 300 * time.Millisecond})
+			if err == nil {
+				err = fmt.Errorf("collector A got %s", describe(j))
+			}
+			d <- err
+		}()
+		done = d
+		if parkedOrDone(t, q, "col-a", done) {
+			break
 		}
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
+		if err := <-done; !errors.Is(err, queue.ErrNoJob) {
+			t.Fatalf("Next(col-a) = %v, want ErrNoJob", err)
+		}
+		if try == 5 {
+			t.Fatal("Next(col-a) with a 300ms wait returned before it parked, 5 times")
+		}
+		drainParked(q)
+	}
 	enqueue(t, q, "int-b2", "col-b")
 	if err := <-done; !errors.Is(err, queue.ErrNoJob) {
 		t.Fatalf("Next(col-a) = %v, want ErrNoJob", err)
@@ -763,7 +878,7 @@ func testReassign(t *testing.T, newQueue NewQueueFunc) {
 		l, _ := q.Next(context.Background(), queue.NextRequest{CollectorID: "col-b", Wait: 5 * time.Second})
 		got <- l
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitParked(t, q, "col-b")
 	start := time.Now()
 	n, err := q.Reassign(ctx, "int-1", "col-b")
 	if err != nil || n != 1 {
@@ -878,7 +993,7 @@ func testCloseWakesWaiters(t *testing.T, newQueue NewQueueFunc) {
 		_, err := q.Next(context.Background(), queue.NextRequest{CollectorID: "col-a", Wait: 10 * time.Second})
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitParked(t, q, "col-a")
 	if err := q.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

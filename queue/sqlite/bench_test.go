@@ -105,7 +105,13 @@ func benchRunners(b *testing.B, runners, collectors int) {
 func BenchmarkLongPollPickup(b *testing.B) {
 	cfg := queue.DefaultConfig()
 	cfg.PollInterval = time.Minute
-	q, err := sqlite.Open(filepath.Join(b.TempDir(), "queue.db"), cfg)
+	parked := make(chan struct{}, 1)
+	q, err := sqlite.Open(filepath.Join(b.TempDir(), "queue.db"), cfg, sqlite.WithParkHook(func(string) {
+		select {
+		case parked <- struct{}{}:
+		default:
+		}
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,7 +130,7 @@ func BenchmarkLongPollPickup(b *testing.B) {
 			j, err := q.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 10 * time.Second})
 			ch <- got{j, time.Now(), err}
 		}()
-		time.Sleep(time.Millisecond) // let it settle into its wait
+		<-parked // it waits
 		start := time.Now()
 		if _, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: fmt.Sprintf("int-%d", i), CollectorID: "col-a"}); err != nil {
 			b.Fatal(err)

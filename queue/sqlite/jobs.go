@@ -39,6 +39,8 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	if req.CollectorID == "" {
 		return nil, errors.New("next job: collector ID is required")
 	}
+	// Real time, not q.now: req.Wait is how long the caller's request may
+	// hang, which a test clock moving stored times must not cut short.
 	deadline := time.Now().Add(req.Wait)
 	for {
 		woken, release := q.notifier.Subscribe(req.CollectorID)
@@ -55,10 +57,9 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 			release()
 			return nil, queue.ErrNoJob
 		}
-		if q.onPark != nil {
-			q.onPark(req.CollectorID)
-		}
+		q.park(req.CollectorID, 1)
 		err = q.sleep(ctx, woken, min(remaining, q.cfg.PollInterval))
+		q.park(req.CollectorID, -1)
 		release()
 		if err != nil {
 			return nil, err
@@ -66,7 +67,32 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	}
 }
 
+// park counts a Next of collectorID into (delta 1) or out of (-1) its wait,
+// for Waiting, and calls the park hook on the way in.
+func (q *Queue) park(collectorID string, delta int) {
+	if delta > 0 && q.onPark != nil {
+		q.onPark(collectorID)
+	}
+	q.waitMu.Lock()
+	defer q.waitMu.Unlock()
+	if q.waiting[collectorID] += delta; q.waiting[collectorID] <= 0 {
+		delete(q.waiting, collectorID)
+	}
+}
+
+// Waiting reports how many Next calls of collectorID are parked, waiting
+// for a job. Each subscribed to the collector's wake-ups before it looked at
+// the store, so an Enqueue for the collector made after Waiting reports one
+// wakes it: tests use this to know a long poll is parked instead of
+// sleeping.
+func (q *Queue) Waiting(collectorID string) int {
+	q.waitMu.Lock()
+	defer q.waitMu.Unlock()
+	return q.waiting[collectorID]
+}
+
 // sleep waits for a wake-up, the fallback poll, the end of ctx or Close.
+// Its timer is in real time: it bounds the wait, like Next's deadline.
 func (q *Queue) sleep(ctx context.Context, woken <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

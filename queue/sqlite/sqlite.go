@@ -42,6 +42,9 @@ type Queue struct {
 	rstmts stmtCache // on rdb
 
 	notifier *notify.Notifier
+	// waiting counts the Next calls parked per collector (Waiting).
+	waitMu  sync.Mutex
+	waiting map[string]int
 	// lazyExpired counts leases Next expired since the last ExpireLeases.
 	lazyExpired atomic.Int64
 
@@ -98,7 +101,8 @@ func WithReader(r *sql.DB) Option { return func(q *Queue) { q.rdb = r } }
 
 // WithParkHook calls f each time a Next call of collectorID, having found
 // nothing, is about to wait: tests use it to know a long poll is parked
-// instead of sleeping.
+// instead of sleeping. f runs on Next's goroutine and must not block. (When
+// the queue is built elsewhere, Waiting tells the same by polling.)
 func WithParkHook(f func(collectorID string)) Option { return func(q *Queue) { q.onPark = f } }
 
 // Open opens a standalone queue in the SQLite file at path (see OpenDB).
@@ -129,7 +133,8 @@ func New(db *sql.DB, cfg queue.Config, opts ...Option) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
 	}
-	q := &Queue{db: db, cfg: cfg, now: time.Now, notifier: notify.New(), closed: make(chan struct{})}
+	// time.Now is only the default clock; every stored time reads q.now.
+	q := &Queue{db: db, cfg: cfg, now: time.Now, notifier: notify.New(), waiting: map[string]int{}, closed: make(chan struct{})}
 	for _, o := range opts {
 		o(q)
 	}

@@ -26,27 +26,44 @@ func newQueue(t *testing.T, cfg queue.Config) queue.Queue {
 	return q
 }
 
+// suiteBackend runs New on db with a test clock and a park signal, and
+// closes the queue when the test ends.
+func suiteBackend(t *testing.T, db *sql.DB, cfg queue.Config) queuetest.Backend {
+	t.Helper()
+	clock := &queuetest.Clock{}
+	hook, parked := queuetest.ParkSignal()
+	q, err := sqlite.New(db, cfg, sqlite.WithClock(clock.Now), sqlite.WithParkHook(hook))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return queuetest.Backend{Queue: q, Advance: clock.Advance, Parked: parked}
+}
+
+func openDB(t *testing.T, name string) *sql.DB {
+	t.Helper()
+	db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func TestConformance(t *testing.T) {
-	queuetest.Run(t, newQueue)
+	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queuetest.Backend {
+		return suiteBackend(t, openDB(t, "queue.db"), cfg)
+	})
 }
 
 // The platform shares its database: New on its *sql.DB, next to its tables.
 func TestConformanceSharedDB(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queue.Queue {
-		db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "platform.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queuetest.Backend {
+		db := openDB(t, "platform.db")
 		if _, err := db.Exec(`CREATE TABLE collectors (id TEXT PRIMARY KEY)`); err != nil {
 			t.Fatal(err)
 		}
-		q, err := sqlite.New(db, cfg)
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		t.Cleanup(func() { q.Close() })
-		return q
+		return suiteBackend(t, db, cfg)
 	})
 }
 
@@ -78,14 +95,21 @@ func TestNewMigratesOnceAndKeepsData(t *testing.T) {
 // carries work across.
 func TestTwoProcessesOneFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
-	cfg := queuetest.ShortConfig()
+	cfg := queuetest.Config()
 	cfg.PollInterval = 50 * time.Millisecond
-	a, err := sqlite.Open(path, cfg)
+	clock := &queuetest.Clock{} // one machine: both processes read the same time
+	a, err := sqlite.Open(path, cfg, sqlite.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := sqlite.Open(path, cfg)
+	bParked := make(chan struct{}, 1)
+	b, err := sqlite.Open(path, cfg, sqlite.WithClock(clock.Now), sqlite.WithParkHook(func(string) {
+		select {
+		case bParked <- struct{}{}:
+		default:
+		}
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +146,19 @@ func TestTwoProcessesOneFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 5 * time.Second})
+	type result struct {
+		job *queue.Job
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 5 * time.Second})
+		res <- result{j, err}
+	}()
+	<-bParked // b found nothing and waits
+	clock.Advance(cfg.LeaseTTL + time.Millisecond)
+	r := <-res
+	got, err := r.job, r.err
 	if err != nil {
 		t.Fatalf("b.Next: %v", err)
 	}
@@ -231,19 +267,10 @@ func explain(t *testing.T, db *sql.DB, query string, args ...any) string {
 // SQLite writers): nothing may wait for a second connection while holding the
 // first.
 func TestConformanceOneConnectionPool(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queue.Queue {
-		db, err := sqlite.OpenDB(filepath.Join(t.TempDir(), "platform.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
+	queuetest.Run(t, func(t *testing.T, cfg queue.Config) queuetest.Backend {
+		db := openDB(t, "platform.db")
 		db.SetMaxOpenConns(1)
-		t.Cleanup(func() { db.Close() })
-		q, err := sqlite.New(db, cfg)
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		t.Cleanup(func() { q.Close() })
-		return q
+		return suiteBackend(t, db, cfg)
 	})
 }
 
@@ -279,17 +306,25 @@ func TestWriteWaitsForAnotherWriter(t *testing.T) {
 	if _, err := c.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
-	const hold = 300 * time.Millisecond
+	done := make(chan error, 1)
 	go func() {
-		time.Sleep(hold)
-		c.ExecContext(ctx, `COMMIT`)
+		_, err := q.Finish(ctx, j.ID, l.LeaseID, queue.Result{Succeeded: true})
+		done <- err
 	}()
-	start := time.Now()
-	if _, err := q.Finish(ctx, j.ID, l.LeaseID, queue.Result{Succeeded: true}); err != nil {
-		t.Fatalf("Finish while another process writes: %v", err)
+	// Nothing can say that Finish is blocked on SQLite's lock, so this
+	// watches for hold (real time: busy_timeout is) that it does not return
+	// while the other writer holds the lock, then lets the writer go.
+	const hold = 300 * time.Millisecond
+	select {
+	case err := <-done:
+		t.Fatalf("Finish returned (err %v) while another process held the write lock, want it to wait for the other writer", err)
+	case <-time.After(hold):
 	}
-	if took := time.Since(start); took < hold-50*time.Millisecond {
-		t.Errorf("Finish took %v, want it to wait for the other writer (%v)", took, hold)
+	if _, err := c.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Finish while another process writes: %v", err)
 	}
 }
 
