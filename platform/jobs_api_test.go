@@ -385,7 +385,7 @@ func TestJobLeaseExpiry(t *testing.T) {
 	if _, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 1, entities("a")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(l.LeaseExpiresAt) + 100*time.Millisecond)
+	e.Clock.Advance(e.Config.Queue.LeaseTTL + 100*time.Millisecond) // past the lease; the queue reads this clock too
 
 	_, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 2, entities("b"))
 	wantAPIError(t, err, 409, api.CodeLeaseLost)
@@ -431,7 +431,12 @@ func TestJobLongPoll(t *testing.T) {
 		l, err := a.Client.Next(ctx, api.NextRequest{WaitSeconds: 5})
 		got <- result{l, err, time.Now()}
 	}()
-	time.Sleep(300 * time.Millisecond) // let the poll reach the queue
+	// Let the poll park in the queue, so the run below takes the wake-up path.
+	for deadline := time.Now().Add(5 * time.Second); e.Store.Queue().Waiting(a.ID) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll did not reach the queue within 5 s")
+		}
+	}
 	t0 := time.Now()
 	job, err := e.Admin.RunIntegration(ctx, in.ID)
 	if err != nil {
