@@ -24,15 +24,17 @@ type Config struct {
 	// Host is the engine's address, "unix:///path" or a bare socket path.
 	// Empty means CONTAINER_HOST, then DOCKER_HOST, then the default sockets.
 	Host string
-	// SecretDir is where the Docker backend keeps secret files: a directory
-	// on a tmpfs, visible at the same path to the engine and to this
-	// process. Podman keeps secrets itself and ignores it.
+	// SecretDir is where both backends keep secret files: a directory on a
+	// tmpfs (anything else is refused with ErrSecretDirNotTmpfs), visible at
+	// the same path to the engine and to this process. Empty means
+	// DefaultSecretDir.
 	SecretDir string
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
 }
 
-// DefaultSecretDir is the Docker backend's default SecretDir (on /run, a tmpfs).
+// DefaultSecretDir is the default SecretDir: on /run, a tmpfs on RHEL and
+// most systemd hosts. The installer creates it.
 const DefaultSecretDir = "/run/collector/secrets"
 
 // Validate names the first bad field.

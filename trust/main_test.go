@@ -42,7 +42,7 @@ func setup() error {
 		return err
 	}
 	env.registry, env.podman, env.dir = s.Registry, s.Podman, s.Dir
-	if env.eng, err = podman.New(context.Background(), env.podman.URI()); err != nil {
+	if env.eng, err = podman.New(context.Background(), env.podman.URI(), podman.WithSecretDir(s.SecretDir)); err != nil {
 		return err
 	}
 	if env.busybox, err = enginetest.BuildTestImage(env.podman, env.registry.Addr); err != nil {

@@ -22,7 +22,7 @@ func Open(ctx context.Context, cfg engine.Config) (engine.Engine, error) {
 	}
 	switch ep.Kind {
 	case engine.KindPodman:
-		return podman.New(ctx, ep.URI())
+		return podman.New(ctx, ep.URI(), podman.WithSecretDir(cfg.SecretDir))
 	case engine.KindDocker:
 		return docker.New(ctx, ep.URI(), cfg.SecretDir)
 	}

@@ -3,10 +3,8 @@ package docker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -56,23 +54,11 @@ func (e *Engine) hostConfig(s *engine.ContainerSpec) (*container.HostConfig, err
 	}
 	// A secret is a root-only file on a tmpfs, bind-mounted read-only.
 	for _, sm := range s.Secrets {
-		p, err := e.secretPath(sm.Name)
+		m, err := e.secrets.Mount(sm)
 		if err != nil {
 			return nil, err
 		}
-		mode := os.FileMode(sm.Mode)
-		if mode == 0 {
-			mode = 0o400
-		}
-		// Mode first, while root still owns the file: after the chown a
-		// runner without CAP_FOWNER could no longer change it.
-		if err := os.Chmod(p, mode); err != nil {
-			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
-		}
-		if err := os.Chown(p, sm.UID, sm.GID); err != nil {
-			return nil, fmt.Errorf("secret %q: %w", sm.Name, mapNotExist(err))
-		}
-		hc.Binds = append(hc.Binds, bind(p, sm.Target, true, engine.RelabelPrivate))
+		hc.Binds = append(hc.Binds, bind(m.Source, m.Target, m.ReadOnly, m.Relabel))
 	}
 	if s.NoNewPrivileges {
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges:true")
@@ -90,13 +76,6 @@ func (e *Engine) hostConfig(s *engine.ContainerSpec) (*container.HostConfig, err
 		hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: u.Name, Soft: int64(u.Soft), Hard: int64(u.Hard)})
 	}
 	return hc, nil
-}
-
-func mapNotExist(err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return engine.ErrNotFound
-	}
-	return err
 }
 
 // bind renders a bind mount in the "src:dst:opts" form, the only one that
@@ -137,7 +116,9 @@ func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
 
 // ContainerLogs copies stdout and stderr to their writers, kept apart; a
 // follow returns once the container exited and all its output is copied
-// (Podman's compatible API ends a follow early: see engine.FollowToExit).
+// exactly once, or with engine.ErrLogIncomplete. dockerd's follow is
+// delivered live; Podman's compatible API loses lines in a follow (see
+// engine.FollowToExit), so there the stored log is read in rounds.
 func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
 	read := func(ctx context.Context, follow bool, stdout, stderr io.Writer) error {
 		return e.logs(ctx, id, follow, stdout, stderr)
@@ -146,7 +127,7 @@ func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdo
 		return read(ctx, false, stdout, stderr)
 	}
 	wait := func(ctx context.Context) (int, error) { return e.WaitContainer(ctx, id) }
-	return engine.FollowToExit(ctx, read, wait, stdout, stderr)
+	return engine.FollowToExit(ctx, e.follow, read, wait, stdout, stderr)
 }
 
 func (e *Engine) logs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {

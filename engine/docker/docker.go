@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
@@ -25,8 +22,9 @@ var _ engine.Engine = (*Engine)(nil)
 
 // Engine talks to one Docker-API endpoint.
 type Engine struct {
-	cli       *client.Client
-	secretDir string
+	cli     *client.Client
+	secrets engine.SecretFiles
+	follow  engine.FollowMode
 }
 
 // New connects to the Docker API at uri ("unix:///var/run/docker.sock"),
@@ -46,7 +44,27 @@ func New(ctx context.Context, uri, secretDir string) (*Engine, error) {
 		cli.Close()
 		return nil, fmt.Errorf("%w: ping docker API at %s: %v", engine.ErrUnavailable, uri, err)
 	}
-	return &Engine{cli: cli, secretDir: secretDir}, nil
+	follow, err := followMode(ctx, cli)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: version of the docker API at %s: %v", engine.ErrUnavailable, uri, err)
+	}
+	return &Engine{cli: cli, secrets: engine.SecretFiles{Dir: secretDir}, follow: follow}, nil
+}
+
+// followMode trusts the follow of a log to dockerd, not to Podman's
+// compatible API, which names itself among the version's components.
+func followMode(ctx context.Context, cli *client.Client) (engine.FollowMode, error) {
+	v, err := cli.ServerVersion(ctx)
+	if err != nil {
+		return engine.FollowStored, err
+	}
+	for _, c := range v.Components {
+		if strings.Contains(strings.ToLower(c.Name), "podman") {
+			return engine.FollowStored, nil
+		}
+	}
+	return engine.FollowLive, nil
 }
 
 // Kind returns engine.KindDocker.
@@ -158,62 +176,12 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error 
 	return mapErr(err, "remove image "+ref)
 }
 
-// secretPath is where the file of secret name lives.
-func (e *Engine) secretPath(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
-		return "", fmt.Errorf("secret name %q: want a plain name", name)
-	}
-	return filepath.Join(e.secretDir, name), nil
-}
-
-// tmpfsMagic is TMPFS_MAGIC from statfs(2).
-const tmpfsMagic = 0x01021994
-
 // CreateSecret writes data to a root-only file on the secret tmpfs.
 func (e *Engine) CreateSecret(ctx context.Context, name string, data []byte) error {
-	p, err := e.secretPath(name)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(e.secretDir, 0o700); err != nil {
-		return fmt.Errorf("create secret %q: %w", name, err)
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(e.secretDir, &st); err != nil {
-		return fmt.Errorf("create secret %q: %w", name, err)
-	}
-	if st.Type != tmpfsMagic {
-		return fmt.Errorf("create secret %q: secret dir %s is not on a tmpfs: secrets must never reach a disk", name, e.secretDir)
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create secret %q: %w: a secret of that name exists", name, engine.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create secret %q: %w", name, err)
-	}
-	_, werr := f.Write(data)
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(p)
-		return fmt.Errorf("create secret %q: %w", name, werr)
-	}
-	return nil
+	return e.secrets.Create(name, data)
 }
 
 // RemoveSecret deletes the secret's file.
 func (e *Engine) RemoveSecret(ctx context.Context, name string) error {
-	p, err := e.secretPath(name)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove secret %q: %w", name, engine.ErrNotFound)
-		}
-		return fmt.Errorf("remove secret %q: %w", name, err)
-	}
-	return nil
+	return e.secrets.Remove(name)
 }

@@ -19,7 +19,7 @@ import (
 func BenchmarkRunCycle(b *testing.B) {
 	need(b)
 	ctx := context.Background()
-	pe, err := podman.New(ctx, env.podman.URI())
+	pe, err := podman.New(ctx, env.podman.URI(), podman.WithSecretDir(secretDir(b)))
 	if err != nil {
 		b.Fatal(err)
 	}

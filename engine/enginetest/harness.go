@@ -77,7 +77,7 @@ type process struct {
 }
 
 func start(name, logPath string, env []string, args ...string) (*process, error) {
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +105,22 @@ func (p *process) stop() {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// stopLeader sends SIGTERM to the process alone (not its group), then
+// SIGKILL after 15 s: what a service manager's stop of the service does,
+// leaving what it started in the background running.
+func (p *process) stopLeader() {
+	if p == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
 		<-p.done
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // busyboxApplets are linked into the test image's /bin.
-var busyboxApplets = []string{"sh", "cat", "echo", "sleep", "grep", "ls", "id", "touch", "head", "dd", "true", "wc", "env", "seq"}
+var busyboxApplets = []string{"sh", "cat", "echo", "sleep", "grep", "ls", "id", "touch", "head", "dd", "true", "wc", "env", "seq", "sha256sum"}
 
 // BuildTestImage builds a FROM-scratch image holding Debian's static busybox
 // with podman's CLI on p's storage, tags it ref and pushes it to the

@@ -56,38 +56,51 @@ func secretDir(t testing.TB) string {
 	return d
 }
 
-func options(kind engine.Kind) enginetest.Options {
-	return enginetest.Options{Image: env.image, ImageDigest: env.digest, Registry: env.registry.Addr, Insecure: true, Kind: kind}
+func options(kind engine.Kind, storage []string, open func(secretDir string) (engine.Engine, error)) enginetest.Options {
+	return enginetest.Options{Image: env.image, ImageDigest: env.digest, Registry: env.registry.Addr, Insecure: true, Kind: kind,
+		StorageDirs: storage, WithSecretDir: open}
+}
+
+func openPodman(secretDir string) (engine.Engine, error) {
+	return podman.New(context.Background(), env.podman.URI(), podman.WithSecretDir(secretDir))
+}
+
+func openDockerd(secretDir string) (engine.Engine, error) {
+	return docker.New(context.Background(), env.dockerd.URI(), secretDir)
+}
+
+func openPodmanCompat(secretDir string) (engine.Engine, error) {
+	return docker.New(context.Background(), env.podman.URI(), secretDir)
 }
 
 func TestPodmanBackend(t *testing.T) {
 	need(t)
-	eng, err := podman.New(context.Background(), env.podman.URI())
+	eng, err := openPodman(secretDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	enginetest.Run(t, eng, options(engine.KindPodman))
+	enginetest.Run(t, eng, options(engine.KindPodman, env.podman.StorageDirs(), openPodman))
 }
 
 func TestDockerBackendOnDockerd(t *testing.T) {
 	need(t)
-	eng, err := docker.New(context.Background(), env.dockerd.URI(), secretDir(t))
+	eng, err := openDockerd(secretDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	enginetest.Run(t, eng, options(engine.KindDocker))
+	enginetest.Run(t, eng, options(engine.KindDocker, env.dockerd.StorageDirs(), openDockerd))
 }
 
 func TestDockerBackendOnPodmanCompat(t *testing.T) {
 	need(t)
-	eng, err := docker.New(context.Background(), env.podman.URI(), secretDir(t))
+	eng, err := openPodmanCompat(secretDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	enginetest.Run(t, eng, options(engine.KindDocker))
+	enginetest.Run(t, eng, options(engine.KindDocker, env.podman.StorageDirs(), openPodmanCompat))
 }
 
 func TestOpenDetectsEachEngine(t *testing.T) {

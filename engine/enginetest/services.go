@@ -23,11 +23,14 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 `
 
-// Podman is a private Podman API service with its own storage.
+// Podman is a private Podman API service with its own storage. Its socket
+// sits alone in a directory of its own, as /run/podman/podman.sock does,
+// so that a container can mount the directory without the storage.
 type Podman struct {
 	Dir    string
 	Socket string
 	env    []string
+	args   []string
 	proc   *process
 }
 
@@ -52,27 +55,45 @@ func StartPodman(dir string, insecure ...string) (*Podman, error) {
 	}
 	p := &Podman{
 		Dir:    dir,
-		Socket: filepath.Join(dir, "podman.sock"),
+		Socket: filepath.Join(dir, "sock", "podman.sock"),
 		env: []string{
 			"CONTAINERS_CONF=" + conf,
 			"CONTAINERS_REGISTRIES_CONF=" + regs,
 			"TMPDIR=" + filepath.Join(dir, "tmp"),
 		},
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		return nil, err
+	for _, d := range []string{"tmp", "sock"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
 	}
-	args := append(p.globalArgs(), "system", "service", "--time=0", "unix://"+p.Socket)
-	proc, err := start("podman service", filepath.Join(dir, "podman.log"), p.env, args...)
-	if err != nil {
-		return nil, err
-	}
-	p.proc = proc
-	if err := waitFor(proc, "podman service", func() error { return pingUnix(p.Socket, "/libpod/_ping") }); err != nil {
+	p.args = append(p.globalArgs(), "system", "service", "--time=0", "unix://"+p.Socket)
+	if err := p.StartService(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
+
+// StartService starts the API service at p.Socket and waits until it
+// answers. The log of every start is appended to podman.log.
+func (p *Podman) StartService() error {
+	proc, err := start("podman service", filepath.Join(p.Dir, "podman.log"), p.env, p.args...)
+	if err != nil {
+		return err
+	}
+	p.proc = proc
+	return waitFor(proc, "podman service", func() error { return pingUnix(p.Socket, "/libpod/_ping") })
+}
+
+// StopService stops the API service alone, as `systemctl stop podman`
+// does: containers keep running under their conmon. StartService starts
+// it again at the same socket, which the service creates anew (a new
+// inode).
+func (p *Podman) StopService() { p.proc.stopLeader() }
+
+// StorageDirs are the directories on which the service keeps its state:
+// storage root, run root, temporary files and its log.
+func (p *Podman) StorageDirs() []string { return []string{p.Dir} }
 
 func (p *Podman) globalArgs() []string {
 	return []string{"podman", "--root", filepath.Join(p.Dir, "root"), "--runroot", filepath.Join(p.Dir, "runroot"), "--runtime", "runc"}
@@ -110,38 +131,57 @@ func (p *Podman) Stop() error {
 	return removeAll(p.Dir)
 }
 
-// Dockerd is a private dockerd with its own data and exec roots.
+// Dockerd is a private dockerd with its own data and exec roots. Its
+// socket sits alone in a directory of its own.
 type Dockerd struct {
 	Dir    string
 	Socket string
+	args   []string
 	proc   *process
 }
 
-// StartDockerd starts dockerd with no bridge and no iptables rules.
+// StartDockerd starts dockerd with no bridge and no iptables rules, and
+// with live restore, so that its containers outlive a restart of the
+// daemon, as on hosts that set it.
 func StartDockerd(dir string) (*Dockerd, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "sock"), 0o700); err != nil {
 		return nil, err
 	}
-	d := &Dockerd{Dir: dir, Socket: filepath.Join(dir, "docker.sock")}
+	d := &Dockerd{Dir: dir, Socket: filepath.Join(dir, "sock", "docker.sock")}
 	conf := filepath.Join(dir, "daemon.json")
 	if err := writeFile(conf, `{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 1024}, "nproc": {"Name": "nproc", "Soft": 1024, "Hard": 1024}}}`); err != nil {
 		return nil, err
 	}
-	proc, err := start("dockerd", filepath.Join(dir, "dockerd.log"), nil,
-		"dockerd", "--host", "unix://"+d.Socket,
+	d.args = []string{"dockerd", "--host", "unix://" + d.Socket,
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "--config-file", conf,
 		"--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
-		"--userland-proxy=false", "--exec-opt", "native.cgroupdriver=cgroupfs")
-	if err != nil {
-		return nil, err
-	}
-	d.proc = proc
-	if err := waitFor(proc, "dockerd", func() error { return pingUnix(d.Socket, "/_ping") }); err != nil {
+		"--userland-proxy=false", "--exec-opt", "native.cgroupdriver=cgroupfs", "--live-restore"}
+	if err := d.StartService(); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
+
+// StartService starts dockerd at d.Socket and waits until it answers; the
+// log of every start is appended to dockerd.log.
+func (d *Dockerd) StartService() error {
+	proc, err := start("dockerd", filepath.Join(d.Dir, "dockerd.log"), nil, d.args...)
+	if err != nil {
+		return err
+	}
+	d.proc = proc
+	return waitFor(proc, "dockerd", func() error { return pingUnix(d.Socket, "/_ping") })
+}
+
+// StopService stops dockerd and its containerd; with live restore the
+// containers keep running. StartService starts it again at the same
+// socket, which dockerd creates anew (a new inode).
+func (d *Dockerd) StopService() { d.proc.stopLeader() }
+
+// StorageDirs are the directories on which dockerd keeps its state: data
+// root, exec root and its log.
+func (d *Dockerd) StorageDirs() []string { return []string{d.Dir} }
 
 // URI is the daemon's address for engine backends.
 func (d *Dockerd) URI() string { return "unix://" + d.Socket }
@@ -217,6 +257,9 @@ type Stack struct {
 	Registry *Registry
 	Podman   *Podman
 	Dockerd  *Dockerd // nil unless asked for
+	// SecretDir is a directory on a tmpfs (/dev/shm) for the engine
+	// backends' secret files.
+	SecretDir string
 }
 
 // StartStack checks the programs are installed and starts the stack in a
@@ -236,6 +279,9 @@ func StartStack(prefix string, withDocker bool) (*Stack, error) {
 		return s, err
 	}
 	s.Dir = dir
+	if s.SecretDir, err = os.MkdirTemp("/dev/shm", prefix+"secrets-"); err != nil {
+		return s, fmt.Errorf("secret dir on /dev/shm (a tmpfs): %w", err)
+	}
 	if s.Registry, err = StartRegistry(filepath.Join(dir, "registry")); err != nil {
 		return s, err
 	}
@@ -262,5 +308,8 @@ func (s *Stack) Stop() {
 	}
 	if s.Dir != "" {
 		removeAll(s.Dir)
+	}
+	if s.SecretDir != "" {
+		os.RemoveAll(s.SecretDir)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
@@ -17,16 +18,35 @@ import (
 
 // CreateContainer creates a container from the engine-neutral spec.
 func (e *Engine) CreateContainer(ctx context.Context, s *engine.ContainerSpec) (string, error) {
+	secretMounts, err := e.secretMounts(s.Secrets)
+	if err != nil {
+		return "", fmt.Errorf("create container %q: %w", s.Name, err)
+	}
 	c, cancel := e.call(ctx)
 	defer cancel()
-	resp, err := containers.CreateWithSpec(c, toSpecGen(s), nil)
+	resp, err := containers.CreateWithSpec(c, toSpecGen(s, secretMounts), nil)
 	if err != nil {
 		return "", mapErr(err, fmt.Sprintf("create container %q", s.Name))
 	}
 	return resp.ID, nil
 }
 
-func toSpecGen(s *engine.ContainerSpec) *specgen.SpecGenerator {
+// secretMounts prepares the files of the spec's secrets and returns their
+// bind mounts.
+func (e *Engine) secretMounts(secrets []engine.SecretMount) ([]engine.Mount, error) {
+	var out []engine.Mount
+	for _, sm := range secrets {
+		m, err := e.secrets.Mount(sm)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// toSpecGen translates s; secrets come as the bind mounts of their files.
+func toSpecGen(s *engine.ContainerSpec, secretMounts []engine.Mount) *specgen.SpecGenerator {
 	g := specgen.NewSpecGenerator(s.Image, false)
 	g.Name = s.Name
 	g.Command = s.Command
@@ -36,7 +56,7 @@ func toSpecGen(s *engine.ContainerSpec) *specgen.SpecGenerator {
 	if s.Restart != "" {
 		g.RestartPolicy = string(s.Restart)
 	}
-	for _, m := range s.Mounts {
+	for _, m := range append(slices.Clone(s.Mounts), secretMounts...) {
 		opts := []string{"rbind"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
@@ -45,11 +65,6 @@ func toSpecGen(s *engine.ContainerSpec) *specgen.SpecGenerator {
 			opts = append(opts, string(m.Relabel))
 		}
 		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: m.Source, Destination: m.Target, Options: opts})
-	}
-	for _, sm := range s.Secrets {
-		g.Secrets = append(g.Secrets, specgen.Secret{
-			Source: sm.Name, Target: sm.Target, Mode: sm.Mode, UID: uint32(sm.UID), GID: uint32(sm.GID),
-		})
 	}
 	switch s.Network {
 	case "":
@@ -123,7 +138,8 @@ func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
 
 // ContainerLogs copies stdout and stderr to their writers, kept apart; a
 // follow returns once the container exited and all its output is copied
-// (see engine.FollowToExit for why the service's own follow is not enough).
+// exactly once, or with engine.ErrLogIncomplete. The service's own follow
+// loses lines (see engine.FollowToExit): the stored log is read in rounds.
 func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
 	read := func(ctx context.Context, follow bool, stdout, stderr io.Writer) error {
 		return e.logs(ctx, id, follow, stdout, stderr)
@@ -132,7 +148,7 @@ func (e *Engine) ContainerLogs(ctx context.Context, id string, follow bool, stdo
 		return read(ctx, false, stdout, stderr)
 	}
 	wait := func(ctx context.Context) (int, error) { return e.WaitContainer(ctx, id) }
-	return engine.FollowToExit(ctx, read, wait, stdout, stderr)
+	return engine.FollowToExit(ctx, engine.FollowStored, read, wait, stdout, stderr)
 }
 
 func (e *Engine) logs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {

@@ -1,7 +1,6 @@
 package podman
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,12 +22,27 @@ var _ engine.Engine = (*Engine)(nil)
 
 // Engine talks to one Podman service.
 type Engine struct {
-	conn   context.Context // carries the bindings' connection
-	socket string
+	conn    context.Context // carries the bindings' connection
+	socket  string
+	secrets engine.SecretFiles
+}
+
+// Option is an optional setting of New.
+type Option func(*Engine)
+
+// WithSecretDir keeps secret files in dir, a directory on a tmpfs visible at
+// the same path to the service and to this process (default:
+// engine.DefaultSecretDir).
+func WithSecretDir(dir string) Option {
+	return func(e *Engine) {
+		if dir != "" {
+			e.secrets.Dir = dir
+		}
+	}
 }
 
 // New connects to the Podman service at uri ("unix:///run/podman/podman.sock").
-func New(ctx context.Context, uri string) (*Engine, error) {
+func New(ctx context.Context, uri string, opts ...Option) (*Engine, error) {
 	if !strings.HasPrefix(uri, "unix://") {
 		uri = "unix://" + uri
 	}
@@ -38,7 +52,11 @@ func New(ctx context.Context, uri string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect to podman at %s: %v", engine.ErrUnavailable, uri, err)
 	}
-	return &Engine{conn: conn, socket: strings.TrimPrefix(uri, "unix://")}, nil
+	e := &Engine{conn: conn, socket: strings.TrimPrefix(uri, "unix://"), secrets: engine.SecretFiles{Dir: engine.DefaultSecretDir}}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
 }
 
 // Kind returns engine.KindPodman.
@@ -196,23 +214,26 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error 
 	return mapErr(errors.Join(errs...), "remove image "+ref)
 }
 
-// CreateSecret stores data as a Podman secret. A taken name is a conflict:
-// the 4.3 service ignores WithReplace, so nothing is silently replaced.
+// CreateSecret writes data to a root-only file in the secret dir, which
+// must be on a tmpfs: Podman's own secrets reach the disk (see
+// engine.SecretFiles). A taken name gives engine.ErrConflict.
 func (e *Engine) CreateSecret(ctx context.Context, name string, data []byte) error {
+	return e.secrets.Create(name, data)
+}
+
+// RemoveSecret deletes the secret's file. A Podman secret of that name,
+// left by an older collector that used them, is removed as well.
+func (e *Engine) RemoveSecret(ctx context.Context, name string) error {
+	err := e.secrets.Remove(name)
+	if !errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
 	c, cancel := e.call(ctx)
 	defer cancel()
 	// secrets.Exists always answers false on 4.3: ask Inspect.
-	if _, err := secrets.Inspect(c, name, nil); err == nil {
-		return fmt.Errorf("create secret %q: %w: a secret of that name exists", name, engine.ErrConflict)
+	if _, ierr := secrets.Inspect(c, name, nil); ierr != nil {
+		return err
 	}
-	_, err := secrets.Create(c, bytes.NewReader(data), new(secrets.CreateOptions).WithName(name))
-	return mapErr(err, fmt.Sprintf("create secret %q", name))
-}
-
-// RemoveSecret deletes a secret.
-func (e *Engine) RemoveSecret(ctx context.Context, name string) error {
-	c, cancel := e.call(ctx)
-	defer cancel()
 	return mapErr(secrets.Remove(c, name), fmt.Sprintf("remove secret %q", name))
 }
 
