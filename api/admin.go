@@ -100,17 +100,6 @@ func (c *AdminClient) PurgeIntegration(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, PathIntegrations+"/"+url.PathEscape(id)+"?purge=true", nil, nil)
 }
 
-// RotateAdminToken replaces the admin token and returns the new one; this
-// client keeps working with it.
-func (c *AdminClient) RotateAdminToken(ctx context.Context) (*AdminTokenResponse, error) {
-	var out AdminTokenResponse
-	if err := c.do(ctx, http.MethodPost, PathAdminTokenRotate, nil, &out); err != nil {
-		return nil, err
-	}
-	c.token = out.Token
-	return &out, nil
-}
-
 // Audit returns up to limit audit entries after seq after (0: from the start).
 func (c *AdminClient) Audit(ctx context.Context, after int64, limit int) (*AuditList, error) {
 	q := url.Values{}

@@ -18,7 +18,6 @@ import (
 
 // Token prefixes: they tell a person (or a secret scanner) what a token is.
 const (
-	AdminTokenPrefix      = "cadm_"
 	EnrollmentTokenPrefix = "cenr_"
 	AccessTokenPrefix     = "cacc_"
 	MetricsTokenPrefix    = "cmet_"

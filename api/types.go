@@ -11,7 +11,6 @@ const (
 	PathIntegrations       = "/api/v1/integrations"
 	PathAudit              = "/api/v1/audit"
 	PathAuditVerify        = "/api/v1/audit/verify"
-	PathAdminTokenRotate   = "/api/v1/admin-token/rotate"
 	PathEnroll             = "/api/v1/collector/enroll"
 	PathToken              = "/api/v1/collector/token"
 	PathHeartbeat          = "/api/v1/collector/heartbeat"
@@ -60,14 +59,13 @@ const (
 	CodeBusy             = "busy"                   // 429: too many uploads in flight; retry with backoff
 	CodeIntegrity        = "integrity"              // 500: a stored record failed its integrity check
 	CodeNoImagePolicy    = "no_image_policy"        // 503: enrollment refused before the token is used: the platform has no image policy
+	CodeForbidden        = "forbidden"              // 403: signed in, but the role does not allow it
+	CodeStepUp           = "step_up_required"       // 403: verify the second factor again (destructive act)
+	CodeMFARequired      = "mfa_required"           // 401: the session waits for its second factor
+	CodeBadCredentials   = "bad_credentials"        // 401: wrong login or password (never says which)
+	CodeSecondFactor     = "second_factor_refused"  // 401: wrong, replayed or unknown code or passkey
+	CodeThrottled        = "throttled"              // 429: too many failed sign-ins; Retry-After says when
 )
-
-// AdminTokenResponse is a new admin token, shown once.
-type AdminTokenResponse struct {
-	Token string `json:"token"`
-	// File is where the platform also wrote it (its data dir).
-	File string `json:"file"`
-}
 
 // CreateCollectorRequest asks for a new collector.
 type CreateCollectorRequest struct {

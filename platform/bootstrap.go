@@ -1,7 +1,6 @@
 package platform
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -14,14 +13,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
-	"github.com/collectorhq/collector/platform/store"
 )
 
 // Files in the data directory.
 const (
-	AdminTokenFile = "admin-token"
 	SigningKeyFile = "signing.key"
 	DataKeyFile    = "data.key"
 	CACertFile     = "ca.crt"
@@ -38,7 +34,6 @@ const (
 	// MACs: from then on, rows without one are refused, never adopted.
 	integrityMarkerFile = "integrity-adopted"
 
-	settingAdminTokenHash   = "admin_token_hash"
 	settingMetricsTokenHash = "metrics_token_hash"
 )
 
@@ -179,34 +174,4 @@ func loadDataKey(dir string, log *slog.Logger) ([]byte, error) {
 		log.Info("created at-rest data key", "path", path)
 	}
 	return k, nil
-}
-
-// ensureAdminToken creates the admin token on first start: the token goes to
-// a 0600 file, only its hash to the store. It returns the hash.
-func ensureAdminToken(ctx context.Context, st store.Store, dir string, log *slog.Logger) (string, error) {
-	path := filepath.Join(dir, AdminTokenFile)
-	h, err := st.Setting(ctx, settingAdminTokenHash)
-	if err == nil {
-		if _, err := os.Stat(path); err != nil {
-			log.Warn("admin token file is missing; the admin token in use is the one created on first start", "path", path)
-		}
-		return h, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("read admin token hash: %w", err)
-	}
-	tok, err := crypto.NewToken(api.AdminTokenPrefix)
-	if err != nil {
-		return "", err
-	}
-	os.Remove(path) // a stale file from an older database
-	if err := writeSecretFile(path, []byte(tok+"\n")); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
-	}
-	h = crypto.HashToken(tok)
-	if err := st.PutSetting(ctx, settingAdminTokenHash, h, nil); err != nil {
-		return "", fmt.Errorf("store admin token hash: %w", err)
-	}
-	log.Info("created admin token; use it with --token or PLATFORM_TOKEN, or let the CLI read the file", "path", path)
-	return h, nil
 }

@@ -61,17 +61,17 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 func enrollError(err error) *httpError {
 	switch {
 	case errors.Is(err, store.ErrTokenInvalid):
-		return &httpError{http.StatusUnauthorized, api.CodeInvalidToken,
-			"enrollment token is not valid for this collector: ask the administrator for a new one (platform collectors token ID)"}
+		return &httpError{status: http.StatusUnauthorized, code: api.CodeInvalidToken,
+			message: "enrollment token is not valid for this collector: ask the administrator for a new one (platform collectors token ID)"}
 	case errors.Is(err, store.ErrTokenExpired):
-		return &httpError{http.StatusUnauthorized, api.CodeTokenExpired,
-			"enrollment token has expired: ask the administrator for a new one (platform collectors token ID)"}
+		return &httpError{status: http.StatusUnauthorized, code: api.CodeTokenExpired,
+			message: "enrollment token has expired: ask the administrator for a new one (platform collectors token ID)"}
 	case errors.Is(err, store.ErrTokenRevoked):
-		return &httpError{http.StatusUnauthorized, api.CodeTokenRevoked,
-			"enrollment token was replaced by a newer one: use the newest token"}
+		return &httpError{status: http.StatusUnauthorized, code: api.CodeTokenRevoked,
+			message: "enrollment token was replaced by a newer one: use the newest token"}
 	case errors.Is(err, store.ErrTokenUsed):
-		return &httpError{http.StatusConflict, api.CodeTokenUsed,
-			"enrollment token was already used: each token enrolls once; ask for a new one to re-enroll"}
+		return &httpError{status: http.StatusConflict, code: api.CodeTokenUsed,
+			message: "enrollment token was already used: each token enrolls once; ask for a new one to re-enroll"}
 	}
 	return nil
 }

@@ -167,8 +167,7 @@ func (s *Server) createCollector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.created", Target: c.ID,
-		Details: map[string]any{"name": c.Name, "pool": c.Pool, "token_expires_at": t.ExpiresAt}}
+	ev := s.event(r, "collector.created", c.ID, map[string]any{"name": c.Name, "pool": c.Pool, "token_expires_at": t.ExpiresAt})
 	if err := s.st.CreateCollector(r.Context(), c, t, ev); err != nil {
 		return err
 	}
@@ -233,7 +232,7 @@ func (s *Server) deleteCollector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.deleted", Target: id}
+	ev := s.event(r, "collector.deleted", id, nil)
 	canceled, err := s.st.DeleteCollector(r.Context(), id, ev)
 	if err != nil {
 		return err
@@ -259,8 +258,7 @@ func (s *Server) newEnrollmentToken(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "collector.token_issued", Target: id,
-		Details: map[string]any{"token_expires_at": t.ExpiresAt}}
+	ev := s.event(r, "collector.token_issued", id, map[string]any{"token_expires_at": t.ExpiresAt})
 	if err := s.st.ReplaceEnrollmentToken(r.Context(), t, ev); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/queue"
 )
@@ -71,6 +72,8 @@ type Config struct {
 	// HousekeepingInterval is how often job retention and the purges of
 	// deleted integrations run.
 	HousekeepingInterval time.Duration
+	// Access tunes sign-in, sessions, second factors and tokens.
+	Access access.Config
 }
 
 // DefaultConfig returns the defaults the serve command starts from.
@@ -93,6 +96,7 @@ func DefaultConfig() Config {
 		BodyGrace:            30 * time.Second,
 		BodyMinRate:          16 << 10,
 		HousekeepingInterval: time.Minute,
+		Access:               access.DefaultConfig(),
 	}
 }
 

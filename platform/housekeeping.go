@@ -15,6 +15,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/store"
 )
 
@@ -169,7 +170,7 @@ func (s *Server) ensureMetricsToken(ctx context.Context) error {
 	return s.st.PutSetting(ctx, settingMetricsTokenHash, crypto.HashToken(tok), nil)
 }
 
-// metricsAuth guards /metrics: the metrics token or the admin token, unless
+// metricsAuth guards /metrics: the metrics token or an admin's API token, unless
 // the operator opened it (cfg.MetricsPublic, for a trusted network).
 func (s *Server) metricsAuth(next http.Handler) http.Handler {
 	return s.public(func(w http.ResponseWriter, r *http.Request) error {
@@ -188,36 +189,10 @@ func (s *Server) metricsAllowed(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	h := crypto.HashToken(tok)
 	if want, err := s.st.Setting(r.Context(), settingMetricsTokenHash); err == nil &&
-		subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+		subtle.ConstantTimeCompare([]byte(crypto.HashToken(tok)), []byte(want)) == 1 {
 		return true
 	}
-	return subtle.ConstantTimeCompare([]byte(h), []byte(s.adminHash.Load().(string))) == 1
-}
-
-// rotateAdminToken replaces the admin token: the new one is returned once
-// and written to the data dir's admin-token file; the old one stops
-// working at once.
-func (s *Server) rotateAdminToken(w http.ResponseWriter, r *http.Request) error {
-	if err := s.noBody(w, r); err != nil {
-		return err
-	}
-	tok, err := crypto.NewToken(api.AdminTokenPrefix)
-	if err != nil {
-		return err
-	}
-	h := crypto.HashToken(tok)
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "admin_token.rotated", Target: "admin"}
-	if err := s.st.PutSetting(r.Context(), settingAdminTokenHash, h, &ev); err != nil {
-		return err
-	}
-	s.adminHash.Store(h)
-	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
-	if err := writeFileAtomic(path, []byte(tok+"\n")); err != nil {
-		s.log.Error("admin token rotated but the admin-token file could not be written; use the token from the answer", "err", err)
-	}
-	s.log.Info("admin token rotated; the old one no longer works")
-	writeJSON(w, http.StatusOK, api.AdminTokenResponse{Token: tok, File: path})
-	return nil
+	p, err := s.access.Authenticate(r.Context(), r)
+	return err == nil && p.Full() && access.Allows(p.Role, access.PermAdmin)
 }

@@ -1,14 +1,13 @@
 package platform
 
 import (
-	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/collectorhq/collector/api"
@@ -18,9 +17,10 @@ import (
 
 // httpError is an error with the status and code the client gets.
 type httpError struct {
-	status  int
-	code    string
-	message string
+	status     int
+	code       string
+	message    string
+	retryAfter int // seconds, for 429 and 503; 0 = no header
 }
 
 func (e *httpError) Error() string { return e.message }
@@ -39,22 +39,22 @@ func toHTTPError(err error) (*httpError, bool) {
 	case errors.As(err, &he):
 		return he, true
 	case errors.As(err, &mbe):
-		return &httpError{http.StatusRequestEntityTooLarge, api.CodeTooLarge,
-			fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}, true
+		return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge,
+			message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}, true
 	case errors.Is(err, api.ErrInvalid):
-		return &httpError{http.StatusBadRequest, api.CodeInvalidRequest, err.Error()}, true
+		return &httpError{status: http.StatusBadRequest, code: api.CodeInvalidRequest, message: err.Error()}, true
 	case errors.As(err, &ae):
-		return &httpError{http.StatusConflict, api.CodeAssigned, ae.Error()}, true
+		return &httpError{status: http.StatusConflict, code: api.CodeAssigned, message: ae.Error()}, true
 	case errors.Is(err, store.ErrNotFound):
-		return &httpError{http.StatusNotFound, api.CodeNotFound, err.Error()}, true
+		return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, message: err.Error()}, true
 	case errors.Is(err, store.ErrConflict):
-		return &httpError{http.StatusConflict, api.CodeConflict, err.Error()}, true
+		return &httpError{status: http.StatusConflict, code: api.CodeConflict, message: err.Error()}, true
 	case errors.Is(err, store.ErrIntegrity):
 		// Logged in full by serve; the client learns only that it failed.
-		return &httpError{http.StatusInternalServerError, api.CodeIntegrity,
-			"integrity check failed: a record was altered outside the platform; see the platform log"}, false
+		return &httpError{status: http.StatusInternalServerError, code: api.CodeIntegrity,
+			message: "integrity check failed: a record was altered outside the platform; see the platform log"}, false
 	}
-	return &httpError{http.StatusInternalServerError, api.CodeInternal, "internal error; see the platform log"}, false
+	return &httpError{status: http.StatusInternalServerError, code: api.CodeInternal, message: "internal error; see the platform log"}, false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -66,6 +66,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, err error) {
 	he, _ := toHTTPError(err)
+	if he.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
 	writeJSON(w, he.status, api.ErrorBody{Error: api.ErrorDetail{Code: he.code, Message: he.message}})
 }
 
@@ -105,25 +108,6 @@ func bearer(r *http.Request) (string, bool) {
 
 var errUnauthorized = errorf(http.StatusUnauthorized, api.CodeUnauthorized,
 	"missing or wrong credentials: send Authorization: Bearer <token>")
-
-// adminOnly requires the admin token. After an act (any method but GET)
-// the audit chain's head is saved outside the database.
-func (s *Server) adminOnly(h handlerFunc) http.Handler {
-	return s.public(func(w http.ResponseWriter, r *http.Request) error {
-		tok, ok := bearer(r)
-		if !ok || !strings.HasPrefix(tok, api.AdminTokenPrefix) ||
-			subtle.ConstantTimeCompare([]byte(crypto.HashToken(tok)), []byte(s.adminHash.Load().(string))) != 1 {
-			s.metrics.authFailure("admin_token")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="platform-admin"`)
-			return errUnauthorized
-		}
-		err := h(w, r)
-		if r.Method != http.MethodGet {
-			s.checkpointAudit(context.WithoutCancel(r.Context()))
-		}
-		return err
-	})
-}
 
 // collectorOnly requires a live access token and passes its collector ID:
 // the only source of a collector handler's identity.
@@ -169,6 +153,3 @@ func decodeInto[T interface{ Validate() error }](s *Server, w http.ResponseWrite
 		return v, v.Validate()
 	})
 }
-
-// actor names who did an administrative act, for the audit log.
-const adminActor = "admin"

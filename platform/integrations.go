@@ -116,7 +116,7 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) error
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
 		return err
 	}
-	ev := store.Event{Time: now, Actor: adminActor, Action: "integration.created", Target: in.ID, Details: integrationDetails(in)}
+	ev := s.event(r, "integration.created", in.ID, integrationDetails(in))
 	if err := s.st.CreateIntegration(r.Context(), in, ev); err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) error
 	in.UpdatedAt = s.now()
 	details := integrationDetails(in)
 	details["changed"] = changed
-	ev := store.Event{Time: in.UpdatedAt, Actor: adminActor, Action: "integration.updated", Target: in.ID, Details: details}
+	ev := s.event(r, "integration.updated", in.ID, details)
 	if err := s.st.UpdateIntegration(r.Context(), in, ev); err != nil {
 		return err
 	}
@@ -264,8 +264,7 @@ func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
 		return err
 	}
-	ev := store.Event{Time: in.UpdatedAt, Actor: adminActor, Action: "integration.assigned", Target: in.ID,
-		Details: map[string]any{"name": in.Name, "from": from, "to": in.CollectorID}}
+	ev := s.event(r, "integration.assigned", in.ID, map[string]any{"name": in.Name, "from": from, "to": in.CollectorID})
 	moved, err := s.st.AssignIntegration(r.Context(), in, ev)
 	if err != nil {
 		return err
@@ -290,8 +289,7 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) error
 	default:
 		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "purge must be true or false, not %q", v)
 	}
-	ev := store.Event{Time: s.now(), Actor: adminActor, Action: "integration.deleted", Target: in.ID,
-		Details: map[string]any{"name": in.Name, "collector_id": in.CollectorID, "purge": purge}}
+	ev := s.event(r, "integration.deleted", in.ID, map[string]any{"name": in.Name, "collector_id": in.CollectorID, "purge": purge})
 	canceled, err := s.st.DeleteIntegration(r.Context(), in.ID, purge, ev)
 	if err != nil {
 		return err

@@ -231,8 +231,7 @@ func (s *Server) runIntegration(w http.ResponseWriter, r *http.Request) error {
 	}
 	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, RequestedBy: queue.RequestedByAdmin},
 		func(j *queue.Job) store.Event {
-			return store.Event{Time: s.now(), Actor: adminActor, Action: "job.requested", Target: j.ID,
-				Details: map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID}}
+			return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID})
 		})
 	if err != nil {
 		return jobError(err)
@@ -298,7 +297,7 @@ func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	j, err := s.st.CancelJob(r.Context(), r.PathValue("id"), func(j *queue.Job) store.Event {
-		return store.Event{Time: s.now(), Actor: adminActor, Action: "job.canceled", Target: j.ID, Details: map[string]any{"integration_id": j.IntegrationID}}
+		return s.event(r, "job.canceled", j.ID, map[string]any{"integration_id": j.IntegrationID})
 	})
 	if err != nil {
 		return jobError(err)

@@ -246,11 +246,15 @@ func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPl
 			break
 		}
 	}
-	tok, err := os.ReadFile(filepath.Join(dataDir, platform.AdminTokenFile))
+	// An admin and its API token, through the host-side command (the way
+	// automation gets one).
+	create := exec.Command(bin, "users", "create", "--data-dir", dataDir, "--login", "bench-admin", "--role", "admin", "--token", "bench")
+	out, err := create.CombinedOutput()
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("platform users create: %v\n%s", err, out)
 	}
-	e.AdminToken = strings.TrimSpace(string(tok))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	e.AdminToken = strings.TrimSpace(lines[len(lines)-1])
 	e.Admin = api.NewAdminClient(e.URL, e.AdminToken, e.HTTP)
 	return &servedPlatform{Env: e, pid: cmd.Process.Pid}
 }

@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 		`platform_collectors{status="pending"} 1`,
 		`platform_collectors{status="offline"} 0`,
 		`platform_enrollments_total{result="ok"} 1`,
-		`platform_auth_failures_total{reason="admin_token"} 1`,
+		`platform_auth_failures_total{reason="api_token"} 1`,
 		`platform_heartbeats_total 1`,
 		`platform_http_request_duration_seconds_count{code="204",method="POST",route="POST /api/v1/collector/heartbeat"} 1`,
 		`route="GET /api/v1/collectors/{id}"`,

@@ -12,22 +12,23 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/queue"
 )
 
 // Backends are the platform's storage, opened by the caller (cmd/platform
-// chooses them): the store, the job queue and the record store. With
-// SQLite all three live in one database file.
+// chooses them): the store, the job queue, the record store and the
+// accounts. With SQLite all four live in one database file.
 type Backends struct {
 	Store   store.Store
 	Queue   queue.Queue
 	Records jobs.Records
+	Access  access.Store
 }
 
 // Server is the platform's HTTPS server.
@@ -43,11 +44,13 @@ type Server struct {
 	dataKey   []byte
 	cert      tls.Certificate
 	caPin     string
-	adminHash atomic.Value // string: the admin token's hash (rotatable)
-	metricsMu sync.Mutex
 	metrics   *metrics
 	handler   http.Handler
 	jobs      *jobs.Service
+	access    *access.Service
+	accessCfg access.Config
+	// table lists every route with its permission (Routes).
+	table []RouteInfo
 	// polls ends when the server shuts down, waking long polls.
 	polls    context.Context
 	endPolls context.CancelFunc
@@ -69,8 +72,8 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if b.Store == nil || b.Queue == nil || b.Records == nil {
-		return nil, errors.New("platform: the store, the queue and the record store are all required")
+	if b.Store == nil || b.Queue == nil || b.Records == nil || b.Access == nil {
+		return nil, errors.New("platform: the store, the queue, the record store and the account store are all required")
 	}
 	s := &Server{cfg: cfg, dd: dd, st: b.Store, log: log, now: time.Now,
 		signKey: dd.SigningKey, dataKey: dd.DataKey, cert: dd.Cert, caPin: dd.CAPin}
@@ -87,11 +90,14 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 			return nil, fmt.Errorf("mark integrity adopted: %w", err)
 		}
 	}
-	h, err := ensureAdminToken(ctx, s.st, cfg.DataDir, log)
-	if err != nil {
+	s.accessCfg = cfg.Access
+	var err error
+	if s.access, err = access.New(cfg.Access, b.Access, atRest{s.dataKey}, dd.IntegrityKey, log, s.now); err != nil {
 		return nil, err
 	}
-	s.adminHash.Store(h)
+	if err := s.ensureSetupLink(ctx); err != nil {
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	if err := s.ensureMetricsToken(ctx); err != nil {
 		return nil, err
@@ -197,34 +203,51 @@ func (s *Server) pruneLoop(ctx context.Context) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	methods := map[string][]string{} // path -> allowed methods, for 405s
-	handle := func(pattern string, h http.Handler) {
+	add := func(perm access.Permission, pattern string, h http.Handler, opts ...routeOpt) {
 		method, path, _ := strings.Cut(pattern, " ")
+		ri := RouteInfo{Method: method, Path: path, Permission: perm}
+		for _, o := range opts {
+			o(&ri)
+		}
+		if ri.Permission == "" {
+			panic("route " + pattern + " declares no permission")
+		}
+		s.table = append(s.table, ri)
 		methods[path] = append(methods[path], method)
 		mux.Handle(pattern, h)
 	}
-	admin := func(pattern string, h handlerFunc) { handle(pattern, s.adminOnly(h)) }
-	collector := func(pattern string, h collectorHandlerFunc) { handle(pattern, s.collectorOnly(h)) }
+	user := func(perm access.Permission, pattern string, h handlerFunc, opts ...routeOpt) {
+		ri := RouteInfo{Permission: perm}
+		for _, o := range opts {
+			o(&ri)
+		}
+		add(perm, pattern, s.authorize(ri, h), opts...)
+	}
+	read := func(pattern string, h handlerFunc, opts ...routeOpt) { user(access.PermRead, pattern, h, opts...) }
+	operate := func(pattern string, h handlerFunc, opts ...routeOpt) { user(access.PermOperate, pattern, h, opts...) }
+	admin := func(pattern string, h handlerFunc, opts ...routeOpt) { user(access.PermAdmin, pattern, h, opts...) }
+	public := func(pattern string, h handlerFunc) { add(access.PermPublic, pattern, s.public(h)) }
+	collector := func(pattern string, h collectorHandlerFunc) { add(access.PermCollector, pattern, s.collectorOnly(h)) }
 
-	admin("POST /api/v1/collectors", s.createCollector)
-	admin("GET /api/v1/collectors", s.listCollectors)
-	admin("GET /api/v1/collectors/{id}", s.showCollector)
-	admin("GET /api/v1/collectors/{id}/heartbeats", s.collectorHeartbeats)
-	admin("DELETE /api/v1/collectors/{id}", s.deleteCollector)
-	admin("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
+	operate("POST /api/v1/collectors", s.createCollector)
+	read("GET /api/v1/collectors", s.listCollectors)
+	read("GET /api/v1/collectors/{id}", s.showCollector)
+	read("GET /api/v1/collectors/{id}/heartbeats", s.collectorHeartbeats)
+	operate("DELETE /api/v1/collectors/{id}", s.deleteCollector, stepUp)
+	operate("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
 
-	admin("POST /api/v1/integrations", s.createIntegration)
-	admin("GET /api/v1/integrations", s.listIntegrations)
-	admin("GET /api/v1/integrations/{id}", s.showIntegration)
-	admin("PATCH /api/v1/integrations/{id}", s.updateIntegration)
-	admin("DELETE /api/v1/integrations/{id}", s.deleteIntegration)
-	admin("POST /api/v1/integrations/{id}/assign", s.assignIntegration)
+	operate("POST /api/v1/integrations", s.createIntegration)
+	read("GET /api/v1/integrations", s.listIntegrations)
+	read("GET /api/v1/integrations/{id}", s.showIntegration)
+	operate("PATCH /api/v1/integrations/{id}", s.updateIntegration)
+	operate("DELETE /api/v1/integrations/{id}", s.deleteIntegration)
+	operate("POST /api/v1/integrations/{id}/assign", s.assignIntegration)
 
-	admin("GET /api/v1/audit", s.listAudit)
-	admin("GET /api/v1/audit/verify", s.verifyAudit)
-	admin("POST "+api.PathAdminTokenRotate, s.rotateAdminToken)
+	read("GET /api/v1/audit", s.listAudit)
+	read("GET /api/v1/audit/verify", s.verifyAudit)
 
-	handle("POST /api/v1/collector/enroll", s.public(s.enroll))
-	handle("POST /api/v1/collector/token", s.public(s.exchangeToken))
+	public("POST /api/v1/collector/enroll", s.enroll)
+	public("POST /api/v1/collector/token", s.exchangeToken)
 	collector("POST /api/v1/collector/heartbeat", s.heartbeat)
 
 	collector("POST "+api.PathJobsNext, s.jobsNext)
@@ -233,16 +256,18 @@ func (s *Server) routes() http.Handler {
 	collector("POST "+api.PathJobRecords, s.jobRecords)
 	collector("POST "+api.PathJobLogs, s.jobLogs)
 	collector("POST "+api.PathJobFinish, s.jobFinish)
-	admin("POST /api/v1/integrations/{id}/run", s.runIntegration)
-	admin("GET /api/v1/integrations/{id}/entities", s.listItems(api.KindEntity))
-	admin("GET /api/v1/integrations/{id}/relationships", s.listItems(api.KindRelationship))
-	admin("GET /api/v1/jobs", s.listJobs)
-	admin("GET /api/v1/jobs/{id}", s.showJob)
-	admin("GET /api/v1/jobs/{id}/logs", s.showJobLogs)
-	admin("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
+	operate("POST /api/v1/integrations/{id}/run", s.runIntegration)
+	read("GET /api/v1/integrations/{id}/entities", s.listItems(api.KindEntity))
+	read("GET /api/v1/integrations/{id}/relationships", s.listItems(api.KindRelationship))
+	read("GET /api/v1/jobs", s.listJobs)
+	read("GET /api/v1/jobs/{id}", s.showJob)
+	read("GET /api/v1/jobs/{id}/logs", s.showJobLogs)
+	operate("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 
-	handle("GET /metrics", s.metricsAuth(s.metrics.handler()))
-	handle("GET /healthz", http.HandlerFunc(s.healthz))
+	s.accessRoutes(public, user, admin)
+
+	add(access.PermPublic, "GET /metrics", s.metricsAuth(s.metrics.handler()))
+	add(access.PermPublic, "GET /healthz", http.HandlerFunc(s.healthz))
 
 	// A known path with another method: 405 with Allow, as JSON.
 	for path, ms := range methods {
@@ -255,11 +280,16 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
-	return s.metrics.instrument(markRequest(s.withBodyDeadline(mux)))
+	// Cross-origin protection (Sec-Fetch-Site, Origin) on every
+	// state-changing request: a page of another site cannot make a signed-in
+	// browser act. Clients that send neither header (the CLI, collectors)
+	// are not browsers and carry their credential explicitly.
+	csrf := http.NewCrossOriginProtection()
+	return s.metrics.instrument(markRequest(s.withBodyDeadline(securityHeaders(csrf.Handler(mux)))))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.st.Setting(r.Context(), settingAdminTokenHash); err != nil {
+	if _, err := s.st.Setting(r.Context(), settingMetricsTokenHash); err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "unavailable", "store unavailable"))
 		return
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/platform/access"
+
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/platformtest"
@@ -40,8 +42,8 @@ func TestFirstStartCreatesDataDir(t *testing.T) {
 	if got := st.Mode().Perm(); got != 0o700 {
 		t.Errorf("data dir mode = %o, want 700", got)
 	}
-	for _, f := range []string{platform.AdminTokenFile, platform.SigningKeyFile, platform.DataKeyFile,
-		platform.CAKeyFile, platform.ServerKeyFile} {
+	for _, f := range []string{platform.SetupLinkFile, platform.SigningKeyFile, platform.DataKeyFile,
+		platform.CAKeyFile, platform.ServerKeyFile, platform.MetricsTokenFile} {
 		st, err := os.Stat(filepath.Join(e.DataDir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -50,8 +52,8 @@ func TestFirstStartCreatesDataDir(t *testing.T) {
 			t.Errorf("%s mode = %o, want 600", f, got)
 		}
 	}
-	if !strings.HasPrefix(e.AdminToken, api.AdminTokenPrefix) {
-		t.Errorf("admin token %q lacks prefix %q", e.AdminToken, api.AdminTokenPrefix)
+	if !strings.HasPrefix(e.AdminToken, access.APITokenPrefix) {
+		t.Errorf("admin token %q lacks prefix %q", e.AdminToken, access.APITokenPrefix)
 	}
 	// The pin is the SHA-256 of the CA certificate's SubjectPublicKeyInfo.
 	b, err := os.ReadFile(filepath.Join(e.DataDir, platform.CACertFile))
@@ -66,11 +68,17 @@ func TestFirstStartCreatesDataDir(t *testing.T) {
 	if got, want := e.Server.CAPin(), api.CAPin(ca); got != want || !strings.HasPrefix(got, "sha256:") || len(got) != 71 {
 		t.Errorf("CAPin = %q, want %q", got, want)
 	}
-	if !strings.Contains(e.Logs.String(), filepath.Join(e.DataDir, platform.AdminTokenFile)) {
-		t.Errorf("log does not say where the admin token is:\n%s", e.Logs)
+	// The first start prints the one-time setup link (and writes it 0600).
+	link, err := os.ReadFile(filepath.Join(e.DataDir, platform.SetupLinkFile))
+	if err != nil || !strings.HasPrefix(string(link), "https://"+e.Config.Listen+"/setup?token="+access.SetupTokenPrefix) {
+		t.Fatalf("setup link = %q, %v", link, err)
 	}
-	// Only the hash of the admin token is in the database.
+	if !strings.Contains(e.Logs.String(), strings.TrimSpace(string(link))) {
+		t.Errorf("log does not print the setup link:\n%s", e.Logs)
+	}
+	// Only hashes of tokens are in the database.
 	grepDB(t, e, e.AdminToken)
+	grepDB(t, e, strings.TrimPrefix(strings.TrimSpace(string(link)), "https://"+e.Config.Listen+"/setup?token="))
 }
 
 func TestRestartReusesKeysAndToken(t *testing.T) {

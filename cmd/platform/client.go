@@ -14,7 +14,7 @@ import (
 func clientFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "server", Value: "https://127.0.0.1:8443", EnvVars: []string{envServer}, Usage: "platform URL"},
-		&cli.StringFlag{Name: "token", EnvVars: []string{envToken}, Usage: "admin token (default: read <data-dir>/admin-token)"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{envToken}, Usage: "API token (default: the one `platform login` keeps)"},
 		&cli.StringFlag{Name: "ca-file", EnvVars: []string{envCAFile}, Usage: "CA certificate to trust (default <data-dir>/ca.crt if present)"},
 		dataDirFlag(),
 		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"},
@@ -24,7 +24,7 @@ func clientFlags(extra ...cli.Flag) []cli.Flag {
 // adminClient connects with the client flags.
 func adminClient(c *cli.Context) (*api.AdminClient, error) {
 	return adminctl.Connect(adminctl.Connection{
-		Server: c.String("server"), Token: c.String("token"), DataDir: c.String("data-dir"), CAFile: c.String("ca-file"),
+		Server: c.String("server"), Token: c.String("token"), TokenFile: loginTokenFile(), DataDir: c.String("data-dir"), CAFile: c.String("ca-file"),
 	})
 }
 

@@ -93,7 +93,7 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records()}, log)
+	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records(), Access: st}, log)
 	if err != nil {
 		return fmt.Errorf("start platform: %w", err)
 	}

@@ -211,6 +211,7 @@ type Store interface {
 
 	MFAStore
 	SetupStore
+	DeviceStore
 }
 
 // SetupStore keeps the one-time setup token of a platform with no user.

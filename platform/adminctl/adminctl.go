@@ -1,13 +1,13 @@
 package adminctl
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,15 +77,17 @@ func (t *table) field(key, value string) { t.row(key+":", value) }
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// ErrNoToken: no admin token was given and the token file cannot be read.
-var ErrNoToken = errors.New("no admin token")
+// ErrNoToken: no API token was given and none is stored.
+var ErrNoToken = errors.New("no API token")
 
 // Connection says how to reach the platform.
 type Connection struct {
-	Server  string // https URL
-	Token   string // admin token; "" reads TokenFile
-	DataDir string // where the token file and CA file are by default
-	CAFile  string // "" uses <DataDir>/ca.crt if it exists, else the system roots
+	Server string // https URL
+	Token  string // an API token; "" reads TokenFile
+	// TokenFile is where `platform login` keeps its token.
+	TokenFile string
+	DataDir   string // where the CA file is by default
+	CAFile    string // "" uses <DataDir>/ca.crt if it exists, else the system roots
 }
 
 // Connect returns an admin client for conn.
@@ -94,23 +96,34 @@ func Connect(conn Connection) (*api.AdminClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	hc, err := HTTPClient(conn)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewAdminClient(conn.Server, tok, hc), nil
+}
+
+// HTTPClient returns an HTTP client trusting the platform's CA as conn says.
+func HTTPClient(conn Connection) (*http.Client, error) {
 	tc, err := tlsConfig(conn)
 	if err != nil {
 		return nil, err
 	}
-	return api.NewAdminClient(conn.Server, tok, api.HTTPClient(tc)), nil
+	return api.HTTPClient(tc), nil
 }
 
+// token is the --token flag (PLATFORM_TOKEN), else the token `platform
+// login` stored.
 func token(conn Connection) (string, error) {
 	if conn.Token != "" {
 		return strings.TrimSpace(conn.Token), nil
 	}
-	path := filepath.Join(conn.DataDir, "admin-token")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: pass --token or PLATFORM_TOKEN, or make %s readable (%v)", ErrNoToken, path, err)
+	if conn.TokenFile != "" {
+		if b, err := os.ReadFile(conn.TokenFile); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
 	}
-	return strings.TrimSpace(string(b)), nil
+	return "", fmt.Errorf("%w: sign in with `platform login`, or pass an API token with --token or PLATFORM_TOKEN", ErrNoToken)
 }
 
 func tlsConfig(conn Connection) (*tls.Config, error) {
@@ -163,15 +176,14 @@ func checkConfig(b []byte) (json.RawMessage, error) {
 	return json.RawMessage(b), nil
 }
 
-// RotateAdminToken replaces the admin token and prints the new one.
-func RotateAdminToken(ctx context.Context, c *api.AdminClient, out Output) error {
-	r, err := c.RotateAdminToken(ctx)
-	if err != nil {
-		return fmt.Errorf("rotate admin token: %w", err)
-	}
-	if out.JSON {
-		return out.json(r)
-	}
-	out.printf("New admin token (shown once; the platform also wrote it to %s):\n%s\nThe old token no longer works.\n", r.File, r.Token)
-	return nil
-}
+// Table is an escaped, aligned table for other commands' output.
+type Table struct{ t *table }
+
+// Table starts a Table with the given header row.
+func (o Output) Table(header ...string) *Table { return &Table{o.table(header...)} }
+
+// Row adds a row; each cell is escaped for the terminal.
+func (t *Table) Row(cells ...string) { t.t.row(cells...) }
+
+// Flush writes the table.
+func (t *Table) Flush() error { return t.t.flush() }

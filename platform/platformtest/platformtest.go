@@ -8,21 +8,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"github.com/collectorhq/collector/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/internal/testutil"
+
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/store/sqlite"
 )
 
@@ -78,10 +78,13 @@ func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
 	// A platform refuses enrollment without an image policy; tests that
 	// enroll get one that refuses every image (no image is pulled here).
 	cfg.ImagePolicy = []byte(`{"default":[{"type":"reject"}]}`)
+	// Cheap password hashes: the cost of the defaults is benchmarked in
+	// platform/access, not paid by every test server.
+	cfg.Access.Password = access.PasswordParams{MemoryKiB: 8 << 10, Time: 1, Threads: 1, SaltBytes: 16, KeyBytes: 32}
 	for _, e := range edit {
 		e(&cfg)
 	}
-	return start(t, cfg, &Buffer{}, &Clock{})
+	return start(t, cfg, &Buffer{}, &Clock{}, "")
 }
 
 // Restart stops the server and starts a new one on the same data dir (and
@@ -89,17 +92,17 @@ func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
 func (e *Env) Restart(t testing.TB) *Env {
 	t.Helper()
 	e.Stop()
-	return start(t, e.Config, e.Logs, e.Clock)
+	return start(t, e.Config, e.Logs, e.Clock, e.AdminToken)
 }
 
-func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock) *Env {
+func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminToken string) *Env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Listen = ln.Addr().String()
-	e := &Env{DataDir: cfg.DataDir, DBPath: cfg.DatabasePath(), Config: cfg, Logs: logs, Clock: clock}
+	e := &Env{DataDir: cfg.DataDir, DBPath: cfg.DatabasePath(), Config: cfg, Logs: logs, Clock: clock, AdminToken: adminToken}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	dd, err := platform.OpenDataDir(cfg, log)
@@ -113,7 +116,7 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock) *Env {
 		cancel()
 		t.Fatal(err)
 	}
-	b := platform.Backends{Store: e.Store, Queue: e.Store.Queue(), Records: e.Store.Records()}
+	b := platform.Backends{Store: e.Store, Queue: e.Store.Queue(), Records: e.Store.Records(), Access: e.Store}
 	if e.Server, err = platform.New(ctx, cfg, dd, b, log, platform.WithClock(e.Clock.Now)); err != nil {
 		cancel()
 		e.Store.Close()
@@ -137,8 +140,40 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock) *Env {
 		})
 	}
 	t.Cleanup(e.stop)
+	if e.AdminToken == "" {
+		e.AdminToken = bootstrapAdmin(t, cfg, dd, e.Store, log, e.Clock.Now)
+	}
 	e.finishClients(t)
 	return e
+}
+
+// AdminLogin and AdminPassword are the test admin's credentials (it has
+// no second factor: sessions of it wait for an enrolment).
+const (
+	AdminLogin    = "test-admin"
+	AdminPassword = "test admin passphrase 2026"
+)
+
+// bootstrapAdmin creates the test admin through the host-side path (as
+// `platform users create` does) and an admin API token for the tests'
+// clients.
+func bootstrapAdmin(t testing.TB, cfg platform.Config, dd *platform.DataDir, st *sqlite.Store, log *slog.Logger, now func() time.Time) string {
+	t.Helper()
+	svc, err := platform.OpenAccess(cfg, dd, st, log, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	u, err := svc.CreateUser(ctx, access.CreateUserRequest{Login: AdminLogin, DisplayName: "Test Admin", Password: AdminPassword, Role: access.RoleAdmin},
+		"test-harness", access.Meta{Source: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := svc.CreateTokenFor(ctx, u, "test-harness", access.Meta{Source: "127.0.0.1"}, access.CreateTokenRequest{Name: "tests", Role: access.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func (e *Env) finishClients(t testing.TB) {
@@ -148,11 +183,6 @@ func (e *Env) finishClients(t testing.TB) {
 		t.Fatal(err)
 	}
 	e.HTTP = api.HTTPClient(tc)
-	tok, err := os.ReadFile(filepath.Join(e.DataDir, platform.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.AdminToken = strings.TrimSpace(string(tok))
 	e.URL = "https://" + e.Config.Listen
 	e.Admin = api.NewAdminClient(e.URL, e.AdminToken, e.HTTP)
 }

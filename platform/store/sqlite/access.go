@@ -546,3 +546,53 @@ func (s *Store) CreateFirstUser(ctx context.Context, u access.User, hash string,
 		return s.appendAudit(ctx, tx, ev)
 	})
 }
+
+// PutDeviceGrant implements access.Store.
+func (s *Store) PutDeviceGrant(ctx context.Context, g access.DeviceGrant) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO device_grants(code_hash, user_code, created_at, expires_at, source) VALUES (?,?,?,?,?)`,
+		g.CodeHash, g.UserCode, nanos(g.CreatedAt), nanos(g.ExpiresAt), g.Source)
+	if isUnique(err) {
+		return fmt.Errorf("%w: user code taken, try again", access.ErrConflict)
+	}
+	return err
+}
+
+// DeviceGrant implements access.Store.
+func (s *Store) DeviceGrant(ctx context.Context, codeHash string) (access.DeviceGrant, error) {
+	var g access.DeviceGrant
+	var created, expires, approved, consumed int64
+	err := s.r.QueryRowContext(ctx, `SELECT code_hash, user_code, created_at, expires_at, source, user_id, approved_at, consumed_at
+		FROM device_grants WHERE code_hash = ?`, codeHash).Scan(&g.CodeHash, &g.UserCode, &created, &expires, &g.Source, &g.UserID, &approved, &consumed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, access.ErrNotFound
+	}
+	g.CreatedAt, g.ExpiresAt, g.ApprovedAt, g.ConsumedAt = fromNanos(created), fromNanos(expires), fromNanos(approved), fromNanos(consumed)
+	return g, err
+}
+
+// ApproveDevice implements access.Store.
+func (s *Store) ApproveDevice(ctx context.Context, userCode, userID string, at time.Time, ev store.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE device_grants SET user_id = ?, approved_at = ?
+			WHERE user_code = ? AND approved_at = 0 AND expires_at > ?`, userID, nanos(at), userCode, nanos(at))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return access.ErrNotFound
+		}
+		return s.appendAudit(ctx, tx, ev)
+	})
+}
+
+// ConsumeDevice implements access.Store.
+func (s *Store) ConsumeDevice(ctx context.Context, codeHash string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE device_grants SET consumed_at = ? WHERE code_hash = ? AND approved_at != 0 AND consumed_at = 0`, nanos(at), codeHash)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return access.ErrNotFound
+	}
+	return nil
+}

@@ -217,6 +217,16 @@ CREATE TABLE user_recovery_codes (
 	used_at INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (user_id, hash)
 ) WITHOUT ROWID;
+CREATE TABLE device_grants (
+	code_hash   TEXT PRIMARY KEY,
+	user_code   TEXT NOT NULL UNIQUE,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	source      TEXT NOT NULL DEFAULT '',
+	user_id     TEXT NOT NULL DEFAULT '',
+	approved_at INTEGER NOT NULL DEFAULT 0,
+	consumed_at INTEGER NOT NULL DEFAULT 0
+);
 `,
 }
 
@@ -254,3 +264,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	return int(v.Int64), err
 }
+
+// Migrations returns how many migrations there are (the schema version
+// of a store opened by this code).
+func Migrations() []string { return append([]string(nil), migrations...) }

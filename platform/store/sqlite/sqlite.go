@@ -376,6 +376,8 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 			// Keep used/revoked/expired enrollment tokens a day, so a replay
 			// gets a precise answer ("already used") rather than "invalid".
 			`DELETE FROM enrollment_tokens WHERE expires_at <= ? - 86400000000000`,
+			`DELETE FROM device_grants WHERE expires_at <= ?`,
+			`DELETE FROM sessions WHERE expires_at <= ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, n); err != nil {
 				return err
