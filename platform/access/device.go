@@ -87,7 +87,7 @@ func NormalizeUserCode(c string) string {
 // ApproveDevice lets the device with userCode sign in as the principal.
 func (s *Service) ApproveDevice(ctx context.Context, p *Principal, userCode string) error {
 	if p.Session == nil {
-		return fmt.Errorf("%w: approve a device from a signed-in browser", ErrForbidden)
+		return fmt.Errorf("%w: approve a device from a signed-in browser, not with a token", ErrInvalid)
 	}
 	code := NormalizeUserCode(userCode)
 	ev := EventFor(s.now(), p.Actor(), "device.approved", p.User.ID, p.Meta, map[string]any{"user_code": code})

@@ -38,7 +38,9 @@ func (p *Principal) Actor() string {
 
 // Full reports whether the principal may use more than the second-factor
 // pages.
-func (p *Principal) Full() bool { return p.Token != nil || (p.Session != nil && p.Session.Stage == StageFull) }
+func (p *Principal) Full() bool {
+	return p.Token != nil || (p.Session != nil && p.Session.Stage == StageFull)
+}
 
 // RecentMFA reports whether a second factor was verified within d: the
 // step-up a destructive act needs. API tokens never pass it by

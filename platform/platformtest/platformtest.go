@@ -69,9 +69,26 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// Start starts a platform; edit, if given, adjusts the config first. The
+// Start starts a platform with a test admin (AdminLogin) and an admin API
+// token (Env.AdminToken); edit, if given, adjusts the config first. The
 // server stops when the test ends.
 func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
+	t.Helper()
+	return start(t, testConfig(t, edit...), &Buffer{}, &Clock{}, "")
+}
+
+// StartEmpty starts a platform with no user at all, as a first start is:
+// its setup link (Server.SetupLink) creates the first admin. Env.Admin is
+// nil.
+func StartEmpty(t testing.TB, edit ...func(*platform.Config)) *Env {
+	t.Helper()
+	return start(t, testConfig(t, edit...), &Buffer{}, &Clock{}, noAdmin)
+}
+
+// noAdmin asks start for no bootstrap admin.
+const noAdmin = "-"
+
+func testConfig(t testing.TB, edit ...func(*platform.Config)) platform.Config {
 	t.Helper()
 	cfg := platform.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
@@ -84,7 +101,7 @@ func Start(t testing.TB, edit ...func(*platform.Config)) *Env {
 	for _, e := range edit {
 		e(&cfg)
 	}
-	return start(t, cfg, &Buffer{}, &Clock{}, "")
+	return cfg
 }
 
 // Restart stops the server and starts a new one on the same data dir (and
@@ -140,10 +157,16 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminT
 		})
 	}
 	t.Cleanup(e.stop)
-	if e.AdminToken == "" {
+	switch e.AdminToken {
+	case noAdmin:
+		e.AdminToken = ""
+	case "":
 		e.AdminToken = bootstrapAdmin(t, cfg, dd, e.Store, log, e.Clock.Now)
 	}
 	e.finishClients(t)
+	if e.AdminToken == "" {
+		e.Admin = nil
+	}
 	return e
 }
 
