@@ -18,6 +18,7 @@ require (
 	github.com/urfave/cli/v2 v2.27.7
 	go.podman.io/common v0.67.1
 	go.podman.io/image/v5 v5.39.2
+	go.uber.org/goleak v1.3.0
 	golang.org/x/term v0.46.0
 	modernc.org/sqlite v1.62.0
 )

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -116,37 +117,38 @@ func appendLeaves(out []string, v any) []string {
 // string values that may precede a secret in "field:secret" credentials.
 func newRedactor(secrets, fields []string) *redactor {
 	set := map[string]bool{}
-	add := func(forms ...string) {
-		for _, f := range forms {
-			if f != "" {
-				set[f] = true
-			}
-		}
-	}
 	for _, s := range secrets {
-		if len(s) < minSecret {
-			continue
-		}
-		add(textForms(s)...)
-		b64, short := base64Forms(s)
-		add(b64...)
-		for _, line := range strings.Split(s, "\n") {
-			if line = strings.TrimSpace(line); len(line) >= minSecretLine && line != s {
-				add(textForms(line)...)
-			}
-		}
-		if short && len(s) <= maxPairValue {
-			add(pairForms(s, fields)...)
+		for _, f := range secretForms(s, fields) {
+			set[f] = true
 		}
 	}
-	forms := make([]string, 0, len(set))
-	for f := range set {
-		forms = append(forms, f)
-	}
+	delete(set, "")
+	forms := slices.Collect(maps.Keys(set))
 	slices.SortFunc(forms, func(a, b string) int {
 		return cmp.Or(cmp.Compare(len(b), len(a)), strings.Compare(a, b))
 	})
 	return &redactor{forms: forms}
+}
+
+// secretForms are the forms of one secret value (none for a value too
+// short to tell from text), with each long line of a multi-line value,
+// and the "field:secret" pairs of a short one.
+func secretForms(s string, fields []string) []string {
+	if len(s) < minSecret {
+		return nil
+	}
+	forms := textForms(s)
+	b64, short := base64Forms(s)
+	forms = append(forms, b64...)
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); len(line) >= minSecretLine && line != s {
+			forms = append(forms, textForms(line)...)
+		}
+	}
+	if short && len(s) <= maxPairValue {
+		forms = append(forms, pairForms(s, fields)...)
+	}
+	return forms
 }
 
 // textForms are s as printed in text: plain, JSON-escaped, quoted, URL-escaped.

@@ -2,16 +2,11 @@ package runner
 
 import (
 	"context"
-	"crypto/ed25519"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/collectorhq/collector/api"
-	"github.com/collectorhq/collector/crypto"
-	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/selinux"
 )
 
@@ -43,90 +38,23 @@ const (
 	ConfigPath = "/run/collector/config.json"
 )
 
-// Config is what a runner needs.
-type Config struct {
-	CollectorID string
-	HPKEKey     *crypto.HPKEKey
-	PlatformKey ed25519.PublicKey
-	// StateDir keeps the record of finished and in-flight jobs.
-	StateDir string
-	// MaxParallel bounds the jobs run at once.
-	MaxParallel int
-	// FreeMemory reports the host's free memory (0 = unknown).
-	FreeMemory func() int64
-	// DefaultNetwork is the network of jobs whose integration names none
-	// ("" = the engine's default).
-	DefaultNetwork string
-	// PollWait is how long one next call waits (≤ api.MaxLongPoll).
-	PollWait time.Duration
-	// BatchRecords and BatchBytes bound one records upload.
-	BatchRecords int
-	BatchBytes   int
-	// StatsInterval is how often peak memory and CPU are sampled.
-	StatsInterval time.Duration
-	// StopTimeout is the grace a timed-out or cancelled job gets.
-	StopTimeout time.Duration
-	// RetryBackoff is the first pause after a failed platform call.
-	RetryBackoff time.Duration
-	Now          func() time.Time
-}
-
-// DefaultConfig returns the defaults for the optional fields.
-func DefaultConfig() Config {
-	return Config{
-		MaxParallel:   4,
-		PollWait:      api.MaxLongPoll,
-		BatchRecords:  5000,
-		BatchBytes:    4 << 20,
-		StatsInterval: time.Second,
-		StopTimeout:   10 * time.Second,
-		RetryBackoff:  500 * time.Millisecond,
-		Now:           time.Now,
-	}
-}
-
-// Validate names the first bad field.
-func (c Config) Validate() error {
-	switch {
-	case c.CollectorID == "":
-		return errors.New("runner config: CollectorID is empty")
-	case c.HPKEKey == nil:
-		return errors.New("runner config: HPKEKey is nil")
-	case len(c.PlatformKey) != ed25519.PublicKeySize:
-		return errors.New("runner config: PlatformKey is not an Ed25519 public key")
-	case c.StateDir == "":
-		return errors.New("runner config: StateDir is empty")
-	case c.MaxParallel < 1:
-		return fmt.Errorf("runner config: MaxParallel %d: want at least 1", c.MaxParallel)
-	case c.BatchRecords < 1 || c.BatchRecords > api.MaxBatchRecords:
-		return fmt.Errorf("runner config: BatchRecords %d: want 1..%d", c.BatchRecords, api.MaxBatchRecords)
-	case c.BatchBytes < api.MaxRecordBytes || c.BatchBytes > api.MaxBatchBytes-api.MaxRecordBytes:
-		return fmt.Errorf("runner config: BatchBytes %d: want %d..%d", c.BatchBytes, api.MaxRecordBytes, api.MaxBatchBytes-api.MaxRecordBytes)
-	case c.PollWait <= 0 || c.PollWait > api.MaxLongPoll:
-		return fmt.Errorf("runner config: PollWait %v: want up to %v", c.PollWait, api.MaxLongPoll)
-	}
-	return nil
-}
-
 // Runner runs jobs.
 type Runner struct {
 	cfg    Config
 	api    JobAPI
-	eng    engine.Engine
+	eng    Engine
 	images Images
 	labels selinux.Labeler
 	state  *state
 	log    *slog.Logger
 
-	// engineDown is what the last engine check found (Run's alone).
-	engineDown bool
-
-	mu      sync.Mutex
-	running map[string]*jobRun // by job ID
+	mu       sync.Mutex
+	running  map[string]*jobRun // by job ID: the runs holding their integration
+	released chan struct{}      // closed, and replaced, when a run lets its integration go
 }
 
 // New returns a runner; it loads its state but starts nothing.
-func New(cfg Config, jobs JobAPI, eng engine.Engine, images Images, labels selinux.Labeler, log *slog.Logger) (*Runner, error) {
+func New(cfg Config, jobs JobAPI, eng Engine, images Images, labels selinux.Labeler, log *slog.Logger) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,7 +62,8 @@ func New(cfg Config, jobs JobAPI, eng engine.Engine, images Images, labels selin
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, api: jobs, eng: eng, images: images, labels: labels, state: st, log: log, running: map[string]*jobRun{}}, nil
+	return &Runner{cfg: cfg, api: jobs, eng: eng, images: images, labels: labels, state: st, log: log,
+		running: map[string]*jobRun{}, released: make(chan struct{})}, nil
 }
 
 // Running returns the IDs of the jobs in flight.
@@ -148,80 +77,88 @@ func (r *Runner) Running() []string {
 	return ids
 }
 
-// Run leases and runs jobs until ctx ends; it waits for the jobs in
-// flight before returning. It asks for a job only while the engine
-// answers (a job leased then would only fail), and first removes what an
-// earlier runner left.
+// Run leases and runs jobs until ctx ends, at most MaxParallel at once; it
+// returns once every job it started has returned.
 func (r *Runner) Run(ctx context.Context) error {
 	slots := make(chan struct{}, r.cfg.MaxParallel)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	cleaned := false
-	backoff, engineBackoff := r.cfg.RetryBackoff, r.cfg.RetryBackoff
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
+	p := &poller{r: r, backoff: r.cfg.RetryBackoff, engineBackoff: r.cfg.RetryBackoff}
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		if !r.engineUp(ctx) {
+		switch lease := p.next(ctx); {
+		case lease == nil, r.handover(lease):
 			<-slots
-			sleep(ctx, engineBackoff)
-			engineBackoff = min(engineBackoff*2, maxEngineBackoff)
-			continue
+		default:
+			jobs.Go(func() {
+				defer func() { <-slots }()
+				r.runLease(ctx, lease)
+			})
 		}
-		engineBackoff = r.cfg.RetryBackoff
-		if !cleaned {
-			cleaned = r.cleanLeftovers(ctx)
-		}
-		lease, err := r.api.Next(ctx, api.NextRequest{FreeMemoryBytes: r.freeMemory(), WaitSeconds: int(r.cfg.PollWait / time.Second)})
-		if err != nil || lease == nil {
-			<-slots
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("asking for a job failed", "err", err, "retry_in", backoff)
-				sleep(ctx, backoff)
-				backoff = min(backoff*2, 30*time.Second)
-			}
-			continue
-		}
-		backoff = r.cfg.RetryBackoff
-		if r.handover(lease) {
-			<-slots
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			r.runLease(ctx, lease)
-		}()
 	}
 	return nil
 }
 
-// Engine checks: each is bounded, and a runner whose engine does not answer
-// checks again after a pause that doubles up to maxEngineBackoff.
+// Pauses of the job loop: each engine check is bounded, and a failed check
+// or next call is tried again after a pause that doubles up to a bound.
 const (
 	engineCheckTimeout = 10 * time.Second
 	maxEngineBackoff   = 30 * time.Second
+	maxNextBackoff     = 30 * time.Second
 )
+
+// poller asks the platform for jobs: only while the engine answers (a job
+// leased then would only fail), after removing what an earlier runner
+// left, pausing after failures. It belongs to Run's loop alone.
+type poller struct {
+	r                      *Runner
+	cleaned                bool
+	engineDown             bool // what the last engine check found
+	backoff, engineBackoff time.Duration
+}
+
+// next returns a lease, or nil when none came (or the loop paused).
+func (p *poller) next(ctx context.Context) *api.Lease {
+	if !p.engineUp(ctx) {
+		p.engineBackoff = pause(ctx, p.engineBackoff, maxEngineBackoff)
+		return nil
+	}
+	p.engineBackoff = p.r.cfg.RetryBackoff
+	if !p.cleaned {
+		p.cleaned = p.r.cleanLeftovers(ctx)
+	}
+	req := api.NextRequest{FreeMemoryBytes: p.r.freeMemory(), WaitSeconds: int(p.r.cfg.PollWait / time.Second)}
+	lease, err := p.r.api.Next(ctx, req)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.r.log.Warn("asking for a job failed", "err", err, "retry_in", p.backoff)
+		p.backoff = pause(ctx, p.backoff, maxNextBackoff)
+	case err == nil:
+		p.backoff = p.r.cfg.RetryBackoff
+	}
+	return lease
+}
 
 // engineUp reports whether the engine answers (Info), logging only when
 // that changes, not at every check.
-func (r *Runner) engineUp(ctx context.Context) bool {
+func (p *poller) engineUp(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
 	defer cancel()
-	_, err := r.eng.Info(cctx)
+	_, err := p.r.eng.Info(cctx)
 	if ctx.Err() != nil {
 		return false
 	}
 	switch {
-	case err != nil && !r.engineDown:
-		r.log.Warn("container engine unreachable: not asking for jobs until it answers", "err", err)
-	case err == nil && r.engineDown:
-		r.log.Info("container engine reachable again: asking for jobs")
+	case err != nil && !p.engineDown:
+		p.r.log.Warn("container engine unreachable: not asking for jobs until it answers", "err", err)
+	case err == nil && p.engineDown:
+		p.r.log.Info("container engine reachable again: asking for jobs")
 	}
-	r.engineDown = err != nil
+	p.engineDown = err != nil
 	return err == nil
 }
 
@@ -246,6 +183,67 @@ func (r *Runner) freeMemory() int64 {
 	}
 	r.mu.Unlock()
 	return max(free, 1) // 0 would mean "unknown": nothing fits
+}
+
+// claimWait claims the job's integration, waiting for a run of it that is
+// on its way out (cancelled, or its lease lost) to release it; false if it
+// stays busy. A job refused here would fail for good, so it waits instead.
+func (r *Runner) claimWait(ctx context.Context, j *jobRun) bool {
+	t := time.NewTimer(r.cfg.StopTimeout + time.Minute)
+	defer t.Stop()
+	for {
+		freed, ok := r.claim(j)
+		if ok {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// claim marks the job's integration busy; if it already is, it returns a
+// channel closed at the next release.
+func (r *Runner) claim(j *jobRun) (<-chan struct{}, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, other := range r.running {
+		if other.job.IntegrationID == j.job.IntegrationID {
+			return r.released, false
+		}
+	}
+	r.running[j.job.JobID] = j
+	return nil, true
+}
+
+// release lets j's integration go, if j holds it.
+func (r *Runner) release(j *jobRun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j.job == nil || r.running[j.job.JobID] != j {
+		return
+	}
+	delete(r.running, j.job.JobID)
+	close(r.released)
+	r.released = make(chan struct{})
+}
+
+// runningJob returns the run of job id that holds its integration, or nil.
+func (r *Runner) runningJob(id string) *jobRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[id]
+}
+
+// pause sleeps d (or until ctx ends) and returns the next pause, doubled
+// up to limit.
+func pause(ctx context.Context, d, limit time.Duration) time.Duration {
+	sleep(ctx, d)
+	return min(2*d, limit)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

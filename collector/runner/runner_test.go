@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -69,80 +68,6 @@ func setup() error {
 
 func teardown() { env.stack.Stop() }
 
-// fakePlatform is the platform's job API in memory: it hands out queued
-// leases and records what the runner sends.
-type fakePlatform struct {
-	mu       sync.Mutex
-	queue    []*api.Lease
-	records  map[string][]string // job → lines, by batch order
-	seqs     map[string][]int
-	logs     map[string]*bytes.Buffer
-	finished map[string]api.FinishRequest
-	running  map[string]bool
-	nexts    int // Next calls so far
-	done     chan string
-}
-
-func newFakePlatform() *fakePlatform {
-	return &fakePlatform{records: map[string][]string{}, seqs: map[string][]int{}, logs: map[string]*bytes.Buffer{},
-		finished: map[string]api.FinishRequest{}, running: map[string]bool{}, done: make(chan string, 16)}
-}
-
-func (f *fakePlatform) Next(ctx context.Context, req api.NextRequest) (*api.Lease, error) {
-	f.mu.Lock()
-	f.nexts++
-	if len(f.queue) > 0 {
-		l := f.queue[0]
-		f.queue = f.queue[1:]
-		f.mu.Unlock()
-		return l, nil
-	}
-	f.mu.Unlock()
-	select {
-	case <-ctx.Done():
-	case <-time.After(50 * time.Millisecond):
-	}
-	return nil, nil
-}
-
-func (f *fakePlatform) Renew(ctx context.Context, jobID, leaseID string) (*api.RenewResponse, error) {
-	return &api.RenewResponse{LeaseExpiresAt: time.Now().Add(time.Minute)}, nil
-}
-
-func (f *fakePlatform) MarkRunning(ctx context.Context, jobID, leaseID string) error {
-	f.mu.Lock()
-	f.running[jobID] = true
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fakePlatform) UploadRecords(ctx context.Context, jobID, leaseID string, seq int, ndjson []byte) (*api.IngestResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(string(ndjson)), "\n")
-	f.records[jobID] = append(f.records[jobID], lines...)
-	f.seqs[jobID] = append(f.seqs[jobID], seq)
-	return &api.IngestResult{Seq: seq, Accepted: len(lines)}, nil
-}
-
-func (f *fakePlatform) UploadLogs(ctx context.Context, jobID, leaseID string, seq int, text []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.logs[jobID] == nil {
-		f.logs[jobID] = &bytes.Buffer{}
-	}
-	f.logs[jobID].Write(text)
-	return nil
-}
-
-func (f *fakePlatform) Finish(ctx context.Context, jobID string, req api.FinishRequest) error {
-	f.mu.Lock()
-	f.finished[jobID] = req
-	f.mu.Unlock()
-	f.done <- jobID
-	return nil
-}
-
 // pullOnly stands in for the signature check (tested in trust/): it pulls
 // and returns the digest reference, and counts its calls.
 type pullOnly struct {
@@ -179,7 +104,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	enginetest.Need(t)
-	eng, err := podman.New(context.Background(), env.podman.URI())
+	eng, err := podman.New(context.Background(), env.podman.URI(), podman.WithSecretDir(env.stack.SecretDir))
 	if err != nil {
 		t.Fatal(err)
 	}

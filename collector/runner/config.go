@@ -1,0 +1,76 @@
+package runner
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
+)
+
+// Config is what a runner needs.
+type Config struct {
+	CollectorID string
+	HPKEKey     *crypto.HPKEKey
+	PlatformKey ed25519.PublicKey
+	// StateDir keeps the record of finished and in-flight jobs.
+	StateDir string
+	// MaxParallel bounds the jobs run at once.
+	MaxParallel int
+	// FreeMemory reports the host's free memory (0 = unknown).
+	FreeMemory func() int64
+	// DefaultNetwork is the network of jobs whose integration names none
+	// ("" = the engine's default).
+	DefaultNetwork string
+	// PollWait is how long one next call waits (≤ api.MaxLongPoll).
+	PollWait time.Duration
+	// BatchRecords and BatchBytes bound one records upload.
+	BatchRecords int
+	BatchBytes   int
+	// StatsInterval is how often peak memory and CPU are sampled.
+	StatsInterval time.Duration
+	// StopTimeout is the grace a timed-out or cancelled job gets.
+	StopTimeout time.Duration
+	// RetryBackoff is the first pause after a failed platform call.
+	RetryBackoff time.Duration
+	Now          func() time.Time
+}
+
+// DefaultConfig returns the defaults for the optional fields.
+func DefaultConfig() Config {
+	return Config{
+		MaxParallel:   4,
+		PollWait:      api.MaxLongPoll,
+		BatchRecords:  5000,
+		BatchBytes:    4 << 20,
+		StatsInterval: time.Second,
+		StopTimeout:   10 * time.Second,
+		RetryBackoff:  500 * time.Millisecond,
+		Now:           time.Now,
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.CollectorID == "":
+		return errors.New("runner config: CollectorID is empty")
+	case c.HPKEKey == nil:
+		return errors.New("runner config: HPKEKey is nil")
+	case len(c.PlatformKey) != ed25519.PublicKeySize:
+		return errors.New("runner config: PlatformKey is not an Ed25519 public key")
+	case c.StateDir == "":
+		return errors.New("runner config: StateDir is empty")
+	case c.MaxParallel < 1:
+		return fmt.Errorf("runner config: MaxParallel %d: want at least 1", c.MaxParallel)
+	case c.BatchRecords < 1 || c.BatchRecords > api.MaxBatchRecords:
+		return fmt.Errorf("runner config: BatchRecords %d: want 1..%d", c.BatchRecords, api.MaxBatchRecords)
+	case c.BatchBytes < api.MaxRecordBytes || c.BatchBytes > api.MaxBatchBytes-api.MaxRecordBytes:
+		return fmt.Errorf("runner config: BatchBytes %d: want %d..%d", c.BatchBytes, api.MaxRecordBytes, api.MaxBatchBytes-api.MaxRecordBytes)
+	case c.PollWait <= 0 || c.PollWait > api.MaxLongPoll:
+		return fmt.Errorf("runner config: PollWait %v: want up to %v", c.PollWait, api.MaxLongPoll)
+	}
+	return nil
+}

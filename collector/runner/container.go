@@ -1,0 +1,187 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/engine"
+)
+
+// Job defaults where the envelope sets no limit.
+const (
+	defaultMemory  = 512 << 20
+	defaultPids    = 512
+	defaultTimeout = time.Hour
+)
+
+func secretName(jobID string) string    { return "collector-job-" + jobID }
+func containerName(jobID string) string { return "collector-job-" + jobID }
+
+// containerSpec builds the least-privilege spec of the job container; the
+// returned func releases its SELinux label.
+func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.ContainerSpec, func(), error) {
+	img, err := j.r.eng.InspectImage(ctx, image)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inspect job image: %w", err)
+	}
+	uid, gid, err := numericUser(img.User)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job image %s: %w", image, err)
+	}
+	label, err := j.r.labels.ForJob()
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := &engine.ContainerSpec{
+		Name:            containerName(j.job.JobID),
+		Image:           image,
+		Labels:          j.labels(),
+		Secrets:         []engine.SecretMount{{Name: secretName(j.job.JobID), Target: ConfigPath, Mode: 0o400, UID: uid, GID: gid}},
+		Restart:         engine.RestartNo,
+		Network:         j.network(),
+		Resources:       j.resources(),
+		Ulimits:         []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}},
+		CapDrop:         []string{"ALL"},
+		NoNewPrivileges: true,
+		ReadOnlyRootfs:  true,
+		SELinuxOptions:  label.Options,
+	}
+	return spec, label.Release, nil
+}
+
+// labels name the job container's role, job, integration and collector.
+func (j *jobRun) labels() map[string]string {
+	return map[string]string{
+		LabelRole: RoleJob, LabelJob: j.job.JobID,
+		LabelIntegration: j.job.IntegrationID, LabelCollector: j.r.cfg.CollectorID,
+	}
+}
+
+// resources are the job's limits, with defaults where it sets none.
+func (j *jobRun) resources() engine.Resources {
+	lim := j.job.Limits
+	res := engine.Resources{MemoryBytes: lim.MemoryBytes, CPUs: lim.CPUs, Pids: lim.Pids}
+	if res.MemoryBytes <= 0 {
+		res.MemoryBytes = defaultMemory
+	}
+	if res.Pids <= 0 {
+		res.Pids = defaultPids
+	}
+	return res
+}
+
+// network is the job's network, or the runner's default.
+func (j *jobRun) network() string {
+	if j.job.Network != "" {
+		return j.job.Network
+	}
+	return j.r.cfg.DefaultNetwork
+}
+
+// numericUser parses an image's "uid[:gid]" user; the secret must be owned
+// by it, and a name cannot be resolved without the image's /etc/passwd.
+func numericUser(u string) (int, int, error) {
+	if u == "" {
+		return 0, 0, nil
+	}
+	name, group, hasGroup := strings.Cut(u, ":")
+	uid, err := strconv.Atoi(name)
+	if err != nil || uid < 0 {
+		return 0, 0, fmt.Errorf("image user %q: want a numeric uid[:gid]", u)
+	}
+	gid := uid
+	if hasGroup {
+		if gid, err = strconv.Atoi(group); err != nil || gid < 0 {
+			return 0, 0, fmt.Errorf("image user %q: want a numeric uid[:gid]", u)
+		}
+	}
+	return uid, gid, nil
+}
+
+// startContainer hands the config over as a secret, then creates and
+// starts the container.
+func (j *jobRun) startContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error) {
+	if err := j.createSecret(ctx); err != nil {
+		return "", err
+	}
+	id, err := j.r.eng.CreateContainer(ctx, spec)
+	if err != nil {
+		return "", fmt.Errorf("create job container: %w", err)
+	}
+	if err := j.r.eng.StartContainer(ctx, id); err != nil {
+		return "", fmt.Errorf("start job container: %w", err)
+	}
+	j.log.Info("job container started", "container", spec.Name)
+	return id, nil
+}
+
+// createSecret hands the config to the engine; a secret left by an earlier
+// run of this job is replaced.
+func (j *jobRun) createSecret(ctx context.Context) error {
+	name := secretName(j.job.JobID)
+	err := j.r.eng.CreateSecret(ctx, name, j.job.Config)
+	if errors.Is(err, engine.ErrConflict) {
+		if err = j.r.eng.RemoveSecret(ctx, name); err == nil {
+			err = j.r.eng.CreateSecret(ctx, name, j.job.Config)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create job secret: %w", err)
+	}
+	return nil
+}
+
+// stop stops the job container with the configured grace.
+func (j *jobRun) stop(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), j.r.cfg.StopTimeout+30*time.Second)
+	defer cancel()
+	if err := j.r.eng.StopContainer(ctx, id, j.r.cfg.StopTimeout); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		j.log.Warn("stop job container failed", "err", err)
+	}
+}
+
+// cleanup removes the container and the secret, whatever happened.
+func (j *jobRun) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j.r.removeJobObjects(ctx, j.job.JobID)
+	j.r.state.clearInflight(j.job.JobID)
+}
+
+// removeJobObjects removes a job's container and secret if they exist.
+func (r *Runner) removeJobObjects(ctx context.Context, jobID string) {
+	if err := r.eng.RemoveContainer(ctx, containerName(jobID), true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		r.log.Warn("remove job container failed", "job", jobID, "err", err)
+	}
+	if err := r.eng.RemoveSecret(ctx, secretName(jobID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		r.log.Warn("remove job secret failed", "job", jobID, "err", err)
+	}
+}
+
+// CleanLeftovers removes the job containers and secrets an earlier runner
+// left behind (a crash, a kill -9); their leases expire on the platform,
+// which runs the jobs again.
+func (r *Runner) CleanLeftovers(ctx context.Context) error {
+	list, err := r.eng.ListContainers(ctx, map[string]string{LabelRole: RoleJob, LabelCollector: r.cfg.CollectorID})
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, c := range list {
+		ids[c.Labels[LabelJob]] = true
+	}
+	for _, id := range r.state.inflight() {
+		ids[id] = true
+	}
+	delete(ids, "")
+	for id := range ids {
+		r.log.Info("removing leftovers of an earlier run", "job", id)
+		r.removeJobObjects(ctx, id)
+		r.state.clearInflight(id)
+	}
+	return nil
+}
