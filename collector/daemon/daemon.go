@@ -28,16 +28,32 @@ type Platform interface {
 	Heartbeat(ctx context.Context, hb api.Heartbeat) error
 }
 
+// Engine is the part of a container engine the daemon itself calls
+// (engine.Engine has it all).
+type Engine interface {
+	// Info is the daemon's check that the engine answers.
+	Info(ctx context.Context) (*engine.Info, error)
+	InspectContainer(ctx context.Context, id string) (*engine.Container, error)
+	ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error)
+}
+
+var _ Engine = engine.Engine(nil)
+
+// RunnerStarter brings collector-runner back (creating or starting it) and
+// says what it did: install.EnsureRunner does, with the whole engine.
+type RunnerStarter func(ctx context.Context) (string, error)
+
 // RunnerUnknown is the runner state a heartbeat reports when the engine
 // cannot say (api.Heartbeat.EngineError says why).
 const RunnerUnknown = "unknown"
 
 // Daemon supervises one collector.
 type Daemon struct {
-	cfg      *config.Config
-	eng      engine.Engine
-	platform Platform
-	log      *slog.Logger
+	cfg         *config.Config
+	eng         Engine
+	startRunner RunnerStarter
+	platform    Platform
+	log         *slog.Logger
 	// Interval overrides the heartbeat interval from enrollment (tests).
 	Interval time.Duration
 	// WatchRunner turns the runner supervision on.
@@ -46,9 +62,17 @@ type Daemon struct {
 	engineDown bool // what the last heartbeat found, to log changes only
 }
 
-// New returns a daemon.
+// New returns a daemon on eng, which brings the runner back with
+// install.EnsureRunner: the one step that needs the whole engine.
 func New(cfg *config.Config, eng engine.Engine, p Platform, log *slog.Logger) *Daemon {
-	d := &Daemon{cfg: cfg, eng: eng, platform: p, log: log, WatchRunner: true}
+	start := func(ctx context.Context) (string, error) { return install.EnsureRunner(ctx, eng, cfg) }
+	return NewWith(cfg, eng, start, p, log)
+}
+
+// NewWith returns a daemon that watches through eng and brings the runner
+// back with start.
+func NewWith(cfg *config.Config, eng Engine, start RunnerStarter, p Platform, log *slog.Logger) *Daemon {
+	d := &Daemon{cfg: cfg, eng: eng, startRunner: start, platform: p, log: log, WatchRunner: true}
 	d.Interval = time.Duration(cfg.HeartbeatIntervalSec) * time.Second
 	if d.Interval <= 0 {
 		d.Interval = 30 * time.Second
@@ -149,7 +173,7 @@ func (d *Daemon) checkRunner(ctx context.Context) (string, error) {
 func (d *Daemon) bringBack(ctx context.Context, was string) string {
 	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
 	defer cancel()
-	what, err := install.EnsureRunner(ctx, d.eng, d.cfg)
+	what, err := d.startRunner(ctx)
 	if err != nil {
 		d.log.Error("bringing the runner back failed", "was", was, "err", err)
 		return was

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,14 +16,16 @@ import (
 	"github.com/collectorhq/collector/internal/testutil"
 )
 
-// fakeEngine answers Info, and knows one container, the runner, running,
-// while err is nil; with err set, every call fails with it.
+// fakeEngine answers Info, and knows one container, the runner, in state
+// runner (running unless set), while err is nil; with err set, every call
+// fails with it.
 type fakeEngine struct {
-	engine.Engine // nil: the daemon must not call anything else here
-
-	mu  sync.Mutex
-	err error
+	mu     sync.Mutex
+	err    error
+	runner string
 }
+
+var _ daemon.Engine = (*fakeEngine)(nil)
 
 func (e *fakeEngine) fail() error {
 	e.mu.Lock()
@@ -41,7 +44,15 @@ func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (*engine.C
 	if err := e.fail(); err != nil {
 		return nil, err
 	}
-	return &engine.Container{Name: id, State: "running", Running: true}, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.runner {
+	case "", "running":
+		return &engine.Container{Name: id, State: "running", Running: true}, nil
+	case "missing":
+		return nil, fmt.Errorf("inspect %s: %w", id, engine.ErrNotFound)
+	}
+	return &engine.Container{Name: id, State: e.runner}, nil
 }
 
 func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
@@ -72,7 +83,8 @@ func TestHeartbeatSaysWhyTheEngineIsUnreachable(t *testing.T) {
 		engine.ErrUnavailable, strings.Repeat("é", 400))}
 	b := make(beats)
 	logs := &testutil.Buffer{}
-	d := daemon.New(&config.Config{CollectorID: "col_test"}, eng, b, slog.New(slog.NewJSONHandler(logs, nil)))
+	noStart := func(context.Context) (string, error) { return "", errors.New("not in this test") }
+	d := daemon.NewWith(&config.Config{CollectorID: "col_test"}, eng, noStart, b, slog.New(slog.NewJSONHandler(logs, nil)))
 	d.Interval = 1 // as often as the test takes them
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -105,5 +117,37 @@ func TestHeartbeatSaysWhyTheEngineIsUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "container engine reachable again") {
 		t.Errorf("the recovery was not logged:\n%s", logs)
+	}
+}
+
+// TestRunnerBroughtBack: a runner that is missing or stopped is brought
+// back and reported restarted; one that could not be is reported in its
+// state, which the platform shows as degraded.
+func TestRunnerBroughtBack(t *testing.T) {
+	for _, c := range []struct {
+		runner   string
+		startErr error
+		want     string
+	}{
+		{"running", nil, api.RunnerRunning},
+		{"missing", nil, api.RunnerRestarted},
+		{"exited", nil, api.RunnerRestarted},
+		{"exited", errors.New("image gone"), "exited"},
+	} {
+		eng := &fakeEngine{runner: c.runner}
+		starts := 0
+		start := func(context.Context) (string, error) { starts++; return "started", c.startErr }
+		b := make(beats)
+		d := daemon.NewWith(&config.Config{CollectorID: "col_test"}, eng, start, b, slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		hb := <-b
+		cancel()
+		<-done
+		if hb.RunnerState != c.want || hb.EngineError != "" || (starts > 0) != (c.runner != "running") {
+			t.Errorf("runner %s, start error %v: runner_state %q (engine_error %q), %d start(s); want %q",
+				c.runner, c.startErr, hb.RunnerState, hb.EngineError, starts, c.want)
+		}
 	}
 }
