@@ -121,14 +121,55 @@ func TestRouteRoleTable(t *testing.T) {
 	if len(routes) < 50 {
 		t.Fatalf("only %d routes", len(routes))
 	}
+	noFollow := *e.HTTP
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	send := func(bearer, method, path string) (int, string, string) {
+		req, _ := http.NewRequest(method, e.URL+path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var eb api.ErrorBody
+		json.Unmarshal(raw, &eb)
+		return resp.StatusCode, eb.Error.Code, resp.Header.Get("Location")
+	}
 	for _, ri := range routes {
 		if ri.Permission == "" {
 			t.Errorf("%s %s declares no permission", ri.Method, ri.Path)
 		}
-		path := strings.NewReplacer("{id}", "nosuchid").Replace(ri.Path)
+		path := strings.NewReplacer("{id}", "nosuchid", "{$}", "").Replace(ri.Path)
+		if ri.Page {
+			// A page answers a browser: a redirect to sign in, an HTML 403.
+			for _, role := range []access.Role{"", access.RoleViewer, access.RoleOperator, access.RoleAdmin} {
+				st, _, loc := send(tokens[role], ri.Method, path)
+				switch {
+				case ri.Permission == access.PermPublic:
+				case role == "":
+					if st != 303 || !strings.HasPrefix(loc, "/login") {
+						t.Errorf("page %s %s unauthenticated: %d → %q, want a redirect to sign in", ri.Method, ri.Path, st, loc)
+					}
+				case !access.Allows(role, ri.Permission):
+					if st != 403 {
+						t.Errorf("page %s %s as %q: %d, want 403", ri.Method, ri.Path, role, st)
+					}
+				case st == 403 || (st == 303 && strings.HasPrefix(loc, "/login?")):
+					t.Errorf("page %s %s as %q: %d → %q, want it allowed", ri.Method, ri.Path, role, st, loc)
+				}
+			}
+			if st, _, loc := send(collectorTok, ri.Method, path); ri.Permission != access.PermPublic && (st != 303 || !strings.HasPrefix(loc, "/login")) {
+				t.Errorf("page %s %s with a collector token: %d → %q, want a redirect to sign in", ri.Method, ri.Path, st, loc)
+			}
+			continue
+		}
 		for _, role := range []access.Role{"", access.RoleViewer, access.RoleOperator, access.RoleAdmin} {
 			bearer := tokens[role]
-			st, code := collectorRaw(t, e, bearer, ri.Method, path, map[string]string{"Content-Type": "application/json"}, []byte(`{}`))
+			st, code, _ := send(bearer, ri.Method, path)
 			switch ri.Permission {
 			case access.PermPublic:
 				if st == 403 {
@@ -158,11 +199,11 @@ func TestRouteRoleTable(t *testing.T) {
 			}
 		}
 		if ri.Permission == access.PermCollector {
-			if st, _ := collectorRaw(t, e, collectorTok, ri.Method, strings.NewReplacer("{id}", "job_x").Replace(ri.Path), map[string]string{"Content-Type": "application/json"}, []byte(`{}`)); st == 401 {
+			if st, _, _ := send(collectorTok, ri.Method, strings.NewReplacer("{id}", "job_x").Replace(ri.Path)); st == 401 {
 				t.Errorf("collector route %s %s refused the collector's own token", ri.Method, ri.Path)
 			}
 		} else if ri.Permission != access.PermPublic {
-			if st, _ := collectorRaw(t, e, collectorTok, ri.Method, path, nil, nil); st != 401 {
+			if st, _, _ := send(collectorTok, ri.Method, path); st != 401 {
 				t.Errorf("user route %s %s accepted a collector token: %d", ri.Method, ri.Path, st)
 			}
 		}

@@ -22,6 +22,8 @@ type RouteInfo struct {
 	// Partial: a session still waiting for its second factor may call it
 	// (the second-factor endpoints themselves).
 	Partial bool
+	// Page: a console page (answers in HTML, redirects to sign in).
+	Page bool
 }
 
 // Routes lists every route with the permission it needs.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/platform/access"
+	"github.com/collectorhq/collector/platform/console"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/queue"
@@ -49,6 +50,7 @@ type Server struct {
 	jobs      *jobs.Service
 	access    *access.Service
 	accessCfg access.Config
+	console   *console.Console
 	// table lists every route with its permission (Routes).
 	table []RouteInfo
 	// polls ends when the server shuts down, waking long polls.
@@ -96,6 +98,10 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		return nil, err
 	}
 	if err := s.ensureSetupLink(ctx); err != nil {
+		return nil, err
+	}
+	if s.console, err = console.New(console.Deps{Access: s.access, SetCookie: setCookie, ClearCookie: clearCookie,
+		SessionTTL: s.accessCfg.SessionAbsolute, Log: log}); err != nil {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
@@ -265,6 +271,14 @@ func (s *Server) routes() http.Handler {
 	operate("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 
 	s.accessRoutes(public, user, admin)
+
+	// The console: pages through the same permission check.
+	add(access.PermPublic, "GET /static/", s.console.Static())
+	for _, pg := range s.console.Routes() {
+		ri := RouteInfo{Permission: pg.Permission, Partial: pg.Partial, StepUp: pg.StepUp}
+		opts := []routeOpt{func(r *RouteInfo) { r.Partial, r.StepUp, r.Page = pg.Partial, pg.StepUp, true }}
+		add(pg.Permission, pg.Pattern, s.authorizePage(ri, pg.Handler), opts...)
+	}
 
 	add(access.PermPublic, "GET /metrics", s.metricsAuth(s.metrics.handler()))
 	add(access.PermPublic, "GET /healthz", http.HandlerFunc(s.healthz))
