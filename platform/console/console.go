@@ -92,12 +92,12 @@ type Page struct {
 	Scripts []string
 	// Page-specific fields.
 	Next, Login, DisplayName, Token, Code, Message string
-	TOTP                                          *access.TOTPEnrollment
-	TOTPURL                                       template.URL
-	Codes                                         []string
-	MFA                                           access.MFA
-	Done, SSO                                     bool
-	Data                                          any
+	TOTP                                           *access.TOTPEnrollment
+	TOTPURL                                        template.URL
+	Codes                                          []string
+	MFA                                            access.MFA
+	Done, SSO                                      bool
+	Data                                           any
 }
 
 // render writes a page; a template error is logged and answered 500.
