@@ -96,6 +96,7 @@ type rig struct {
 	fake      *fakePlatform
 	images    *pullOnly
 	eng       engine.Engine
+	wrap      func(engine.Engine) runner.Engine // what the runner gets, if set
 	stateDir  string
 	logs      *testutil.Buffer
 	cancel    context.CancelFunc
@@ -121,7 +122,11 @@ func (r *rig) start() {
 	cfg.DefaultNetwork = "none"
 	cfg.RetryBackoff = 10 * time.Millisecond
 	off := false
-	run, err := runner.New(cfg, r.fake, r.eng, r.images, selinux.Labeler{Enabled: &off}, slog.New(slog.NewJSONHandler(r.logs, nil)))
+	var eng runner.Engine = r.eng
+	if r.wrap != nil {
+		eng = r.wrap(r.eng)
+	}
+	run, err := runner.New(cfg, r.fake, eng, r.images, selinux.Labeler{Enabled: &off}, slog.New(slog.NewJSONHandler(r.logs, nil)))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -318,4 +323,84 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 	}
 	r.stop()
 	r.assertClean(id)
+}
+
+// infoCounter is the real engine, counting the runner's engine checks and
+// those that failed.
+type infoCounter struct {
+	engine.Engine
+	mu              sync.Mutex
+	calls, failures int
+}
+
+func (e *infoCounter) Info(ctx context.Context) (*engine.Info, error) {
+	info, err := e.Engine.Info(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	if err != nil {
+		e.failures++
+	}
+	return info, err
+}
+
+func (e *infoCounter) failed() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failures
+}
+
+// waitFor polls cond until it holds, failing t after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after a minute", what)
+		}
+		<-tick.C
+	}
+}
+
+// TestNoLeaseWhileThePodmanServiceIsDown: the Podman API service stops
+// (as when it restarts); the runner asks for no job while it is down,
+// says so once, and asks again by itself once the service is back.
+func TestNoLeaseWhileThePodmanServiceIsDown(t *testing.T) {
+	r := newRig(t)
+	counter := &infoCounter{}
+	r.wrap = func(e engine.Engine) runner.Engine { counter.Engine = e; return counter }
+	nexts := func() int {
+		r.fake.mu.Lock()
+		defer r.fake.mu.Unlock()
+		return r.fake.nexts
+	}
+	r.start()
+	waitFor(t, "the runner asks for jobs", func() bool { return nexts() > 0 })
+
+	env.podman.StopService()
+	up := false
+	t.Cleanup(func() {
+		if !up {
+			env.podman.StartService()
+		}
+	})
+	waitFor(t, "the runner sees its engine down", func() bool { return strings.Contains(r.logs.String(), "container engine unreachable") })
+	before, failed := nexts(), counter.failed()
+	waitFor(t, "three more failed checks", func() bool { return counter.failed() >= failed+3 })
+	if n := nexts(); n != before {
+		t.Fatalf("the runner asked for a job %d times while the Podman service was down", n-before)
+	}
+
+	if err := env.podman.StartService(); err != nil {
+		t.Fatal(err)
+	}
+	up = true
+	waitFor(t, "the runner asks for jobs again", func() bool { return nexts() > before })
+	logs := r.logs.String()
+	if strings.Count(logs, "container engine unreachable") != 1 || !strings.Contains(logs, "container engine reachable again") {
+		t.Errorf("the engine going down and coming back should be logged once each:\n%s", logs)
+	}
+	t.Logf("%d failed engine checks while the service was down", counter.failed())
 }
