@@ -308,19 +308,11 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 	}
 	r.start()
 	// The runner asks for jobs once it has cleaned up.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, "the runner asks for a job", func() bool {
 		r.fake.mu.Lock()
-		asked := r.fake.nexts > 0
-		r.fake.mu.Unlock()
-		if asked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the runner never asked for a job; log:\n%s", r.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer r.fake.mu.Unlock()
+		return r.fake.nexts > 0
+	})
 	r.stop()
 	r.assertClean(id)
 }
