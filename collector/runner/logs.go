@@ -60,11 +60,13 @@ func (l *logSink) store(line string) {
 const maxLogLine = 64 << 10
 
 // consume reads the container's stderr, redacted as a stream (so a secret
-// is found across lines and before any cut), line by line.
+// is found across lines and before any cut), line by line. Once the job's
+// bound drops a line, the rest is only counted: redacting what is dropped
+// would cost a job that floods its stderr for nothing.
 func (l *logSink) consume(r io.Reader) {
 	br := bufio.NewReaderSize(l.red.reader(r), maxLogLine)
 	cut := false
-	for {
+	for !l.full() {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
@@ -81,6 +83,17 @@ func (l *logSink) consume(r io.Reader) {
 			return
 		}
 	}
+	n, _ := io.Copy(io.Discard, r)
+	l.mu.Lock()
+	l.dropped += br.Buffered() + int(n)
+	l.mu.Unlock()
+}
+
+// full reports whether the job's bound has dropped a line.
+func (l *logSink) full() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped > 0
 }
 
 // flush uploads what is pending; best effort, logs are never worth a job.

@@ -70,3 +70,23 @@ func TestLogChunksRetriedUnderTheirNumberStoredOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsOverTheBoundCountedNotKept: a job that floods its stderr keeps
+// the job's bound of logs; the rest is counted as dropped, and said so.
+func TestLogsOverTheBoundCountedNotKept(t *testing.T) {
+	j := testJob(t, &forgetfulLogs{stored: map[string]bool{}, attempts: map[int][]string{}})
+	j.logs.red = newRedactor([]string{"flood-secret-value"}, nil)
+	line := strings.Repeat("x", 99) + "\n"
+	const n = 100_000 // 10 MB
+	j.logs.consume(strings.NewReader(strings.Repeat(line, n)))
+	if j.logs.total > maxJobLogBytes {
+		t.Errorf("%d bytes kept, over the %d-byte bound", j.logs.total, maxJobLogBytes)
+	}
+	if kept := j.logs.total + j.logs.dropped; kept < n*len(line)-maxLogLine || kept > n*len(line) {
+		t.Errorf("kept %d + dropped %d bytes of %d", j.logs.total, j.logs.dropped, n*len(line))
+	}
+	text := string(j.logs.take())
+	if !strings.HasSuffix(text, fmt.Sprintf("bytes of logs dropped over the %d-byte limit]\n", maxJobLogBytes)) {
+		t.Errorf("the drop is not said: ...%q", text[max(0, len(text)-200):])
+	}
+}

@@ -292,6 +292,9 @@ func (r *redactor) longest() int {
 // occurrences (one secret a prefix of another, or two secrets side by
 // side) merge into one mark, so no tail of a longer secret is left.
 func (r *redactor) redact(s string) string {
+	if r.longest() == 0 {
+		return s
+	}
 	return string(markSpans(nil, []byte(s), r.spans([]byte(s)), len(s)))
 }
 
