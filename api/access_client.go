@@ -62,3 +62,20 @@ func (c *DeviceClient) Token(ctx context.Context, deviceCode string) (*CreatedTo
 	var out CreatedToken
 	return &out, c.t.do(ctx, http.MethodPost, PathDeviceToken, "", DeviceTokenRequest{DeviceCode: deviceCode}, &out)
 }
+
+// Throttles lists the sign-in failure counters (admin).
+func (c *AdminClient) Throttles(ctx context.Context) (*ThrottleList, error) {
+	var out ThrottleList
+	return &out, c.do(ctx, http.MethodGet, PathThrottles, nil, &out)
+}
+
+// ClearThrottle clears one counter, or all with "" (admin).
+func (c *AdminClient) ClearThrottle(ctx context.Context, key string) error {
+	return c.do(ctx, http.MethodDelete, PathThrottles+"?key="+url.QueryEscape(key), nil, nil)
+}
+
+// CreateUser creates a user (admin).
+func (c *AdminClient) CreateUser(ctx context.Context, req CreateUserRequest) (*User, error) {
+	var out User
+	return &out, c.do(ctx, http.MethodPost, PathUsers, req, &out)
+}

@@ -18,6 +18,7 @@ const (
 	envJobTimeout        = "PLATFORM_JOB_TIMEOUT"
 	envJobRetention      = "PLATFORM_JOB_RETENTION"
 	envMetricsPublic     = "PLATFORM_METRICS_PUBLIC"
+	envRequireMFA        = "PLATFORM_REQUIRE_MFA"
 	envServer            = "PLATFORM_URL"
 	envToken             = "PLATFORM_TOKEN"
 	envCAFile            = "PLATFORM_CA_FILE"

@@ -45,6 +45,7 @@ var serveCommand = &cli.Command{
 		&cli.DurationFlag{Name: "job-timeout", Value: time.Duration(serveDefaults.JobLimits.TimeoutSec) * time.Second, EnvVars: []string{envJobTimeout}, Usage: "how long a job may run"},
 		&cli.DurationFlag{Name: "job-retention", Value: serveDefaults.JobRetention, EnvVars: []string{envJobRetention}, Usage: "how long finished jobs and their logs are kept (0: forever)"},
 		&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{envMetricsPublic}, Usage: "serve /metrics without a token (trusted networks only)"},
+		&cli.BoolFlag{Name: "require-mfa", EnvVars: []string{envRequireMFA}, Usage: "require a second factor of every user (admins always need one)"},
 	},
 	Action: func(c *cli.Context) error {
 		log, err := logging.FromContext(c)
@@ -59,6 +60,7 @@ var serveCommand = &cli.Command{
 		cfg.Queue.LeaseTTL, cfg.Queue.MaxAttempts = c.Duration("lease-ttl"), c.Int("max-attempts")
 		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
 		cfg.JobRetention, cfg.MetricsPublic = c.Duration("job-retention"), c.Bool("metrics-public")
+		cfg.Access.RequireMFAForAll = c.Bool("require-mfa")
 		if p := c.String("image-policy"); p != "" {
 			b, err := os.ReadFile(p)
 			if err != nil {
