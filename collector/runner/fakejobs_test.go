@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,6 +255,31 @@ func TestLeaseLostMidJob(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRenewalFailingForAWhileKeepsTheJob: renewals the platform cannot
+// answer for a while (503) are retried; the job runs on and reports.
+func TestRenewalFailingForAWhileKeepsTheJob(t *testing.T) {
+	r := newFakeRig(t)
+	release := make(chan struct{})
+	r.eng.setProgram("job_w", blockUntil(release))
+	var failures atomic.Int32
+	r.plat.renewErr = func(jobID, leaseID string) error {
+		if failures.Add(1) <= 2 {
+			return &api.Error{Status: 503, Code: api.CodeUnavailable, Message: "try later"}
+		}
+		return nil
+	}
+	r.plat.push(r.lease("job_w", "int_w", "lease-1", 1, map[string]any{"token": "tok-renew"}))
+	r.start()
+	r.waitUntil("a renewal after the failures", func() bool { return failures.Load() > 2 })
+	close(release)
+	if fin := r.finished("job_w"); fin.Error != "" || fin.Records != 2 {
+		t.Errorf("finish = %+v, want a success", fin)
+	}
+	if !strings.Contains(r.logs.String(), "lease renewal failed; retrying") {
+		t.Errorf("the failed renewals were not logged:\n%s", r.logs)
 	}
 }
 

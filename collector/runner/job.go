@@ -54,6 +54,7 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	defer abandon(nil)
 	j := &jobRun{r: r, lease: lease, newLease: make(chan struct{}), ended: jobCtx.Done(), log: r.log.With("job", lease.JobID)}
 	j.logs = newLogSink(j, nil)
+	opened := j.open() // before any goroutine reads j's job and log
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	var keeper sync.WaitGroup
 	keeper.Go(func() { j.keepLease(keepCtx, abandon) })
@@ -61,7 +62,10 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	defer stopKeeping()
 	defer r.release(j)
 
-	out := j.run(jobCtx)
+	out := failed(opened)
+	if opened == nil {
+		out = j.run(jobCtx)
+	}
 	switch {
 	case errors.Is(context.Cause(jobCtx), errLeaseLost) || api.StatusOf(out.err) == http.StatusConflict:
 		// Reporting under a lost lease would be refused, and must never
@@ -74,12 +78,9 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	}
 }
 
-// run does the job's steps in order; nothing runs unless each step before
-// passed, and what the job created is removed whatever happened.
+// run does the opened job's steps in order; nothing runs unless each step
+// before passed, and what the job created is removed whatever happened.
 func (j *jobRun) run(ctx context.Context) outcome {
-	if err := j.open(); err != nil {
-		return failed(err)
-	}
 	if !j.r.claimWait(ctx, j) {
 		return failed(fmt.Errorf("integration %s already has a job running on this collector: nothing ran", j.job.IntegrationID))
 	}
