@@ -98,17 +98,12 @@ func (r *fakeRig) lease(jobID, integ, leaseID string, ttlSec int, cfg map[string
 	return &api.Lease{JobID: jobID, LeaseID: leaseID, LeaseTTLSec: ttlSec, Attempt: 1, Envelope: env}
 }
 
-// waitUntil polls cond until it holds, failing the test after 10 s.
+// waitUntil polls cond until it holds, failing the test after 10 s with
+// what the engine and the platform saw.
 func (r *fakeRig) waitUntil(what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s: not after 10 s; engine events %q; platform calls %q; runner log:\n%s", what, r.eng.log(), r.plat.callLog(), r.logs)
-		}
-		<-tick.C
+	if !poll(10*time.Second, cond) {
+		r.t.Fatalf("%s: not after 10 s; engine events %q; platform calls %q; runner log:\n%s", what, r.eng.log(), r.plat.callLog(), r.logs)
 	}
 }
 

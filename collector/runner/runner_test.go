@@ -345,15 +345,24 @@ func (e *infoCounter) failed() int {
 // waitFor polls cond until it holds, failing t after a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	tick := time.NewTicker(10 * time.Millisecond)
+	if !poll(time.Minute, cond) {
+		t.Fatalf("%s: not after a minute", what)
+	}
+}
+
+// poll reports whether cond came to hold within d, checking it every few
+// milliseconds.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after a minute", what)
+			return false
 		}
 		<-tick.C
 	}
+	return true
 }
 
 // TestNoLeaseWhileThePodmanServiceIsDown: the Podman API service stops
