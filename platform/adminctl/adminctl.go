@@ -103,13 +103,20 @@ func Connect(conn Connection) (*api.AdminClient, error) {
 	return api.NewAdminClient(conn.Server, tok, hc), nil
 }
 
+// adminCallTimeout bounds one admin call: a command never hangs on a
+// platform that stopped answering (the collector's client sets deadlines
+// per call instead; an admin answer is at most a few MiB).
+const adminCallTimeout = 2 * time.Minute
+
 // HTTPClient returns an HTTP client trusting the platform's CA as conn says.
 func HTTPClient(conn Connection) (*http.Client, error) {
 	tc, err := tlsConfig(conn)
 	if err != nil {
 		return nil, err
 	}
-	return api.HTTPClient(tc), nil
+	hc := api.HTTPClient(tc)
+	hc.Timeout = adminCallTimeout
+	return hc, nil
 }
 
 // token is the --token flag (PLATFORM_TOKEN), else the token `platform
