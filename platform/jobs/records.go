@@ -46,6 +46,9 @@ type Records interface {
 	// api.KindEntity) or relationships, ordered by key, bounded by
 	// f.Limit items and MaxPageBytes of properties.
 	List(ctx context.Context, kind string, f ListFilter) (Page, error)
+	// Item returns one entity or relationship (deleted ones too), or
+	// ErrNotFound.
+	Item(ctx context.Context, kind, integrationID, key string) (api.Item, error)
 	// Purge deletes up to limit rows of the data, jobs and job logs of the
 	// integrations whose deletion asked for it; done reports that no purge
 	// is left pending.
@@ -104,6 +107,10 @@ type ListFilter struct {
 	IntegrationID  string
 	Type           string
 	IncludeDeleted bool
+	// KeyPrefix keeps the items whose key starts with it.
+	KeyPrefix string
+	// From and To keep the relationships from, or to, that entity key.
+	From, To string
 	// After is the key to start after ("" = from the start): the page
 	// cursor.
 	After string

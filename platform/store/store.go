@@ -25,7 +25,48 @@ var (
 	// ErrStaleKey: the assertion was verified with a key the collector no
 	// longer has (it re-enrolled meanwhile).
 	ErrStaleKey = errors.New("collector identity key changed")
+	// ErrInvalid: a filter or cursor is wrong.
+	ErrInvalid = errors.New("invalid request")
 )
+
+// CollectorFilter selects a page of collectors, by name.
+type CollectorFilter struct {
+	// Query matches a part of the name, or the whole ID.
+	Query  string
+	Pool   string
+	Status string // pending, active, degraded, offline; "" for all
+	// ActiveSince is the last heartbeat an active collector has (now less
+	// three intervals).
+	ActiveSince time.Time
+	After       string // the cursor of the previous page
+	Limit       int
+}
+
+// IntegrationFilter selects a page of integrations, by name.
+type IntegrationFilter struct {
+	Query       string // a part of the name or image, or the whole ID
+	CollectorID string
+	After       string
+	Limit       int
+}
+
+// AuditFilter selects a page of the audit log, newest first.
+type AuditFilter struct {
+	Actor, Action, Target string
+	Since, Until          time.Time
+	Before                string // the cursor of the previous page
+	Limit                 int
+}
+
+// Rollup is a collector's heartbeats over 5 minutes.
+type Rollup struct {
+	At         time.Time
+	Beats      int
+	MemTotal   int64
+	MemFreeMin int64
+	CPUs       int
+	RunningMax int
+}
 
 // AssignedError refuses to delete a collector that still has integrations.
 type AssignedError struct {
@@ -146,6 +187,10 @@ type Store interface {
 	Collector(ctx context.Context, id string) (Collector, error)
 	Collectors(ctx context.Context) ([]Collector, error)
 	CountCollectors(ctx context.Context, activeSince time.Time) (StatusCounts, error)
+	// CollectorsPage returns a page of collectors and the next cursor.
+	CollectorsPage(ctx context.Context, f CollectorFilter) ([]Collector, string, error)
+	// Rollups returns a collector's 5-minute heartbeat rollups since since.
+	Rollups(ctx context.Context, collectorID string, since time.Time) ([]Rollup, error)
 	// DeleteCollector removes the collector with its tokens, keys and
 	// heartbeats and cancels the jobs queued for it, or returns an
 	// *AssignedError. It reports how many jobs it canceled.
@@ -170,6 +215,8 @@ type Store interface {
 	CreateIntegration(ctx context.Context, in Integration, ev Event) error
 	Integration(ctx context.Context, id string) (Integration, error)
 	Integrations(ctx context.Context) ([]Integration, error)
+	// IntegrationsPage returns a page of integrations and the next cursor.
+	IntegrationsPage(ctx context.Context, f IntegrationFilter) ([]Integration, string, error)
 	// UpdateIntegration replaces every field but ID, CreatedAt and
 	// CollectorID (see AssignIntegration).
 	UpdateIntegration(ctx context.Context, in Integration, ev Event) error
@@ -193,6 +240,8 @@ type Store interface {
 
 	// AuditEntries returns entries with seq > after, oldest first.
 	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// AuditPage returns a page of the audit log, newest first, filtered.
+	AuditPage(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error)
 	// VerifyAudit walks the whole chain, checking hashes, MACs and that the
 	// chain still holds every checkpoint in expect.
 	VerifyAudit(ctx context.Context, expect ...Checkpoint) (VerifyResult, error)

@@ -359,6 +359,9 @@ func (s *Store) RecordHeartbeat(ctx context.Context, collectorID string, hb stor
 		if _, err := tx.StmtContext(ctx, s.beatInsert).ExecContext(ctx, collectorID, nanos(hb.At), string(data)); err != nil {
 			return fmt.Errorf("insert heartbeat: %w", err)
 		}
+		if err := rollUp(ctx, tx, collectorID, hb); err != nil {
+			return fmt.Errorf("heartbeat rollup: %w", err)
+		}
 		_, err = tx.StmtContext(ctx, s.beatPrune).ExecContext(ctx, collectorID, collectorID, keep)
 		return err
 	})

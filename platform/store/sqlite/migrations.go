@@ -228,6 +228,80 @@ CREATE TABLE device_grants (
 	consumed_at INTEGER NOT NULL DEFAULT 0
 );
 `,
+	// 5: passkeys (WebAuthn credentials) as second factors: a random user
+	// handle per user, the credentials (MAC over ID, user, RP ID,
+	// credential ID and public key), and the state of a ceremony between
+	// its begin and finish, bound to the session that began it (gone with
+	// it: a rotated or ended session cannot finish one).
+	`
+CREATE TABLE passkey_users (
+	user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+	handle  BLOB NOT NULL UNIQUE
+);
+CREATE TABLE passkeys (
+	id                 TEXT PRIMARY KEY,
+	user_id            TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	rp_id              TEXT NOT NULL,
+	credential_id      BLOB NOT NULL UNIQUE,
+	public_key         BLOB NOT NULL,
+	sign_count         INTEGER NOT NULL DEFAULT 0,
+	aaguid             BLOB,
+	transports         TEXT NOT NULL DEFAULT '',
+	backup_eligible    INTEGER NOT NULL DEFAULT 0,
+	backup_state       INTEGER NOT NULL DEFAULT 0,
+	user_verified      INTEGER NOT NULL DEFAULT 0,
+	attestation_type   TEXT NOT NULL DEFAULT '',
+	attestation_format TEXT NOT NULL DEFAULT '',
+	attachment         TEXT NOT NULL DEFAULT '',
+	name               TEXT NOT NULL,
+	created_at         INTEGER NOT NULL,
+	last_used_at       INTEGER NOT NULL DEFAULT 0,
+	mac                BLOB NOT NULL
+);
+CREATE INDEX passkeys_user ON passkeys(user_id);
+CREATE TABLE passkey_ceremonies (
+	session_hash TEXT NOT NULL REFERENCES sessions(hash) ON DELETE CASCADE,
+	kind         TEXT NOT NULL,
+	user_id      TEXT NOT NULL,
+	data         BLOB NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	mac          BLOB NOT NULL,
+	PRIMARY KEY (session_hash, kind)
+) WITHOUT ROWID;
+CREATE INDEX passkey_ceremonies_expiry ON passkey_ceremonies(expires_at);
+`,
+	// 6: single sign-on: the sign-in flows already finished (a hash of
+	// their state), each refused a second time until it expires. The
+	// settings live in a settings row.
+	`
+CREATE TABLE sso_used_flows (
+	hash       TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+	// 7: the console's lists and charts: collector names, the audit log by
+	// actor, action and target, both ends of relationships, and 5-minute
+	// heartbeat rollups for 24-hour charts.
+	`
+CREATE INDEX collectors_name ON collectors(name, id);
+CREATE INDEX integrations_name_collector ON integrations(collector_id, name);
+CREATE INDEX audit_log_actor ON audit_log(actor, seq);
+CREATE INDEX audit_log_action ON audit_log(action, seq);
+CREATE INDEX audit_log_target ON audit_log(target, seq);
+CREATE INDEX audit_log_time ON audit_log(time);
+CREATE INDEX data_relationships_from ON data_relationships(integration_id, from_key);
+CREATE INDEX data_relationships_to ON data_relationships(integration_id, to_key);
+CREATE TABLE heartbeat_rollups (
+	collector_id TEXT NOT NULL REFERENCES collectors(id) ON DELETE CASCADE,
+	bucket       INTEGER NOT NULL,
+	beats        INTEGER NOT NULL,
+	mem_total    INTEGER NOT NULL,
+	mem_free_min INTEGER NOT NULL,
+	cpus         INTEGER NOT NULL,
+	running_max  INTEGER NOT NULL,
+	PRIMARY KEY (collector_id, bucket)
+) WITHOUT ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

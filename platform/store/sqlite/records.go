@@ -12,6 +12,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/integration"
 	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/queue"
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
@@ -275,6 +276,19 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 		q += ` AND type=?`
 		args = append(args, f.Type)
 	}
+	if f.KeyPrefix != "" {
+		// A range on the primary key, not a LIKE: fast over millions.
+		q += ` AND key >= ? AND key < ?`
+		args = append(args, f.KeyPrefix, f.KeyPrefix+"\U0010FFFF")
+	}
+	if kind == api.KindRelationship && f.From != "" {
+		q += ` AND from_key = ?`
+		args = append(args, f.From)
+	}
+	if kind == api.KindRelationship && f.To != "" {
+		q += ` AND to_key = ?`
+		args = append(args, f.To)
+	}
 	if !f.IncludeDeleted {
 		q += ` AND deleted_at IS NULL`
 	}
@@ -301,6 +315,26 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 		page.Items = append(page.Items, it)
 	}
 	return page, rows.Err()
+}
+
+// Item implements jobs.Records.
+func (r *Records) Item(ctx context.Context, kind, integrationID, key string) (api.Item, error) {
+	table, cols := "data_entities", "key, type, class, '', '', properties, last_job_id, updated_at, deleted_at"
+	if kind == api.KindRelationship {
+		table, cols = "data_relationships", "key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at"
+	}
+	rows, err := r.s.r.QueryContext(ctx, `SELECT `+cols+` FROM `+table+` WHERE integration_id = ? AND key = ?`, integrationID, key)
+	if err != nil {
+		return api.Item{}, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return api.Item{}, err
+		}
+		return api.Item{}, fmt.Errorf("%s %q: %w", kind, key, store.ErrNotFound)
+	}
+	return scanItem(rows)
 }
 
 func itemSize(it api.Item) int {

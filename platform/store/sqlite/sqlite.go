@@ -383,7 +383,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 				return err
 			}
 		}
-		return nil
+		return pruneRollups(ctx, tx, now)
 	})
 }
 
