@@ -43,11 +43,20 @@ var fsNames = map[int64]string{
 }
 
 // CheckTmpfs returns ErrSecretDirNotTmpfs, saying what to do, unless dir
-// is on a tmpfs.
+// is on a tmpfs. A dir not made yet is judged by its nearest existing
+// parent, where MkdirAll would create it.
 func CheckTmpfs(dir string) error {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("secret dir %s: %w", dir, err)
+	p := filepath.Clean(dir)
+	for {
+		err := syscall.Statfs(p, &st)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) || p == filepath.Dir(p) {
+			return fmt.Errorf("secret dir %s: %w", dir, err)
+		}
+		p = filepath.Dir(p)
 	}
 	if int64(st.Type) == tmpfsMagic {
 		return nil
@@ -79,10 +88,11 @@ func (s SecretFiles) Create(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	// Check before creating anything: a refused dir is not left behind.
+	if err := CheckTmpfs(s.Dir); err != nil {
 		return fmt.Errorf("create secret %q: %w", name, err)
 	}
-	if err := CheckTmpfs(s.Dir); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("create secret %q: %w", name, err)
 	}
 	// O_EXCL|O_NOFOLLOW: never write through a file or link planted there.

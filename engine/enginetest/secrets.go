@@ -55,7 +55,8 @@ func (s *suite) testSecretNeverOnDisk(t *testing.T) {
 // testSecretDirNotTmpfs: a secret dir on a disk is refused, saying what
 // to do, and nothing is written there.
 func (s *suite) testSecretDirNotTmpfs(t *testing.T) {
-	dir := diskDir(t, s.o.StorageDirs)
+	parent := diskDir(t, s.o.StorageDirs)
+	dir := filepath.Join(parent, "secrets") // not made yet: the refusal must not make it
 	eng, err := s.o.WithSecretDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +71,8 @@ func (s *suite) testSecretDirNotTmpfs(t *testing.T) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
 	}
-	if left, _ := os.ReadDir(dir); len(left) > 0 {
-		t.Errorf("the refused secret left %v in %s", left, dir)
+	if left, _ := os.ReadDir(parent); len(left) > 0 {
+		t.Errorf("the refusal left %v in %s", left, parent)
 	}
 }
 
