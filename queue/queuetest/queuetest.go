@@ -670,21 +670,24 @@ func testLongPollWakes(t *testing.T, newQueue NewQueueFunc) {
 	q := newQueue(t, cfg)
 	const rounds = 5
 	for i := range rounds {
-		got := make(chan *queue.Job, 1)
-		errc := make(chan error, 1)
+		type result struct {
+			job *queue.Job
+			err error
+			at  time.Time // taken as Next returns, not when this goroutine gets to look
+		}
+		got := make(chan result, 1)
 		go func() {
 			j, err := q.Next(context.Background(), queue.NextRequest{CollectorID: "col-a", Wait: 10 * time.Second})
-			errc <- err
-			got <- j
+			got <- result{j, err, time.Now()}
 		}()
 		waitParked(t, q, "col-a")
 		start := time.Now()
 		j := enqueue(t, q, fmt.Sprintf("int-%d", i), "col-a")
-		if err := <-errc; err != nil {
-			t.Fatalf("Next: %v", err)
+		r := <-got
+		if r.err != nil {
+			t.Fatalf("Next: %v", r.err)
 		}
-		l := <-got
-		took := time.Since(start)
+		l, took := r.job, r.at.Sub(start)
 		if l.ID != j.ID {
 			t.Fatalf("Next = %s, want %s", describe(l), j.ID)
 		}
