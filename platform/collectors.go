@@ -162,18 +162,32 @@ func (s *Server) createCollector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := store.Collector{ID: newID("col"), Name: req.Name, Pool: req.Pool, CreatedAt: s.now()}
-	t, tok, err := s.newEnrollmentGrant(c)
+	g, err := s.CreateCollectorAct(r, req)
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+// CreateCollectorAct creates a collector with its first enrollment token:
+// the one path for the API and the console.
+func (s *Server) CreateCollectorAct(r *http.Request, req api.CreateCollectorRequest) (*api.EnrollmentGrant, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	c := store.Collector{ID: newID("col"), Name: req.Name, Pool: req.Pool, CreatedAt: s.now()}
+	t, tok, err := s.newEnrollmentGrant(c)
+	if err != nil {
+		return nil, err
+	}
 	ev := s.event(r, "collector.created", c.ID, map[string]any{"name": c.Name, "pool": c.Pool, "token_expires_at": t.ExpiresAt})
 	if err := s.st.CreateCollector(r.Context(), c, t, ev); err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("collector created", "collector", c.ID, "name", c.Name)
-	writeJSON(w, http.StatusCreated, s.grant(c, tok, t))
-	return nil
+	g := s.grant(c, tok, t)
+	return &g, nil
 }
 
 func (s *Server) listCollectors(w http.ResponseWriter, r *http.Request) error {
@@ -232,13 +246,22 @@ func (s *Server) deleteCollector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.DeleteCollectorAct(r, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// DeleteCollectorAct deletes a collector (an *store.AssignedError names
+// the integrations still on it).
+func (s *Server) DeleteCollectorAct(r *http.Request, id string) error {
 	ev := s.event(r, "collector.deleted", id, nil)
 	canceled, err := s.st.DeleteCollector(r.Context(), id, ev)
 	if err != nil {
 		return err
 	}
 	s.log.Info("collector deleted; its credentials are revoked", "collector", id, "queued_jobs_canceled", canceled)
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -250,21 +273,32 @@ func (s *Server) newEnrollmentToken(w http.ResponseWriter, r *http.Request) erro
 	if err := s.noBody(w, r); err != nil {
 		return err
 	}
-	c, err := s.st.Collector(r.Context(), id)
+	g, err := s.NewEnrollmentTokenAct(r, id)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+// NewEnrollmentTokenAct issues a collector a new enrollment token,
+// revoking its unused ones.
+func (s *Server) NewEnrollmentTokenAct(r *http.Request, id string) (*api.EnrollmentGrant, error) {
+	c, err := s.st.Collector(r.Context(), id)
+	if err != nil {
+		return nil, err
 	}
 	t, tok, err := s.newEnrollmentGrant(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ev := s.event(r, "collector.token_issued", id, map[string]any{"token_expires_at": t.ExpiresAt})
 	if err := s.st.ReplaceEnrollmentToken(r.Context(), t, ev); err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("enrollment token issued; earlier tokens revoked", "collector", id)
-	writeJSON(w, http.StatusCreated, s.grant(c, tok, t))
-	return nil
+	g := s.grant(c, tok, t)
+	return &g, nil
 }
 
 // noBody refuses a body on an endpoint that takes none; an empty JSON

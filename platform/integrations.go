@@ -103,10 +103,27 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	cfg, _ := api.ConfigObject(req.Config) // validated by the decoder
+	in, err := s.CreateIntegrationAct(r, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, in)
+	return nil
+}
+
+// CreateIntegrationAct creates an integration, its secret fields sealed:
+// the one path for the API and the console.
+func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationRequest) (*api.Integration, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := api.ConfigObject(req.Config)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range req.SecretFields {
 		if string(cfg[f]) == string(maskedValue) {
-			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "secret field %q holds the mask %q, not a value", f, api.SecretMask)
+			return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "secret field %q holds the mask %q, not a value", f, api.SecretMask)
 		}
 	}
 	now := s.now()
@@ -114,14 +131,15 @@ func (s *Server) createIntegration(w http.ResponseWriter, r *http.Request) error
 		Interval: time.Duration(req.IntervalSec) * time.Second, CollectorID: req.CollectorID, Network: req.Network,
 		CreatedAt: now, UpdatedAt: now}
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	ev := s.event(r, "integration.created", in.ID, integrationDetails(in))
 	if err := s.st.CreateIntegration(r.Context(), in, ev); err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("integration created", "integration", in.ID, "name", in.Name, "collector", in.CollectorID)
-	return s.writeIntegration(w, http.StatusCreated, in)
+	v, err := s.integrationView(in)
+	return &v, err
 }
 
 func (s *Server) listIntegrations(w http.ResponseWriter, r *http.Request) error {
@@ -166,19 +184,38 @@ func (s *Server) updateIntegration(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	changed, err := s.applyUpdate(&in, req)
+	v, err := s.UpdateIntegrationAct(r, in.ID, req)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// UpdateIntegrationAct changes what req carries; a secret field sent as
+// the mask keeps its stored value.
+func (s *Server) UpdateIntegrationAct(r *http.Request, id string, req api.IntegrationUpdate) (*api.Integration, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	in, err := s.st.Integration(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := s.applyUpdate(&in, req)
+	if err != nil {
+		return nil, err
 	}
 	in.UpdatedAt = s.now()
 	details := integrationDetails(in)
 	details["changed"] = changed
 	ev := s.event(r, "integration.updated", in.ID, details)
 	if err := s.st.UpdateIntegration(r.Context(), in, ev); err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("integration updated", "integration", in.ID, "changed", changed)
-	return s.writeIntegration(w, http.StatusOK, in)
+	v, err := s.integrationView(in)
+	return &v, err
 }
 
 // applyUpdate applies req to in and returns the names of the changed fields.
@@ -255,22 +292,41 @@ func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	cfg, err := s.open(in)
+	v, err := s.AssignIntegrationAct(r, in.ID, req.CollectorID)
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// AssignIntegrationAct moves an integration to collectorID ("" unassigns
+// it) with its queued job; its config is sealed again for the new target.
+func (s *Server) AssignIntegrationAct(r *http.Request, id, collectorID string) (*api.Integration, error) {
+	if collectorID != "" && !api.ValidCollectorID(collectorID) {
+		return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "collector_id %q is not a collector ID", collectorID)
+	}
+	in, err := s.st.Integration(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.open(in)
+	if err != nil {
+		return nil, err
+	}
 	from := in.CollectorID
-	in.CollectorID, in.UpdatedAt = req.CollectorID, s.now()
+	in.CollectorID, in.UpdatedAt = collectorID, s.now()
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	ev := s.event(r, "integration.assigned", in.ID, map[string]any{"name": in.Name, "from": from, "to": in.CollectorID})
 	moved, err := s.st.AssignIntegration(r.Context(), in, ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.log.Info("integration assigned", "integration", in.ID, "from", from, "to", in.CollectorID, "queued_jobs_moved", moved)
-	return s.writeIntegration(w, http.StatusOK, in)
+	v, err := s.integrationView(in)
+	return &v, err
 }
 
 // deleteIntegration deletes an integration and cancels its jobs; with
@@ -289,12 +345,25 @@ func (s *Server) deleteIntegration(w http.ResponseWriter, r *http.Request) error
 	default:
 		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "purge must be true or false, not %q", v)
 	}
+	if err := s.DeleteIntegrationAct(r, in.ID, purge); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// DeleteIntegrationAct deletes an integration and cancels its jobs; with
+// purge its data, jobs and logs go too.
+func (s *Server) DeleteIntegrationAct(r *http.Request, id string, purge bool) error {
+	in, err := s.st.Integration(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	ev := s.event(r, "integration.deleted", in.ID, map[string]any{"name": in.Name, "collector_id": in.CollectorID, "purge": purge})
 	canceled, err := s.st.DeleteIntegration(r.Context(), in.ID, purge, ev)
 	if err != nil {
 		return err
 	}
 	s.log.Info("integration deleted", "integration", in.ID, "jobs_canceled", canceled, "purge", purge)
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -226,22 +226,37 @@ func (s *Server) runIntegration(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	job, existed, err := s.RunNowAct(r, in.ID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, job)
+	return nil
+}
+
+// RunNowAct enqueues the integration's job now, deduplicated (existed:
+// the integration had a job queued or in flight, returned as is).
+func (s *Server) RunNowAct(r *http.Request, id string) (*api.Job, bool, error) {
+	in, err := s.st.Integration(r.Context(), id)
+	if err != nil {
+		return nil, false, err
+	}
 	if in.CollectorID == "" {
-		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector: assign it first", in.ID)
+		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector: assign it first", in.ID)
 	}
 	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, RequestedBy: queue.RequestedByAdmin},
 		func(j *queue.Job) store.Event {
 			return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID})
 		})
 	if err != nil {
-		return jobError(err)
+		return nil, false, jobError(err)
 	}
-	status := http.StatusCreated
-	if existed {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, s.jobs.View(r.Context(), job))
-	return nil
+	v := s.jobs.View(r.Context(), job)
+	return &v, existed, nil
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
@@ -296,14 +311,24 @@ func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.st.CancelJob(r.Context(), r.PathValue("id"), func(j *queue.Job) store.Event {
+	v, err := s.CancelJobAct(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// CancelJobAct cancels an active job, audited with the act.
+func (s *Server) CancelJobAct(r *http.Request, id string) (*api.Job, error) {
+	j, err := s.st.CancelJob(r.Context(), id, func(j *queue.Job) store.Event {
 		return s.event(r, "job.canceled", j.ID, map[string]any{"integration_id": j.IntegrationID})
 	})
 	if err != nil {
-		return jobError(err)
+		return nil, jobError(err)
 	}
-	writeJSON(w, http.StatusOK, s.jobs.View(r.Context(), j))
-	return nil
+	v := s.jobs.View(r.Context(), j)
+	return &v, nil
 }
 
 // listItems pages through an integration's entities or relationships:
