@@ -21,6 +21,7 @@ import (
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/selinux"
+	"github.com/collectorhq/collector/trust"
 )
 
 // Images verifies and pulls images by digest.
@@ -109,10 +110,34 @@ func RunRunner(ctx context.Context, e Env) error {
 	return r.Run(ctx)
 }
 
+// images builds the verifier from the platform's policy, once the policy
+// passes the operator's trust root: the platform cannot widen what the
+// collector runs by rewriting policy.json.
 func (e Env) images(cfg *config.Config) (Images, error) {
 	policy, err := readPolicy(e.Dir)
 	if err != nil {
 		return nil, err
+	}
+	data, exists, err := config.ReadTrustedKeys(e.Dir)
+	if err != nil {
+		return nil, err
+	}
+	root, err := trust.ParseRoot(data)
+	if err != nil {
+		return nil, fmt.Errorf("trusted image keys in %s: %w", e.Dir, err)
+	}
+	if !exists {
+		// Installed before the trust root existed: the policy on disk is
+		// the one accepted at enrollment; its keys stand in until the
+		// installer runs again and pins them.
+		if root, err = trust.PolicyKeys(policy); err != nil {
+			return nil, fmt.Errorf("image policy: %w", err)
+		}
+		e.Log.Warn("no trusted image keys yet: trusting the keys of the enrollment's policy; run the installer again to pin them",
+			"dir", e.Dir, "keys", root.Fingerprints())
+	}
+	if err := trust.CheckPolicy(policy, root, cfg.AllowInsecurePolicy); err != nil {
+		return nil, fmt.Errorf("image policy in %s refused: %w", e.Dir, err)
 	}
 	return e.NewImages(policy, cfg.InsecureRegistries, e.Engine, e.Log)
 }

@@ -35,17 +35,20 @@ stop_pid() {
 	rm -f "$1"
 }
 
+# Job secrets are files on a tmpfs (never a disk): /run/collector/secrets.
+SECRET_DIR=/run/collector/secrets
+
 clean() {
 	log "removing what the demo made"
 	if command -v podman >/dev/null && [ -S /run/podman/podman.sock ]; then
 		podman rm -f -t 0 collector-daemon collector-runner >/dev/null 2>&1 || true
 		podman ps -a --filter label=io.collector.role=job -q | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
-		podman secret ls --format '{{.Name}}' 2>/dev/null | grep '^collector-job-' | xargs -r podman secret rm >/dev/null 2>&1 || true
 	fi
 	stop_pid "$demo/platform.pid"
 	stop_pid "$demo/registry.pid"
 	stop_pid "$demo/podman.pid"
-	rm -rf /etc/collector /var/lib/collector "$demo"
+	if [ -f "$demo/secrets.mounted" ]; then umount "$SECRET_DIR" 2>/dev/null || true; fi
+	rm -rf /etc/collector /var/lib/collector "$SECRET_DIR" "$demo"
 	echo "clean."
 }
 [ "${1:-}" = clean ] && { clean; exit 0; }
@@ -84,6 +87,17 @@ fi
 curl -fsS --unix-socket /run/podman/podman.sock http://d/libpod/_ping >/dev/null || die "the Podman service did not start: $demo/podman.log"
 echo "podman $(podman version --format '{{.Server.Version}}') answering"
 
+log "3b. job secret dir $SECRET_DIR on a tmpfs"
+# The installer refuses a secret dir that is not on a tmpfs. /run is one on
+# RHEL; where it is not (this kind of machine), mount one, as the
+# installer's refusal says to.
+mkdir -p -m 0700 "$SECRET_DIR"
+if [ "$(stat -f -c %T "$SECRET_DIR")" != tmpfs ]; then
+	mount -t tmpfs -o size=16m,mode=0700 tmpfs "$SECRET_DIR"
+	touch "$demo/secrets.mounted"
+fi
+echo "$(stat -f -c %T "$SECRET_DIR") at $SECRET_DIR"
+
 log "4. registry on $REGISTRY_ADDR"
 if ! running "$demo/registry.pid"; then
 	cat >"$demo/registry.yml" <<REG
@@ -119,10 +133,19 @@ if ! running "$demo/platform.pid"; then
 		--collector-image "$COLLECTOR_IMAGE" --image-policy "$demo/policy.json" --heartbeat-interval 5s \
 		>"$demo/platform.log" 2>&1 &
 	echo $! >"$demo/platform.pid"
-	for _ in $(seq 100); do [ -f "$demo/platform/admin-token" ] && curl -fsSk "$PLATFORM_URL/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+	for _ in $(seq 100); do [ -f "$demo/platform/ca.crt" ] && curl -fsSk "$PLATFORM_URL/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 curl -fsSk "$PLATFORM_URL/healthz" >/dev/null || die "the platform did not start: $demo/platform.log"
 export PLATFORM_URL PLATFORM_DATA_DIR=$demo/platform
+# The first admin, made on the host as an operator does, with an API token
+# for the CLI below (kept 0600 in $demo).
+if [ ! -s "$demo/admin-api-token" ]; then
+	(umask 077 && platform users create --login demo-admin --role admin --token demo --data-dir "$demo/platform" |
+		sed -n '/API token (shown once):/{n;p}' >"$demo/admin-api-token")
+fi
+[ -s "$demo/admin-api-token" ] || die "no admin API token: platform users create failed"
+export PLATFORM_TOKEN
+PLATFORM_TOKEN=$(cat "$demo/admin-api-token")
 pf() { platform "$@" --server "$PLATFORM_URL" --data-dir "$demo/platform"; }
 
 log "7. collector"
@@ -172,5 +195,5 @@ pf collectors show "$CID"
 log "12. podman ps"
 podman ps
 log "done"
-echo "platform API and console: $PLATFORM_URL (admin token in $demo/platform/admin-token, CA in $demo/platform/ca.crt)"
+echo "platform API and console: $PLATFORM_URL (demo-admin's API token in $demo/admin-api-token, CA in $demo/platform/ca.crt)"
 echo "remove everything: make demo-clean"

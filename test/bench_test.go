@@ -61,12 +61,12 @@ func benchNeed(b *testing.B) {
 func newBenchRig(b *testing.B) *benchRig {
 	b.Helper()
 	p := benchStartPlatform(b)
-	admin, err := adminctl.Connect(adminctl.Connection{Server: p.url, DataDir: p.dataDir})
+	admin, err := adminctl.Connect(adminctl.Connection{Server: p.url, DataDir: p.dataDir, Token: p.token})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := &benchRig{p: p, admin: admin}
-	r.h = benchInstall(b, r, podmanKit())
+	r.h = benchInstall(b, r, podmanKit(b))
 	benchWait(b, "collector active", time.Minute, func() bool {
 		c, err := admin.Collector(context.Background(), r.h.id)
 		return err == nil && c.Status == api.CollectorStatusActive
@@ -100,16 +100,12 @@ func benchStartPlatform(b *testing.B) *platformProc {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.stop)
-	benchWait(b, "platform up", 30*time.Second, func() bool {
-		if _, err := os.Stat(filepath.Join(p.dataDir, "admin-token")); err != nil {
-			return false
-		}
-		c, err := net.Dial("tcp", p.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	if err := waitPlatform(p.dataDir, p.addr); err != nil {
+		b.Fatal(err)
+	}
+	if p.token, err = adminToken(p.dataDir); err != nil {
+		b.Fatal(err)
+	}
 	return p
 }
 

@@ -28,14 +28,20 @@ type host struct {
 }
 
 // kit is an engine as the e2e suite drives it: its CLI (as an operator
-// would use it on the host) and its socket.
+// would use it on the host), its socket and its service.
 type kit struct {
 	name   string // podman or docker
 	socket string
 	cli    func(args ...string) *exec.Cmd
-	// secretDir is the Docker backend's tmpfs dir for job secrets.
+	// secretDir is the tmpfs dir of job secret files, /run/collector/secrets
+	// on a real host.
 	secretDir string
 	open      func() (engine.Engine, error)
+	// stopService and startService stop the engine's API service and
+	// start it again at the same socket path (a new socket inode);
+	// containers keep running meanwhile.
+	stopService  func()
+	startService func() error
 }
 
 func (k *kit) run(args ...string) (string, error) {
@@ -43,22 +49,33 @@ func (k *kit) run(args ...string) (string, error) {
 	return string(out), err
 }
 
-func podmanKit() *kit {
-	return &kit{name: "podman", socket: world.podman.Socket, cli: world.podman.CLI,
-		open: func() (engine.Engine, error) { return podman.New(context.Background(), world.podman.URI()) }}
-}
-
-func dockerKit(t *testing.T) *kit {
-	sd, err := os.MkdirTemp("/dev/shm", "collector-e2e-secrets-")
+// tmpfsDir is a directory on /dev/shm, a tmpfs, removed when t ends.
+func tmpfsDir(t testing.TB, prefix string) string {
+	d, err := os.MkdirTemp("/dev/shm", prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(sd) })
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func podmanKit(t testing.TB) *kit {
+	sd := tmpfsDir(t, "collector-e2e-secrets-")
+	return &kit{name: "podman", socket: world.podman.Socket, cli: world.podman.CLI, secretDir: sd,
+		open: func() (engine.Engine, error) {
+			return podman.New(context.Background(), world.podman.URI(), podman.WithSecretDir(sd))
+		},
+		stopService: world.podman.StopService, startService: world.podman.StartService}
+}
+
+func dockerKit(t testing.TB) *kit {
+	sd := tmpfsDir(t, "collector-e2e-secrets-")
 	return &kit{name: "docker", socket: world.dockerd.Socket, secretDir: sd,
 		cli: func(args ...string) *exec.Cmd {
 			return exec.Command("docker", append([]string{"-H", world.dockerd.URI()}, args...)...)
 		},
-		open: func() (engine.Engine, error) { return docker.New(context.Background(), world.dockerd.URI(), sd) }}
+		open:        func() (engine.Engine, error) { return docker.New(context.Background(), world.dockerd.URI(), sd) },
+		stopService: world.dockerd.StopService, startService: world.dockerd.StartService}
 }
 
 // installArgs is the printed install command's `run` arguments, with the
@@ -76,14 +93,12 @@ func (h *host) installArgs(vars map[string]string) []string {
 	for k, v := range vars {
 		args = append(args, "-e", k+"="+v)
 	}
+	sockDir, sd := filepath.Dir(sock), h.kit.secretDir
 	args = append(args,
 		"-e", "COLLECTOR_CONFIG_DIR="+h.etc, "-e", "COLLECTOR_STATE_DIR="+h.state,
 		"-e", "COLLECTOR_ENGINE_HOST=unix://"+sock, "-e", "COLLECTOR_JOB_NETWORK=host",
-		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr,
-		"-v", h.etc+":"+h.etc+":Z", "-v", sock+":"+sock, "-v", h.state+":"+h.state)
-	if h.kit.secretDir != "" {
-		args = append(args, "-e", "COLLECTOR_SECRET_DIR="+h.kit.secretDir)
-	}
+		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr, "-e", "COLLECTOR_SECRET_DIR="+sd,
+		"-v", h.etc+":"+h.etc+":Z", "-v", sockDir+":"+sockDir, "-v", h.state+":"+h.state, "-v", sd+":"+sd)
 	return append(args, world.collectorImage, "install")
 }
 
@@ -93,14 +108,34 @@ var envPair = regexp.MustCompile(`-e (COLLECTOR_[A-Z_]+)=(\S+)`)
 // the way the printed command does, on the test's own dirs and socket.
 func install(t *testing.T, p *platformProc, k *kit) *host {
 	t.Helper()
+	h, vars, token := newHost(t, p, k)
+	out, err := h.runInstaller(vars, token)
+	if err != nil {
+		t.Fatalf("installer: %v\n%s", err, out)
+	}
+	t.Logf("installer:\n%s", out)
+	if fp := worldKeyFingerprint(t); !strings.Contains(out, "TRUST ON FIRST USE") || !strings.Contains(out, fp) {
+		t.Errorf("the installer did not say it pinned the platform's key %s on first use", fp)
+	}
+	h.open(t)
+	return h
+}
+
+// newHost creates a collector on p and checks the printed install command;
+// it returns the host, the command's COLLECTOR_ variables and the token.
+func newHost(t *testing.T, p *platformProc, k *kit) (*host, map[string]string, string) {
+	t.Helper()
 	var g api.EnrollmentGrant
 	p.cliJSON(&g, "collectors", "create", "e2e-"+t.Name())
-	printed, sock := g.InstallCommands.Podman, "/run/podman/podman.sock"
+	// Podman's socket directory; Docker's socket sits in /var/run with the
+	// host's others, so its file.
+	printed, sock := g.InstallCommands.Podman, "/run/podman"
 	if k.name == "docker" {
 		printed, sock = g.InstallCommands.Docker, "/var/run/docker.sock"
 	}
 	for _, want := range []string{k.name + " run", "--privileged", "COLLECTOR_ID=" + g.Collector.ID, "COLLECTOR_CA_PIN=sha256:",
-		"/etc/collector:/etc/collector:Z", sock + ":" + sock, world.collectorImage, " install"} {
+		"/etc/collector:/etc/collector:Z", "mkdir -p -m 0700 /etc/collector /var/lib/collector /run/collector/secrets",
+		"-v /run/collector/secrets:/run/collector/secrets", "-v " + sock + ":" + sock + " ", world.collectorImage, " install"} {
 		if !strings.Contains(printed, want) {
 			t.Fatalf("install command lacks %q:\n%s", want, printed)
 		}
@@ -115,14 +150,22 @@ func install(t *testing.T, p *platformProc, k *kit) *host {
 	h := &host{id: g.Collector.ID, etc: filepath.Join(t.TempDir(), "etc-collector"), state: filepath.Join(t.TempDir(), "state"), kit: k}
 	os.MkdirAll(h.etc, 0o700)
 	os.MkdirAll(h.state, 0o700)
-	cmd := k.cli(h.installArgs(vars)...)
-	cmd.Stdin = strings.NewReader(g.EnrollmentToken + "\n")
+	return h, vars, g.EnrollmentToken
+}
+
+// runInstaller runs the installer container with the token on stdin.
+func (h *host) runInstaller(vars map[string]string, token string) (string, error) {
+	cmd := h.kit.cli(h.installArgs(vars)...)
+	cmd.Stdin = strings.NewReader(token + "\n")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("installer: %v\n%s", err, out)
-	}
-	t.Logf("installer:\n%s", out)
-	eng, err := k.open()
+	return string(out), err
+}
+
+// open connects h to its engine and removes the collector's containers
+// when the test ends.
+func (h *host) open(t *testing.T) {
+	t.Helper()
+	eng, err := h.kit.open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +177,6 @@ func install(t *testing.T, p *platformProc, k *kit) *host {
 		}
 		eng.Close()
 	})
-	return h
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, f func() bool) {
@@ -196,7 +238,7 @@ func (p *platformProc) entityKeys(t *testing.T, integrationID string) map[string
 
 func TestEndToEndPodman(t *testing.T) {
 	need(t)
-	flow(t, podmanKit())
+	flow(t, podmanKit(t))
 }
 
 func TestEndToEndDocker(t *testing.T) {
@@ -350,12 +392,90 @@ func flow(t *testing.T, k *kit) {
 			list, err := h.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job"})
 			return err == nil && len(list) == 0
 		})
-		if k.name == "podman" {
-			if out, _ := k.run("secret", "ls", "--format", "{{.Name}}"); strings.Contains(out, "collector-job-") {
-				t.Errorf("job secrets left:\n%s", out)
-			}
-		} else if left, _ := os.ReadDir(k.secretDir); len(left) > 0 {
+		if left, _ := os.ReadDir(k.secretDir); len(left) > 0 {
 			t.Errorf("job secret files left in %s: %v", k.secretDir, left)
 		}
+		if k.name == "podman" {
+			if out, _ := k.run("secret", "ls", "--format", "{{.Name}}"); strings.Contains(out, "collector-job-") {
+				t.Errorf("Podman secrets left (job secrets are files on a tmpfs now):\n%s", out)
+			}
+		}
 	})
+
+	// Last: the job it interrupts may leave objects the checks above would
+	// count.
+	t.Run("EngineRestartDoesNotBlindTheCollector", func(t *testing.T) {
+		engineRestart(t, p, h, secret)
+	})
+}
+
+// engineRestart stops the engine's API service and starts it again at the
+// same socket path (a new socket inode), once while the collector idles
+// and once while a job runs. The job running then may fail or complete;
+// the next job must succeed, and the collector's own containers must not
+// have been restarted or recreated: they see the new socket through their
+// mount of its directory.
+func engineRestart(t *testing.T, p *platformProc, h *host, secret string) {
+	ctx := context.Background()
+	before := roleContainers(t, h)
+	restart := func() {
+		t.Helper()
+		h.kit.stopService()
+		// Down long enough for the daemon's heartbeat and the runner's
+		// calls to meet the closed socket.
+		time.Sleep(3 * time.Second)
+		if err := h.kit.startService(); err != nil {
+			t.Fatalf("start the engine again: %v", err)
+		}
+	}
+	quick := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 5, "token": secret})
+	mustSucceed := func(what string) {
+		t.Helper()
+		j := p.waitJob(t, p.runJob(t, quick).ID, 3*time.Minute)
+		if j.State != api.JobSucceeded {
+			logs, _ := p.cli("jobs", "logs", j.ID)
+			runner, _ := h.kit.run("logs", "--tail", "30", "collector-runner")
+			t.Fatalf("the job %s: %+v\njob logs:\n%s\nrunner:\n%s", what, j, logs, runner)
+		}
+	}
+
+	restart()
+	mustSucceed("after an engine restart while the collector idled")
+
+	slow := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 5, "sleep_seconds": 6, "token": secret})
+	j := p.runJob(t, slow)
+	waitFor(t, "job running", time.Minute, func() bool { return p.job(t, j.ID).State == api.JobRunning })
+	restart()
+	during := p.waitJob(t, j.ID, 3*time.Minute)
+	t.Logf("the job running across the restart ended %s (attempt %d): %s", during.State, during.Attempt, during.Error)
+	mustSucceed("after an engine restart during a job")
+
+	for name, b := range before {
+		c, err := h.eng.InspectContainer(ctx, name)
+		if err != nil {
+			t.Fatalf("%s after the restarts: %v", name, err)
+		}
+		if c.ID != b.ID || !c.StartedAt.Equal(b.StartedAt) {
+			t.Errorf("%s was recreated or restarted: %s started %v, was %s started %v", name, c.ID, c.StartedAt, b.ID, b.StartedAt)
+		}
+	}
+	// Not asserted: the runner removes a job's objects once, and during
+	// the restart that fails (reported to the runner's owner).
+	if list, err := h.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job"}); err == nil && len(list) > 0 {
+		left, _ := os.ReadDir(h.kit.secretDir)
+		t.Logf("left by the job the restart interrupted: %d job container(s), %d secret file(s)", len(list), len(left))
+	}
+}
+
+// roleContainers inspects collector-daemon and collector-runner.
+func roleContainers(t *testing.T, h *host) map[string]*engine.Container {
+	out := map[string]*engine.Container{}
+	for _, name := range []string{"collector-daemon", "collector-runner"} {
+		c, err := h.eng.InspectContainer(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = c
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -139,6 +140,7 @@ type platformProc struct {
 	cmd     *exec.Cmd
 	log     *testutil.Buffer
 	args    []string
+	token   string // an admin's API token, made at the first start
 }
 
 func freeAddr(t *testing.T) string {
@@ -151,11 +153,14 @@ func freeAddr(t *testing.T) string {
 }
 
 // startPlatform starts the platform with short intervals for tests.
-func startPlatform(t *testing.T) *platformProc {
+func startPlatform(t *testing.T) *platformProc { return startPlatformWith(t, world.policy) }
+
+// startPlatformWith starts the platform with the image policy at policy.
+func startPlatformWith(t *testing.T, policy string) *platformProc {
 	addr := freeAddr(t)
 	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
-		"--collector-image", world.collectorImage, "--image-policy", world.policy,
+		"--collector-image", world.collectorImage, "--image-policy", policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}
 	p.start()
 	t.Cleanup(p.stop)
@@ -169,17 +174,47 @@ func (p *platformProc) start() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	if err := waitPlatform(p.dataDir, p.addr); err != nil {
+		p.t.Fatalf("%v:\n%s", err, p.log)
+	}
+	if p.token == "" {
+		tok, err := adminToken(p.dataDir)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.token = tok
+	}
+}
+
+// waitPlatform waits until the platform answers at addr with its CA in
+// dataDir.
+func waitPlatform(dataDir, addr string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(p.dataDir, "admin-token")); err == nil {
-			if c, err := net.Dial("tcp", p.addr); err == nil {
+		if _, err := os.Stat(filepath.Join(dataDir, "ca.crt")); err == nil {
+			if c, err := net.Dial("tcp", addr); err == nil {
 				c.Close()
-				return
+				return nil
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	p.t.Fatalf("platform did not start:\n%s", p.log)
+	return errors.New("platform did not start")
+}
+
+// adminToken creates an admin on the host side, as an operator's first
+// `platform users create` does, and returns its API token.
+func adminToken(dataDir string) (string, error) {
+	out, err := run("", nil, filepath.Join(world.bin, "platform"), "users", "create", "--login", "e2e-admin", "--role", "admin",
+		"--token", "e2e", "--data-dir", dataDir)
+	if err != nil {
+		return "", err
+	}
+	_, tok, ok := strings.Cut(out, "API token (shown once):\n")
+	if tok = strings.TrimSpace(tok); !ok || tok == "" {
+		return "", fmt.Errorf("no API token in the output of platform users create:\n%s", out)
+	}
+	return tok, nil
 }
 
 func (p *platformProc) stop() {
@@ -192,7 +227,7 @@ func (p *platformProc) stop() {
 
 // cli runs the platform admin CLI against p.
 func (p *platformProc) cli(args ...string) (string, error) {
-	full := append(args, "--server", p.url, "--data-dir", p.dataDir)
+	full := append(args, "--server", p.url, "--data-dir", p.dataDir, "--token", p.token)
 	return run("", nil, filepath.Join(world.bin, "platform"), full...)
 }
 

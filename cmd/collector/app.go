@@ -9,6 +9,7 @@ import (
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/cliutil"
 	"github.com/collectorhq/collector/internal/logging"
+	"github.com/collectorhq/collector/trust"
 )
 
 func newApp() *cli.App {
@@ -30,7 +31,10 @@ func classify(err error) int {
 		return cliutil.ExitUnavailable
 	case errors.Is(err, engine.ErrNotFound):
 		return cliutil.ExitNotFound
-	case errors.Is(err, engine.ErrConflict):
+	case errors.Is(err, engine.ErrConflict), errors.Is(err, engine.ErrSecretDirNotTmpfs),
+		errors.Is(err, trust.ErrInsecurePolicy), errors.Is(err, trust.ErrUnapprovedKey),
+		errors.Is(err, trust.ErrNoSignatureRequirement), errors.Is(err, trust.ErrUnsupportedRequirement):
+		// Refused as things stand on the host: the message says what to change.
 		return cliutil.ExitConflict
 	}
 	return 0

@@ -16,7 +16,7 @@ import (
 var engineFlags = []cli.Flag{
 	&cli.StringFlag{Name: "engine", EnvVars: []string{env.EngineKind}, Usage: "podman or docker (default: detect)"},
 	&cli.StringFlag{Name: "engine-host", EnvVars: []string{env.EngineHost}, Usage: "engine socket, unix:///path (default: CONTAINER_HOST, DOCKER_HOST, then the usual sockets)"},
-	&cli.StringFlag{Name: "secret-dir", Value: engine.DefaultSecretDir, EnvVars: []string{env.SecretDir}, Usage: "Docker engine only: tmpfs directory for job secrets"},
+	&cli.StringFlag{Name: "secret-dir", Value: engine.DefaultSecretDir, EnvVars: []string{env.SecretDir}, Usage: "directory on a tmpfs for job secret files, mounted from the host (anything else is refused: secrets never reach a disk)"},
 }
 
 func engineConfig(c *cli.Context) engine.Config {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -67,6 +68,8 @@ var installCommand = &cli.Command{
 		&cli.StringFlag{Name: "network", EnvVars: []string{env.Network}, Usage: "network of the collector's containers (default: the engine's; host to reach a platform on 127.0.0.1)"},
 		&cli.StringFlag{Name: "job-network", EnvVars: []string{env.JobNetwork}, Usage: "network of jobs whose integration names none (default: the engine's)"},
 		&cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{env.InsecureRegistries}, Usage: "registry reached over plain HTTP (127.0.0.1 only, for tests and the demo)"},
+		&cli.StringFlag{Name: "trusted-keys", EnvVars: []string{env.TrustedKeys}, Usage: "public key(s) (PEM) image signatures may be made with, or the path of a PEM file mounted into the installer; default: pin the keys of the platform's first policy"},
+		&cli.BoolFlag{Name: "allow-insecure-policy", EnvVars: []string{env.AllowInsecurePolicy}, Usage: "accept a platform policy that runs unsigned images (insecureAcceptAnything): test hosts only"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
 		e, closeEng, err := roleEnv(c)
@@ -82,12 +85,17 @@ var installCommand = &cli.Command{
 		if image == "" {
 			image = ownImage()
 		}
+		keys, err := trustedKeys(c.String("trusted-keys"))
+		if err != nil {
+			return err
+		}
 		_, err = install.Install(c.Context, e.Engine, install.Options{
 			Dir: c.String("config-dir"), StateDir: c.String("state-dir"),
 			CollectorID: c.String("collector-id"), PlatformURL: c.String("platform-url"), CAPin: c.String("ca-pin"),
 			Token: os.Stdin, Image: image, EngineSocket: socket, EngineKind: e.Engine.Kind(),
 			SecretDir: c.String("secret-dir"), Network: c.String("network"), JobNetwork: c.String("job-network"),
 			InsecureRegistries: c.StringSlice("insecure-registry"),
+			Trust:              install.TrustOptions{Keys: keys, AllowInsecure: c.Bool("allow-insecure-policy")},
 			HTTPClient:         func(pin string) (*http.Client, error) { return collector.PlatformHTTPClient(pin, e.Log) },
 			NewImages: func(policy json.RawMessage, insecure []string) (install.Images, error) {
 				return collector.TrustImages(policy, insecure, e.Engine, e.Log)
@@ -96,6 +104,18 @@ var installCommand = &cli.Command{
 		})
 		return err
 	},
+}
+
+// trustedKeys reads --trusted-keys: PEM itself, or the path of a PEM file.
+func trustedKeys(v string) ([]byte, error) {
+	if v == "" || strings.Contains(v, "-----BEGIN") {
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("trusted keys (%s): %w: give the PEM itself, or mount the file into the installer (-v %s:%s:ro)", env.TrustedKeys, err, v, v)
+	}
+	return b, nil
 }
 
 func defaultSocket(k engine.Kind) string {

@@ -1,7 +1,8 @@
 // Package config is the collector's enrollment on disk: /etc/collector
-// (0700, root) with config.json and the two private keys (0600), and the
-// image signature policy the platform handed over at enrollment. Private
-// keys never leave this directory.
+// (0700, root) with config.json and the two private keys (0600), the image
+// signature policy the platform handed over at enrollment, and, apart from
+// it, the operator's image trust root (trusted-keys.pem): the only keys a
+// platform policy may use. Private keys never leave this directory.
 package config
 
 import (
@@ -31,6 +32,9 @@ const (
 	IdentityFile = "identity.key"
 	HPKEFile     = "hpke.key"
 	PolicyFile   = "policy.json"
+	// TrustedKeysFile is the operator's image trust root: PEM public keys,
+	// set by the operator or pinned at the first enrollment.
+	TrustedKeysFile = "trusted-keys.pem"
 )
 
 // Config is the collector's enrollment and settings (config.json).
@@ -58,6 +62,10 @@ type Config struct {
 	StateDir string `json:"state_dir"`
 	// Insecure allows plain-HTTP image registries on 127.0.0.0/8 (tests, demo).
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
+	// AllowInsecurePolicy lets a platform policy accept unsigned images
+	// (insecureAcceptAnything): the operator's choice at install, never
+	// the platform's.
+	AllowInsecurePolicy bool `json:"allow_insecure_policy,omitempty"`
 }
 
 // EngineConfig names the engine.
@@ -179,6 +187,19 @@ func Save(dir string, c *Config, k *Keys) error {
 		}
 	}
 	return nil
+}
+
+// ReadTrustedKeys reads the operator's trust root from dir; exists is false
+// when there is none yet (no key was ever pinned).
+func ReadTrustedKeys(dir string) (data []byte, exists bool, err error) {
+	data, err = os.ReadFile(filepath.Join(dir, TrustedKeysFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the trusted image keys: %w", err)
+	}
+	return data, true, nil
 }
 
 // WriteFile writes data to path with mode 0600 atomically.

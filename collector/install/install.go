@@ -14,6 +14,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -49,6 +51,8 @@ type Options struct {
 	JobNetwork   string
 	// InsecureRegistries may be reached over plain HTTP (127.0.0.1 registries in tests and the demo).
 	InsecureRegistries []string
+	// Trust is the operator's say over the image trust root.
+	Trust TrustOptions
 	// HTTPClient returns the client for a platform pinned to the CA pin.
 	HTTPClient func(pin string) (*http.Client, error)
 	// NewImages returns the verifier for the policy the platform gave.
@@ -69,9 +73,20 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	p := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 	info, err := eng.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("check engine at %s: %w (on the host: systemctl enable --now podman.socket, and mount the socket into the installer)", o.EngineSocket, err)
+		return nil, fmt.Errorf("check engine at %s: %w (on the host: systemctl enable --now podman.socket, and mount the socket's directory into the installer: -v /run/podman:/run/podman)", o.EngineSocket, err)
 	}
 	p("[1/4] engine: %s %s at %s (cgroup v%s, SELinux %v)", info.Kind, info.Version, o.EngineSocket, info.CgroupVersion, info.SELinuxEnabled)
+	secretDir, err := checkSecretDir(o.SecretDir)
+	if err != nil {
+		return nil, err
+	}
+	p("      job secrets: files on the tmpfs at %s", secretDir)
+	if _, dedicated := SocketMount(o.EngineSocket); !dedicated {
+		p("      note: the engine socket %s sits in %s with the host's other files, so the collector's containers mount the socket itself: "+
+			"if the engine ever recreates it (e.g. dockerd restarted with live restore and without socket activation), run `%s restart %s %s`; "+
+			"a socket in a directory of its own avoids that (e.g. dockerd -H unix:///run/docker-api/docker.sock, and COLLECTOR_ENGINE_HOST to match)",
+			o.EngineSocket, filepath.Dir(o.EngineSocket), info.Kind, DaemonName, RunnerName)
+	}
 
 	cfg, enrolled, err := enroll(ctx, o, info, p)
 	if err != nil {
@@ -80,6 +95,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	policy, err := os.ReadFile(o.Dir + "/" + config.PolicyFile)
 	if err != nil {
 		return nil, fmt.Errorf("read image policy: %w", err)
+	}
+	if _, err := ApprovePolicy(o.Dir, policy, o.Trust, p); err != nil {
+		return nil, err
 	}
 	images, err := o.NewImages(policy, cfg.InsecureRegistries)
 	if err != nil {
@@ -90,8 +108,8 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		return nil, fmt.Errorf("collector image %s refused: %w", o.Image, err)
 	}
 	p("[3/4] image: %s verified and pulled as %s", o.Image, digestRef)
-	if cfg.Image != digestRef {
-		cfg.Image = digestRef
+	if updated := withInstallOptions(*cfg, o, digestRef); !reflect.DeepEqual(updated, *cfg) {
+		*cfg = updated
 		if err := saveConfig(o.Dir, cfg); err != nil {
 			return nil, err
 		}
@@ -114,6 +132,36 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		p("done: collector %s installed; `podman ps` shows %s and %s", cfg.CollectorID, DaemonName, RunnerName)
 	}
 	return res, nil
+}
+
+// withInstallOptions is the config with what this run of the installer
+// sets: the image, whether an insecure policy is allowed, and where the
+// engine socket and the secret dir are (a re-install moves them).
+func withInstallOptions(c config.Config, o Options, image string) config.Config {
+	c.Image = image
+	c.AllowInsecurePolicy = o.Trust.AllowInsecure
+	if o.EngineSocket != "" {
+		c.Engine.Socket = o.EngineSocket
+	}
+	if o.SecretDir != "" {
+		c.Engine.SecretDir = o.SecretDir
+	}
+	return c
+}
+
+// checkSecretDir makes sure the job secret dir exists and is on a tmpfs
+// before anything else happens (the enrollment token is burned on use).
+func checkSecretDir(dir string) (string, error) {
+	if dir == "" {
+		dir = engine.DefaultSecretDir
+	}
+	if err := engine.CheckTmpfs(dir); err != nil {
+		return "", fmt.Errorf("job secret dir: %w (the install command creates it on the host and mounts it into the installer: -v %s:%s)", err, dir, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("job secret dir: %w", err)
+	}
+	return dir, nil
 }
 
 // enroll keeps an existing enrollment of the same collector, or enrolls

@@ -30,27 +30,65 @@ func DaemonSpec(c *config.Config) *engine.ContainerSpec {
 }
 
 // RunnerSpec is the spec of collector-runner: it also gets the state dir
-// and, on Docker, the secret tmpfs.
+// and the secret dir, a tmpfs where it writes each job's config as a file
+// (engine.SecretFiles). The relabel of the secret dir is shared (z), like
+// the job's mount of its file, so the runner can remove the file after the
+// job whatever the job's MCS level (docs/selinux.md).
 func RunnerSpec(c *config.Config) *engine.ContainerSpec {
-	extra := []engine.Mount{{Source: c.StateDir, Target: c.StateDir, Relabel: engine.RelabelPrivate}}
-	docker := c.Engine.Kind == string(engine.KindDocker) && c.Engine.SecretDir != ""
-	if docker {
-		extra = append(extra, engine.Mount{Source: c.Engine.SecretDir, Target: c.Engine.SecretDir})
+	secretDir := secretDir(c)
+	extra := []engine.Mount{
+		{Source: c.StateDir, Target: c.StateDir, Relabel: engine.RelabelPrivate},
+		{Source: secretDir, Target: secretDir, Relabel: engine.RelabelShared},
 	}
 	s := roleSpec(c, "runner", RunnerName, extra)
+	s.Env[env.SecretDir] = secretDir
 	// The root filesystem is read-only: temporary files (the signature
 	// checker's) go to the state dir.
 	s.Env["TMPDIR"] = filepath.Join(c.StateDir, "tmp")
+	// Secret files are chowned to the job's user.
+	s.CapAdd = []string{"CHOWN"}
 	s.Labels[LabelSpec] = specHash(s)
-	if docker {
-		// Docker's secret files are chowned to the job's user.
-		s.CapAdd = []string{"CHOWN"}
-		s.Labels[LabelSpec] = specHash(s)
-	}
 	return s
 }
 
+func secretDir(c *config.Config) string {
+	if c.Engine.SecretDir != "" {
+		return c.Engine.SecretDir
+	}
+	return engine.DefaultSecretDir
+}
+
+// sharedDirs hold more than an engine's socket: mounting one would hand the
+// collector's containers every other socket and file of the host in it.
+var sharedDirs = map[string]bool{
+	"/": true, "/run": true, "/var/run": true, "/tmp": true, "/var/tmp": true, "/var": true, "/var/lib": true,
+	"/dev": true, "/dev/shm": true, "/etc": true, "/home": true, "/root": true, "/usr": true, "/opt": true,
+	"/srv": true, "/mnt": true, "/media": true, "/run/user": true,
+}
+
+// SocketMount is how the collector's containers get the engine socket, at
+// the same path as on the host. A mount of the socket file pins the inode
+// the engine had when the container started: an engine restarted at the
+// same path (`systemctl restart podman`, a manually run service, dockerd
+// with live restore) creates a new socket there, and the container would
+// get "connection refused" until it is recreated. So the socket's
+// directory is mounted (read-only: connecting needs no write on the
+// mount), and a new socket in it is seen at once. That needs a directory
+// of the engine's own, like /run/podman; a socket directly in a directory
+// shared with the rest of the host (Docker's /var/run/docker.sock, or a
+// user's runtime dir) is mounted as a file, with dedicated false: the
+// installer says what that means and how to avoid it.
+func SocketMount(socket string) (m engine.Mount, dedicated bool) {
+	dir := filepath.Dir(filepath.Clean(socket))
+	parent := filepath.Dir(dir)
+	if sharedDirs[dir] || parent == "/run/user" || parent == "/home" {
+		return engine.Mount{Source: socket, Target: socket}, false
+	}
+	return engine.Mount{Source: dir, Target: dir, ReadOnly: true}, true
+}
+
 func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine.ContainerSpec {
+	sock, _ := SocketMount(c.Engine.Socket)
 	s := &engine.ContainerSpec{
 		Name:    name,
 		Image:   c.Image,
@@ -61,7 +99,7 @@ func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine
 		Mounts: append([]engine.Mount{
 			// Shared relabel (z): daemon and runner both read the config dir.
 			{Source: c.Dir, Target: c.Dir, ReadOnly: true, Relabel: engine.RelabelShared},
-			{Source: c.Engine.Socket, Target: c.Engine.Socket},
+			sock,
 		}, extra...),
 		Env: map[string]string{
 			env.EngineHost: "unix://" + c.Engine.Socket, env.EngineKind: c.Engine.Kind, env.ConfigDir: c.Dir,
@@ -74,9 +112,6 @@ func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine
 		NoNewPrivileges: true,
 		ReadOnlyRootfs:  true,
 		Resources:       engine.Resources{MemoryBytes: 256 << 20, Pids: 256},
-	}
-	if c.Engine.SecretDir != "" && c.Engine.Kind == string(engine.KindDocker) {
-		s.Env[env.SecretDir] = c.Engine.SecretDir
 	}
 	s.Labels[LabelSpec] = specHash(s)
 	return s

@@ -19,4 +19,11 @@ const (
 	Network            = "COLLECTOR_NETWORK"
 	JobNetwork         = "COLLECTOR_JOB_NETWORK"
 	InsecureRegistries = "COLLECTOR_INSECURE_REGISTRIES"
+
+	// The operator's image trust root, set on the host, never by the
+	// platform: the public key(s) image signatures may be made with (PEM,
+	// or the path of a PEM file mounted into the installer), and the local
+	// permission to run a policy that accepts unsigned images.
+	TrustedKeys         = "COLLECTOR_TRUSTED_KEYS"
+	AllowInsecurePolicy = "COLLECTOR_ALLOW_INSECURE_POLICY"
 )
