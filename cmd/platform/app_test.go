@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,4 +294,147 @@ func TestBackupWhileRunning(t *testing.T) {
 	if _, code := backup(); code == 0 {
 		t.Error("a backup over an existing file was allowed")
 	}
+}
+
+// TestUsersBreakGlass: `platform users` works on the host's data dir with
+// the platform running, and is audited as break-glass.
+func TestUsersBreakGlass(t *testing.T) {
+	e := platformtest.Start(t)
+	host := func(stdin string, args ...string) (string, int) {
+		var out bytes.Buffer
+		app := newApp()
+		app.Writer, app.ErrWriter, app.Reader = &out, &out, strings.NewReader(stdin)
+		err := app.RunContext(context.Background(), append([]string{"platform", "users"}, append(args, "--data-dir", e.DataDir)...))
+		if err != nil {
+			out.WriteString("error: " + err.Error())
+		}
+		return out.String(), cliutil.Code(err, classify)
+	}
+	out, code := host("a passphrase the operator chose\n", "create", "--login", "Olga", "--role", "operator", "--password-stdin", "--token", "automation")
+	if code != 0 || !strings.Contains(out, "User olga created") || !strings.Contains(out, "cpat_") {
+		t.Fatalf("users create (exit %d):\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	tok := strings.TrimSpace(lines[len(lines)-1])
+	if out, code := run(t, e, "collectors", "create", "from-automation", "--token", tok); code != 0 {
+		t.Errorf("the printed token does not work (exit %d):\n%s", code, out)
+	}
+	if out, code := host("", "list"); code != 0 || !strings.Contains(out, "olga") || !strings.Contains(out, "operator") {
+		t.Errorf("users list (exit %d):\n%s", code, out)
+	}
+	if out, code := host("", "disable", "olga"); code != 0 {
+		t.Fatalf("users disable (exit %d):\n%s", code, out)
+	}
+	if _, code := run(t, e, "collectors", "list", "--token", tok); code != cliutil.ExitAuth {
+		t.Errorf("a disabled user's token: exit %d, want %d", code, cliutil.ExitAuth)
+	}
+	if out, code := host("", "reset-mfa", platformtest.AdminLogin); code != 0 {
+		t.Errorf("reset-mfa (exit %d):\n%s", code, out)
+	}
+	if out, code := host("", "set-role", "olga", "superuser"); code != cliutil.ExitUsage {
+		t.Errorf("a role that does not exist: exit %d:\n%s", code, out)
+	}
+	var l api.AuditList
+	runJSON(t, e, &l, "audit", "list")
+	n := 0
+	for _, en := range l.Entries {
+		if strings.HasPrefix(en.Actor, "break-glass:") {
+			n++
+		}
+	}
+	if n < 4 {
+		t.Errorf("%d break-glass acts audited, want the create, token, disable and reset", n)
+	}
+}
+
+// TestTokensAndLogin: `platform tokens` and `platform login` (device flow,
+// approved from a browser session of the user).
+func TestTokensAndLogin(t *testing.T) {
+	e := platformtest.Start(t)
+	var tok api.CreatedToken
+	runJSON(t, e, &tok, "tokens", "create", "ci-job", "--role", "viewer", "--ttl", "24h")
+	if tok.Role != "viewer" || !strings.HasPrefix(tok.Token, "cpat_") {
+		t.Fatalf("tokens create: %+v", tok)
+	}
+	if out, code := run(t, e, "collectors", "create", "x", "--token", tok.Token); code == 0 {
+		t.Errorf("a viewer token created a collector:\n%s", out)
+	}
+	out, code := run(t, e, "tokens", "list")
+	if code != 0 || !strings.Contains(out, "ci-job") || strings.Contains(out, tok.Token) {
+		t.Errorf("tokens list (exit %d):\n%s", code, out)
+	}
+	if out, code := run(t, e, "tokens", "revoke", tok.ID); code != 0 {
+		t.Fatalf("revoke (exit %d):\n%s", code, out)
+	}
+	if _, code := run(t, e, "collectors", "list", "--token", tok.Token); code != cliutil.ExitAuth {
+		t.Errorf("revoked token: exit %d", code)
+	}
+
+	// platform login: the CLI prints the URL; a browser signed in as a
+	// viewer approves; the CLI stores the token 0600.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	admin := api.NewAdminClient(e.URL, e.AdminToken, e.HTTP)
+	if _, err := admin.CreateUser(context.Background(), api.CreateUserRequest{Login: "vic", Password: "a viewer passphrase, long enough", Role: "viewer"}); err != nil {
+		t.Fatal(err)
+	}
+	outc := make(chan string, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		app := newApp()
+		var buf bytes.Buffer
+		app.Writer = io.MultiWriter(&buf, pw)
+		app.ErrWriter = &buf
+		err := app.RunContext(context.Background(), []string{"platform", "login", "--server", e.URL, "--data-dir", e.DataDir})
+		if err != nil {
+			buf.WriteString("error: " + err.Error())
+		}
+		pw.Close()
+		outc <- buf.String()
+	}()
+	line, _ := bufio.NewReader(pr).ReadString('\n')
+	u := strings.Fields(line)[1]
+	code2 := u[strings.Index(u, "code=")+5:]
+	go io.Copy(io.Discard, pr)
+	if err := approveDevice(e, "vic", "a viewer passphrase, long enough", code2); err != nil {
+		t.Fatal(err)
+	}
+	got := <-outc
+	if !strings.Contains(got, "Signed in") {
+		t.Fatalf("login:\n%s", got)
+	}
+	path := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "collector-platform", "token")
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v, %v", st, err)
+	}
+	full := []string{"platform", "collectors", "list", "--server", e.URL, "--data-dir", e.DataDir, "--json"}
+	var buf bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &buf, &buf
+	if err := app.RunContext(context.Background(), full); err != nil {
+		t.Fatalf("a command with the stored token: %v\n%s", err, buf.String())
+	}
+}
+
+// approveDevice signs login in through the API with a cookie jar and
+// approves the device's code, as the /device page does.
+func approveDevice(e *platformtest.Env, login, pw, code string) error {
+	jar, _ := cookiejar.New(nil)
+	hc := *e.HTTP
+	hc.Jar = jar
+	post := func(path string, v any) error {
+		b, _ := json.Marshal(v)
+		resp, err := hc.Post(e.URL+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		return nil
+	}
+	if err := post(api.PathLogin, api.LoginRequest{Login: login, Password: pw}); err != nil {
+		return err
+	}
+	return post(api.PathDeviceApprove, api.DeviceApproveRequest{UserCode: code})
 }

@@ -50,7 +50,7 @@ type Console struct {
 // New parses the templates.
 func New(d Deps) (*Console, error) {
 	c := &Console{d: d, pages: map[string]*template.Template{}}
-	layout, err := template.ParseFS(templateFS, "templates/layout.html")
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,10 @@ type Page struct {
 	Codes                                          []string
 	MFA                                            access.MFA
 	Done, SSO                                      bool
-	Data                                           any
+	// Data is a data page's content; URL the page's own address (links
+	// that keep its filters).
+	Data any
+	URL  *url.URL
 }
 
 // render writes a page; a template error is logged and answered 500.
