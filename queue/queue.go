@@ -223,6 +223,10 @@ type Filter struct {
 	CollectorID string
 	// States keeps only jobs in one of these states.
 	States []State
+	// Before keeps only jobs enqueued before the job with this ID (the
+	// cursor of the previous page: List is newest first). A job that no
+	// longer exists gives an empty list.
+	Before string
 	// Limit caps the number of jobs returned; zero or negative means no cap.
 	Limit int
 }

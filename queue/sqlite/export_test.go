@@ -6,4 +6,5 @@ var (
 	MayHaveWorkSQL = mayHaveWorkSQL
 	ExpireSQL      = expireSQL
 	DepthSQL       = depthSQL
+	ListSQL        = listSQL
 )

@@ -51,6 +51,15 @@ CREATE TABLE queue_integration_peaks (
 -- Retention: finished jobs by age.
 CREATE INDEX queue_jobs_finished ON queue_jobs(finished_at) WHERE finished_at IS NOT NULL;
 `,
+	3: `
+-- Pages of jobs, newest first: all, by state, by integration, by collector.
+CREATE INDEX queue_jobs_created ON queue_jobs(created_at, seq);
+CREATE INDEX queue_jobs_state_created ON queue_jobs(state, created_at, seq);
+DROP INDEX queue_jobs_integration;
+CREATE INDEX queue_jobs_integration ON queue_jobs(integration_id, created_at, seq);
+DROP INDEX queue_jobs_collector;
+CREATE INDEX queue_jobs_collector ON queue_jobs(collector_id, created_at, seq);
+`,
 }
 
 // migrate brings the queue_ tables to the latest version. It is safe to run

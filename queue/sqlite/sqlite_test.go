@@ -230,6 +230,25 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		// Metrics scrapes: the active jobs only, never the whole history.
 		{"depth", sqlite.DepthSQL, nil, []string{"queue_jobs_next", "queue_jobs_lease"}},
 	}
+	// Console pages of jobs, newest first, by cursor: an index in order,
+	// never a sort of the history.
+	for _, f := range []struct {
+		name string
+		f    queue.Filter
+		idx  string
+	}{
+		{"all", queue.Filter{Before: "job_x", Limit: 50}, "queue_jobs_created"},
+		{"by state", queue.Filter{States: []queue.State{queue.StateFailed}, Before: "job_x", Limit: 50}, "queue_jobs_state_created"},
+		{"by integration", queue.Filter{IntegrationID: "i", Before: "job_x", Limit: 50}, "queue_jobs_integration"},
+		{"by collector", queue.Filter{CollectorID: "c", Limit: 50}, "queue_jobs_collector"},
+	} {
+		q, args := sqlite.ListSQL(f.f)
+		cases = append(cases, struct {
+			name, query string
+			args        []any
+			want        []string
+		}{"list " + f.name, q, args, []string{f.idx}})
+	}
 	for _, c := range cases {
 		plan := explain(t, db, c.query, c.args...)
 		for _, idx := range c.want {
