@@ -49,6 +49,7 @@ clean() {
 	stop_pid "$demo/podman.pid"
 	if [ -f "$demo/secrets.mounted" ]; then umount "$SECRET_DIR" 2>/dev/null || true; fi
 	rm -rf /etc/collector /var/lib/collector "$SECRET_DIR" "$demo"
+	rmdir /run/collector 2>/dev/null || true
 	echo "clean."
 }
 [ "${1:-}" = clean ] && { clean; exit 0; }
