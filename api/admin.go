@@ -28,10 +28,20 @@ func (c *AdminClient) CreateCollector(ctx context.Context, req CreateCollectorRe
 	return &out, c.do(ctx, http.MethodPost, PathCollectors, req, &out)
 }
 
-// Collectors lists every collector.
+// Collectors lists every collector, page after page.
 func (c *AdminClient) Collectors(ctx context.Context) ([]Collector, error) {
-	var out CollectorList
-	return out.Collectors, c.do(ctx, http.MethodGet, PathCollectors, nil, &out)
+	var all []Collector
+	for after := ""; ; {
+		var out CollectorList
+		if err := c.do(ctx, http.MethodGet, PathCollectors+"?"+url.Values{"after": {after}}.Encode(), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Collectors...)
+		if out.Next == "" {
+			return all, nil
+		}
+		after = out.Next
+	}
 }
 
 // Collector shows one collector.
@@ -63,10 +73,20 @@ func (c *AdminClient) CreateIntegration(ctx context.Context, req IntegrationRequ
 	return &out, c.do(ctx, http.MethodPost, PathIntegrations, req, &out)
 }
 
-// Integrations lists every integration, secrets masked.
+// Integrations lists every integration, secrets masked, page after page.
 func (c *AdminClient) Integrations(ctx context.Context) ([]Integration, error) {
-	var out IntegrationList
-	return out.Integrations, c.do(ctx, http.MethodGet, PathIntegrations, nil, &out)
+	var all []Integration
+	for after := ""; ; {
+		var out IntegrationList
+		if err := c.do(ctx, http.MethodGet, PathIntegrations+"?"+url.Values{"after": {after}}.Encode(), nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Integrations...)
+		if out.Next == "" {
+			return all, nil
+		}
+		after = out.Next
+	}
 }
 
 // Integration shows one integration, secrets masked.

@@ -49,13 +49,15 @@ func (c *AdminClient) RunIntegration(ctx context.Context, id string) (*Job, erro
 // JobFilter selects jobs.
 type JobFilter struct {
 	IntegrationID, CollectorID, State string
-	Limit                             int
+	// Before is the cursor of the previous page (its Next).
+	Before string
+	Limit  int
 }
 
 // Jobs lists jobs, newest first.
 func (c *AdminClient) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"integration": f.IntegrationID, "collector": f.CollectorID, "state": f.State} {
+	for k, v := range map[string]string{"integration": f.IntegrationID, "collector": f.CollectorID, "state": f.State, "before": f.Before} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -134,6 +134,11 @@ func ValidIntegrationID(s string) bool {
 	return idPattern.MatchString(s) && strings.HasPrefix(s, "int_")
 }
 
+var jobIDPattern = regexp.MustCompile(`^job_[0-9a-f]{32}$`)
+
+// ValidJobID says whether s looks like a job ID.
+func ValidJobID(s string) bool { return jobIDPattern.MatchString(s) }
+
 // Networks an integration may ask for.
 var Networks = []string{"", "none", "host", "bridge"}
 

@@ -126,6 +126,8 @@ type Job struct {
 // JobList is a page of jobs.
 type JobList struct {
 	Jobs []Job `json:"jobs"`
+	// Next is the cursor of the next page (?before=), "" on the last.
+	Next string `json:"next,omitempty"`
 }
 
 func jobPath(pattern, id string) string {

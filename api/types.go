@@ -65,6 +65,7 @@ const (
 	CodeBadCredentials   = "bad_credentials"        // 401: wrong login or password (never says which)
 	CodeSecondFactor     = "second_factor_refused"  // 401: wrong, replayed or unknown code or passkey
 	CodeThrottled        = "throttled"              // 429: too many failed sign-ins; Retry-After says when
+	CodeImageRefused     = "image_refused"          // 400: the integration's image fails the signature policy or is not in its registry
 )
 
 // CreateCollectorRequest asks for a new collector.
@@ -107,6 +108,8 @@ type EnrollmentGrant struct {
 // CollectorList is the list response.
 type CollectorList struct {
 	Collectors []Collector `json:"collectors"`
+	// Next is the cursor of the next page (?after=), "" on the last.
+	Next string `json:"next,omitempty"`
 }
 
 // HeartbeatList is a collector's recent heartbeats, newest first.
@@ -218,13 +221,22 @@ type Integration struct {
 	IntervalSec  int             `json:"interval_sec"`
 	CollectorID  string          `json:"collector_id,omitempty"`
 	Network      string          `json:"network,omitempty"`
+	// ConfigSchema is the JSON Schema the image declares for its config
+	// (its label ConfigSchemaLabel), when it declares one.
+	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 }
 
+// ConfigSchemaLabel is the image label in which an integration declares
+// the JSON Schema of its config (docs/integration-contract.md).
+const ConfigSchemaLabel = "io.collectorhq.integration.config-schema"
+
 // IntegrationList is the list response.
 type IntegrationList struct {
 	Integrations []Integration `json:"integrations"`
+	// Next is the cursor of the next page (?after=), "" on the last.
+	Next string `json:"next,omitempty"`
 }
 
 // AuditEntry is one hash-chained audit log entry.

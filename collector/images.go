@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -33,9 +34,17 @@ func TrustImages(policy json.RawMessage, insecure []string, eng engine.Engine, l
 // The signature is checked on every call; the pull is skipped when the
 // engine already holds that digest (content addressed, so it is the image
 // just verified), which saves a registry round trip per job.
+// A refused image is not pulled.
 func (i *verifiedImages) VerifyAndPull(ctx context.Context, ref string) (string, error) {
+	digestRef, err := i.v.Verify(ctx, ref)
+	if err != nil {
+		return "", err
+	}
 	host, _, _ := strings.Cut(ref, "/")
-	return i.v.VerifyAndPull(ctx, presentOrPull{i.eng}, ref, engine.PullOptions{Insecure: slices.Contains(i.insecure, host)})
+	if _, err := (presentOrPull{i.eng}).PullImage(ctx, digestRef, engine.PullOptions{Insecure: slices.Contains(i.insecure, host)}); err != nil {
+		return "", fmt.Errorf("pull verified image %s: %w", digestRef, err)
+	}
+	return digestRef, nil
 }
 
 // presentOrPull pulls a digest reference only if the engine lacks it.

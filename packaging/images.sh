@@ -80,8 +80,15 @@ for image in "${images[@]}"; do
 	# Fixed file times in the context too, so nothing depends on the clock.
 	find "$stage" -exec touch -h -d "@$epoch" {} +
 	tag=$registry/$image:$version
+	# An integration declares its config's JSON Schema in a label
+	# (docs/integration-contract.md): the console builds its form from it.
+	labels=()
+	schema=integrations/${image#integration-}/config.schema.json
+	if [[ $image == integration-* && -f $schema ]]; then
+		labels+=(--label "io.collectorhq.integration.config-schema=$(tr -d '\n\t' <"$schema")")
+	fi
 	echo "images.sh: building $tag" >&2
-	"${podman[@]}" build --quiet --no-cache --timestamp "$epoch" \
+	"${podman[@]}" build --quiet --no-cache --timestamp "$epoch" "${labels[@]}" \
 		--build-arg "VERSION=$version" --build-arg "REVISION=$commit" --build-arg "SOURCE=$source_url" \
 		-f "$containerfile" -t "$tag" --iidfile "$stage_root/$image.iid" "$stage" >/dev/null
 	id=$(<"$stage_root/$image.iid")

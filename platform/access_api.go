@@ -413,14 +413,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	role, err := access.ParseRole(req.Role)
+	u, err := s.CreateUserAct(r, req)
 	if err != nil {
-		return accessError(err)
-	}
-	p := principal(r)
-	u, err := s.access.CreateUser(r.Context(), access.CreateUserRequest{Login: req.Login, DisplayName: req.DisplayName, Password: req.Password, Role: role}, p.Actor(), p.Meta)
-	if err != nil {
-		return accessError(err)
+		return err
 	}
 	writeJSON(w, http.StatusCreated, userView(u, &access.MFA{}))
 	return nil
@@ -434,17 +429,9 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	role, err := access.ParseRole(req.Role)
+	u, err := s.SetRoleAct(r, r.PathValue("id"), req.Role)
 	if err != nil {
-		return accessError(err)
-	}
-	p := principal(r)
-	if r.PathValue("id") == p.User.ID && role != access.RoleAdmin {
-		return errorf(http.StatusConflict, api.CodeConflict, "you cannot lower your own role: ask another admin (or use `platform users set-role` on the host)")
-	}
-	u, err := s.access.SetRole(r.Context(), r.PathValue("id"), role, p.Actor(), p.Meta)
-	if err != nil {
-		return accessError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, userView(u, nil))
 	return nil
@@ -454,13 +441,9 @@ func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, disabled bo
 	if err := s.noBody(w, r); err != nil {
 		return err
 	}
-	p := principal(r)
-	if disabled && r.PathValue("id") == p.User.ID {
-		return errorf(http.StatusConflict, api.CodeConflict, "you cannot disable yourself")
-	}
-	u, err := s.access.SetDisabled(r.Context(), r.PathValue("id"), disabled, p.Actor(), p.Meta)
+	u, err := s.SetDisabledAct(r, r.PathValue("id"), disabled)
 	if err != nil {
-		return accessError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, userView(u, nil))
 	return nil
@@ -477,9 +460,8 @@ func (s *Server) resetMFA(w http.ResponseWriter, r *http.Request) error {
 	if err := s.noBody(w, r); err != nil {
 		return err
 	}
-	p := principal(r)
-	if err := s.access.ResetMFA(r.Context(), r.PathValue("id"), p.Actor(), p.Meta); err != nil {
-		return accessError(err)
+	if err := s.ResetMFAAct(r, r.PathValue("id")); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -64,14 +65,25 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 		}
 		expect = append(expect, c)
 	}
-	saved, err := s.auditCheckpoint()
+	out, err := s.auditVerification(r.Context(), expect)
 	if err != nil {
 		return err
 	}
-	expect = append(expect, saved)
-	res, err := s.st.VerifyAudit(r.Context(), expect...)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// auditVerification walks the whole chain against the saved checkpoint
+// and expect.
+func (s *Server) auditVerification(ctx context.Context, expect []store.Checkpoint) (api.AuditVerification, error) {
+	saved, err := s.auditCheckpoint()
 	if err != nil {
-		return err
+		return api.AuditVerification{}, err
+	}
+	expect = append(expect, saved)
+	res, err := s.st.VerifyAudit(ctx, expect...)
+	if err != nil {
+		return api.AuditVerification{}, err
 	}
 	if !res.OK {
 		s.log.Error("audit log verification failed", "seq", res.BadSeq, "reason", res.Reason)
@@ -81,6 +93,5 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	if saved.Seq > 0 {
 		out.Checkpoint = fmt.Sprintf("%d:%s", saved.Seq, saved.Hash)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

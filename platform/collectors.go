@@ -190,14 +190,16 @@ func (s *Server) CreateCollectorAct(r *http.Request, req api.CreateCollectorRequ
 	return &g, nil
 }
 
+// listCollectors is a page of collectors by name: ?q=, ?status=, ?pool=,
+// ?after= (the previous page's "next") and ?limit=.
 func (s *Server) listCollectors(w http.ResponseWriter, r *http.Request) error {
-	cs, err := s.st.Collectors(r.Context())
+	f, err := s.collectorFilter(r, defaultListPage)
 	if err != nil {
 		return err
 	}
-	out := api.CollectorList{Collectors: make([]api.Collector, 0, len(cs))}
-	for _, c := range cs {
-		out.Collectors = append(out.Collectors, s.collectorView(c))
+	out, err := s.collectorsPage(r.Context(), f)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

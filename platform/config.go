@@ -72,6 +72,17 @@ type Config struct {
 	// HousekeepingInterval is how often job retention and the purges of
 	// deleted integrations run.
 	HousekeepingInterval time.Duration
+	// LiveInterval is how often a console page's live stream looks for
+	// changes (collector status, a job's logs).
+	LiveInterval time.Duration
+	// VerifyImages checks an integration's image against ImagePolicy and
+	// its registry when it is saved (off only in tests of other things,
+	// whose images are names, not images).
+	VerifyImages bool
+	// InsecureRegistries are registries reached over plain HTTP when the
+	// platform verifies an image; a registry on a loopback address always
+	// is (tests, the demo).
+	InsecureRegistries []string
 	// Access tunes sign-in, sessions, second factors and tokens.
 	Access access.Config
 }
@@ -96,6 +107,8 @@ func DefaultConfig() Config {
 		BodyGrace:            30 * time.Second,
 		BodyMinRate:          16 << 10,
 		HousekeepingInterval: time.Minute,
+		LiveInterval:         2 * time.Second,
+		VerifyImages:         true,
 		Access:               access.DefaultConfig(),
 	}
 }
@@ -145,6 +158,8 @@ func (c Config) Validate() error {
 		return bad("image-policy", "is not JSON")
 	case c.HousekeepingInterval <= 0:
 		return bad("housekeeping-interval", "must be positive")
+	case c.LiveInterval < 10*time.Millisecond:
+		return bad("live-interval", "must be at least 10ms")
 	case c.HeaderTimeout <= 0 || c.BodyGrace <= 0 || c.BodyMinRate < 1:
 		return bad("header-timeout", "header timeout, body grace and body rate must be positive")
 	case c.JobRetention < 0:

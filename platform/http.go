@@ -41,7 +41,7 @@ func toHTTPError(err error) (*httpError, bool) {
 	case errors.As(err, &mbe):
 		return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge,
 			message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}, true
-	case errors.Is(err, api.ErrInvalid):
+	case errors.Is(err, api.ErrInvalid), errors.Is(err, store.ErrInvalid):
 		return &httpError{status: http.StatusBadRequest, code: api.CodeInvalidRequest, message: err.Error()}, true
 	case errors.As(err, &ae):
 		return &httpError{status: http.StatusConflict, code: api.CodeAssigned, message: ae.Error()}, true

@@ -9,6 +9,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/platform/configschema"
 	"github.com/collectorhq/collector/platform/store"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) integrationView(in store.Integration) (api.Integration, error) 
 		fields = []string{}
 	}
 	return api.Integration{
-		ID: in.ID, Name: in.Name, Image: in.Image, Config: raw, SecretFields: fields,
+		ID: in.ID, Name: in.Name, Image: in.Image, Config: raw, SecretFields: fields, ConfigSchema: in.ConfigSchema,
 		IntervalSec: int(in.Interval / time.Second), CollectorID: in.CollectorID, Network: in.Network,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}, nil
@@ -121,15 +122,26 @@ func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationReques
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range req.SecretFields {
-		if string(cfg[f]) == string(maskedValue) {
-			return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "secret field %q holds the mask %q, not a value", f, api.SecretMask)
-		}
+	checked, err := s.checkImage(r.Context(), req.Image)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	in := store.Integration{ID: newID("int"), Name: req.Name, Image: req.Image, SecretFields: req.SecretFields,
 		Interval: time.Duration(req.IntervalSec) * time.Second, CollectorID: req.CollectorID, Network: req.Network,
 		CreatedAt: now, UpdatedAt: now}
+	if checked != nil && checked.Schema != nil {
+		in.ConfigSchema = checked.Schema.Raw()
+		in.SecretFields = withDeclaredSecrets(in.SecretFields, checked.Schema.SecretFields(), cfg)
+	}
+	for _, f := range in.SecretFields {
+		if string(cfg[f]) == string(maskedValue) {
+			return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "secret field %q holds the mask %q, not a value", f, api.SecretMask)
+		}
+	}
+	if err := validateConfig(in.ConfigSchema, req.Config, in.SecretFields); err != nil {
+		return nil, err
+	}
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
 		return nil, err
 	}
@@ -142,18 +154,16 @@ func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationReques
 	return &v, err
 }
 
+// listIntegrations is a page of integrations by name: ?q=, ?collector=,
+// ?after= (the previous page's "next") and ?limit=.
 func (s *Server) listIntegrations(w http.ResponseWriter, r *http.Request) error {
-	ins, err := s.st.Integrations(r.Context())
+	f, err := integrationFilter(r, defaultListPage)
 	if err != nil {
 		return err
 	}
-	out := api.IntegrationList{Integrations: make([]api.Integration, 0, len(ins))}
-	for _, in := range ins {
-		v, err := s.integrationView(in)
-		if err != nil {
-			return err
-		}
-		out.Integrations = append(out.Integrations, v)
+	_, out, err := s.integrationsPage(r.Context(), f)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -201,6 +211,20 @@ func (s *Server) UpdateIntegrationAct(r *http.Request, id string, req api.Integr
 	in, err := s.st.Integration(r.Context(), id)
 	if err != nil {
 		return nil, err
+	}
+	if req.Image != nil && *req.Image != in.Image {
+		// A new image is checked as a new integration's is, and brings
+		// its own schema (or none).
+		checked, err := s.checkImage(r.Context(), *req.Image)
+		if err != nil {
+			return nil, err
+		}
+		if checked != nil {
+			in.ConfigSchema = nil
+			if checked.Schema != nil {
+				in.ConfigSchema = checked.Schema.Raw()
+			}
+		}
 	}
 	changed, err := s.applyUpdate(&in, req)
 	if err != nil {
@@ -273,10 +297,35 @@ func (s *Server) applyUpdate(in *store.Integration, req api.IntegrationUpdate) (
 				"field %q stops being secret: send a new config with a new value for it (the stored secret is never revealed)", f)
 		}
 	}
+	if len(in.ConfigSchema) > 0 {
+		sc, err := configschema.Parse(in.ConfigSchema)
+		if err != nil {
+			return nil, fmt.Errorf("stored config schema of %s: %w", in.ID, err)
+		}
+		in.SecretFields = withDeclaredSecrets(in.SecretFields, sc.SecretFields(), cfg)
+		plain, _ := json.Marshal(cfg)
+		if err := validateConfig(in.ConfigSchema, plain, in.SecretFields); err != nil {
+			return nil, err
+		}
+	}
 	if in.SealedConfig, err = s.seal(*in, cfg); err != nil {
 		return nil, err
 	}
 	return changed, nil
+}
+
+// withDeclaredSecrets adds to secret the fields the image's schema marks
+// writeOnly that the config holds: a value the integration calls secret
+// is sealed and masked even if the request did not list it.
+func withDeclaredSecrets(secret, declared []string, cfg map[string]json.RawMessage) []string {
+	out := slices.Clone(secret)
+	for _, f := range declared {
+		if _, ok := cfg[f]; ok && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // assignIntegration moves an integration to another collector without its

@@ -259,29 +259,16 @@ func (s *Server) RunNowAct(r *http.Request, id string) (*api.Job, bool, error) {
 	return &v, existed, nil
 }
 
+// listJobs is a page of jobs, newest first: ?integration=, ?collector=,
+// ?state=, ?before= (the previous page's "next") and ?limit=.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	f := queue.Filter{IntegrationID: q.Get("integration"), CollectorID: q.Get("collector"), Limit: 100}
-	if st := q.Get("state"); st != "" {
-		if !queue.State(st).Valid() {
-			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "state %q is not a job state", st)
-		}
-		f.States = []queue.State{queue.State(st)}
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "limit must be 1..1000")
-		}
-		f.Limit = n
-	}
-	list, err := s.jobs.Queue().List(r.Context(), f)
+	f, err := jobFilter(r, 100)
 	if err != nil {
 		return err
 	}
-	out := api.JobList{Jobs: make([]api.Job, 0, len(list))}
-	for _, j := range list {
-		out.Jobs = append(out.Jobs, s.jobs.View(r.Context(), j))
+	out, err := s.jobsPage(r.Context(), f)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

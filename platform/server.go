@@ -58,6 +58,8 @@ type Server struct {
 	endPolls context.CancelFunc
 	// checkpointMu orders writes of the audit checkpoint file.
 	checkpointMu sync.Mutex
+	// images verifies integrations' images when they are saved.
+	images imageChecker
 }
 
 // Option is an optional knob of New.
@@ -160,7 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}
-	defer func() { stopBG(); wg.Wait() }()
+	defer func() { stopBG(); wg.Wait(); s.closeImages() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(&idleConnListener{Listener: ln, timeout: s.cfg.HeaderTimeout}, "", "") }() // certificates come from TLSConfig; HTTP/2 is on
@@ -219,7 +221,9 @@ func (s *Server) routes() http.Handler {
 			panic("route " + pattern + " declares no permission")
 		}
 		s.table = append(s.table, ri)
-		methods[path] = append(methods[path], method)
+		if !ri.Page { // a page's other methods get the mux's plain 405
+			methods[path] = append(methods[path], method)
+		}
 		mux.Handle(pattern, h)
 	}
 	user := func(perm access.Permission, pattern string, h handlerFunc, opts ...routeOpt) {
@@ -274,7 +278,7 @@ func (s *Server) routes() http.Handler {
 
 	// The console: pages through the same permission check.
 	add(access.PermPublic, "GET /static/", s.console.Static())
-	for _, pg := range s.console.Routes() {
+	for _, pg := range append(s.console.Routes(), s.pageRoutes()...) {
 		ri := RouteInfo{Permission: pg.Permission, Partial: pg.Partial, StepUp: pg.StepUp}
 		opts := []routeOpt{func(r *RouteInfo) { r.Partial, r.StepUp, r.Page = pg.Partial, pg.StepUp, true }}
 		add(pg.Permission, pg.Pattern, s.authorizePage(ri, pg.Handler), opts...)

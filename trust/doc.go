@@ -10,9 +10,12 @@
 // made by cmd/collector-release.
 //
 // Verify resolves a reference to its digest over the registry, opens the
-// image by that digest and checks the policy on it; VerifyAndPull then asks
-// the engine to pull name@sha256:..., which is the reference containers
-// must be created from. Nothing is pulled for a refused image. Refusals are
+// image by that digest and checks the policy on it; the collector then asks
+// its engine to pull name@sha256:..., which is the reference containers
+// must be created from, and pulls nothing for a refused image. The
+// platform verifies an integration's image the same way when it is saved,
+// and reads its labels (Labels). The package knows no container engine, so
+// the platform can link it. Refusals are
 // the sentinel errors of this package (ErrUnsigned, ErrUntrustedSigner,
 // ...), each with a message saying what happened and what to do.
 //

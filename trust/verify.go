@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,6 +26,11 @@ type Config struct {
 	// InsecureRegistries are registries (host[:port], e.g. 127.0.0.1:5000)
 	// reached over plain HTTP or TLS without certificate checks.
 	InsecureRegistries []string
+	// InsecureLoopback adds every registry on a loopback address
+	// (127.0.0.0/8, ::1, localhost) to InsecureRegistries: the platform's
+	// own host, where tests and the demo run theirs. Signatures are
+	// checked all the same.
+	InsecureLoopback bool
 	// Logger receives a warning at every use of a policy requirement
 	// that accepts anything. Required.
 	Logger *slog.Logger
@@ -57,6 +63,7 @@ func (c *Config) Validate() error {
 type Verifier struct {
 	policy   *Policy
 	insecure []string
+	loopback bool
 	log      *slog.Logger
 	agent    string
 	regsDir  string // private registries.d: read sigstore attachments
@@ -80,7 +87,8 @@ func New(cfg Config) (*Verifier, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("trust: %w", err)
 	}
-	return &Verifier{policy: policy, insecure: slices.Clone(cfg.InsecureRegistries), log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir}, nil
+	return &Verifier{policy: policy, insecure: slices.Clone(cfg.InsecureRegistries), loopback: cfg.InsecureLoopback,
+		log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir}, nil
 }
 
 // Close releases the Verifier's files.
@@ -88,10 +96,24 @@ func (v *Verifier) Close() error { return os.RemoveAll(v.regsDir) }
 
 func (v *Verifier) systemContext(named reference.Named) *types.SystemContext {
 	sys := &types.SystemContext{RegistriesDirPath: v.regsDir, DockerRegistryUserAgent: v.agent}
-	if slices.Contains(v.insecure, reference.Domain(named)) {
+	domain := reference.Domain(named)
+	if slices.Contains(v.insecure, domain) || v.loopback && isLoopback(domain) {
 		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 	}
 	return sys
+}
+
+// isLoopback says whether a registry's host[:port] is a loopback address.
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Verify resolves ref (a tag or a digest reference) to its digest over the

@@ -34,15 +34,10 @@ var funcs = template.FuncMap{
 			u.Format(time.RFC3339), u.Format("2006-01-02 15:04:05 UTC"), u.Format("2006-01-02 15:04 UTC")))
 	},
 	"bytes": func(n int64) string {
-		switch {
-		case n <= 0:
+		if n <= 0 {
 			return "–"
-		case n >= 1<<30:
-			return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-		case n >= 1<<20:
-			return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 		}
-		return fmt.Sprintf("%d KiB", n>>10)
+		return HumanBytes(n)
 	},
 	"dur": func(a, b any) string {
 		from, to := asTime(a), asTime(b)

@@ -23,10 +23,11 @@ type Route struct {
 	Handler Handler
 }
 
-// Routes lists the console's pages.
+// Routes lists the console's sign-in and account pages; the platform
+// adds its data pages (collectors, integrations, jobs, data, audit, users).
 func (c *Console) Routes() []Route {
 	pub, signed := access.PermPublic, access.PermSignedIn
-	return append([]Route{
+	return []Route{
 		{Pattern: "GET /login", Permission: pub, Handler: c.loginPage},
 		{Pattern: "POST /login", Permission: pub, Handler: c.loginSubmit},
 		{Pattern: "GET /setup", Permission: pub, Handler: c.setupPage},
@@ -43,13 +44,8 @@ func (c *Console) Routes() []Route {
 		{Pattern: "GET /account", Permission: signed, Handler: c.accountPage},
 		{Pattern: "GET /device", Permission: signed, Handler: c.devicePage},
 		{Pattern: "POST /device", Permission: signed, Handler: c.deviceSubmit},
-		{Pattern: "GET /{$}", Permission: signed, Handler: c.homePage},
-	}, c.dataRoutes()...)
+	}
 }
-
-// dataRoutes are the console's data pages (collectors, integrations, jobs,
-// data, audit): none yet.
-func (c *Console) dataRoutes() []Route { return nil }
 
 func (c *Console) signedIn(w http.ResponseWriter, r *http.Request, in *access.SignedIn, next string) {
 	c.d.SetCookie(w, access.SessionCookieName, in.Token, c.d.SessionTTL)
@@ -214,6 +210,3 @@ func (c *Console) deviceSubmit(w http.ResponseWriter, r *http.Request, pr *acces
 	c.render(w, http.StatusOK, "device", withUser(&Page{Title: "Sign in the command line", Narrow: true, Done: true}, pr))
 }
 
-func (c *Console) homePage(w http.ResponseWriter, r *http.Request, pr *access.Principal) {
-	c.render(w, http.StatusOK, "home", withUser(&Page{Title: "Overview"}, pr))
-}

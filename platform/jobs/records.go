@@ -31,6 +31,10 @@ type Records interface {
 	AppendLogs(ctx context.Context, k LogKey, text []byte) (dup bool, err error)
 	// Logs returns a job's logs, with a note when some were dropped.
 	Logs(ctx context.Context, jobID string) (string, error)
+	// LogsAfter returns the log text appended after cursor (0: from the
+	// start) and the cursor to ask with next time: how a reader follows a
+	// running job's logs without reading them again.
+	LogsAfter(ctx context.Context, jobID string, cursor int64) (string, int64, error)
 	// Counts returns a job's counters (zero for a job that sent nothing).
 	Counts(ctx context.Context, jobID string) (Counts, error)
 	// Finish records the job's outcome in the queue, the runner's refusal

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -110,6 +111,11 @@ type Service struct {
 	m       *metrics
 	now     func() time.Time
 	uploads *uploadLimiter
+
+	// dueMu guards due, the scheduler's last word on when each
+	// integration next runs (for the console).
+	dueMu sync.Mutex
+	due   map[string]time.Time
 }
 
 // Option is an optional knob of New.
@@ -481,6 +487,17 @@ func (s *Service) schedule(ctx context.Context, due map[string]time.Time) {
 			delete(due, id)
 		}
 	}
+	s.dueMu.Lock()
+	s.due = maps.Clone(due)
+	s.dueMu.Unlock()
+}
+
+// NextRun is when the scheduler will next enqueue the integration's job
+// (zero when it has no schedule, or the scheduler has not looked yet).
+func (s *Service) NextRun(integrationID string) time.Time {
+	s.dueMu.Lock()
+	defer s.dueMu.Unlock()
+	return s.due[integrationID]
 }
 
 // View renders a queue job for the admin API.

@@ -189,10 +189,22 @@ func TestSchedulerEnqueuesEachPeriodNeverTwice(t *testing.T) {
 	ctx := context.Background()
 	start := clock.Now()
 	sched := newStepper(s, clock, cfg.SchedulerTick)
+	// What the console shows as the next run: the scheduler's own plan.
+	if next := s.NextRun("int_due"); next.Before(start) || next.After(start.Add(period)) {
+		t.Errorf("NextRun after the first look = %v, want within a period of %v", next, start)
+	}
+	for _, id := range []string{"int_unassigned", "int_no_period", "int_unknown"} {
+		if next := s.NextRun(id); !next.IsZero() {
+			t.Errorf("NextRun(%s) = %v, want none", id, next)
+		}
+	}
 
 	// The first run comes within a period of first sight (spread, not at once
 	// for every integration).
 	first := sched.untilQueued(t, q, "int_due", 2*period, nil)
+	if next, lo, hi := s.NextRun("int_due"), first.CreatedAt.Add(period*8/10), first.CreatedAt.Add(period*12/10); next.Before(lo) || next.After(hi) {
+		t.Errorf("NextRun after a run = %v, want a period ± 20%% after %v", next, first.CreatedAt)
+	}
 	if first.RequestedBy != queue.RequestedByScheduler || first.CollectorID != "col_a" {
 		t.Errorf("scheduled job = %+v", first)
 	}

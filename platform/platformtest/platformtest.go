@@ -95,6 +95,11 @@ func testConfig(t testing.TB, edit ...func(*platform.Config)) platform.Config {
 	// A platform refuses enrollment without an image policy; tests that
 	// enroll get one that refuses every image (no image is pulled here).
 	cfg.ImagePolicy = []byte(`{"default":[{"type":"reject"}]}`)
+	// Integrations here name images that are not in any registry; the
+	// check at save is tested with a real registry (test/).
+	cfg.VerifyImages = false
+	// Console streams look often, so tests see changes at once.
+	cfg.LiveInterval = 50 * time.Millisecond
 	// Cheap password hashes: the cost of the defaults is benchmarked in
 	// platform/access, not paid by every test server.
 	cfg.Access.Password = access.PasswordParams{MemoryKiB: 8 << 10, Time: 1, Threads: 1, SaltBytes: 16, KeyBytes: 32}
@@ -244,9 +249,17 @@ func (e *Env) EnrollNew(t testing.TB, name string) *Collector {
 	if err != nil {
 		t.Fatalf("create collector: %v", err)
 	}
+	return e.Enroll(t, g)
+}
+
+// Enroll enrolls the collector of an enrollment grant with new keys.
+func (e *Env) Enroll(t testing.TB, g *api.EnrollmentGrant) *Collector {
+	t.Helper()
+	ctx := context.Background()
 	key, hk := NewKeys(t)
 	c := &Collector{ID: g.Collector.ID, Key: key, HPKE: hk}
 	c.Client = api.NewCollectorClient(e.URL, c.ID, key, "", e.HTTP)
+	var err error
 	c.Enrolled, err = c.Client.Enroll(ctx, api.EnrollRequest{CollectorID: c.ID, Token: g.EnrollmentToken,
 		IdentityPublicKey: key.Public().(ed25519.PublicKey), HPKEPublicKey: hk.PublicKey()})
 	if err != nil {
@@ -254,6 +267,12 @@ func (e *Env) EnrollNew(t testing.TB, name string) *Collector {
 	}
 	c.Client.SetAudience(c.Enrolled.Audience)
 	return c
+}
+
+// Heartbeat reports the collector healthy: its runner running.
+func (c *Collector) Heartbeat(ctx context.Context) error {
+	return c.Client.Heartbeat(ctx, api.Heartbeat{Version: "test", RunnerState: api.RunnerRunning,
+		Engine: api.Engine{Kind: "podman", Version: "4.3.1"}, Capacity: api.Capacity{CPUs: 2, MemoryTotalBytes: 8 << 30, MemoryFreeBytes: 4 << 30}})
 }
 
 // Raw sends a request as is and returns the status and body: for bad-input

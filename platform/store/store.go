@@ -160,6 +160,9 @@ type Integration struct {
 	Interval     time.Duration
 	CollectorID  string // "" when unassigned
 	Network      string
+	// ConfigSchema is the JSON Schema the image declares for its config
+	// (nil: none; the console shows a JSON editor).
+	ConfigSchema []byte
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }

@@ -169,6 +169,23 @@ func testLogChunksOnce(t *testing.T, b Backend) {
 	if logs, _ := b.Records.Logs(ctx, j.ID); logs != "one\ntwo\n" {
 		t.Errorf("logs = %q, want each chunk once", logs)
 	}
+	// A follower reads each chunk once, by cursor.
+	text, cur, err := b.Records.LogsAfter(ctx, j.ID, 0)
+	if err != nil || text != "one\ntwo\n" || cur == 0 {
+		t.Fatalf("LogsAfter(0) = %q, %d, %v", text, cur, err)
+	}
+	if text, cur2, err := b.Records.LogsAfter(ctx, j.ID, cur); err != nil || text != "" || cur2 != cur {
+		t.Errorf("LogsAfter(end) = %q, %d, %v; want nothing new at %d", text, cur2, err, cur)
+	}
+	if _, err := b.Records.AppendLogs(ctx, jobs.LogKey{JobID: j.ID, LeaseID: j.LeaseID, Seq: 3}, []byte("three\n")); err != nil {
+		t.Fatal(err)
+	}
+	if text, _, err := b.Records.LogsAfter(ctx, j.ID, cur); err != nil || text != "three\n" {
+		t.Errorf("LogsAfter(cursor) after a new chunk = %q, %v; want only it", text, err)
+	}
+	if text, cur, err := b.Records.LogsAfter(ctx, "job_other", 0); err != nil || text != "" || cur != 0 {
+		t.Errorf("LogsAfter(unknown job) = %q, %d, %v", text, cur, err)
+	}
 }
 
 func testLogsCapped(t *testing.T, b Backend) {

@@ -13,13 +13,13 @@ import (
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
-const integrationCols = `id, name, image, config, secret_fields, interval_sec, COALESCE(collector_id, ''), network, created_at, updated_at`
+const integrationCols = `id, name, image, config, secret_fields, interval_sec, COALESCE(collector_id, ''), network, created_at, updated_at, config_schema`
 
 func scanIntegration(r scanner) (store.Integration, error) {
 	var in store.Integration
-	var fields string
+	var fields, schema string
 	var interval, created, updated int64
-	err := r.Scan(&in.ID, &in.Name, &in.Image, &in.SealedConfig, &fields, &interval, &in.CollectorID, &in.Network, &created, &updated)
+	err := r.Scan(&in.ID, &in.Name, &in.Image, &in.SealedConfig, &fields, &interval, &in.CollectorID, &in.Network, &created, &updated, &schema)
 	if err != nil {
 		return in, err
 	}
@@ -28,6 +28,9 @@ func scanIntegration(r scanner) (store.Integration, error) {
 	}
 	in.Interval = time.Duration(interval) * time.Second
 	in.CreatedAt, in.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if schema != "" {
+		in.ConfigSchema = []byte(schema)
+	}
 	return in, nil
 }
 
@@ -50,9 +53,9 @@ func (s *Store) CreateIntegration(ctx context.Context, in store.Integration, ev 
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO integrations(id, name, image, config, secret_fields, interval_sec, collector_id, network, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Name, in.Image, in.SealedConfig, string(fields),
-			int64(in.Interval/time.Second), nullable(in.CollectorID), in.Network, nanos(in.CreatedAt), nanos(in.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO integrations(id, name, image, config, secret_fields, interval_sec, collector_id, network, created_at, updated_at, config_schema)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Name, in.Image, in.SealedConfig, string(fields),
+			int64(in.Interval/time.Second), nullable(in.CollectorID), in.Network, nanos(in.CreatedAt), nanos(in.UpdatedAt), string(in.ConfigSchema))
 		if isUnique(err) {
 			return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
 		}
@@ -137,9 +140,9 @@ func (s *Store) writeIntegration(ctx context.Context, tx *sql.Tx, in store.Integ
 		}
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE integrations SET name = ?, image = ?, config = ?, secret_fields = ?,
-		interval_sec = ?, collector_id = ?, network = ?, updated_at = ? WHERE id = ?`,
+		interval_sec = ?, collector_id = ?, network = ?, updated_at = ?, config_schema = ? WHERE id = ?`,
 		in.Name, in.Image, in.SealedConfig, string(fields), int64(in.Interval/time.Second),
-		nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), in.ID)
+		nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), string(in.ConfigSchema), in.ID)
 	if isUnique(err) {
 		return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
 	}

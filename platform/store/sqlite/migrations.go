@@ -302,6 +302,11 @@ CREATE TABLE heartbeat_rollups (
 	PRIMARY KEY (collector_id, bucket)
 ) WITHOUT ROWID;
 `,
+	// 8: the config schema an integration's image declares (the console's
+	// form; configs are validated against it when saved).
+	`
+ALTER TABLE integrations ADD COLUMN config_schema TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

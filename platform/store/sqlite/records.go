@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/collectorhq/collector/api"
@@ -182,6 +183,27 @@ func (r *Records) Logs(ctx context.Context, jobID string) (string, error) {
 		out = fmt.Appendf(out, "[platform: %d bytes of logs dropped over the %d-byte cap]\n", dropped, jobs.MaxJobLogBytes)
 	}
 	return string(out), nil
+}
+
+// LogsAfter implements jobs.Records: the cursor is the last chunk read.
+func (r *Records) LogsAfter(ctx context.Context, jobID string, cursor int64) (string, int64, error) {
+	type chunk struct {
+		n    int64
+		text string
+	}
+	cs, err := queryAll(ctx, r.s.r, func(sc scanner) (chunk, error) {
+		var c chunk
+		return c, sc.Scan(&c.n, &c.text)
+	}, `SELECT chunk, text FROM data_job_logs WHERE job_id=? AND chunk > ? ORDER BY chunk`, jobID, cursor)
+	if err != nil {
+		return "", cursor, err
+	}
+	var out strings.Builder
+	for _, c := range cs {
+		out.WriteString(c.text)
+		cursor = c.n
+	}
+	return out.String(), cursor, nil
 }
 
 // Counts implements jobs.Records.
