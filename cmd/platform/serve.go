@@ -27,7 +27,8 @@ var serveCommand = &cli.Command{
 	Name:  "serve",
 	Usage: "run the platform's HTTPS server",
 	Description: "On first start, creates in --data-dir: a CA and server certificate (unless --tls-cert is given),\n" +
-		"the admin token (admin-token, 0600), the job-signing key and the at-rest data key. Logs the CA pin.",
+		"the one-time setup link of the first administrator (setup-link, 0600), the job-signing key and the at-rest data key.\n" +
+		"Logs the CA pin and the setup link.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: serveDefaults.Listen, EnvVars: []string{envListen}, Usage: "host:port to listen on"},
 		dataDirFlag(),
@@ -45,6 +46,8 @@ var serveCommand = &cli.Command{
 		&cli.DurationFlag{Name: "job-timeout", Value: time.Duration(serveDefaults.JobLimits.TimeoutSec) * time.Second, EnvVars: []string{envJobTimeout}, Usage: "how long a job may run"},
 		&cli.DurationFlag{Name: "job-retention", Value: serveDefaults.JobRetention, EnvVars: []string{envJobRetention}, Usage: "how long finished jobs and their logs are kept (0: forever)"},
 		&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{envMetricsPublic}, Usage: "serve /metrics without a token (trusted networks only)"},
+		&cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{envInsecureRegistries}, Usage: "registry (host:port) reached over plain HTTP when an integration's image is checked (loopback registries always are)"},
+		&cli.BoolFlag{Name: "no-image-check", EnvVars: []string{envNoImageCheck}, Usage: "do not verify an integration's image against --image-policy and its registry when it is saved (collectors still verify before every run)"},
 		&cli.BoolFlag{Name: "require-mfa", EnvVars: []string{envRequireMFA}, Usage: "require a second factor of every user (admins always need one)"},
 	},
 	Action: func(c *cli.Context) error {
@@ -61,6 +64,7 @@ var serveCommand = &cli.Command{
 		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
 		cfg.JobRetention, cfg.MetricsPublic = c.Duration("job-retention"), c.Bool("metrics-public")
 		cfg.Access.RequireMFAForAll = c.Bool("require-mfa")
+		cfg.InsecureRegistries, cfg.VerifyImages = c.StringSlice("insecure-registry"), !c.Bool("no-image-check")
 		if p := c.String("image-policy"); p != "" {
 			b, err := os.ReadFile(p)
 			if err != nil {
