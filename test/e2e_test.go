@@ -327,14 +327,37 @@ func flow(t *testing.T, k *kit) {
 		}
 	})
 
-	t.Run("UnsignedImageRefusedNothingPulled", func(t *testing.T) {
-		id := p.integration(t, h.id, world.unsignedImage, map[string]any{"count": 1, "token": secret})
+	t.Run("UnsignedImageRefusedAtSave", func(t *testing.T) {
+		// The platform checks an image against the policy and its
+		// registry when the integration is saved, as the runner will.
+		out, err := p.cli("integrations", "create", "--name", "unsigned", "--image", world.unsignedImage, "--config", `{"count": 1}`,
+			"--collector", h.id, "--network", "host", "--interval", "24h")
+		if err == nil || !strings.Contains(out, "image_refused") && !strings.Contains(out, "not signed") {
+			t.Fatalf("creating an integration with an unsigned image: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "not signed") {
+			t.Errorf("the refusal does not say why: %s", out)
+		}
+	})
+
+	t.Run("MovedTagRefusedAtRunNothingPulled", func(t *testing.T) {
+		// Accepted when saved (signed then), the tag is moved to an
+		// image nobody signed: the runner verifies again and refuses it.
+		// (The tag first goes back to the signed image: each engine's
+		// flow moves it.)
+		if _, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+world.movableImage); err != nil {
+			t.Fatal(err)
+		}
+		id := p.integration(t, h.id, world.movableImage, map[string]any{"count": 1, "token": secret})
+		if _, err := world.podman.Run("push", "--tls-verify=false", world.collectorImage, "docker://"+world.movableImage); err != nil {
+			t.Fatal(err)
+		}
 		j := p.waitJob(t, p.runJob(t, id).ID, 3*time.Minute)
 		if j.State != api.JobFailed || !strings.Contains(j.Error, "refused") {
-			t.Fatalf("unsigned image job %+v", j)
+			t.Fatalf("moved-tag job %+v", j)
 		}
-		if ok, _ := h.eng.ImageExists(ctx, world.unsignedImage); ok {
-			t.Errorf("the unsigned image was pulled")
+		if ok, _ := h.eng.ImageExists(ctx, world.movableImage); ok {
+			t.Errorf("the moved tag's image was pulled")
 		}
 	})
 

@@ -28,7 +28,10 @@ var world struct {
 	podman                                      *enginetest.Podman
 	dockerd                                     *enginetest.Dockerd
 	collectorImage, exampleImage, unsignedImage string
-	policy                                      string // policy.json path
+	// movableImage is the example image, signed, under a tag a test later
+	// moves to an unsigned image (after the platform accepted it).
+	movableImage string
+	policy       string // policy.json path
 }
 
 func TestMain(m *testing.M) { enginetest.Main(m, "e2e", setup, teardown) }
@@ -78,6 +81,10 @@ func setup() error {
 	if _, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+world.unsignedImage); err != nil {
 		return err
 	}
+	world.movableImage = reg + "/movable:e2e"
+	if _, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+world.movableImage); err != nil {
+		return err
+	}
 	return sign(reg)
 }
 
@@ -103,7 +110,7 @@ func sign(reg string) error {
 	if _, err := run(keys, env, rel, "keygen", "--output-key-prefix", "cosign"); err != nil {
 		return err
 	}
-	for _, img := range []string{world.collectorImage, world.exampleImage} {
+	for _, img := range []string{world.collectorImage, world.exampleImage, world.movableImage} {
 		if _, err := run(keys, env, rel, "sign", "--insecure", "--key", filepath.Join(keys, "cosign.key"), img); err != nil {
 			return err
 		}
