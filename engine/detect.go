@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/collectorhq/collector/internal/env"
 )
 
 // Default sockets, probed in this order when nothing else is configured.
@@ -68,7 +70,7 @@ func Detect(ctx context.Context, cfg Config) (Endpoint, error) {
 	}
 	getenv := cfg.Getenv
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = env.Get
 	}
 	type candidate struct {
 		socket string

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
@@ -27,7 +29,7 @@ import (
 )
 
 func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+	if v, err := strconv.Atoi(env.Get(name)); err == nil && v > 0 {
 		return v
 	}
 	return def
@@ -45,12 +47,12 @@ func envInt(name string, def int) int {
 // is the real `platform serve` binary, so its CPU is measured apart from the
 // load generator's.
 func TestHeartbeatLoad(t *testing.T) {
-	if os.Getenv("PLATFORM_LOAD") == "" {
+	if env.Get(env.PlatformLoad) == "" {
 		t.Skip("set PLATFORM_LOAD=1 to run the heartbeat load test")
 	}
-	n := envInt("PLATFORM_LOAD_COLLECTORS", 10000)
-	interval := time.Duration(envInt("PLATFORM_LOAD_INTERVAL", 30)) * time.Second
-	duration := time.Duration(envInt("PLATFORM_LOAD_SECONDS", 30)) * time.Second
+	n := envInt(env.PlatformLoadCollectors, 10000)
+	interval := time.Duration(envInt(env.PlatformLoadInterval, 30)) * time.Second
+	duration := time.Duration(envInt(env.PlatformLoadSeconds, 30)) * time.Second
 
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -73,7 +75,7 @@ func TestHeartbeatLoad(t *testing.T) {
 			MaxIdleConns: idle, MaxIdleConnsPerHost: idle, IdleConnTimeout: 2 * interval}}
 	}
 	clients := make([]*http.Client, n)
-	perCollector := os.Getenv("PLATFORM_LOAD_CONNS") == "collector"
+	perCollector := env.Get(env.PlatformLoadConns) == "collector"
 	shared := newClient(2000)
 	for i := range clients {
 		clients[i] = shared

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/engine/docker"
@@ -254,7 +256,7 @@ func flow(t *testing.T, k *kit) {
 
 	t.Run("InstallerIsIdempotent", func(t *testing.T) {
 		// Run again with a burned token: it keeps the enrollment, changes nothing.
-		cmd := k.cli(h.installArgs(map[string]string{"COLLECTOR_ID": h.id, "COLLECTOR_IMAGE": world.collectorImage})...)
+		cmd := k.cli(h.installArgs(map[string]string{env.CollectorID: h.id, env.Image: world.collectorImage})...)
 		cmd.Stdin = strings.NewReader("burned-token\n")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "nothing changed") || !strings.Contains(string(out), "keeping it") {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/trust"
@@ -79,7 +81,7 @@ func TestEndToEndTrustRoot(t *testing.T) {
 		h.open(t)
 		noContainers(t, h)
 		// The operator allows it on this host: the enrollment is kept.
-		vars["COLLECTOR_ALLOW_INSECURE_POLICY"] = "1"
+		vars[env.AllowInsecurePolicy] = "1"
 		out, err = h.runInstaller(vars, "burned-token")
 		if err != nil || !strings.Contains(out, "keeping it") || !strings.Contains(out, "WARNING") {
 			t.Fatalf("installer with COLLECTOR_ALLOW_INSECURE_POLICY=1: %v\n%s", err, out)
@@ -90,7 +92,7 @@ func TestEndToEndTrustRoot(t *testing.T) {
 		p := startPlatform(t)
 		h, vars, token := newHost(t, p, k)
 		mine := newPublicKeyPEM(t)
-		vars["COLLECTOR_TRUSTED_KEYS"] = string(mine)
+		vars[env.TrustedKeys] = string(mine)
 		out, err := h.runInstaller(vars, token)
 		fp := worldKeyFingerprint(t)
 		if err == nil || !strings.Contains(out, "did not approve") || !strings.Contains(out, fp) {
@@ -99,7 +101,7 @@ func TestEndToEndTrustRoot(t *testing.T) {
 		h.open(t)
 		noContainers(t, h)
 		// The operator approves the release key too.
-		vars["COLLECTOR_TRUSTED_KEYS"] = string(mine) + string(worldKey(t))
+		vars[env.TrustedKeys] = string(mine) + string(worldKey(t))
 		out, err = h.runInstaller(vars, "burned-token")
 		if err != nil || !strings.Contains(out, fp) {
 			t.Fatalf("installer with the release key approved: %v\n%s", err, out)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	envs "github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/trust"
 )
 
@@ -97,7 +99,7 @@ func TestCheckPolicy(t *testing.T) {
 			trust.ErrInsecurePolicy, []string{"docker:reg.example/other"}},
 		{"insecure allowed by the operator", policy(t, insecure, nil), rootOf(t), true, nil, nil},
 		{"unapproved key refused", policy(t, nil, map[string][]map[string]any{"reg.example": {signedBy(b)}}), rootOf(t, a), false,
-			trust.ErrUnapprovedKey, []string{fingerprint(t, b), "trusted-keys.pem", "COLLECTOR_TRUSTED_KEYS"}},
+			trust.ErrUnapprovedKey, []string{fingerprint(t, b), "trusted-keys.pem", envs.TrustedKeys}},
 		{"one unapproved key among approved ones refused", policy(t, nil, map[string][]map[string]any{"reg.example": {signedBy(a, b)}}), rootOf(t, a), false,
 			trust.ErrUnapprovedKey, []string{fingerprint(t, b)}},
 		{"the insecure flag does not approve keys", policy(t, nil, map[string][]map[string]any{"reg.example": {signedBy(b)}}), rootOf(t, a), true,

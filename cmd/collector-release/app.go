@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -29,7 +31,7 @@ func newApp() *cli.App {
 
 // registryFlags are shared by sign and verify.
 var registryFlags = []cli.Flag{
-	&cli.BoolFlag{Name: "insecure", EnvVars: []string{"COLLECTOR_RELEASE_INSECURE"}, Usage: "reach the registry over plain HTTP or unverified TLS (a local registry on 127.0.0.1)"},
+	&cli.BoolFlag{Name: "insecure", EnvVars: []string{env.ReleaseInsecure}, Usage: "reach the registry over plain HTTP or unverified TLS (a local registry on 127.0.0.1)"},
 }
 
 func registryOptions(c *cli.Context) release.Options {
@@ -47,7 +49,7 @@ func oneImage(c *cli.Context) (string, error) {
 // password reads the private key's password from COSIGN_PASSWORD (which may
 // be set and empty), else asks on the terminal (twice when confirm is set).
 func password(confirm bool) ([]byte, error) {
-	if p, ok := os.LookupEnv(release.PasswordEnv); ok {
+	if p, ok := env.Lookup(release.PasswordEnv); ok {
 		return []byte(p), nil
 	}
 	fd := int(os.Stdin.Fd())

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/internal/release"
@@ -15,7 +17,7 @@ var signCommand = &cli.Command{
 	Usage:     "sign an image in a registry (a tag is resolved to its digest; the digest is signed) and push the signature next to it",
 	ArgsUsage: "IMAGE",
 	Flags: append([]cli.Flag{
-		&cli.StringFlag{Name: "key", Required: true, EnvVars: []string{"COLLECTOR_RELEASE_KEY"}, Usage: "cosign private key file (password in " + release.PasswordEnv + ")"},
+		&cli.StringFlag{Name: "key", Required: true, EnvVars: []string{env.ReleaseKey}, Usage: "cosign private key file (password in " + release.PasswordEnv + ")"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 	}, registryFlags...),
 	Action: func(c *cli.Context) error {

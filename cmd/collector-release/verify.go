@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/internal/release"
@@ -15,7 +17,7 @@ var verifyCommand = &cli.Command{
 	Usage:     "check that an image carries a valid signature by the public key",
 	ArgsUsage: "IMAGE",
 	Flags: append([]cli.Flag{
-		&cli.StringFlag{Name: "key", Required: true, EnvVars: []string{"COLLECTOR_RELEASE_PUBKEY"}, Usage: "cosign public key file"},
+		&cli.StringFlag{Name: "key", Required: true, EnvVars: []string{env.ReleasePubKey}, Usage: "cosign public key file"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 	}, registryFlags...),
 	Action: func(c *cli.Context) error {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/platform"
 
 	_ "modernc.org/sqlite"
@@ -402,7 +404,7 @@ func TestTokensAndLogin(t *testing.T) {
 	if !strings.Contains(got, "Signed in") {
 		t.Fatalf("login:\n%s", got)
 	}
-	path := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "collector-platform", "token")
+	path := filepath.Join(env.Get(env.XDGConfigHome), "collector-platform", "token")
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v, %v", st, err)
 	}

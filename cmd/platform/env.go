@@ -1,27 +1,30 @@
 package main
 
-// Environment variables the platform binary reads, all in one place.
+import "github.com/collectorhq/collector/internal/env"
+
+// Environment variables the platform binary reads: short local names for
+// the registry in internal/env.
 const (
-	envListen             = "PLATFORM_LISTEN"
-	envDataDir            = "PLATFORM_DATA_DIR"
-	envDatabase           = "PLATFORM_DATABASE"
-	envPublicURL          = "PLATFORM_PUBLIC_URL"
-	envTLSCert            = "PLATFORM_TLS_CERT"
-	envTLSKey             = "PLATFORM_TLS_KEY"
-	envCollectorImage     = "PLATFORM_COLLECTOR_IMAGE"
-	envHeartbeatInterval  = "PLATFORM_HEARTBEAT_INTERVAL"
-	envEnrollmentTTL      = "PLATFORM_ENROLLMENT_TOKEN_TTL"
-	envImagePolicy        = "PLATFORM_IMAGE_POLICY"
-	envLeaseTTL           = "PLATFORM_LEASE_TTL"
-	envMaxAttempts        = "PLATFORM_MAX_ATTEMPTS"
-	envJobMemory          = "PLATFORM_JOB_MEMORY"
-	envJobTimeout         = "PLATFORM_JOB_TIMEOUT"
-	envJobRetention       = "PLATFORM_JOB_RETENTION"
-	envMetricsPublic      = "PLATFORM_METRICS_PUBLIC"
-	envRequireMFA         = "PLATFORM_REQUIRE_MFA"
-	envInsecureRegistries = "PLATFORM_INSECURE_REGISTRIES"
-	envNoImageCheck       = "PLATFORM_NO_IMAGE_CHECK"
-	envServer             = "PLATFORM_URL"
-	envToken              = "PLATFORM_TOKEN"
-	envCAFile             = "PLATFORM_CA_FILE"
+	envListen             = env.PlatformListen
+	envDataDir            = env.PlatformDataDir
+	envDatabase           = env.PlatformDatabase
+	envPublicURL          = env.PlatformPublicURL
+	envTLSCert            = env.PlatformTLSCert
+	envTLSKey             = env.PlatformTLSKey
+	envCollectorImage     = env.PlatformCollectorImage
+	envHeartbeatInterval  = env.PlatformHeartbeatInterval
+	envEnrollmentTTL      = env.PlatformEnrollmentTTL
+	envImagePolicy        = env.PlatformImagePolicy
+	envLeaseTTL           = env.PlatformLeaseTTL
+	envMaxAttempts        = env.PlatformMaxAttempts
+	envJobMemory          = env.PlatformJobMemory
+	envJobTimeout         = env.PlatformJobTimeout
+	envJobRetention       = env.PlatformJobRetention
+	envMetricsPublic      = env.PlatformMetricsPublic
+	envRequireMFA         = env.PlatformRequireMFA
+	envInsecureRegistries = env.PlatformInsecureRegistries
+	envNoImageCheck       = env.PlatformNoImageCheck
+	envServer             = env.PlatformServer
+	envToken              = env.PlatformToken
+	envCAFile             = env.PlatformCAFile
 )

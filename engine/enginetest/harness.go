@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/collectorhq/collector/internal/env"
 )
 
 // skipReason is why this test binary's components could not start (outside
@@ -49,7 +51,7 @@ func Need(t testing.TB) {
 
 // InCI reports whether this is a CI run, where a missing component fails
 // the run instead of skipping.
-func InCI() bool { return os.Getenv("CI") == "true" }
+func InCI() bool { return env.InCI() }
 
 // Require returns an error naming each program not on PATH.
 func Require(programs ...string) error {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/collectorhq/collector/engine"
 )
 
@@ -66,7 +68,7 @@ func (s *suite) testSecretDirNotTmpfs(t *testing.T) {
 	if !errors.Is(err, engine.ErrSecretDirNotTmpfs) {
 		t.Fatalf("CreateSecret in %s (not a tmpfs) = %v, want ErrSecretDirNotTmpfs", dir, err)
 	}
-	for _, want := range []string{dir, "mount -t tmpfs", "COLLECTOR_SECRET_DIR"} {
+	for _, want := range []string{dir, "mount -t tmpfs", env.SecretDir} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}

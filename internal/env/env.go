@@ -2,6 +2,8 @@
 // place (flag > environment > file > default).
 package env
 
+import "os"
+
 // Collector side.
 const (
 	EngineKind = "COLLECTOR_ENGINE"      // podman or docker
@@ -27,3 +29,70 @@ const (
 	TrustedKeys         = "COLLECTOR_TRUSTED_KEYS"
 	AllowInsecurePolicy = "COLLECTOR_ALLOW_INSECURE_POLICY"
 )
+
+// Both binaries.
+const (
+	LogLevel  = "COLLECTOR_LOG_LEVEL"  // debug, info, warn, error
+	LogFormat = "COLLECTOR_LOG_FORMAT" // auto, json, text
+)
+
+// Platform side (platform serve and the admin commands).
+const (
+	PlatformListen             = "PLATFORM_LISTEN"
+	PlatformDataDir            = "PLATFORM_DATA_DIR"
+	PlatformDatabase           = "PLATFORM_DATABASE"
+	PlatformPublicURL          = "PLATFORM_PUBLIC_URL"
+	PlatformTLSCert            = "PLATFORM_TLS_CERT"
+	PlatformTLSKey             = "PLATFORM_TLS_KEY"
+	PlatformCollectorImage     = "PLATFORM_COLLECTOR_IMAGE"
+	PlatformHeartbeatInterval  = "PLATFORM_HEARTBEAT_INTERVAL"
+	PlatformEnrollmentTTL      = "PLATFORM_ENROLLMENT_TOKEN_TTL"
+	PlatformImagePolicy        = "PLATFORM_IMAGE_POLICY"
+	PlatformLeaseTTL           = "PLATFORM_LEASE_TTL"
+	PlatformMaxAttempts        = "PLATFORM_MAX_ATTEMPTS"
+	PlatformJobMemory          = "PLATFORM_JOB_MEMORY"
+	PlatformJobTimeout         = "PLATFORM_JOB_TIMEOUT"
+	PlatformJobRetention       = "PLATFORM_JOB_RETENTION"
+	PlatformMetricsPublic      = "PLATFORM_METRICS_PUBLIC"
+	PlatformRequireMFA         = "PLATFORM_REQUIRE_MFA"
+	PlatformInsecureRegistries = "PLATFORM_INSECURE_REGISTRIES"
+	PlatformNoImageCheck       = "PLATFORM_NO_IMAGE_CHECK"
+	// The admin commands: which platform, as whom.
+	PlatformServer = "PLATFORM_URL"
+	PlatformToken  = "PLATFORM_TOKEN"
+	PlatformCAFile = "PLATFORM_CA_FILE"
+)
+
+// The release tool.
+const (
+	ReleaseInsecure = "COLLECTOR_RELEASE_INSECURE"
+	ReleaseKey      = "COLLECTOR_RELEASE_KEY"
+	ReleasePubKey   = "COLLECTOR_RELEASE_PUBKEY"
+	// CosignPassword is cosign's own name for the key's password.
+	CosignPassword = "COSIGN_PASSWORD"
+)
+
+// Tests and CI.
+const (
+	// CI=true makes a missing test component a failure, not a skip.
+	CI = "CI"
+	// The heartbeat load test (platform/load_test.go), off unless set.
+	PlatformLoad           = "PLATFORM_LOAD"
+	PlatformLoadCollectors = "PLATFORM_LOAD_COLLECTORS"
+	PlatformLoadInterval   = "PLATFORM_LOAD_INTERVAL"
+	PlatformLoadSeconds    = "PLATFORM_LOAD_SECONDS"
+	PlatformLoadConns      = "PLATFORM_LOAD_CONNS"
+	// XDGConfigHome is where `platform login` keeps its token.
+	XDGConfigHome = "XDG_CONFIG_HOME"
+)
+
+// Get returns the variable's value ("" when unset): the one reader of the
+// environment (a test fails on os.Getenv anywhere else).
+func Get(name string) string { return os.Getenv(name) }
+
+// Lookup returns the variable's value and whether it is set (it may be
+// set and empty).
+func Lookup(name string) (string, bool) { return os.LookupEnv(name) }
+
+// InCI says whether the tests run in CI (CI=true).
+func InCI() bool { return Get(CI) == "true" }

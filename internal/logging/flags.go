@@ -4,13 +4,15 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/urfave/cli/v2"
 )
 
 // Flags are the logging flags both binaries share.
 var Flags = []cli.Flag{
-	&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COLLECTOR_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
-	&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{"COLLECTOR_LOG_FORMAT"}, Usage: "auto (text on a terminal, else JSON), json or text"},
+	&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{env.LogLevel}, Usage: "debug, info, warn or error"},
+	&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{env.LogFormat}, Usage: "auto (text on a terminal, else JSON), json or text"},
 }
 
 // FromContext builds the logger the flags describe, writing to stderr.

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/collectorhq/collector/internal/env"
+
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 )
 
 // PasswordEnv is the environment variable holding the private key's
 // password, as cosign names it.
-const PasswordEnv = "COSIGN_PASSWORD"
+const PasswordEnv = env.CosignPassword
 
 // KeyPair is a cosign key pair: an encrypted PEM private key (ECDSA P-256)
 // and its PEM public key.
