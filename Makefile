@@ -15,7 +15,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 TEST_TIMEOUT ?= 40m
 BIN         := bin
 
-.PHONY: help build test test-e2e lint bench images rpm demo demo-clean clean
+.PHONY: help build test test-e2e lint bench bench-console images rpm demo demo-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ bench: ## run the benchmarks, each against its baseline in the same run
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench Heartbeat -count 3 ./platform/ | tee -a bench-platform.txt
 	PLATFORM_LOAD=1 $(GO) test -tags '$(TAGS)' -run TestHeartbeatLoad -v -timeout 20m ./platform/ | tee -a bench-platform.txt
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchtime 1x -count 3 -timeout 40m ./test/ | tee bench-e2e.txt
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench ConsolePages -benchtime 1x -count 3 -timeout 30m ./platform/ | tee bench-console.txt
+
+bench-console: ## console pages over a seeded store (10k collectors, 1M entities): p50/p95 per page vs /healthz
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench ConsolePages -benchtime 1x -count 3 -timeout 30m ./platform/ | tee bench-console.txt
 
 images: ## build the container images FROM scratch with Podman (reproducible)
 	VERSION=$(VERSION) COMMIT=$(COMMIT) packaging/images.sh
