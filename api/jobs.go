@@ -77,11 +77,13 @@ type LineError struct {
 
 // IngestResult answers a records batch.
 type IngestResult struct {
-	Seq       int         `json:"seq"`
-	Accepted  int         `json:"accepted"`
-	Refused   int         `json:"refused"`
-	Errors    []LineError `json:"errors,omitempty"` // the first few refusals
-	Duplicate bool        `json:"duplicate"`        // the batch had been applied before: nothing changed
+	Seq      int         `json:"seq"`
+	Accepted int         `json:"accepted"`
+	Refused  int         `json:"refused"`
+	Errors   []LineError `json:"errors,omitempty"` // the first few refusals
+	// Duplicate: the batch had been applied before and nothing changed;
+	// Accepted and Refused are then what it counted the first time.
+	Duplicate bool `json:"duplicate"`
 }
 
 // FinishRequest reports how a job ended.

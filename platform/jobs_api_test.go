@@ -268,6 +268,14 @@ func TestJobLifecycle(t *testing.T) {
 	if got := showJob(t, e, job.ID); got.Records != 6 || got.RefusedRecords != 3 {
 		t.Errorf("job counts after retry = %d/%d, want 6/3", got.Records, got.RefusedRecords)
 	}
+	// A retry learns what the first attempt counted (its answer was lost).
+	if res.Accepted != 4 || res.Refused != 0 {
+		t.Errorf("retried batch 1 answers %d accepted, %d refused; want batch 1's 4 and 0", res.Accepted, res.Refused)
+	}
+	res, err = a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 2, batch2)
+	if err != nil || !res.Duplicate || res.Accepted != 2 || res.Refused != 3 {
+		t.Errorf("retried batch 2 = %+v, %v; want a duplicate that counted 2 accepted, 3 refused", res, err)
+	}
 
 	if err := a.Client.UploadLogs(ctx, l.JobID, l.LeaseID, 1, []byte("listing users\n")); err != nil {
 		t.Fatal(err)

@@ -135,9 +135,13 @@ func (s *recordSink) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.Duplicate {
-		s.sent += int64(len(s.lines)) // applied by an attempt whose answer was lost
-	} else {
+	switch {
+	case res.Duplicate && res.Accepted+res.Refused == 0 && len(s.lines) > 0:
+		// Applied by an attempt whose answer was lost, and a platform
+		// that does not say what it counted then: all of it.
+		s.sent += int64(len(s.lines))
+	default:
+		// A duplicate's counts are those of the attempt that applied it.
 		s.sent += int64(res.Accepted)
 		s.platformRefused(res)
 	}

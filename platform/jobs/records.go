@@ -18,8 +18,9 @@ import (
 // platform/jobs/recordstest.
 type Records interface {
 	// Applied reports whether the batch k was applied before (a cheap look
-	// before reading a retried body).
-	Applied(ctx context.Context, k BatchKey) (bool, error)
+	// before reading a retried body) and, if so, what it accepted and
+	// refused then: a retry whose first answer was lost learns the same.
+	Applied(ctx context.Context, k BatchKey) (BatchCounts, bool, error)
 	// Ingest upserts a validated batch in one transaction that first
 	// checks that k.LeaseID is the job's live lease (else an error wrapping
 	// queue.ErrLeaseLost, and nothing is written) and that k was not
@@ -121,6 +122,9 @@ type ListFilter struct {
 	// Limit caps the items of a page (1..MaxPageItems).
 	Limit int
 }
+
+// BatchCounts are what an applied batch accepted and refused.
+type BatchCounts struct{ Accepted, Refused int }
 
 // Page is one page of items; Next is the cursor of the next page ("" when
 // this is the last).

@@ -297,8 +297,8 @@ func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID strin
 		return nil, err
 	}
 	k := BatchKey{IntegrationID: job.IntegrationID, JobID: jobID, LeaseID: leaseID, Seq: seq}
-	if dup, err := s.recs.Applied(ctx, k); err != nil || dup {
-		return &api.IngestResult{Seq: seq, Duplicate: dup}, err
+	if c, dup, err := s.recs.Applied(ctx, k); err != nil || dup {
+		return &api.IngestResult{Seq: seq, Duplicate: dup, Accepted: c.Accepted, Refused: c.Refused}, err
 	}
 	release, err := s.uploads.acquire(collectorID)
 	if err != nil {
@@ -316,8 +316,9 @@ func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID strin
 	if err != nil {
 		return nil, mapQueue(err)
 	}
-	if dup {
-		return &api.IngestResult{Seq: seq, Duplicate: true}, nil
+	if dup { // applied by a concurrent attempt: answer what it counted
+		c, _, err := s.recs.Applied(ctx, k)
+		return &api.IngestResult{Seq: seq, Duplicate: true, Accepted: c.Accepted, Refused: c.Refused}, err
 	}
 	s.m.records.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.m.records.WithLabelValues("refused").Add(float64(res.Refused))

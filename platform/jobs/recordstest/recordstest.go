@@ -117,8 +117,11 @@ func testBatchAppliedOnce(t *testing.T, b Backend) {
 			t.Errorf("try %d: duplicate = %v", i, dup)
 		}
 	}
-	if ok, err := b.Records.Applied(ctx, jobs.BatchKey{JobID: j.ID, LeaseID: j.LeaseID, Seq: 1}); err != nil || !ok {
-		t.Errorf("Applied = %v, %v", ok, err)
+	if c, ok, err := b.Records.Applied(ctx, jobs.BatchKey{JobID: j.ID, LeaseID: j.LeaseID, Seq: 1}); err != nil || !ok || c != (jobs.BatchCounts{Accepted: 2}) {
+		t.Errorf("Applied = %+v, %v, %v; want applied, 2 accepted", c, ok, err)
+	}
+	if c, ok, err := b.Records.Applied(ctx, jobs.BatchKey{JobID: j.ID, LeaseID: j.LeaseID, Seq: 2}); err != nil || ok || c != (jobs.BatchCounts{}) {
+		t.Errorf("Applied(a batch never sent) = %+v, %v, %v", c, ok, err)
 	}
 	c, _ := b.Records.Counts(ctx, j.ID)
 	if c.Records != 2 {

@@ -31,8 +31,14 @@ func newRecords(ctx context.Context, s *Store) (*Records, error) {
 }
 
 // Applied implements jobs.Records.
-func (r *Records) Applied(ctx context.Context, k jobs.BatchKey) (bool, error) {
-	return applied(ctx, r.s.r, k)
+func (r *Records) Applied(ctx context.Context, k jobs.BatchKey) (jobs.BatchCounts, bool, error) {
+	var c jobs.BatchCounts
+	err := r.s.r.QueryRowContext(ctx, `SELECT accepted, refused FROM data_batches WHERE job_id=? AND lease_id=? AND seq=?`,
+		k.JobID, k.LeaseID, k.Seq).Scan(&c.Accepted, &c.Refused)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
 }
 
 type rowQuerier interface {
