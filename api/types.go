@@ -66,6 +66,7 @@ const (
 	CodeSecondFactor     = "second_factor_refused"  // 401: wrong, replayed or unknown code or passkey
 	CodeThrottled        = "throttled"              // 429: too many failed sign-ins; Retry-After says when
 	CodeImageRefused     = "image_refused"          // 400: the integration's image fails the signature policy or is not in its registry
+	CodeRequestTimeout   = "request_timeout"        // 408: the body did not arrive in time; retry (smaller)
 )
 
 // CreateCollectorRequest asks for a new collector.

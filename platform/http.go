@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,10 @@ func toHTTPError(err error) (*httpError, bool) {
 	switch {
 	case errors.As(err, &he):
 		return he, true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The body's deadline (withBodyDeadline) passed while it was read.
+		return &httpError{status: http.StatusRequestTimeout, code: api.CodeRequestTimeout,
+			message: "the request body did not arrive in time: send it again, smaller or faster"}, true
 	case errors.As(err, &mbe):
 		return &httpError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge,
 			message: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}, true

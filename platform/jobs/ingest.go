@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/integration"
@@ -92,6 +93,10 @@ func scanLines(r io.Reader, f func(line int, b []byte, tooLong bool) error) erro
 		}
 		if err == io.EOF {
 			return nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Not a bad batch: it did not arrive in time (retryable).
+			return fmt.Errorf("read body: %w", err)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: read body: %w", ErrBadBatch, err)
