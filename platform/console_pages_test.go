@@ -91,7 +91,7 @@ func TestConsoleDataPages(t *testing.T) {
 		t.Fatalf("new collector: %d\n%s", st, body)
 	}
 	mustContain(t, "the install page", body, "Install site-a", "enrollment-token", "podman run", "docker run", "collector-daemon")
-	if m := regexp.MustCompile(regexp.QuoteMeta(api.EnrollmentTokenPrefix)+`[A-Za-z0-9_-]{20,}`).FindString(body); m == "" {
+	if m := regexp.MustCompile(regexp.QuoteMeta(api.EnrollmentTokenPrefix) + `[A-Za-z0-9_-]{20,}`).FindString(body); m == "" {
 		t.Error("the install page shows no enrollment token")
 	}
 	// Bad input: the API's message next to the field.

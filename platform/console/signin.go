@@ -209,4 +209,3 @@ func (c *Console) deviceSubmit(w http.ResponseWriter, r *http.Request, pr *acces
 	}
 	c.render(w, http.StatusOK, "device", withUser(&Page{Title: "Sign in the command line", Narrow: true, Done: true}, pr))
 }
-
