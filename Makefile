@@ -15,7 +15,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 TEST_TIMEOUT ?= 40m
 BIN         := bin
 
-.PHONY: help build test test-e2e lint bench bench-console images rpm demo demo-clean clean
+.PHONY: help build test test-unit test-e2e lint bench bench-console images rpm demo demo-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ release-tool: ## build the signing tool (cosign inside: slow, large)
 
 test: ## run every test with the race detector, on real engines (root)
 	$(GO) test -race -tags '$(TAGS)' -timeout $(TEST_TIMEOUT) -count=1 ./...
+
+test-unit: ## the tests that need no root, engine, registry or browser (-short), in under two minutes
+	$(GO) test -short -tags '$(TAGS)' -count=1 ./...
 
 test-e2e: ## run the end-to-end suite in test/
 	$(GO) test -tags '$(TAGS)' -timeout $(TEST_TIMEOUT) -count=1 -v ./test/...

@@ -64,12 +64,17 @@ func TestUploadsBoundedPerCollector(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	pw.Write([]byte(entityLine("slow", "t") + "\n"))
+	// Until the slow upload holds the slot, a probe may get through: each
+	// probe is a new batch (a batch applied once answers "duplicate" before
+	// it would ask for a slot).
 	var st int
+	seq := 2
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if st, _ = collectorRaw(t, e, tok, "POST", jobURL(api.PathJobRecords, l.JobID),
-			map[string]string{"Content-Type": api.ContentTypeNDJS, api.HeaderLease: l.LeaseID, api.HeaderBatchSeq: "2"}, entities("b")); st == 429 {
+			map[string]string{"Content-Type": api.ContentTypeNDJS, api.HeaderLease: l.LeaseID, api.HeaderBatchSeq: fmt.Sprint(seq)}, entities("b")); st == 429 {
 			break
 		}
+		seq++
 	}
 	if st != 429 {
 		t.Errorf("second upload while one is in flight = %d, want 429", st)
@@ -78,7 +83,7 @@ func TestUploadsBoundedPerCollector(t *testing.T) {
 	if got := <-done; got != 200 {
 		t.Errorf("the upload in flight = %d, want 200", got)
 	}
-	if _, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 2, entities("b")); err != nil {
+	if _, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, seq, entities("b")); err != nil {
 		t.Errorf("retry after the slot freed: %v", err)
 	}
 }

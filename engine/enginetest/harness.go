@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +29,12 @@ var skipReason string
 // skip there) and elsewhere every test that calls Need skips with the
 // reason. teardown always runs, and must cope with a partial setup.
 func Main(m *testing.M, name string, setup func() error, teardown func()) {
+	flag.Parse()
+	if testing.Short() {
+		// make test-unit: no engine, registry or root; Need skips.
+		skipReason = "-short (make test-unit) starts no real component"
+		os.Exit(m.Run())
+	}
 	if err := setup(); err != nil {
 		if InCI() {
 			fmt.Fprintf(os.Stderr, "%s harness: %v\n", name, err)
