@@ -50,6 +50,7 @@ type Server struct {
 	jobs      *jobs.Service
 	access    *access.Service
 	accessCfg access.Config
+	sso       *access.SSO
 	console   *console.Console
 	// table lists every route with its permission (Routes).
 	table []RouteInfo
@@ -102,8 +103,9 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 	if err := s.ensureSetupLink(ctx); err != nil {
 		return nil, err
 	}
+	s.sso = access.NewSSO(s.access, s.audience+PathSSOCallback)
 	if s.console, err = console.New(console.Deps{Access: s.access, SetCookie: setCookie, ClearCookie: clearCookie,
-		SessionTTL: s.accessCfg.SessionAbsolute, Log: log}); err != nil {
+		SessionTTL: s.accessCfg.SessionAbsolute, Log: log, SSO: func() bool { return s.sso.Enabled(context.Background()) }}); err != nil {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
