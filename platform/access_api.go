@@ -138,6 +138,7 @@ func (s *Server) accessRoutes(public func(string, handlerFunc), user func(access
 	user(access.PermSignedIn, "GET "+api.PathMyTokens, s.myTokens)
 	user(access.PermSignedIn, "POST "+api.PathMyTokens, s.createToken)
 	user(access.PermSignedIn, "DELETE "+api.PathMyTokens+"/{id}", s.revokeToken)
+	s.passkeyRoutes(user)
 	s.ssoRoutes(public, admin)
 
 	public("POST "+api.PathDeviceStart, s.deviceStart)

@@ -210,6 +210,7 @@ type Store interface {
 	AppendAudit(ctx context.Context, ev store.Event) error
 
 	MFAStore
+	PasskeyStore
 	SSOStore
 	SetupStore
 	DeviceStore

@@ -402,9 +402,6 @@ func (s *Store) MFA(ctx context.Context, userID string) (access.MFA, error) {
 	return m, err
 }
 
-// countPasskeys counts the user's passkeys (0 until passkeys are stored).
-func (s *Store) countPasskeys(ctx context.Context, userID string) (int, error) { return 0, nil }
-
 // TOTP implements access.Store.
 func (s *Store) TOTP(ctx context.Context, userID string) (access.TOTPRecord, error) {
 	var r access.TOTPRecord
@@ -488,9 +485,6 @@ func (s *Store) ResetMFA(ctx context.Context, userID string, ev store.Event) err
 		return s.appendAudit(ctx, tx, ev)
 	})
 }
-
-// resetPasskeys deletes the user's passkeys (none until passkeys are stored).
-func (s *Store) resetPasskeys(ctx context.Context, tx *sql.Tx, userID string) error { return nil }
 
 const settingSetup = "setup_token"
 
