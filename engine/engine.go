@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,6 +68,20 @@ type Engine interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
 	// ContainerStats takes one sample of a running container's usage.
 	ContainerStats(ctx context.Context, id string) (*Stats, error)
+	// RunHealthCheck runs the container's health check now where the
+	// engine runs them on demand (Podman), or reads the engine's last
+	// result where it schedules them itself (Docker), and returns the
+	// container's health: HealthStarting, HealthHealthy or
+	// HealthUnhealthy. A container without a health check gives
+	// ErrNotFound.
+	RunHealthCheck(ctx context.Context, id string) (string, error)
+	// ReadLogs copies the container's logs as an operator asks for them:
+	// from a time, the last lines, following until ctx ends or the
+	// container stops. Unlike ContainerLogs, a follow here is the
+	// engine's own, for people: it makes no promise of completeness.
+	ReadLogs(ctx context.Context, id string, opts LogOptions, stdout, stderr io.Writer) error
+	// ListImages lists the local images.
+	ListImages(ctx context.Context) ([]Image, error)
 
 	// CreateSecret stores data as a secret for containers created later
 	// with a SecretMount of that name. A taken name gives ErrConflict.
@@ -89,7 +104,38 @@ type Info struct {
 	OS, Arch       string
 	CPUs           int
 	MemoryBytes    int64
+	// Runtime is the OCI runtime containers run with ("runc", "crun").
+	Runtime string
+	// LogDriver is the engine's default log driver ("journald",
+	// "k8s-file", "json-file").
+	LogDriver string
+	// Storage is where the engine keeps images and containers.
+	Storage Storage
 }
+
+// Storage describes the engine's container storage and the file system
+// it is on. Zero byte counts mean the engine does not say (Docker gives
+// no file-system figures).
+type Storage struct {
+	Root       string // graph root or data root, a host path
+	TotalBytes int64  // size of the file system holding Root
+	UsedBytes  int64  // bytes in use on it (by anything)
+}
+
+// LogOptions select a container's logs for ReadLogs.
+type LogOptions struct {
+	Follow     bool
+	Since      time.Time // zero: from the start
+	Tail       int       // the last lines only; 0: all
+	Timestamps bool
+}
+
+// Health states of a container with a health check.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // PullOptions are the knobs of a pull.
 type PullOptions struct {
@@ -142,6 +188,38 @@ type ContainerSpec struct {
 	// "type:container_t" or "disable".
 	SELinuxOptions []string
 	Privileged     bool
+	// HealthCheck, when set, is run by the engine inside the container.
+	HealthCheck *HealthCheck
+	// Log bounds the engine's log of the container.
+	Log LogLimit
+	// Tmpfs are private, size-bounded tmpfs mounts (mode 0700, noexec).
+	Tmpfs []Tmpfs
+}
+
+// HealthCheck is a command the engine runs inside the container every
+// Interval; Retries failures in a row (after StartPeriod) make the
+// container unhealthy.
+type HealthCheck struct {
+	Command     []string // exec form: no shell
+	Interval    time.Duration
+	Timeout     time.Duration
+	StartPeriod time.Duration
+	Retries     int
+}
+
+// LogLimit bounds what the engine keeps of a container's output. Podman
+// caps its log file at MaxBytes (k8s-file: conmon truncates it there;
+// journald bounds itself); Docker keeps MaxFiles files of MaxBytes
+// (json-file, rotated).
+type LogLimit struct {
+	MaxBytes int64
+	MaxFiles int
+}
+
+// Tmpfs is a tmpfs mount private to the container.
+type Tmpfs struct {
+	Target    string
+	SizeBytes int64
 }
 
 // Relabel is the SELinux relabel option of a bind mount.
@@ -218,6 +296,17 @@ type Container struct {
 	MemoryLimit    int64
 	Ulimits        []Ulimit
 	ReadOnlyRootfs bool
+	// Health is the container's health ("" without a health check).
+	Health string
+	// HasHealthCheck says whether the container was created with one.
+	HasHealthCheck bool
+	// LogDriver and LogMaxBytes are the container's log settings (0: the
+	// engine keeps the log unbounded, or its driver bounds it itself).
+	LogDriver   string
+	LogMaxBytes int64
+	// SecurityOptions are the label and other security options it runs
+	// with, as the engine reports them ("label=disable", "label=type:...").
+	SecurityOptions []string
 }
 
 // Stats is one sample of a container's usage.
@@ -227,4 +316,14 @@ type Stats struct {
 	CPUPercent  float64 // of one core, averaged since the previous sample
 	CPUNanos    uint64  // total CPU time consumed
 	Pids        uint64
+}
+
+// TmpfsOptions are the mount options of t: private, no devices, no
+// set-uid, no programs, root-only.
+func TmpfsOptions(t Tmpfs) []string {
+	opts := []string{"rw", "nosuid", "nodev", "noexec", "mode=0700"}
+	if t.SizeBytes > 0 {
+		opts = append(opts, "size="+strconv.FormatInt(t.SizeBytes, 10))
+	}
+	return opts
 }

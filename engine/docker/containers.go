@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	units "github.com/docker/go-units"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -27,6 +31,10 @@ func (e *Engine) CreateContainer(ctx context.Context, s *engine.ContainerSpec) (
 		Entrypoint: s.Entrypoint,
 		Labels:     s.Labels,
 		User:       s.User,
+	}
+	if h := s.HealthCheck; h != nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: append([]string{"CMD"}, h.Command...),
+			Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 	}
 	for k, v := range s.Env {
 		cfg.Env = append(cfg.Env, k+"="+v)
@@ -74,6 +82,20 @@ func (e *Engine) hostConfig(s *engine.ContainerSpec) (*container.HostConfig, err
 	}
 	for _, u := range s.Ulimits {
 		hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: u.Name, Soft: int64(u.Soft), Hard: int64(u.Hard)})
+	}
+	for _, t := range s.Tmpfs {
+		if hc.Tmpfs == nil {
+			hc.Tmpfs = map[string]string{}
+		}
+		hc.Tmpfs[t.Target] = strings.Join(engine.TmpfsOptions(t), ",")
+	}
+	if l := s.Log; l.MaxBytes > 0 {
+		// json-file, whatever the daemon's default: its rotation options
+		// are known (another driver would refuse them).
+		hc.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": strconv.FormatInt(l.MaxBytes, 10)}}
+		if l.MaxFiles > 0 {
+			hc.LogConfig.Config["max-file"] = strconv.Itoa(l.MaxFiles)
+		}
 	}
 	return hc, nil
 }
@@ -175,8 +197,27 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 		out.ExitCode = st.ExitCode
 		out.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		out.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
+		if st.Health != nil {
+			out.Health = string(st.Health.Status)
+		}
+	}
+	if d.Config != nil && d.Config.Healthcheck != nil && len(d.Config.Healthcheck.Test) > 0 && d.Config.Healthcheck.Test[0] != "NONE" {
+		out.HasHealthCheck = true
 	}
 	if h := d.HostConfig; h != nil {
+		out.SecurityOptions = h.SecurityOpt
+		out.LogDriver = h.LogConfig.Type
+		if n, err := units.RAMInBytes(h.LogConfig.Config["max-size"]); err == nil && n > 0 {
+			out.LogMaxBytes = n
+		} else if e.podman {
+			// Podman's Docker API applies the bound but does not show it.
+			var lp struct{ HostConfig struct{ LogConfig struct{ Size string } } }
+			if e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/json", &lp) == nil {
+				if n, err := units.FromHumanSize(lp.HostConfig.LogConfig.Size); err == nil && n > 0 {
+					out.LogMaxBytes = n
+				}
+			}
+		}
 		out.Restart = engine.RestartPolicy(h.RestartPolicy.Name)
 		out.MemoryLimit = h.Memory
 		out.ReadOnlyRootfs = h.ReadonlyRootfs
@@ -246,4 +287,56 @@ func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, 
 		out.CPUPercent = cpuDelta / sysDelta * cpus * 100
 	}
 	return out, nil
+}
+
+// RunHealthCheck returns the container's health as the engine last found
+// it: dockerd runs health checks on its own schedule. Podman's Docker API
+// has no such schedule without systemd, so there the check is run through
+// Podman's own API, as the Podman backend does.
+func (e *Engine) RunHealthCheck(ctx context.Context, id string) (string, error) {
+	c, err := e.InspectContainer(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if !c.HasHealthCheck {
+		return "", fmt.Errorf("health check of container %s: %w: it has none", id, engine.ErrNotFound)
+	}
+	if e.podman && c.Running {
+		var r struct{ Status string }
+		if err := e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/healthcheck", &r); err != nil {
+			return "", fmt.Errorf("health check of container %s: %w", id, err)
+		}
+		return r.Status, nil
+	}
+	if c.Health == "" {
+		return engine.HealthStarting, nil
+	}
+	return c.Health, nil
+}
+
+// ReadLogs copies the container's logs as selected.
+func (e *Engine) ReadLogs(ctx context.Context, id string, o engine.LogOptions, stdout, stderr io.Writer) error {
+	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow, Timestamps: o.Timestamps}
+	if !o.Since.IsZero() {
+		opts.Since = strconv.FormatInt(o.Since.Unix(), 10)
+	}
+	if o.Tail > 0 {
+		opts.Tail = strconv.Itoa(o.Tail)
+	}
+	rc, err := e.cli.ContainerLogs(ctx, id, opts)
+	if err != nil {
+		return mapErr(err, "logs of container "+id)
+	}
+	defer rc.Close()
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	_, err = stdcopy.StdCopy(stdout, stderr, rc)
+	if ctx.Err() != nil && o.Follow {
+		return nil // a follow ends when the caller stops it
+	}
+	return mapErr(err, "logs of container "+id)
 }

@@ -1,12 +1,14 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -25,6 +27,9 @@ type Engine struct {
 	cli     *client.Client
 	secrets engine.SecretFiles
 	follow  engine.FollowMode
+	// podman: the API is Podman's Docker-compatible one, whose own API
+	// (libpod) answers on the same socket.
+	podman bool
 }
 
 // New connects to the Docker API at uri ("unix:///var/run/docker.sock"),
@@ -49,7 +54,7 @@ func New(ctx context.Context, uri, secretDir string) (*Engine, error) {
 		cli.Close()
 		return nil, fmt.Errorf("%w: version of the docker API at %s: %v", engine.ErrUnavailable, uri, err)
 	}
-	return &Engine{cli: cli, secrets: engine.SecretFiles{Dir: secretDir}, follow: follow}, nil
+	return &Engine{cli: cli, secrets: engine.SecretFiles{Dir: secretDir}, follow: follow, podman: follow == engine.FollowStored}, nil
 }
 
 // followMode trusts the follow of a log to dockerd, not to Podman's
@@ -114,6 +119,8 @@ func (e *Engine) Info(ctx context.Context) (*engine.Info, error) {
 		CPUs:          info.NCPU,
 		MemoryBytes:   info.MemTotal,
 	}
+	out.Runtime, out.LogDriver = info.DefaultRuntime, info.LoggingDriver
+	out.Storage.Root = info.DockerRootDir
 	for _, o := range info.SecurityOptions {
 		switch {
 		case strings.Contains(o, "name=selinux"):
@@ -184,4 +191,44 @@ func (e *Engine) CreateSecret(ctx context.Context, name string, data []byte) err
 // RemoveSecret deletes the secret's file.
 func (e *Engine) RemoveSecret(ctx context.Context, name string) error {
 	return e.secrets.Remove(name)
+}
+
+// ListImages lists the local images.
+func (e *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
+	list, err := e.cli.ImageList(ctx, image.ListOptions{})
+	if err != nil {
+		return nil, mapErr(err, "list images")
+	}
+	out := make([]engine.Image, 0, len(list))
+	for _, l := range list {
+		out = append(out, engine.Image{ID: l.ID, RepoTags: l.RepoTags, RepoDigests: l.RepoDigests, Labels: l.Labels, Size: l.Size})
+	}
+	return out, nil
+}
+
+// libpod asks Podman's own API on the same socket (GET path, JSON answer),
+// for what its Docker API leaves out.
+func (e *Engine) libpod(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://podman/v4.0.0/libpod"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := e.cli.HTTPClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %s", engine.ErrNotFound, bytes.TrimSpace(body))
+	case resp.StatusCode == http.StatusConflict:
+		return fmt.Errorf("%w: %s", engine.ErrConflict, bytes.TrimSpace(body))
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("podman API %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	return json.Unmarshal(body, out)
 }

@@ -60,6 +60,13 @@ func Run(t *testing.T, eng engine.Engine, o Options) {
 	t.Run("Stats", s.testStats)
 	t.Run("WaitHonoursContext", s.testWaitContext)
 	t.Run("Errors", s.testErrors)
+	t.Run("HealthCheck", s.testHealthCheck)
+	t.Run("Tmpfs", s.testTmpfs)
+	t.Run("LogLimit", s.testLogLimit)
+	t.Run("ReadLogs", s.testReadLogs)
+	t.Run("ListImages", s.testListImages)
+	t.Run("Storage", s.testStorage)
+	t.Run("SecurityOptionsReadBack", s.testSecurityOptionsReadBack)
 }
 
 type suite struct {

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
+
+	units "github.com/docker/go-units"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 	nettypes "go.podman.io/common/libnetwork/types"
+	"go.podman.io/image/v5/manifest"
 
 	"github.com/collectorhq/collector/engine"
 )
@@ -88,6 +92,18 @@ func toSpecGen(s *engine.ContainerSpec, secretMounts []engine.Mount) *specgen.Sp
 	g.SelinuxOpts = s.SELinuxOptions
 	if s.Privileged {
 		g.Privileged = ptr(true)
+	}
+	for _, t := range s.Tmpfs {
+		g.Mounts = append(g.Mounts, spec.Mount{Type: "tmpfs", Source: "tmpfs", Destination: t.Target, Options: engine.TmpfsOptions(t)})
+	}
+	if h := s.HealthCheck; h != nil {
+		g.HealthConfig = &manifest.Schema2HealthConfig{Test: append([]string{"CMD"}, h.Command...),
+			Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	if s.Log.MaxBytes > 0 {
+		// The engine's driver stays (journald on RHEL bounds itself); a
+		// file driver is capped at MaxBytes.
+		g.LogConfiguration = &specgen.LogConfig{Size: s.Log.MaxBytes}
 	}
 	return g
 }
@@ -213,8 +229,19 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 		out.ExitCode = int(d.State.ExitCode)
 		out.StartedAt = d.State.StartedAt
 		out.FinishedAt = d.State.FinishedAt
+		if d.State.Health != nil {
+			out.Health = d.State.Health.Status
+		}
+	}
+	if d.Config != nil && d.Config.Healthcheck != nil && len(d.Config.Healthcheck.Test) > 0 && d.Config.Healthcheck.Test[0] != "NONE" {
+		out.HasHealthCheck = true
 	}
 	if h := d.HostConfig; h != nil {
+		out.SecurityOptions = h.SecurityOpt
+		if lc := h.LogConfig; lc != nil {
+			out.LogDriver = lc.Type
+			out.LogMaxBytes = parseSize(lc.Size)
+		}
 		if h.RestartPolicy != nil {
 			out.Restart = engine.RestartPolicy(h.RestartPolicy.Name)
 		}
@@ -281,4 +308,47 @@ func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, 
 		}
 	}
 	return nil, fmt.Errorf("stats of container %s: %w: no sample", id, engine.ErrNotFound)
+}
+
+// parseSize reads the log size Podman reports ("10MB", "1.049MB", "" or
+// "-1" when unbounded) in bytes; 0 when unbounded or unreadable.
+func parseSize(s string) int64 {
+	n, err := units.FromHumanSize(s)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// RunHealthCheck runs the container's health check now and returns its
+// health (Podman runs checks from systemd timers; without systemd, only
+// on demand).
+func (e *Engine) RunHealthCheck(ctx context.Context, id string) (string, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	r, err := containers.RunHealthCheck(c, id, nil)
+	if err != nil {
+		return "", mapErr(err, "health check of container "+id)
+	}
+	return r.Status, nil
+}
+
+// ReadLogs copies the container's logs as selected.
+func (e *Engine) ReadLogs(ctx context.Context, id string, o engine.LogOptions, stdout, stderr io.Writer) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	opts := new(containers.LogOptions).WithStdout(true).WithStderr(true).WithFollow(o.Follow).WithTimestamps(o.Timestamps)
+	if !o.Since.IsZero() {
+		opts = opts.WithSince(strconv.FormatInt(o.Since.Unix(), 10))
+	}
+	if o.Tail > 0 {
+		opts = opts.WithTail(strconv.Itoa(o.Tail))
+	}
+	err := pump(ctx, func(outc, errc chan string) error {
+		return containers.Logs(c, id, opts, outc, errc)
+	}, stdout, stderr)
+	if ctx.Err() != nil && o.Follow {
+		return nil // a follow ends when the caller stops it
+	}
+	return mapErr(err, "logs of container "+id)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/bindings/secrets"
@@ -102,7 +103,39 @@ func (e *Engine) Info(ctx context.Context) (*engine.Info, error) {
 		Arch:           info.Host.Arch,
 		CPUs:           info.Host.CPUs,
 		MemoryBytes:    info.Host.MemTotal,
+		LogDriver:      info.Host.LogDriver,
+		Runtime:        runtimeName(info.Host.OCIRuntime),
+		Storage:        storage(info.Store),
 	}, nil
+}
+
+func runtimeName(r *define.OCIRuntimeInfo) string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
+}
+
+func storage(s *define.StoreInfo) engine.Storage {
+	if s == nil {
+		return engine.Storage{}
+	}
+	return engine.Storage{Root: s.GraphRoot, TotalBytes: int64(s.GraphRootAllocated), UsedBytes: int64(s.GraphRootUsed)}
+}
+
+// ListImages lists the local images.
+func (e *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	list, err := images.List(c, new(images.ListOptions).WithAll(false))
+	if err != nil {
+		return nil, mapErr(err, "list images")
+	}
+	out := make([]engine.Image, 0, len(list))
+	for _, l := range list {
+		out = append(out, engine.Image{ID: l.ID, RepoTags: l.RepoTags, RepoDigests: l.RepoDigests, Labels: l.Labels, Size: l.Size})
+	}
+	return out, nil
 }
 
 // mapErr turns the bindings' errors into the engine's typed errors.
