@@ -211,7 +211,9 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 			out.LogMaxBytes = n
 		} else if e.podman {
 			// Podman's Docker API applies the bound but does not show it.
-			var lp struct{ HostConfig struct{ LogConfig struct{ Size string } } }
+			var lp struct {
+				HostConfig struct{ LogConfig struct{ Size string } }
+			}
 			if e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/json", &lp) == nil {
 				if n, err := units.FromHumanSize(lp.HostConfig.LogConfig.Size); err == nil && n > 0 {
 					out.LogMaxBytes = n
