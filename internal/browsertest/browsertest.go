@@ -17,17 +17,18 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/collectorhq/collector/internal/env"
 )
 
 // Environment variables the harness reads.
 const (
 	// EnvCI set to "true" makes a missing browser fail the test.
-	EnvCI = "CI"
+	EnvCI = env.CI
 	// EnvChromium is the browser to run instead of DefaultPath.
-	EnvChromium = "COLLECTOR_TEST_CHROMIUM"
+	EnvChromium = env.TestChromium
 	// EnvArtifacts is a directory where screenshots are kept after the
 	// test ends (in a folder per test); without it they go to t.TempDir().
-	EnvArtifacts = "COLLECTOR_TEST_ARTIFACTS"
+	EnvArtifacts = env.TestArtifacts
 )
 
 // DefaultPath is Debian's Chromium.
@@ -58,17 +59,21 @@ type Browser struct {
 // Path returns the browser Start runs: $COLLECTOR_TEST_CHROMIUM, or
 // DefaultPath.
 func Path() string {
-	if p := os.Getenv(EnvChromium); p != "" {
+	if p := env.Get(EnvChromium); p != "" {
 		return p
 	}
 	return DefaultPath
 }
 
-// Need skips t (fails it under CI=true) when the browser is not installed.
+// Need skips t (fails it under CI=true) when the browser is not installed,
+// and under -short (make test-unit starts no browser).
 func Need(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short (make test-unit) starts no browser")
+	}
 	if err := Installed(); err != nil {
-		if os.Getenv(EnvCI) == "true" {
+		if env.InCI() {
 			t.Fatal(err)
 		}
 		t.Skip(err)
@@ -274,7 +279,7 @@ func ArtifactsDir(t testing.TB) string {
 		return d.(string)
 	}
 	dir := t.TempDir()
-	if root := os.Getenv(EnvArtifacts); root != "" {
+	if root := env.Get(EnvArtifacts); root != "" {
 		dir = filepath.Join(root, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatalf("artifacts dir: %v", err)

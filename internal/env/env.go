@@ -82,8 +82,17 @@ const (
 	PlatformLoadInterval   = "PLATFORM_LOAD_INTERVAL"
 	PlatformLoadSeconds    = "PLATFORM_LOAD_SECONDS"
 	PlatformLoadConns      = "PLATFORM_LOAD_CONNS"
+	// TestChromium is the browser the Chromium harness runs
+	// (internal/browsertest; default /usr/bin/chromium).
+	TestChromium = "COLLECTOR_TEST_CHROMIUM"
+	// TestArtifacts is a directory where browser tests keep their
+	// screenshots (a folder per test).
+	TestArtifacts = "COLLECTOR_TEST_ARTIFACTS"
 	// XDGConfigHome is where `platform login` keeps its token.
 	XDGConfigHome = "XDG_CONFIG_HOME"
+	// QuadletUnitDirs points Podman's Quadlet generator at a test's unit
+	// directory (its -dryrun in collector/install's tests).
+	QuadletUnitDirs = "QUADLET_UNIT_DIRS"
 )
 
 // Get returns the variable's value ("" when unset): the one reader of the
