@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/engine"
 )
 
@@ -21,34 +22,77 @@ const (
 func secretName(jobID string) string    { return "collector-job-" + jobID }
 func containerName(jobID string) string { return "collector-job-" + jobID }
 
-// containerSpec builds the least-privilege spec of the job container; the
-// returned func releases its SELinux label.
+// JobContainer is what a job container is made from. The runner fills it
+// from a job's envelope; `collector run-local` from its flags and the
+// image's manifest, so that both run an integration the same way.
+type JobContainer struct {
+	// Name names the container; SecretName the engine secret holding the
+	// config, mounted at ConfigPath.
+	Name, SecretName string
+	// Image is the reference the container is created from (a digest
+	// reference in production); ImageUser is its configured user, which
+	// must be numeric: the secret is owned by it.
+	Image, ImageUser string
+	Labels           map[string]string
+	// Env is the container's environment: never secrets (the config is
+	// the secret), only the integration's mode (docs/integration-contract.md).
+	Env map[string]string
+	// Network is the network mode ("" = the engine's default).
+	Network string
+	// Limits are the job's limits; zero fields take the runner's defaults.
+	Limits crypto.Limits
+	// SELinuxOptions are the job's label options (a per-job MCS level).
+	SELinuxOptions []string
+}
+
+// ContainerSpec is the least-privilege spec of a job container: every
+// capability dropped, no new privileges, a read-only root filesystem,
+// memory and pids limits, explicit ulimits, the config as a 0400 secret
+// owned by the image's user, and no restart.
+func ContainerSpec(c JobContainer) (*engine.ContainerSpec, error) {
+	uid, gid, err := numericUser(c.ImageUser)
+	if err != nil {
+		return nil, fmt.Errorf("job image %s: %w", c.Image, err)
+	}
+	return &engine.ContainerSpec{
+		Name:            c.Name,
+		Image:           c.Image,
+		Env:             c.Env,
+		Labels:          c.Labels,
+		Secrets:         []engine.SecretMount{{Name: c.SecretName, Target: ConfigPath, Mode: 0o400, UID: uid, GID: gid}},
+		Restart:         engine.RestartNo,
+		Network:         c.Network,
+		Resources:       JobResources(c.Limits),
+		Ulimits:         []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}},
+		CapDrop:         []string{"ALL"},
+		NoNewPrivileges: true,
+		ReadOnlyRootfs:  true,
+		SELinuxOptions:  c.SELinuxOptions,
+	}, nil
+}
+
+// containerSpec builds the spec of the job's container; the returned func
+// releases its SELinux label.
 func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.ContainerSpec, func(), error) {
 	img, err := j.r.eng.InspectImage(ctx, image)
 	if err != nil {
 		return nil, nil, fmt.Errorf("inspect job image: %w", err)
 	}
-	uid, gid, err := numericUser(img.User)
-	if err != nil {
+	if _, _, err := numericUser(img.User); err != nil {
 		return nil, nil, fmt.Errorf("job image %s: %w", image, err)
 	}
 	label, err := j.r.labels.ForJob()
 	if err != nil {
 		return nil, nil, err
 	}
-	spec := &engine.ContainerSpec{
-		Name:            containerName(j.job.JobID),
-		Image:           image,
-		Labels:          j.labels(),
-		Secrets:         []engine.SecretMount{{Name: secretName(j.job.JobID), Target: ConfigPath, Mode: 0o400, UID: uid, GID: gid}},
-		Restart:         engine.RestartNo,
-		Network:         j.network(),
-		Resources:       j.resources(),
-		Ulimits:         []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}},
-		CapDrop:         []string{"ALL"},
-		NoNewPrivileges: true,
-		ReadOnlyRootfs:  true,
-		SELinuxOptions:  label.Options,
+	spec, err := ContainerSpec(JobContainer{
+		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID),
+		Image: image, ImageUser: img.User, Labels: j.labels(),
+		Network: j.network(), Limits: j.job.Limits, SELinuxOptions: label.Options,
+	})
+	if err != nil {
+		label.Release()
+		return nil, nil, err
 	}
 	return spec, label.Release, nil
 }
@@ -61,9 +105,9 @@ func (j *jobRun) labels() map[string]string {
 	}
 }
 
-// resources are the job's limits, with defaults where it sets none.
-func (j *jobRun) resources() engine.Resources {
-	lim := j.job.Limits
+// JobResources are a job's limits, with the runner's defaults where it
+// sets none.
+func JobResources(lim crypto.Limits) engine.Resources {
 	res := engine.Resources{MemoryBytes: lim.MemoryBytes, CPUs: lim.CPUs, Pids: lim.Pids}
 	if res.MemoryBytes <= 0 {
 		res.MemoryBytes = defaultMemory
@@ -72,6 +116,14 @@ func (j *jobRun) resources() engine.Resources {
 		res.Pids = defaultPids
 	}
 	return res
+}
+
+// JobTimeout is a job's time limit, the runner's default where it sets none.
+func JobTimeout(lim crypto.Limits) time.Duration {
+	if t := time.Duration(lim.TimeoutSec) * time.Second; t > 0 {
+		return t
+	}
+	return defaultTimeout
 }
 
 // network is the job's network, or the runner's default.

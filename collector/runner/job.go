@@ -226,12 +226,7 @@ func withRefusals(err, refused error) error {
 }
 
 // timeout is the job's time limit.
-func (j *jobRun) timeout() time.Duration {
-	if t := time.Duration(j.job.Limits.TimeoutSec) * time.Second; t > 0 {
-		return t
-	}
-	return defaultTimeout
-}
+func (j *jobRun) timeout() time.Duration { return JobTimeout(j.job.Limits) }
 
 // logf adds a collector line to the job's logs.
 func (j *jobRun) logf(format string, args ...any) {

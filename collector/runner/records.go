@@ -23,7 +23,6 @@ type recordSink struct {
 	buf     bytes.Buffer
 	lines   []int // the output line number of each record in buf
 	seq     int
-	line    int
 	sent    int64
 	refused int64
 	first   refusal // the first refused line
@@ -39,11 +38,29 @@ type refusal struct {
 // maxLoggedRefusals bounds the refused lines the job's logs name one by one.
 const maxLoggedRefusals = 20
 
-// consume reads r to its end. A line longer than the record limit is
-// refused and skipped without being held whole.
+// consume reads r to its end (ReadRecords), uploading the valid records
+// in batches and counting the refused lines.
 func (s *recordSink) consume(ctx context.Context, r io.Reader) error {
+	err := ReadRecords(r,
+		func(line int, rec []byte) error { return s.add(ctx, line, rec) },
+		func(line int, reason string) { s.refuse(line, reason, "") })
+	if err != nil {
+		return err
+	}
+	return s.flush(ctx)
+}
+
+// ReadRecords reads an integration's stdout to its end as the runner
+// does: line by line, numbered from 1 (blank lines count and are
+// skipped), each checked by integration.ParseRecord. A valid record goes
+// to ok (the slice is only valid during the call), a refused line to
+// refused with the reason; a line longer than the record limit is refused
+// without being held whole. An error from ok, or from reading, stops it.
+// `collector run-local` reads with it too.
+func ReadRecords(r io.Reader, ok func(line int, rec []byte) error, refused func(line int, reason string)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var long []byte
+	n := 0
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -58,12 +75,13 @@ func (s *recordSink) consume(ctx context.Context, r io.Reader) error {
 				line = append(long, chunk...)
 				long = nil
 			}
-			if uerr := s.add(ctx, line); uerr != nil {
+			n++
+			if uerr := readLine(n, line, ok, refused); uerr != nil {
 				return uerr
 			}
 		}
 		if err == io.EOF {
-			return s.flush(ctx)
+			return nil
 		}
 		if err != nil {
 			return err
@@ -71,16 +89,21 @@ func (s *recordSink) consume(ctx context.Context, r io.Reader) error {
 	}
 }
 
-func (s *recordSink) add(ctx context.Context, line []byte) error {
-	s.line++
+// readLine checks one output line and hands it on.
+func readLine(n int, line []byte, ok func(int, []byte) error, refused func(int, string)) error {
 	line = bytes.TrimRight(line, "\r\n")
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil
 	}
 	if _, err := integration.ParseRecord(line); err != nil {
-		s.refuse(s.line, err.Error(), "")
+		refused(n, err.Error())
 		return nil
 	}
+	return ok(n, line)
+}
+
+// add queues one valid record, uploading the batch first when it is full.
+func (s *recordSink) add(ctx context.Context, n int, line []byte) error {
 	if s.buf.Len()+len(line)+1 > s.batchBytes() || len(s.lines) >= s.j.r.cfg.BatchRecords {
 		if err := s.flush(ctx); err != nil {
 			return err
@@ -88,7 +111,7 @@ func (s *recordSink) add(ctx context.Context, line []byte) error {
 	}
 	s.buf.Write(line)
 	s.buf.WriteByte('\n')
-	s.lines = append(s.lines, s.line)
+	s.lines = append(s.lines, n)
 	return nil
 }
 
