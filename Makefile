@@ -15,7 +15,7 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 TEST_TIMEOUT ?= 40m
 BIN         := bin
 
-.PHONY: help build test test-unit test-e2e lint bench bench-console images rpm demo demo-clean clean
+.PHONY: help build npm-deps test test-unit test-e2e lint bench bench-console images rpm demo demo-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ build: ## build the static binaries into bin/
 release-tool: ## build the signing tool (cosign inside: slow, large)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/collector-release
 
-test: ## run every test with the race detector, on real engines (root)
+npm-deps: ## the tests' JavaScript (axe-core) from the npm registry, as packaging/npm/package-lock.json pins it
+	$(GO) run ./internal/tools/npmfetch -lock packaging/npm/package-lock.json -dir .cache/npm
+
+test: npm-deps ## run every test with the race detector, on real engines (root)
 	$(GO) test -race -tags '$(TAGS)' -timeout $(TEST_TIMEOUT) -count=1 ./...
 
 test-unit: ## the tests that need no root, engine, registry or browser (-short), in under two minutes

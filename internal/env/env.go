@@ -28,6 +28,23 @@ const (
 	// permission to run a policy that accepts unsigned images.
 	TrustedKeys         = "COLLECTOR_TRUSTED_KEYS"
 	AllowInsecurePolicy = "COLLECTOR_ALLOW_INSECURE_POLICY"
+
+	// The installer's choices for the host (P10): Quadlet units instead
+	// of engine-supervised containers and where to write them, the
+	// daemon's and runner's SELinux type (auto, disable, or a type), how
+	// long the runner may stall before it is unhealthy, how long unused
+	// integration images are kept.
+	Quadlet     = "COLLECTOR_QUADLET"
+	QuadletDir  = "COLLECTOR_QUADLET_DIR"
+	SELinuxType = "COLLECTOR_SELINUX_TYPE"
+	RunnerStall = "COLLECTOR_RUNNER_STALL"
+	ImageGrace  = "COLLECTOR_IMAGE_GRACE"
+
+	// The operator commands: the root of the host's file system as they
+	// see it (/ on the host; where it is mounted when they run in a
+	// container, or a test's directory), for the checks that read the
+	// host's systemd and Quadlet units.
+	HostRoot = "COLLECTOR_HOST_ROOT"
 )
 
 // Both binaries.
@@ -88,6 +105,9 @@ const (
 	// TestArtifacts is a directory where browser tests keep their
 	// screenshots (a folder per test).
 	TestArtifacts = "COLLECTOR_TEST_ARTIFACTS"
+	// UpdateScreenshots=1 makes the console's browser test write its
+	// screenshots over docs/console/*.png (the docs' current set).
+	UpdateScreenshots = "COLLECTOR_UPDATE_SCREENSHOTS"
 	// XDGConfigHome is where `platform login` keeps its token.
 	XDGConfigHome = "XDG_CONFIG_HOME"
 	// QuadletUnitDirs points Podman's Quadlet generator at a test's unit

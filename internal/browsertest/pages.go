@@ -1,0 +1,150 @@
+package browsertest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/collectorhq/collector/internal/env"
+)
+
+// Page drives a tab through a site's pages as a person would: open a
+// path, fill a form, click, wait for the next page, read what it shows.
+type Page struct {
+	*Tab
+	// Base is the site's URL (scheme and host).
+	Base string
+}
+
+// OnSite is a page on the site at base in tab.
+func OnSite(tab *Tab, base string) *Page { return &Page{Tab: tab, Base: strings.TrimSuffix(base, "/")} }
+
+// Load runs trigger (a navigation, a click that submits) and waits for
+// the page it leads to.
+func (p *Page) Load(trigger chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if _, err := TryRun(p.Tab, chromedp.WaitEvent(page.LoadEventFired, nil, trigger)); err != nil {
+		p.t.Fatalf("%v (at %s)", err, p.Path())
+	}
+}
+
+// Open loads path.
+func (p *Page) Open(path string) { p.t.Helper(); p.Load(chromedp.Navigate(p.Base + path)) }
+
+// Path is the page's path and query.
+func (p *Page) Path() string {
+	v, _ := TryRun(p.Tab, chromedp.Evaluate[string](`location.pathname + location.search`))
+	return v
+}
+
+// Text is the text of the first element matching css ("" if none).
+func (p *Page) Text(css string) string {
+	p.t.Helper()
+	q, _ := json.Marshal(css)
+	return Run(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(` + string(q) + `))`))
+}
+
+// Has says whether an element matches css.
+func (p *Page) Has(css string) bool {
+	p.t.Helper()
+	q, _ := json.Marshal(css)
+	return Run(p.Tab, chromedp.Evaluate[bool](`document.querySelector(` + string(q) + `) !== null`))
+}
+
+// Source is the document as the browser has it now (after scripts).
+func (p *Page) Source() string {
+	p.t.Helper()
+	return Run(p.Tab, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+}
+
+// Fill types value into the field matching css, replacing its content.
+func (p *Page) Fill(css, value string) {
+	p.t.Helper()
+	p.Do(chromedp.SetValue(chromedp.CSS(css), ""), chromedp.SendKeys(chromedp.CSS(css), value))
+}
+
+// Select chooses the option of value in the select matching css.
+func (p *Page) Select(css, value string) {
+	p.t.Helper()
+	p.Do(chromedp.SetValue(chromedp.CSS(css), value))
+}
+
+// Submit clicks the button matching css and waits for the next page.
+func (p *Page) Submit(css string) { p.t.Helper(); p.Load(chromedp.Click(chromedp.CSS(css))) }
+
+// WaitText waits until the element matching css contains want, or fails
+// after within.
+func (p *Page) WaitText(css, want string, within time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := p.Text(css)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s at %s shows %q, not %q, after %v", css, p.Path(), got, want, within)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page, with a deadline
+	}
+}
+
+// AxeViolation is one rule axe-core found broken on a page.
+type AxeViolation struct {
+	ID, Impact, Help string
+	Nodes            int
+}
+
+func (v AxeViolation) String() string {
+	return fmt.Sprintf("%s (%s, %d elements): %s", v.ID, v.Impact, v.Nodes, v.Help)
+}
+
+// axeSource is axe-core as `make npm-deps` installed it from the npm
+// registry (packaging/npm/package-lock.json pins its version and hash).
+func axeSource() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	path := filepath.Join(filepath.Dir(file), "..", "..", ".cache", "npm", "axe-core", "axe.min.js")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("axe-core is not installed (%v): run `make npm-deps`", err)
+	}
+	return string(b), nil
+}
+
+// Axe runs axe-core in the page and returns the violations of impact
+// "critical" or "serious". Without axe-core installed it skips the test
+// (fails it under CI=true).
+func (p *Page) Axe() []AxeViolation {
+	p.t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		if env.InCI() {
+			p.t.Fatal(err)
+		}
+		p.t.Skip(err)
+	}
+	// DevTools evaluation is not the page's script: the page's CSP (no
+	// inline script) does not apply to it.
+	Run(p.Tab, chromedp.Evaluate[bool](src+"\n;true"))
+	res := Run(p.Tab, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.map(v => ({id: v.id, impact: v.impact || "", help: v.help, nodes: v.nodes.length})))`, chromedp.EvalAwaitPromise))
+	var out []AxeViolation
+	for _, v := range res {
+		impact, _ := v["impact"].(string)
+		if impact != "critical" && impact != "serious" {
+			continue
+		}
+		n, _ := v["nodes"].(float64)
+		id, _ := v["id"].(string)
+		help, _ := v["help"].(string)
+		out = append(out, AxeViolation{ID: id, Impact: impact, Help: help, Nodes: int(n)})
+	}
+	return out
+}
