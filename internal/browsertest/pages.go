@@ -64,16 +64,27 @@ func (p *Page) Source() string {
 	return Run(p.Tab, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 }
 
-// Fill types value into the field matching css, replacing its content.
+// Fill sets the value of the field matching css, as typing would (an
+// input event follows).
 func (p *Page) Fill(css, value string) {
 	p.t.Helper()
-	p.Do(chromedp.SetValue(chromedp.CSS(css), ""), chromedp.SendKeys(chromedp.CSS(css), value))
+	q, _ := json.Marshal(css)
+	v, _ := json.Marshal(value)
+	ok := Run(p.Tab, chromedp.Evaluate[bool](`(e => { if (!e) return false; e.focus(); e.value = ` + string(v) +
+		`; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })(document.querySelector(` + string(q) + `))`))
+	if !ok {
+		p.t.Fatalf("no field %s at %s", css, p.Path())
+	}
 }
 
 // Select chooses the option of value in the select matching css.
 func (p *Page) Select(css, value string) {
 	p.t.Helper()
-	p.Do(chromedp.SetValue(chromedp.CSS(css), value))
+	p.Fill(css, value)
+	q, _ := json.Marshal(css)
+	if got := Run(p.Tab, chromedp.Evaluate[string](`document.querySelector(` + string(q) + `).value`)); got != value {
+		p.t.Fatalf("select %s at %s has no option %q", css, p.Path(), value)
+	}
 }
 
 // Submit clicks the button matching css and waits for the next page.
