@@ -8,7 +8,8 @@ import (
 	"os"
 )
 
-// DefaultConfigPath is where the runner places the job's config.
+// DefaultConfigPath is where the runner places the job's config; a
+// program run directly reads another with --config or ConfigPathEnv.
 const DefaultConfigPath = "/run/collector/config.json"
 
 // MaxConfigBytes bounds the config file an integration reads.
@@ -22,15 +23,15 @@ func ReadConfig(path string) ([]byte, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("%w: read config: %w", ErrBadConfig, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
+		return nil, fmt.Errorf("%w: read config %s: %w", ErrBadConfig, path, err)
 	}
 	if len(data) > MaxConfigBytes {
-		return nil, fmt.Errorf("read config %s: larger than %d bytes", path, MaxConfigBytes)
+		return nil, fmt.Errorf("%w: read config %s: larger than %d bytes", ErrBadConfig, path, MaxConfigBytes)
 	}
 	return data, nil
 }
@@ -45,7 +46,7 @@ func DecodeConfig(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode config: %w", err)
+		return fmt.Errorf("%w: decode config: %w", ErrBadConfig, err)
 	}
 	return nil
 }

@@ -137,8 +137,8 @@ func TestRunExitCodes(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "boom") || strings.Count(stdout.String(), "\n") != 1 {
 		t.Errorf("Run(fail) = %d, stdout %q, stderr %q; want 1, the record flushed and the error logged", code, stdout.String(), stderr.String())
 	}
-	if code := integration.Run("t", path+".missing", &stdout, &stderr, nil); code != 1 {
-		t.Errorf("Run(missing config) = %d, want 1", code)
+	if code := integration.Run("t", path+".missing", &stdout, &stderr, nil); code != integration.ExitBadConfig {
+		t.Errorf("Run(missing config) = %d, want %d", code, integration.ExitBadConfig)
 	}
 }
 

@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	integration.Main(example.Name, example.Run)
+	integration.Main(example.Name, example.Run, integration.WithValidate(example.Validate))
 }

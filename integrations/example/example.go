@@ -43,7 +43,7 @@ type Config struct {
 	// SleepSeconds makes the run last at least that long.
 	SleepSeconds float64 `json:"sleep_seconds"`
 	// Token is a secret; the run proves it has it with its SHA-256.
-	Token string `json:"token"`
+	Token integration.Secret `json:"token"`
 	// Prefix starts every key, so two instances do not collide.
 	Prefix string `json:"prefix"`
 }
@@ -51,10 +51,10 @@ type Config struct {
 // Validate names the first bad field.
 func (c *Config) Validate() error {
 	if c.Count < 0 {
-		return fmt.Errorf("config: count must be >= 0, got %d", c.Count)
+		return fmt.Errorf("%w: count must be >= 0, got %d", integration.ErrBadConfig, c.Count)
 	}
 	if c.SleepSeconds < 0 {
-		return fmt.Errorf("config: sleep_seconds must be >= 0, got %v", c.SleepSeconds)
+		return fmt.Errorf("%w: sleep_seconds must be >= 0, got %v", integration.ErrBadConfig, c.SleepSeconds)
 	}
 	return nil
 }
@@ -78,10 +78,10 @@ func Run(ctx context.Context, raw []byte, out *integration.Emitter, log *slog.Lo
 		return err
 	}
 	log.Info("run started", "count", cfg.Count, "relationships", cfg.Relationships,
-		"fail", cfg.Fail, "sleep_seconds", cfg.SleepSeconds, "token_set", cfg.Token != "")
+		"fail", cfg.Fail, "sleep_seconds", cfg.SleepSeconds, "token_set", !cfg.Token.IsZero())
 	deadline := time.Now().Add(time.Duration(cfg.SleepSeconds * float64(time.Second)))
-	if cfg.Token != "" {
-		if err := out.Entity(cfg.Prefix+ProofKey, ProofType, "Record", integration.String("sha256", TokenProof(cfg.Token))); err != nil {
+	if !cfg.Token.IsZero() {
+		if err := out.Entity(cfg.Prefix+ProofKey, ProofType, "Record", integration.String("sha256", TokenProof(cfg.Token.Reveal()))); err != nil {
 			return err
 		}
 	}
@@ -89,6 +89,24 @@ func Run(ctx context.Context, raw []byte, out *integration.Emitter, log *slog.Lo
 		return err
 	}
 	return sleepUntil(ctx, deadline)
+}
+
+// Validate is the integration's validate mode (an integration.ValidateFunc):
+// it checks the config as a run would and, with fail: true, fails as
+// the run would, with ErrRequestedFailure. It emits nothing.
+func Validate(ctx context.Context, raw []byte, v *integration.Validation, log *slog.Logger) error {
+	var cfg Config
+	if err := integration.DecodeConfig(raw, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	v.Passed("config", fmt.Sprintf("count %d, token set: %v", cfg.Count, !cfg.Token.IsZero()))
+	if cfg.Fail {
+		return ErrRequestedFailure
+	}
+	return nil
 }
 
 // emit writes the entities and relationships; with Fail it stops half way.

@@ -148,8 +148,8 @@ func TestSleepRunsLong(t *testing.T) {
 
 func TestBadConfig(t *testing.T) {
 	for _, cfg := range []string{`{"count": -1}`, `{"count": "x"}`, `{"cuont": 3}`, `not json`} {
-		if code, _, stderr := run(t, cfg); code != 1 || !strings.Contains(stderr, "config") {
-			t.Errorf("config %s: exit %d, stderr %s; want 1 and an error naming the config", cfg, code, stderr)
+		if code, _, stderr := run(t, cfg); code != integration.ExitBadConfig || !strings.Contains(stderr, "config") {
+			t.Errorf("config %s: exit %d, stderr %s; want %d and an error naming the config", cfg, code, stderr, integration.ExitBadConfig)
 		}
 	}
 }

@@ -125,3 +125,15 @@ func Lookup(name string) (string, bool) { return os.LookupEnv(name) }
 
 // InCI says whether the tests run in CI (CI=true).
 func InCI() bool { return Get(CI) == "true" }
+
+// An integration's program (the SDK's integration.Main), set by the runner
+// or by an author running the binary directly. Neither ever holds a
+// secret: the config is a file.
+const (
+	// IntegrationConfig is the path of the config file (default
+	// /run/collector/config.json).
+	IntegrationConfig = "COLLECTOR_INTEGRATION_CONFIG"
+	// IntegrationMode is "validate" for a validation run (connect, check
+	// access, emit nothing); unset or "run" for a collection.
+	IntegrationMode = "COLLECTOR_INTEGRATION_MODE"
+)
