@@ -220,7 +220,7 @@ func (h Heartbeat) Validate() error {
 		max  int
 	}{
 		{"version", h.Version, 128}, {"engine.kind", h.Engine.Kind, 128}, {"engine.version", h.Engine.Version, 128},
-		{"runner_state", h.RunnerState, 128}, {"engine_error", h.EngineError, 512},
+		{"runner_state", h.RunnerState, 128}, {"engine_error", h.EngineError, 512}, {"runner_health", h.RunnerHealth, 64},
 	} {
 		if err := printableLine(f.name, f.s, f.max); err != nil {
 			return err
@@ -231,6 +231,8 @@ func (h Heartbeat) Validate() error {
 		return invalidf("capacity values must not be negative")
 	case h.RunningJobs < 0:
 		return invalidf("running_jobs must not be negative")
+	case h.Storage != nil && (h.Storage.TotalBytes < 0 || h.Storage.UsedBytes < 0 || h.Storage.UsedBytes > h.Storage.TotalBytes):
+		return invalidf("storage: used_bytes must be between 0 and total_bytes")
 	}
 	return nil
 }

@@ -161,6 +161,19 @@ type Heartbeat struct {
 	// engine, else why it cannot (at most 512 bytes); the platform then
 	// shows the collector degraded.
 	EngineError string `json:"engine_error,omitempty"`
+	// RunnerHealth is the runner's health check result (starting,
+	// healthy, unhealthy; empty when it has none or the engine did not
+	// say).
+	RunnerHealth string `json:"runner_health,omitempty"`
+	// Storage is the disk use of the engine's container storage, when the
+	// engine reports it (Podman does; Docker does not).
+	Storage *StorageUse `json:"storage,omitempty"`
+}
+
+// StorageUse is the file system holding a collector's container storage.
+type StorageUse struct {
+	TotalBytes int64 `json:"total_bytes"`
+	UsedBytes  int64 `json:"used_bytes"`
 }
 
 // Runner states a heartbeat reports. A collector whose runner is in any

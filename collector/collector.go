@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -17,7 +18,10 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/daemon"
+	"github.com/collectorhq/collector/collector/health"
 	"github.com/collectorhq/collector/collector/host"
+	"github.com/collectorhq/collector/collector/housekeeping"
+	"github.com/collectorhq/collector/collector/joblogs"
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/selinux"
@@ -38,6 +42,8 @@ type Env struct {
 	Engine    engine.Engine
 	Log       *slog.Logger
 	NewImages ImagesFunc
+	// HealthFile overrides where the role keeps its health status.
+	HealthFile string
 }
 
 // PlatformHTTPClient returns an HTTP client that trusts only the CA with
@@ -83,7 +89,9 @@ func RunDaemon(ctx context.Context, e Env) error {
 		return err
 	}
 	e.Log.Info("daemon starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
-	return daemon.New(cfg, e.Engine, c, e.Log).Run(ctx)
+	d := daemon.New(cfg, e.Engine, c, e.Log)
+	d.HealthFile = e.healthFile()
+	return d.Run(ctx)
 }
 
 // RunRunner runs the runner role until ctx ends.
@@ -102,12 +110,37 @@ func RunRunner(ctx context.Context, e Env) error {
 	rc := runner.DefaultConfig()
 	rc.CollectorID, rc.HPKEKey, rc.PlatformKey = cfg.CollectorID, keys.HPKE, cfg.PlatformSigningKey
 	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
-	r, err := runner.New(rc, c, e.Engine, images, selinux.Labeler{}, e.Log)
+	p := &progress{path: e.healthFile(), stall: cfg.RunnerStall(), now: time.Now, log: e.Log}
+	ledger := housekeeping.NewLedger(cfg.StateDir)
+	jobs := &watchedAPI{JobAPI: c, p: p, logs: joblogs.New(cfg.StateDir), log: e.Log, now: time.Now}
+	images = &recordingImages{Images: images, ledger: ledger, log: e.Log, now: time.Now}
+	r, err := runner.New(rc, jobs, &watchedEngine{Engine: e.Engine, p: p}, images, selinux.Labeler{}, e.Log)
 	if err != nil {
 		return err
 	}
+	gc := &housekeeping.Collector{Ledger: ledger, Engine: e.Engine, Grace: cfg.ImageGrace(), Protect: []string{cfg.Image},
+		Log: e.Log, Now: time.Now}
 	e.Log.Info("runner starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
+	p.note("starting")
+	var wg sync.WaitGroup
+	gcCtx, stopGC := context.WithCancel(ctx)
+	wg.Go(func() { gc.Run(gcCtx) })
+	defer wg.Wait()
+	defer stopGC()
 	return r.Run(ctx)
+}
+
+// healthFile is where the role keeps its health status: the tmpfs of its
+// container, or nowhere when the role runs outside one (tests, a host
+// without the mount).
+func (e Env) healthFile() string {
+	if e.HealthFile != "" {
+		return e.HealthFile
+	}
+	if st, err := os.Stat(health.Dir); err == nil && st.IsDir() {
+		return health.File
+	}
+	return ""
 }
 
 // images builds the verifier from the platform's policy, once the policy

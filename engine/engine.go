@@ -71,10 +71,10 @@ type Engine interface {
 	// RunHealthCheck runs the container's health check now where the
 	// engine runs them on demand (Podman), or reads the engine's last
 	// result where it schedules them itself (Docker), and returns the
-	// container's health: HealthStarting, HealthHealthy or
-	// HealthUnhealthy. A container without a health check gives
-	// ErrNotFound.
-	RunHealthCheck(ctx context.Context, id string) (string, error)
+	// container's health (HealthStarting, HealthHealthy or
+	// HealthUnhealthy) with the last check's output. A container without
+	// a health check gives ErrNotFound.
+	RunHealthCheck(ctx context.Context, id string) (*Health, error)
 	// ReadLogs copies the container's logs as an operator asks for them:
 	// from a time, the last lines, following until ctx ends or the
 	// container stops. Unlike ContainerLogs, a follow here is the
@@ -128,6 +128,15 @@ type LogOptions struct {
 	Since      time.Time // zero: from the start
 	Tail       int       // the last lines only; 0: all
 	Timestamps bool
+}
+
+// Health is a container's health and what its last check said.
+type Health struct {
+	Status        string // HealthStarting, HealthHealthy or HealthUnhealthy
+	FailingStreak int
+	// Output is the last check's output (stdout and stderr), as the
+	// engine kept it: data from inside the container.
+	Output string
 }
 
 // Health states of a container with a health check.

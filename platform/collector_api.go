@@ -173,7 +173,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	}
 	rec := store.Heartbeat{At: s.now().UTC(), Version: hb.Version, EngineKind: hb.Engine.Kind, EngineVer: hb.Engine.Version,
 		CPUs: hb.Capacity.CPUs, MemTotal: hb.Capacity.MemoryTotalBytes, MemFree: hb.Capacity.MemoryFreeBytes,
-		Running: hb.RunningJobs, RunnerState: hb.RunnerState, EngineError: hb.EngineError}
+		Running: hb.RunningJobs, RunnerState: hb.RunnerState, EngineError: hb.EngineError, RunnerHealth: hb.RunnerHealth}
+	if hb.Storage != nil {
+		rec.StorageTotal, rec.StorageUsed = hb.Storage.TotalBytes, hb.Storage.UsedBytes
+	}
 	if err := s.st.RecordHeartbeat(r.Context(), collectorID, rec, s.cfg.HeartbeatHistory); err != nil {
 		return err
 	}
@@ -184,7 +187,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 
 func heartbeatView(hb store.Heartbeat) api.Heartbeat {
 	at := hb.At
-	return api.Heartbeat{At: &at, Version: hb.Version, Engine: api.Engine{Kind: hb.EngineKind, Version: hb.EngineVer},
+	v := api.Heartbeat{At: &at, Version: hb.Version, Engine: api.Engine{Kind: hb.EngineKind, Version: hb.EngineVer},
 		Capacity:    api.Capacity{CPUs: hb.CPUs, MemoryTotalBytes: hb.MemTotal, MemoryFreeBytes: hb.MemFree},
-		RunningJobs: hb.Running, RunnerState: hb.RunnerState, EngineError: hb.EngineError}
+		RunningJobs: hb.Running, RunnerState: hb.RunnerState, EngineError: hb.EngineError, RunnerHealth: hb.RunnerHealth}
+	if hb.StorageTotal > 0 {
+		v.Storage = &api.StorageUse{TotalBytes: hb.StorageTotal, UsedBytes: hb.StorageUsed}
+	}
+	return v
 }

@@ -14,11 +14,12 @@ import (
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:     "collector",
-		Usage:    "run data-collection integrations behind the firewall",
-		Version:  buildinfo.String(),
-		Flags:    logging.Flags,
-		Commands: []*cli.Command{installCommand, daemonCommand, runnerCommand, engineCommand},
+		Name:    "collector",
+		Usage:   "run data-collection integrations behind the firewall",
+		Version: buildinfo.String(),
+		Flags:   logging.Flags,
+		Commands: []*cli.Command{installCommand, daemonCommand, runnerCommand, healthCommand,
+			statusCommand, logsCommand, doctorCommand, bundleCommand, uninstallCommand, engineCommand},
 		// Errors are reported once, by main, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
@@ -26,6 +27,9 @@ func newApp() *cli.App {
 
 // classify maps library errors to exit codes.
 func classify(err error) int {
+	if code := classifyOps(err); code != 0 {
+		return code
+	}
 	switch {
 	case errors.Is(err, engine.ErrUnavailable):
 		return cliutil.ExitUnavailable

@@ -3,17 +3,22 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/collector"
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/install"
+	"github.com/collectorhq/collector/collector/ops"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/engine/auto"
+	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/logging"
 )
@@ -70,6 +75,11 @@ var installCommand = &cli.Command{
 		&cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{env.InsecureRegistries}, Usage: "registry reached over plain HTTP (127.0.0.1 only, for tests and the demo)"},
 		&cli.StringFlag{Name: "trusted-keys", EnvVars: []string{env.TrustedKeys}, Usage: "public key(s) (PEM) image signatures may be made with, or the path of a PEM file mounted into the installer; default: pin the keys of the platform's first policy"},
 		&cli.BoolFlag{Name: "allow-insecure-policy", EnvVars: []string{env.AllowInsecurePolicy}, Usage: "accept a platform policy that runs unsigned images (insecureAcceptAnything): test hosts only"},
+		&cli.BoolFlag{Name: "quadlet", EnvVars: []string{env.Quadlet}, Usage: "write systemd Quadlet units for collector-daemon and collector-runner instead of creating the containers (Podman)"},
+		&cli.StringFlag{Name: "quadlet-dir", Value: install.QuadletDir, EnvVars: []string{env.QuadletDir}, Usage: "where --quadlet writes the units (mount the host's directory into the container installer)"},
+		&cli.StringFlag{Name: "selinux-type", Value: "auto", EnvVars: []string{env.SELinuxType}, Usage: "SELinux type of the daemon and runner: auto (the collector module's type when it is loaded, else label=disable), disable, or a type"},
+		&cli.DurationFlag{Name: "runner-stall-timeout", EnvVars: []string{env.RunnerStall}, Usage: "how long the runner's job loop may make no progress before its health check fails (default 10m)"},
+		&cli.DurationFlag{Name: "image-grace", EnvVars: []string{env.ImageGrace}, Usage: "how long an integration image no job uses any more is kept (default 168h)"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
 		e, closeEng, err := roleEnv(c)
@@ -89,6 +99,8 @@ var installCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		out, closeLog := installLog(c.String("state-dir"), c.App.Writer)
+		defer closeLog()
 		_, err = install.Install(c.Context, e.Engine, install.Options{
 			Dir: c.String("config-dir"), StateDir: c.String("state-dir"),
 			CollectorID: c.String("collector-id"), PlatformURL: c.String("platform-url"), CAPin: c.String("ca-pin"),
@@ -100,10 +112,28 @@ var installCommand = &cli.Command{
 			NewImages: func(policy json.RawMessage, insecure []string) (install.Images, error) {
 				return collector.TrustImages(policy, insecure, e.Engine, e.Log)
 			},
-			Out: c.App.Writer,
+			Out:         out,
+			SELinuxType: c.String("selinux-type"),
+			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
+			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
 		})
 		return err
 	},
+}
+
+// installLog keeps the installer's output in the state dir as well (for
+// `collector support-bundle`: the installer container is removed). It
+// holds no secret: the token is never printed.
+func installLog(stateDir string, w io.Writer) (io.Writer, func()) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return w, func() {}
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, ops.InstallLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return w, func() {}
+	}
+	fmt.Fprintf(f, "--- collector install %s, %s\n", buildinfo.Version, time.Now().UTC().Format(time.RFC3339))
+	return io.MultiWriter(w, f), func() { f.Close() }
 }
 
 // trustedKeys reads --trusted-keys: PEM itself, or the path of a PEM file.

@@ -66,6 +66,53 @@ type Config struct {
 	// (insecureAcceptAnything): the operator's choice at install, never
 	// the platform's.
 	AllowInsecurePolicy bool `json:"allow_insecure_policy,omitempty"`
+	// SELinuxType is the SELinux type the daemon and runner run as: the
+	// collector module's type where it is loaded, "" (labels disabled)
+	// where it is not (selinux.RoleOptions).
+	SELinuxType string `json:"selinux_type,omitempty"`
+	// Supervisor is what keeps the daemon and runner running and starts
+	// them at boot: "" or SupervisorEngine (the engine's restart policy;
+	// on Podman, podman-restart.service at boot), or SupervisorSystemd
+	// (Quadlet units).
+	Supervisor string `json:"supervisor,omitempty"`
+	// RunnerStallSec is how long the runner's job loop may make no
+	// progress before its health check fails (0: DefaultRunnerStall).
+	RunnerStallSec int `json:"runner_stall_sec,omitempty"`
+	// ImageGraceSec is how long an integration image no job uses any
+	// more is kept before it is removed (0: DefaultImageGrace).
+	ImageGraceSec int `json:"image_grace_sec,omitempty"`
+}
+
+// Supervisors of the collector's own containers.
+const (
+	SupervisorEngine  = "engine"
+	SupervisorSystemd = "systemd"
+)
+
+// Defaults of the optional durations.
+const (
+	DefaultRunnerStall = 10 * time.Minute
+	DefaultImageGrace  = 7 * 24 * time.Hour
+)
+
+// SystemdManaged says whether systemd (Quadlet units) runs the daemon and
+// runner, rather than the engine's restart policy.
+func (c *Config) SystemdManaged() bool { return c.Supervisor == SupervisorSystemd }
+
+// RunnerStall is RunnerStallSec as a duration, or its default.
+func (c *Config) RunnerStall() time.Duration {
+	if c.RunnerStallSec > 0 {
+		return time.Duration(c.RunnerStallSec) * time.Second
+	}
+	return DefaultRunnerStall
+}
+
+// ImageGrace is ImageGraceSec as a duration, or its default.
+func (c *Config) ImageGrace() time.Duration {
+	if c.ImageGraceSec > 0 {
+		return time.Duration(c.ImageGraceSec) * time.Second
+	}
+	return DefaultImageGrace
 }
 
 // EngineConfig names the engine.

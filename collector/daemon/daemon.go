@@ -1,8 +1,10 @@
 // Package daemon is the collector's long-running supervisor role: it
-// heartbeats to the platform (version, engine, host capacity, running jobs,
-// the runner's state, and why the engine does not answer when it does
-// not), keeps its access token fresh through the client, and brings
-// collector-runner back when it is gone or stopped.
+// heartbeats to the platform (version, engine, host capacity, container
+// storage, running jobs, the runner's state and health, and why the
+// engine does not answer when it does not), keeps its access token fresh
+// through the client, brings collector-runner back when it is gone or
+// stopped, restarts it when its health check says it is stuck, and keeps
+// its own health status (package health) for its container's check.
 package daemon
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/health"
 	"github.com/collectorhq/collector/collector/host"
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/engine"
@@ -35,6 +38,11 @@ type Engine interface {
 	Info(ctx context.Context) (*engine.Info, error)
 	InspectContainer(ctx context.Context, id string) (*engine.Container, error)
 	ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error)
+	// RunHealthCheck, StopContainer and StartContainer restart an
+	// unhealthy runner.
+	RunHealthCheck(ctx context.Context, id string) (*engine.Health, error)
+	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	StartContainer(ctx context.Context, id string) error
 }
 
 var _ Engine = engine.Engine(nil)
@@ -56,23 +64,41 @@ type Daemon struct {
 	log         *slog.Logger
 	// Interval overrides the heartbeat interval from enrollment (tests).
 	Interval time.Duration
-	// WatchRunner turns the runner supervision on.
+	// WatchRunner turns the runner supervision on: bring back a missing
+	// or stopped runner (off when systemd supervises it).
 	WatchRunner bool
+	// HealthFile is where the daemon keeps its health status ("" none).
+	HealthFile string
+	// Now is the clock (tests).
+	Now func() time.Time
 
-	engineDown bool // what the last heartbeat found, to log changes only
+	engineDown     bool      // what the last heartbeat found, to log changes only
+	startedAt      time.Time // when Run began
+	lastAck        time.Time // when the platform last acknowledged a heartbeat
+	runnerRestart  time.Time // when the daemon last restarted an unhealthy runner
+	runnerRestarts int       // how many times, since the daemon started
 }
+
+// runnerRestartGrace is how long a restarted runner has to become healthy
+// before it can be restarted again: its health check's start period and
+// three failed checks.
+const runnerRestartGrace = 3 * time.Minute
 
 // New returns a daemon on eng, which brings the runner back with
 // install.EnsureRunner: the one step that needs the whole engine.
 func New(cfg *config.Config, eng engine.Engine, p Platform, log *slog.Logger) *Daemon {
 	start := func(ctx context.Context) (string, error) { return install.EnsureRunner(ctx, eng, cfg) }
-	return NewWith(cfg, eng, start, p, log)
+	d := NewWith(cfg, eng, start, p, log)
+	d.HealthFile = health.File
+	// Under systemd, the runner's unit brings it back, not the daemon.
+	d.WatchRunner = !cfg.SystemdManaged()
+	return d
 }
 
 // NewWith returns a daemon that watches through eng and brings the runner
 // back with start.
 func NewWith(cfg *config.Config, eng Engine, start RunnerStarter, p Platform, log *slog.Logger) *Daemon {
-	d := &Daemon{cfg: cfg, eng: eng, startRunner: start, platform: p, log: log, WatchRunner: true}
+	d := &Daemon{cfg: cfg, eng: eng, startRunner: start, platform: p, log: log, WatchRunner: true, Now: time.Now}
 	d.Interval = time.Duration(cfg.HeartbeatIntervalSec) * time.Second
 	if d.Interval <= 0 {
 		d.Interval = 30 * time.Second
@@ -84,12 +110,18 @@ func NewWith(cfg *config.Config, eng Engine, start RunnerStarter, p Platform, lo
 func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.Interval)
 	defer t.Stop()
+	d.startedAt = d.Now()
 	for {
 		hb := d.heartbeat(ctx)
-		if err := d.platform.Heartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+		err := d.platform.Heartbeat(ctx, hb)
+		if err != nil && ctx.Err() == nil {
 			d.log.Warn("heartbeat failed", "err", err)
 		} else if err == nil {
+			d.lastAck = d.Now()
 			d.log.Debug("heartbeat sent", "runner", hb.RunnerState, "running_jobs", hb.RunningJobs, "engine_error", hb.EngineError)
+		}
+		if ctx.Err() == nil {
+			d.writeHealth(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -116,7 +148,8 @@ func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
 	info, err := d.info(ctx)
 	if err == nil {
 		hb.Engine = api.Engine{Kind: string(info.Kind), Version: info.Version}
-		hb.RunnerState, err = d.checkRunner(ctx)
+		hb.Storage = storageUse(info.Storage)
+		hb.RunnerState, hb.RunnerHealth, err = d.checkRunner(ctx)
 	}
 	if err == nil {
 		hb.RunningJobs = d.runningJobs(ctx)
@@ -147,26 +180,28 @@ func (d *Daemon) noteEngine(ctx context.Context, err error) {
 	d.engineDown = err != nil
 }
 
-// checkRunner returns the runner's state, restarting it if it is gone or
-// stopped; an error means the engine could not say.
-func (d *Daemon) checkRunner(ctx context.Context) (string, error) {
+// checkRunner returns the runner's state and health, restarting it if it
+// is gone or stopped, or unhealthy; an error means the engine could not
+// say.
+func (d *Daemon) checkRunner(ctx context.Context) (string, string, error) {
 	ictx, cancel := context.WithTimeout(ctx, engineCallTimeout)
 	c, err := d.eng.InspectContainer(ictx, install.RunnerName)
 	cancel()
 	switch {
 	case err == nil && c.Running:
-		return api.RunnerRunning, nil
+		state, h := d.runnerHealth(ctx)
+		return state, h, nil
 	case err != nil && !errors.Is(err, engine.ErrNotFound):
-		return RunnerUnknown, fmt.Errorf("inspect %s: %w", install.RunnerName, err)
+		return RunnerUnknown, "", fmt.Errorf("inspect %s: %w", install.RunnerName, err)
 	}
 	was := "missing"
 	if err == nil {
 		was = c.State
 	}
 	if !d.WatchRunner {
-		return was, nil
+		return was, "", nil
 	}
-	return d.bringBack(ctx, was), nil
+	return d.bringBack(ctx, was), "", nil
 }
 
 // bringBack recreates or starts the runner, returning the state to report.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
@@ -23,6 +24,10 @@ type fakeEngine struct {
 	mu     sync.Mutex
 	err    error
 	runner string
+	// health is the runner's health check result ("" none); stops and
+	// starts count the restarts of the runner.
+	health        string
+	stops, starts int
 }
 
 var _ daemon.Engine = (*fakeEngine)(nil)
@@ -37,7 +42,31 @@ func (e *fakeEngine) Info(ctx context.Context) (*engine.Info, error) {
 	if err := e.fail(); err != nil {
 		return nil, err
 	}
-	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1"}, nil
+	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1", Storage: engine.Storage{Root: "/var/lib/containers/storage", TotalBytes: 100 << 30, UsedBytes: 95 << 30}}, nil
+}
+
+func (e *fakeEngine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.health == "" {
+		return nil, fmt.Errorf("health check of %s: %w", id, engine.ErrNotFound)
+	}
+	return &engine.Health{Status: e.health, FailingStreak: 3, Output: "runner unhealthy: no progress since \x1b[31m"}, nil
+}
+
+func (e *fakeEngine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stops++
+	return nil
+}
+
+func (e *fakeEngine) StartContainer(ctx context.Context, id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.starts++
+	e.health = engine.HealthStarting
+	return nil
 }
 
 func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (*engine.Container, error) {

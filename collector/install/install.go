@@ -22,6 +22,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/selinux"
 )
 
 // Images verifies an image against the signature policy and pulls it by
@@ -59,6 +60,21 @@ type Options struct {
 	NewImages func(policy json.RawMessage, insecureRegistries []string) (Images, error)
 	Out       io.Writer
 	Now       func() time.Time
+	// SELinuxType is the SELinux type the daemon and runner run as: ""
+	// or "auto" (the collector module's type when ModuleLoaded says it is
+	// loaded, else labels disabled), "disable", or a type.
+	SELinuxType string
+	// ModuleLoaded reports whether the collector's SELinux module is
+	// loaded (default selinux.ModuleLoaded).
+	ModuleLoaded func() bool
+	// Quadlet writes systemd Quadlet units into QuadletDir instead of
+	// creating the containers: systemd runs them (Podman only).
+	Quadlet    bool
+	QuadletDir string
+	// RunnerStall and ImageGrace override the defaults (0 keeps what the
+	// config has).
+	RunnerStall time.Duration
+	ImageGrace  time.Duration
 }
 
 // Result says what the installer did.
@@ -76,6 +92,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		return nil, fmt.Errorf("check engine at %s: %w (on the host: systemctl enable --now podman.socket, and mount the socket's directory into the installer: -v /run/podman:/run/podman)", o.EngineSocket, err)
 	}
 	p("[1/4] engine: %s %s at %s (cgroup v%s, SELinux %v)", info.Kind, info.Version, o.EngineSocket, info.CgroupVersion, info.SELinuxEnabled)
+	if o.Quadlet && info.Kind != engine.KindPodman {
+		return nil, fmt.Errorf("--quadlet writes units for Podman's Quadlet, and the engine at %s is %s: install without --quadlet", o.EngineSocket, info.Kind)
+	}
 	secretDir, err := checkSecretDir(o.SecretDir)
 	if err != nil {
 		return nil, err
@@ -108,13 +127,17 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		return nil, fmt.Errorf("collector image %s refused: %w", o.Image, err)
 	}
 	p("[3/4] image: %s verified and pulled as %s", o.Image, digestRef)
-	if updated := withInstallOptions(*cfg, o, digestRef); !reflect.DeepEqual(updated, *cfg) {
+	if updated := withInstallOptions(*cfg, o, digestRef, roleSELinuxType(o)); !reflect.DeepEqual(updated, *cfg) {
 		*cfg = updated
 		if err := saveConfig(o.Dir, cfg); err != nil {
 			return nil, err
 		}
 	}
+	sayLabels(cfg, info, p)
 	res := &Result{Enrolled: enrolled, Image: digestRef}
+	if o.Quadlet {
+		return res, installQuadlet(ctx, eng, o, cfg, res, p)
+	}
 	// The runner first: the daemon, once up, brings back a missing runner.
 	for _, spec := range []*engine.ContainerSpec{RunnerSpec(cfg), DaemonSpec(cfg)} {
 		what, err := ensure(ctx, eng, spec)
@@ -126,20 +149,111 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		}
 		p("[4/4] container %s: %s", spec.Name, what)
 	}
+	sayBoot(cfg, p)
 	if !res.Enrolled && len(res.Changed) == 0 {
 		p("done: nothing changed; collector %s is installed and running", cfg.CollectorID)
 	} else {
-		p("done: collector %s installed; `podman ps` shows %s and %s", cfg.CollectorID, DaemonName, RunnerName)
+		p("done: collector %s installed; `%s ps` shows %s and %s", cfg.CollectorID, info.Kind, DaemonName, RunnerName)
 	}
 	return res, nil
 }
 
+// roleSELinuxType resolves Options.SELinuxType: "" means labels disabled.
+func roleSELinuxType(o Options) string {
+	switch o.SELinuxType {
+	case "", "auto":
+		loaded := selinux.ModuleLoaded
+		if o.ModuleLoaded != nil {
+			loaded = o.ModuleLoaded
+		}
+		if loaded() {
+			return selinux.CollectorType
+		}
+		return ""
+	case selinux.OptionDisable:
+		return ""
+	}
+	return o.SELinuxType
+}
+
+// sayLabels says how the daemon and runner are labelled, and why.
+func sayLabels(c *config.Config, info *engine.Info, p func(string, ...any)) {
+	switch {
+	case c.SELinuxType != "":
+		p("      SELinux: the daemon and runner run as %s (the collector's SELinux module); jobs stay container_t, each at its own MCS level", c.SELinuxType)
+	case info.SELinuxEnabled:
+		p("      SELinux: the collector's SELinux module is not loaded, so the daemon and runner run with labels disabled (label=disable) to reach the engine socket; " +
+			"jobs stay container_t, each at its own MCS level. Install the collector-selinux RPM and run the installer again to confine them (docs/selinux.md)")
+	default:
+		p("      SELinux: off on this host; the daemon and runner are created with label=disable, so they keep working if SELinux is turned on")
+	}
+}
+
+// sayBoot says plainly what brings the collector back after a reboot.
+func sayBoot(c *config.Config, p func(string, ...any)) {
+	if engine.Kind(c.Engine.Kind) == engine.KindDocker {
+		p("      at boot: dockerd restarts %s and %s (restart policy unless-stopped) if docker.service is enabled: systemctl enable docker.service", DaemonName, RunnerName)
+		return
+	}
+	p("      at boot: Podman has no daemon to restart containers; podman-restart.service starts those with restart policy always, as %s and %s have. "+
+		"RHEL does not enable it: run once on the host `systemctl enable podman-restart.service podman.socket`, or the collector stays down after a reboot. "+
+		"(Or install with --quadlet for systemd units.) `collector doctor` checks it.", DaemonName, RunnerName)
+}
+
+// installQuadlet writes the units and replaces containers the engine
+// supervised: systemd runs them from now on.
+func installQuadlet(ctx context.Context, eng engine.Engine, o Options, cfg *config.Config, res *Result, p func(string, ...any)) error {
+	dir := o.QuadletDir
+	if dir == "" {
+		dir = QuadletDir
+	}
+	paths, changed, err := WriteQuadletUnits(dir, cfg)
+	if err != nil {
+		return fmt.Errorf("%w (the container installer needs the host's directory mounted: -v %s:%s)", err, dir, dir)
+	}
+	for _, name := range []string{DaemonName, RunnerName} {
+		c, err := eng.InspectContainer(ctx, name)
+		if err != nil || c.Labels[LabelSystemdUnit] != "" {
+			continue
+		}
+		if err := eng.RemoveContainer(ctx, c.ID, true); err != nil {
+			return fmt.Errorf("remove %s, which the engine ran: %w", name, err)
+		}
+		p("[4/4] container %s: removed (systemd runs it from its unit now)", name)
+		changed = true
+	}
+	what := "unchanged"
+	if changed {
+		what = "written"
+		res.Changed = append(res.Changed, paths...)
+	}
+	p("[4/4] units: %s %s", strings.Join(paths, ", "), what)
+	if changed {
+		p("      next, on the host: systemctl daemon-reload && systemctl restart %s.service %s.service", DaemonName, RunnerName)
+	}
+	p("      at boot: systemd starts both units (WantedBy=multi-user.target) after podman.socket; `collector doctor` checks it")
+	p("done: collector %s installed as Quadlet units", cfg.CollectorID)
+	return nil
+}
+
 // withInstallOptions is the config with what this run of the installer
-// sets: the image, whether an insecure policy is allowed, and where the
-// engine socket and the secret dir are (a re-install moves them).
-func withInstallOptions(c config.Config, o Options, image string) config.Config {
+// sets: the image, whether an insecure policy is allowed, where the engine
+// socket and the secret dir are (a re-install moves them), the daemon's
+// and runner's SELinux type, their supervisor, and the optional bounds.
+func withInstallOptions(c config.Config, o Options, image, selinuxType string) config.Config {
 	c.Image = image
 	c.AllowInsecurePolicy = o.Trust.AllowInsecure
+	c.SELinuxType = selinuxType
+	c.Supervisor = config.SupervisorEngine
+	if o.Quadlet {
+		c.Supervisor = config.SupervisorSystemd
+	}
+	if o.RunnerStall > 0 {
+		c.RunnerStallSec = int(o.RunnerStall / time.Second)
+	}
+	if o.ImageGrace > 0 {
+		c.ImageGraceSec = int(o.ImageGrace / time.Second)
+	}
 	if o.EngineSocket != "" {
 		c.Engine.Socket = o.EngineSocket
 	}

@@ -5,11 +5,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
+	"time"
 
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/health"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/selinux"
 )
 
 // Names and labels of the collector's own containers.
@@ -22,6 +25,9 @@ const (
 	// LabelSpec holds a hash of the spec, so a re-install can tell an
 	// unchanged container from one to replace.
 	LabelSpec = "io.collector.spec"
+	// LabelSystemdUnit is the label Podman gives a container a systemd
+	// unit runs (Quadlet's, or podman generate systemd's).
+	LabelSystemdUnit = "PODMAN_SYSTEMD_UNIT"
 )
 
 // DaemonSpec is the spec of collector-daemon.
@@ -33,11 +39,15 @@ func DaemonSpec(c *config.Config) *engine.ContainerSpec {
 // and the secret dir, a tmpfs where it writes each job's config as a file
 // (engine.SecretFiles). The relabel of the secret dir is shared (z), like
 // the job's mount of its file, so the runner can remove the file after the
-// job whatever the job's MCS level (docs/selinux.md).
+// job whatever the job's MCS level (docs/selinux.md). The config and state
+// dirs are not relabelled: with the collector's SELinux module they keep
+// the module's file contexts (readable by the collector's type and root
+// only), which a relabel would replace by container_file_t; with labels
+// disabled a relabel does nothing.
 func RunnerSpec(c *config.Config) *engine.ContainerSpec {
 	secretDir := secretDir(c)
 	extra := []engine.Mount{
-		{Source: c.StateDir, Target: c.StateDir, Relabel: engine.RelabelPrivate},
+		{Source: c.StateDir, Target: c.StateDir},
 		{Source: secretDir, Target: secretDir, Relabel: engine.RelabelShared},
 	}
 	s := roleSpec(c, "runner", RunnerName, extra)
@@ -87,8 +97,35 @@ func SocketMount(socket string) (m engine.Mount, dedicated bool) {
 	return engine.Mount{Source: dir, Target: dir, ReadOnly: true}, true
 }
 
+// The collector's own containers' health check: `collector health` in
+// the container, reading the status its role keeps (package health).
+// Three failures in a row, after a minute to start, make it unhealthy.
+var roleHealthCheck = engine.HealthCheck{
+	Command:  []string{"/usr/bin/collector", "health"},
+	Interval: 30 * time.Second, Timeout: 10 * time.Second, StartPeriod: time.Minute, Retries: 3,
+}
+
+// RoleLogLimit bounds the engine's log of the daemon and runner: months
+// of INFO lines must not fill the disk. 10 MiB a file (Podman with a file
+// driver: one file, truncated there; journald bounds itself), three files
+// on Docker.
+var RoleLogLimit = engine.LogLimit{MaxBytes: 10 << 20, MaxFiles: 3}
+
+// RestartPolicy is the restart policy of the daemon and runner on an
+// engine. On Podman it is always: Podman has no daemon to bring
+// containers back at boot; podman-restart.service does, and (before
+// Podman 5.7, so on RHEL 8 and 9) only for containers whose policy is
+// always. Docker's own daemon restarts unless-stopped containers at boot.
+func RestartPolicy(kind string) engine.RestartPolicy {
+	if engine.Kind(kind) == engine.KindDocker {
+		return engine.RestartUnlessStopped
+	}
+	return engine.RestartAlways
+}
+
 func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine.ContainerSpec {
 	sock, _ := SocketMount(c.Engine.Socket)
+	hc := roleHealthCheck
 	s := &engine.ContainerSpec{
 		Name:    name,
 		Image:   c.Image,
@@ -97,14 +134,13 @@ func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine
 			LabelRole: role, LabelVersion: buildinfo.Version, LabelCollector: c.CollectorID,
 		},
 		Mounts: append([]engine.Mount{
-			// Shared relabel (z): daemon and runner both read the config dir.
-			{Source: c.Dir, Target: c.Dir, ReadOnly: true, Relabel: engine.RelabelShared},
+			{Source: c.Dir, Target: c.Dir, ReadOnly: true},
 			sock,
 		}, extra...),
 		Env: map[string]string{
 			env.EngineHost: "unix://" + c.Engine.Socket, env.EngineKind: c.Engine.Kind, env.ConfigDir: c.Dir,
 		},
-		Restart: engine.RestartUnlessStopped,
+		Restart: RestartPolicy(c.Engine.Kind),
 		Network: c.Network,
 		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: 4096, Hard: 4096}, {Name: "nproc", Soft: 1024, Hard: 1024}},
 		// The engine socket is root's; nothing else is needed.
@@ -112,6 +148,11 @@ func roleSpec(c *config.Config, role, name string, extra []engine.Mount) *engine
 		NoNewPrivileges: true,
 		ReadOnlyRootfs:  true,
 		Resources:       engine.Resources{MemoryBytes: 256 << 20, Pids: 256},
+		// The socket needs the module's type, or labels off (docs/selinux.md).
+		SELinuxOptions: selinux.RoleOptions(c.SELinuxType),
+		HealthCheck:    &hc,
+		Log:            RoleLogLimit,
+		Tmpfs:          []engine.Tmpfs{{Target: health.Dir, SizeBytes: 1 << 20}},
 	}
 	s.Labels[LabelSpec] = specHash(s)
 	return s

@@ -295,25 +295,41 @@ func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, 
 // it: dockerd runs health checks on its own schedule. Podman's Docker API
 // has no such schedule without systemd, so there the check is run through
 // Podman's own API, as the Podman backend does.
-func (e *Engine) RunHealthCheck(ctx context.Context, id string) (string, error) {
-	c, err := e.InspectContainer(ctx, id)
+func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
+	d, err := e.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return "", err
+		return nil, mapErr(err, "health check of container "+id)
 	}
-	if !c.HasHealthCheck {
-		return "", fmt.Errorf("health check of container %s: %w: it has none", id, engine.ErrNotFound)
+	if d.Config == nil || d.Config.Healthcheck == nil || len(d.Config.Healthcheck.Test) == 0 || d.Config.Healthcheck.Test[0] == "NONE" {
+		return nil, fmt.Errorf("health check of container %s: %w: it has none", id, engine.ErrNotFound)
 	}
-	if e.podman && c.Running {
-		var r struct{ Status string }
-		if err := e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/healthcheck", &r); err != nil {
-			return "", fmt.Errorf("health check of container %s: %w", id, err)
+	var st dockerHealth
+	switch {
+	case e.podman && d.State != nil && d.State.Running:
+		if err := e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/healthcheck", &st); err != nil {
+			return nil, fmt.Errorf("health check of container %s: %w", id, err)
 		}
-		return r.Status, nil
+	case d.State != nil && d.State.Health != nil:
+		st.Status, st.FailingStreak = string(d.State.Health.Status), d.State.Health.FailingStreak
+		for _, l := range d.State.Health.Log {
+			st.Log = append(st.Log, struct{ Output string }{l.Output})
+		}
 	}
-	if c.Health == "" {
-		return engine.HealthStarting, nil
+	h := &engine.Health{Status: st.Status, FailingStreak: st.FailingStreak}
+	if h.Status == "" {
+		h.Status = engine.HealthStarting
 	}
-	return c.Health, nil
+	if n := len(st.Log); n > 0 {
+		h.Output = st.Log[n-1].Output
+	}
+	return h, nil
+}
+
+// dockerHealth is a health state as both APIs give it.
+type dockerHealth struct {
+	Status        string
+	FailingStreak int
+	Log           []struct{ Output string }
 }
 
 // ReadLogs copies the container's logs as selected.

@@ -21,8 +21,8 @@ func (s *suite) testHealthCheck(t *testing.T) {
 		name, want string
 		cmd        []string
 	}{
-		{"healthy", engine.HealthHealthy, []string{"true"}},
-		{"unhealthy", engine.HealthUnhealthy, []string{"false"}},
+		{"healthy", engine.HealthHealthy, []string{"sh", "-c", "echo all-well"}},
+		{"unhealthy", engine.HealthUnhealthy, []string{"sh", "-c", "echo not-well; exit 1"}},
 	} {
 		sp := s.spec(uniq("health-"+c.name), "sleep", "120")
 		sp.HealthCheck = &engine.HealthCheck{Command: c.cmd, Interval: time.Second, Timeout: 5 * time.Second, Retries: 1}
@@ -37,7 +37,7 @@ func (s *suite) testHealthCheck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("RunHealthCheck(%s): %v", c.name, err)
 			}
-			got = h
+			got = h.Status
 			time.Sleep(500 * time.Millisecond)
 		}
 		if got != c.want {
@@ -49,6 +49,10 @@ func (s *suite) testHealthCheck(t *testing.T) {
 		}
 		if !ci.HasHealthCheck || ci.Health != c.want {
 			t.Errorf("inspect: health check %v, health %q; want true, %q", ci.HasHealthCheck, ci.Health, c.want)
+		}
+		h, err := s.eng.RunHealthCheck(ctx, id)
+		if wantOut := map[string]string{"healthy": "all-well", "unhealthy": "not-well"}[c.name]; err != nil || !strings.Contains(h.Output, wantOut) {
+			t.Errorf("the last check's output = %+v, %v; want what the command printed", h, err)
 		}
 		s.eng.StopContainer(ctx, id, 0)
 	}

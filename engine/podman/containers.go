@@ -323,14 +323,18 @@ func parseSize(s string) int64 {
 // RunHealthCheck runs the container's health check now and returns its
 // health (Podman runs checks from systemd timers; without systemd, only
 // on demand).
-func (e *Engine) RunHealthCheck(ctx context.Context, id string) (string, error) {
+func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
 	c, cancel := e.call(ctx)
 	defer cancel()
 	r, err := containers.RunHealthCheck(c, id, nil)
 	if err != nil {
-		return "", mapErr(err, "health check of container "+id)
+		return nil, mapErr(err, "health check of container "+id)
 	}
-	return r.Status, nil
+	h := &engine.Health{Status: r.Status, FailingStreak: r.FailingStreak}
+	if n := len(r.Log); n > 0 {
+		h.Output = r.Log[n-1].Output
+	}
+	return h, nil
 }
 
 // ReadLogs copies the container's logs as selected.

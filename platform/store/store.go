@@ -147,6 +147,11 @@ type Heartbeat struct {
 	Running     int       `json:"running_jobs"`
 	RunnerState string    `json:"runner_state"`
 	EngineError string    `json:"engine_error,omitempty"`
+	// What the collector says of its runner's health and its container
+	// storage, stored as it came (api.Heartbeat).
+	RunnerHealth string `json:"runner_health,omitempty"`
+	StorageTotal int64  `json:"storage_total_bytes,omitempty"`
+	StorageUsed  int64  `json:"storage_used_bytes,omitempty"`
 }
 
 // Integration is an integration instance. Config is sealed (encrypted) by the

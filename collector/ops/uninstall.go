@@ -1,0 +1,218 @@
+package ops
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/install"
+	"github.com/collectorhq/collector/collector/runner"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/termsafe"
+)
+
+// UninstallOptions say how far `collector uninstall` goes.
+type UninstallOptions struct {
+	// Purge removes the config dir and the state dir too.
+	Purge bool
+	// Deregister asks the platform to delete the collector first, with
+	// an API token of an operator read from Token (stdin or a file).
+	Deregister bool
+	Token      io.Reader
+	Out        io.Writer
+}
+
+// Errors of Uninstall.
+var (
+	// ErrDeregisterRefused: the platform refused to delete the collector
+	// (integrations still assigned to it): nothing was removed.
+	ErrDeregisterRefused = errors.New("deregistration refused")
+	// ErrAuth: the API token was missing or refused.
+	ErrAuth = errors.New("not authorised")
+)
+
+// Uninstall stops and removes the collector's containers (daemon first,
+// so that it does not bring the runner back), its job containers and job
+// secrets, and with Purge its config and state dirs; with Deregister it
+// first has the platform delete the collector. Run again, it finds
+// nothing and says so.
+func Uninstall(ctx context.Context, e *Env, o UninstallOptions) ([]string, error) {
+	p := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+	cfg, err := e.loadConfig()
+	if err != nil && !errors.Is(err, ErrNotInstalled) {
+		p("note: the config cannot be read (%v): removing what is found by name and label", err)
+	}
+	if o.Deregister {
+		if cfg == nil {
+			return nil, fmt.Errorf("%w: --deregister needs the collector's config (its ID and platform), and %s holds none", ErrNotInstalled, e.Dir)
+		}
+		if err := deregister(ctx, e, cfg, o.Token); err != nil {
+			return nil, err
+		}
+		p("deregistered: the platform deleted collector %s and revoked its credentials", cfg.CollectorID)
+	}
+	var removed []string
+	note := func(what string) { removed = append(removed, what); p("removed %s", what) }
+	if cfg != nil && cfg.SystemdManaged() {
+		stopUnits(e, p)
+	}
+	removeUnits(e, note)
+	if err := removeContainers(ctx, e, cfg, note); err != nil {
+		return removed, err
+	}
+	removeSecrets(ctx, e, cfg, note)
+	if o.Purge {
+		dirs := []string{e.Dir, e.stateDir()}
+		for _, d := range dirs {
+			if _, err := os.Lstat(d); err == nil {
+				if err := os.RemoveAll(d); err != nil {
+					return removed, fmt.Errorf("remove %s: %w", d, err)
+				}
+				note(d)
+			}
+		}
+	}
+	if len(removed) == 0 {
+		p("nothing left to remove: no collector container, job, secret%s here", map[bool]string{true: " or directory", false: ""}[o.Purge])
+	} else {
+		p("done: the collector is uninstalled%s", map[bool]string{true: " and its config and state are gone", false: "; its config and state stay (--purge removes them)"}[o.Purge])
+	}
+	return removed, nil
+}
+
+// deregister deletes the collector on the platform with an operator's API
+// token, over TLS pinned to the collector's CA pin.
+func deregister(ctx context.Context, e *Env, cfg *config.Config, tokenIn io.Reader) error {
+	tok, err := readSecretLine(tokenIn)
+	if err != nil || tok == "" {
+		return fmt.Errorf("%w: --deregister needs an API token of a platform operator on stdin (or --token-file): %v", ErrAuth, err)
+	}
+	hc, err := e.pinnedClient(cfg.CAPin)
+	if err != nil {
+		return err
+	}
+	err = api.NewAdminClient(cfg.PlatformURL, tok, hc).DeleteCollector(ctx, cfg.CollectorID)
+	switch status := api.StatusOf(err); {
+	case err == nil, status == http.StatusNotFound:
+		return nil
+	case status == http.StatusConflict:
+		return fmt.Errorf("%w: %s; nothing was removed (move its integrations to another collector, then run this again)",
+			ErrDeregisterRefused, termsafe.String(err.Error()))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("%w: %s; nothing was removed", ErrAuth, termsafe.String(err.Error()))
+	}
+	return fmt.Errorf("deregister collector %s: %s; nothing was removed", cfg.CollectorID, termsafe.String(err.Error()))
+}
+
+func readSecretLine(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("no input")
+	}
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
+}
+
+// stopUnits stops the Quadlet services when this runs on the host with
+// systemd, so that systemd does not bring back what is removed next.
+func stopUnits(e *Env, p func(string, ...any)) {
+	units := []string{install.DaemonName + ".service", install.RunnerName + ".service"}
+	if _, err := os.Stat("/run/systemd/system"); err != nil || e.hostRoot() != "/" {
+		p("note: systemd runs the collector: on the host, run `systemctl stop %s` before this", strings.Join(units, " "))
+		return
+	}
+	if out, err := exec.Command("systemctl", append([]string{"stop"}, units...)...).CombinedOutput(); err != nil {
+		p("note: systemctl stop: %v: %s", err, termsafe.String(strings.TrimSpace(string(out))))
+		return
+	}
+	p("stopped %s", strings.Join(units, ", "))
+}
+
+// removeUnits removes the Quadlet units the installer wrote.
+func removeUnits(e *Env, note func(string)) {
+	found := false
+	for _, n := range roleNames {
+		p := filepath.Join(e.hostRoot(), install.QuadletDir, n+".container")
+		if err := os.Remove(p); err == nil {
+			note(p)
+			found = true
+		}
+	}
+	if found {
+		if _, err := os.Stat("/run/systemd/system"); err == nil && e.hostRoot() == "/" {
+			exec.Command("systemctl", "daemon-reload").Run()
+		}
+	}
+}
+
+// removeContainers removes the daemon, the runner and the job containers.
+func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func(string)) error {
+	if e.Engine == nil {
+		return fmt.Errorf("%w: %v (the collector's containers cannot be removed without it)", ErrEngine, e.EngineErr)
+	}
+	for _, n := range roleNames {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := e.Engine.RemoveContainer(cctx, n, true)
+		cancel()
+		switch {
+		case err == nil:
+			note("container " + n)
+		case !errors.Is(err, engine.ErrNotFound):
+			return fmt.Errorf("remove %s: %w", n, err)
+		}
+	}
+	labels := map[string]string{runner.LabelRole: runner.RoleJob}
+	if cfg != nil {
+		labels[runner.LabelCollector] = cfg.CollectorID
+	}
+	cctx, cancel := engineCtx(ctx)
+	jobs, err := e.Engine.ListContainers(cctx, labels)
+	cancel()
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := e.Engine.RemoveContainer(cctx, j.ID, true)
+		cancel()
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return fmt.Errorf("remove job container %s: %w", termsafe.String(j.Name), err)
+		}
+		if err == nil {
+			note("job container " + termsafe.String(j.Name))
+		}
+	}
+	return nil
+}
+
+// removeSecrets removes the job secret files (and Podman secrets an older
+// runner made) of jobs: every job container is gone by now.
+func removeSecrets(ctx context.Context, e *Env, cfg *config.Config, note func(string)) {
+	dir := engine.DefaultSecretDir
+	if cfg != nil {
+		dir = secretDir(cfg)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), "collector-job-") {
+			if err := os.Remove(filepath.Join(dir, de.Name())); err == nil {
+				note("job secret " + filepath.Join(dir, de.Name()))
+			}
+		}
+	}
+}
