@@ -61,7 +61,9 @@ func classify(what string, err error) error {
 		ne       net.Error
 	)
 	switch {
-	case errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	case errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify),
+		// go-ldap's StartTLS reports the handshake's error as text only.
+		strings.Contains(err.Error(), "x509: "), strings.Contains(err.Error(), "tls: failed to verify certificate"):
 		return fmt.Errorf("%w: %s: the server's TLS certificate is not trusted (check ca_cert and server_name): %v", integration.ErrCertificate, what, err)
 	case errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials:
 		return fmt.Errorf("%w: %s: invalid credentials (LDAP result 49): check bind_dn and bind_password", integration.ErrAuth, what)
