@@ -77,16 +77,21 @@ type collectorEvent struct {
 	Status       string `json:"status"`
 	StatusReason string `json:"status_reason"`
 	Last         string `json:"last"`
+	Version      string `json:"version"`
+	Engine       string `json:"engine"`
+	Capacity     string `json:"capacity"`
 	Free         string `json:"free"`
 	Running      string `json:"running"`
 }
 
 func collectorEventOf(c api.Collector) collectorEvent {
-	ev := collectorEvent{ID: c.ID, Status: c.Status, StatusReason: c.StatusReason, Last: "–", Free: "–", Running: "–"}
+	ev := collectorEvent{ID: c.ID, Status: c.Status, StatusReason: c.StatusReason, Last: "–", Version: "–", Engine: "–", Capacity: "–", Free: "–", Running: "–"}
 	if c.LastHeartbeatAt != nil {
 		ev.Last = c.LastHeartbeatAt.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	if hb := c.LastHeartbeat; hb != nil {
+		ev.Version, ev.Engine = hb.Version, hb.Engine.Kind+" "+hb.Engine.Version
+		ev.Capacity = fmt.Sprintf("%d CPU, %s", hb.Capacity.CPUs, console.HumanBytes(hb.Capacity.MemoryTotalBytes))
 		ev.Free = console.HumanBytes(hb.Capacity.MemoryFreeBytes)
 		ev.Running = fmt.Sprint(hb.RunningJobs)
 	}

@@ -176,7 +176,12 @@ func TestConsoleEndToEnd(t *testing.T) {
 			t.Fatalf("run now: at %s", c.Path())
 		}
 		c.WaitText("#job-state", "succeeded", 3*time.Minute)
+		// The finished job's page comes again with its whole outcome.
+		c.WaitGone("#job-log[data-events]", 30*time.Second)
 		c.keep()
+		if !strings.Contains(c.Text(".timeline"), "succeeded") || c.Text("#job-records") == "0" {
+			t.Errorf("the finished job's page: timeline %q, records %q", c.Text(".timeline"), c.Text("#job-records"))
+		}
 		if !strings.Contains(c.Text("#job-log"), "run") || !strings.Contains(c.Text("main"), on) {
 			t.Errorf("job page: logs %q, collector %q", c.Text("#job-log"), on)
 		}

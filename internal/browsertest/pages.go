@@ -95,13 +95,32 @@ func (p *Page) Submit(css string) { p.t.Helper(); p.Load(chromedp.Click(chromedp
 func (p *Page) WaitText(css, want string, within time.Duration) {
 	p.t.Helper()
 	deadline := time.Now().Add(within)
+	q, _ := json.Marshal(css)
 	for {
-		got := p.Text(css)
-		if strings.Contains(got, want) {
+		// The page may be between two documents (a reload): try again.
+		got, err := TryRun(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(` + string(q) + `))`))
+		if err == nil && strings.Contains(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s at %s shows %q, not %q, after %v", css, p.Path(), got, want, within)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page, with a deadline
+	}
+}
+
+// WaitGone waits until no element matches css (a reload may come
+// between), or fails after within.
+func (p *Page) WaitGone(css string, within time.Duration) {
+	p.t.Helper()
+	q, _ := json.Marshal(css)
+	for deadline := time.Now().Add(within); ; {
+		gone, err := TryRun(p.Tab, chromedp.Evaluate[bool](`document.readyState === "complete" && document.querySelector(` + string(q) + `) === null`))
+		if err == nil && gone {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s still at %s after %v", css, p.Path(), within)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the page, with a deadline
 	}

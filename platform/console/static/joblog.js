@@ -18,7 +18,9 @@
       if (st) { st.textContent = j.state; st.className = "status " + j.state; }
       set("job-records", String(j.records));
       set("job-refused", String(j.refused));
-      if (j.finished) { src.close(); document.body.setAttribute("data-job-finished", j.state); }
+      // Finished: the page again, with the whole outcome (timeline, exit
+      // code, duration, peaks) as the server has it.
+      if (j.finished) { src.close(); location.reload(); }
     });
   });
 })();

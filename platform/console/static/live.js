@@ -1,6 +1,7 @@
 // Live parts: a table with data-live="URL" follows that Server-Sent Events
-// stream; each event is {id, status, status_reason, last, free, running}
-// for the row data-id=id. The page is complete without it.
+// stream; each event is {id, status, status_reason, last, version, engine,
+// capacity, free, running} for the row data-id=id. The page is complete
+// without it.
 (function () {
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table[data-live]").forEach(function (table) {
@@ -14,7 +15,7 @@
         if (!tr) { return; }
         var st = tr.querySelector('[data-field="status"]');
         if (st) { st.textContent = c.status; st.className = "status " + c.status; st.title = c.status_reason || ""; }
-        [["last", c.last], ["free", c.free], ["running", c.running]].forEach(function (f) {
+        [["last", c.last], ["version", c.version], ["engine", c.engine], ["capacity", c.capacity], ["free", c.free], ["running", c.running]].forEach(function (f) {
           var cell = tr.querySelector('[data-field="' + f[0] + '"]');
           if (cell && f[1] !== undefined) { cell.innerHTML = ""; cell.appendChild(document.createTextNode(f[1])); }
         });
