@@ -1,6 +1,9 @@
 package test
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/internal/browsertest"
 	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/platform"
@@ -55,11 +59,11 @@ func (c *console) shot(name string) {
 	}
 }
 
-// consoleAdmin creates an admin with a password on the platform's host,
-// as an operator would (`platform users create --password-stdin`).
-func consoleAdmin(t *testing.T, p *platformProc, login, password string) {
+// consoleUser creates a user with a password on the platform's host, as
+// an operator would (`platform users create --password-stdin`).
+func consoleUser(t *testing.T, p *platformProc, login, role, password string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(world.bin, "platform"), "users", "create", "--login", login, "--role", "admin",
+	cmd := exec.Command(filepath.Join(world.bin, "platform"), "users", "create", "--login", login, "--role", role,
 		"--password-stdin", "--data-dir", p.dataDir)
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -105,7 +109,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	const secret = "console-e2e-token-0b7a5c"
 	const password = "console e2e admin passphrase 2026"
 	p := startPlatform(t)
-	consoleAdmin(t, p, "web-admin", password)
+	consoleUser(t, p, "web-admin", "admin", password)
 	b := browsertest.Start(t, browsertest.Options{TrustPEMFiles: []string{
 		filepath.Join(p.dataDir, platform.CACertFile), filepath.Join(p.dataDir, platform.ServerCertFile)}})
 	c := &console{Page: browsertest.OnSite(b.NewTab(t), p.url), t: t}
@@ -232,6 +236,45 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Errorf("the first collector is still listed after its deletion")
 	}
 
+	// A viewer reads every page but sees no control that changes anything,
+	// and a post it makes anyway is refused.
+	consoleUser(t, p, "web-viewer", "viewer", password)
+	v := &console{Page: browsertest.OnSite(b.NewTab(t), p.url), t: t}
+	v.open("/login")
+	v.Fill(`input[name=login]`, "web-viewer")
+	v.Fill(`input[name=password]`, password)
+	v.submit(`main button[type=submit]`)
+	for _, path := range []string{"/", "/collectors", "/collectors/" + dockerHost.id, "/integrations", intPath, "/jobs", "/data", "/audit"} {
+		v.open(path)
+		src := v.Source()
+		for _, control := range []string{"New collector", "New integration", "Run now", "Delete…", `/edit"`, "New enrollment token", `/assign"`, "Cancel the job"} {
+			if strings.Contains(src, control) {
+				t.Errorf("the viewer's %s shows %q", path, control)
+			}
+		}
+	}
+	if st := browsertest.Run(v.Tab, chromedp.Evaluate[int](`fetch("`+intPath+`/run", {method: "POST"}).then(r => r.status)`, chromedp.EvalAwaitPromise)); st != 403 {
+		t.Errorf("the viewer's POST run = %d, want 403", st)
+	}
+
+	// A page of another site that posts to the console in the admin's
+	// browser: refused before any handler; no job.
+	jobs := func() int {
+		var l api.JobList
+		p.cliJSON(&l, "jobs", "list", "--integration", strings.TrimPrefix(intPath, "/integrations/"))
+		return len(l.Jobs)
+	}
+	before := jobs()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><title>prize</title><form id="f" method="post" action="%s%s/run"></form><script>document.getElementById("f").submit()</script>`, p.url, intPath)
+	}))
+	defer evil.Close()
+	c.Load(chromedp.Navigate(evil.URL))
+	c.WaitText("body", "cross-origin", 30*time.Second)
+	if after := jobs(); after != before {
+		t.Errorf("a post from another site ran the integration: %d jobs, then %d", before, after)
+	}
+
 	// Every main page: axe-core finds nothing critical or serious.
 	for _, pg := range []struct{ name, path string }{
 		{"overview", "/"}, {"collectors", "/collectors"}, {"collector", "/collectors/" + dockerHost.id},
@@ -250,7 +293,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	}
 
 	// The secret went into a form once and never came back.
-	for _, s := range c.seen {
+	for _, s := range append(c.seen, v.seen...) {
 		if strings.Contains(s, secret) {
 			t.Errorf("the secret is in a page the browser saw: %s", strings.SplitN(s, "\n", 2)[0])
 		}
