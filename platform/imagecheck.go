@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/integration/manifest"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/platform/configschema"
 	"github.com/collectorhq/collector/trust"
@@ -28,6 +29,9 @@ const imageCheckTimeout = 30 * time.Second
 type checkedImage struct {
 	Digest string // name@sha256:...
 	Schema *configschema.Schema
+	// Manifest is the image's manifest label, when it has one
+	// (docs/integration-contract.md, "Manifest").
+	Manifest *manifest.Manifest
 }
 
 type imageChecker struct {
@@ -89,7 +93,17 @@ func (s *Server) checkImage(ctx context.Context, ref string) (*checkedImage, err
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, api.CodeImageRefused, "image: %v", err)
 	}
-	if doc, ok := labels[api.ConfigSchemaLabel]; ok {
+	// The manifest's schema, else the older schema-only label.
+	doc, ok := labels[api.ConfigSchemaLabel]
+	if m, has := labels[manifest.Label]; has {
+		if out.Manifest, err = manifest.Parse([]byte(m)); err != nil {
+			return nil, errorf(http.StatusBadRequest, api.CodeImageRefused, "image: its %s label: %v", manifest.Label, err)
+		}
+		if out.Manifest.ConfigSchema != nil {
+			doc, ok = string(out.Manifest.ConfigSchema), true
+		}
+	}
+	if ok {
 		if out.Schema, err = configschema.Parse([]byte(doc)); err != nil {
 			return nil, errorf(http.StatusBadRequest, api.CodeImageRefused, "image: its %s label: %v", api.ConfigSchemaLabel, err)
 		}
