@@ -35,7 +35,12 @@ type Config struct {
 	StopTimeout time.Duration
 	// RetryBackoff is the first pause after a failed platform call.
 	RetryBackoff time.Duration
-	Now          func() time.Time
+	// EngineWait bounds how long a job whose container has not started
+	// waits for an engine that stopped answering; past it the job is
+	// given back (not reported: its lease expires and it runs again). A
+	// job whose container runs waits for the engine up to its time limit.
+	EngineWait time.Duration
+	Now        func() time.Time
 }
 
 // DefaultConfig returns the defaults for the optional fields.
@@ -48,6 +53,7 @@ func DefaultConfig() Config {
 		StatsInterval: time.Second,
 		StopTimeout:   10 * time.Second,
 		RetryBackoff:  500 * time.Millisecond,
+		EngineWait:    2 * time.Minute,
 		Now:           time.Now,
 	}
 }
@@ -71,6 +77,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("runner config: BatchBytes %d: want %d..%d", c.BatchBytes, api.MaxRecordBytes, api.MaxBatchBytes-api.MaxRecordBytes)
 	case c.PollWait <= 0 || c.PollWait > api.MaxLongPoll:
 		return fmt.Errorf("runner config: PollWait %v: want up to %v", c.PollWait, api.MaxLongPoll)
+	case c.EngineWait < 0:
+		return fmt.Errorf("runner config: EngineWait %v: want 0 or more", c.EngineWait)
 	}
 	return nil
 }

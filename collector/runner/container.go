@@ -161,6 +161,11 @@ func (j *jobRun) startContainer(ctx context.Context, spec *engine.ContainerSpec)
 		return "", err
 	}
 	id, err := j.r.eng.CreateContainer(ctx, spec)
+	if errors.Is(err, engine.ErrConflict) {
+		if err = j.removeStale(ctx, spec.Name, err); err == nil {
+			id, err = j.r.eng.CreateContainer(ctx, spec)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("create job container: %w", err)
 	}
@@ -169,6 +174,22 @@ func (j *jobRun) startContainer(ctx context.Context, spec *engine.ContainerSpec)
 	}
 	j.log.Info("job container started", "container", spec.Name)
 	return id, nil
+}
+
+// removeStale removes a container of this job that this collector left
+// (a try an engine outage cut, or an earlier run whose removal failed):
+// nothing of it was read. A container of the name that is not this
+// collector's job is left alone, and the conflict stands.
+func (j *jobRun) removeStale(ctx context.Context, name string, conflict error) error {
+	list, err := j.r.eng.ListContainers(ctx, map[string]string{LabelJob: j.job.JobID, LabelCollector: j.r.cfg.CollectorID})
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return conflict
+	}
+	j.log.Warn("removing a container this job left earlier", "container", name)
+	return j.r.eng.RemoveContainer(ctx, name, true)
 }
 
 // createSecret hands the config to the engine; a secret left by an earlier
@@ -196,27 +217,39 @@ func (j *jobRun) stop(id string) {
 	}
 }
 
-// cleanup removes the container and the secret, whatever happened.
+// cleanup removes the container and the secret, whatever happened. What
+// the engine did not remove (it was away) stays recorded in flight and
+// pending: retryCleanup removes it once the engine answers, or the next
+// start of the runner does.
 func (j *jobRun) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	j.r.removeJobObjects(ctx, j.job.JobID)
+	if err := j.r.removeJobObjects(ctx, j.job.JobID); err != nil {
+		j.cleanPending = true
+		j.log.Warn("removing the job container and secret failed: retrying once the container engine answers", "err", err)
+		return
+	}
 	j.r.state.clearInflight(j.job.JobID)
 }
 
 // removeJobObjects removes a job's container and secret if they exist.
-func (r *Runner) removeJobObjects(ctx context.Context, jobID string) {
+func (r *Runner) removeJobObjects(ctx context.Context, jobID string) error {
+	var errs []error
 	if err := r.eng.RemoveContainer(ctx, containerName(jobID), true); err != nil && !errors.Is(err, engine.ErrNotFound) {
-		r.log.Warn("remove job container failed", "job", jobID, "err", err)
+		errs = append(errs, fmt.Errorf("remove job container: %w", err))
 	}
 	if err := r.eng.RemoveSecret(ctx, secretName(jobID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
-		r.log.Warn("remove job secret failed", "job", jobID, "err", err)
+		errs = append(errs, fmt.Errorf("remove job secret: %w", err))
 	}
+	return errors.Join(errs...)
 }
 
 // CleanLeftovers removes the job containers and secrets an earlier runner
-// left behind (a crash, a kill -9); their leases expire on the platform,
-// which runs the jobs again.
+// left behind (a crash, a kill -9, an engine away when a job ended);
+// their leases expire on the platform, which runs the jobs again. The
+// jobs this runner is running are left alone. A leftover it could not
+// remove stays recorded and fails the sweep, which the runner makes again
+// before its next job.
 func (r *Runner) CleanLeftovers(ctx context.Context) error {
 	list, err := r.eng.ListContainers(ctx, map[string]string{LabelRole: RoleJob, LabelCollector: r.cfg.CollectorID})
 	if err != nil {
@@ -230,10 +263,17 @@ func (r *Runner) CleanLeftovers(ctx context.Context) error {
 		ids[id] = true
 	}
 	delete(ids, "")
+	var errs []error
 	for id := range ids {
+		if r.runningJob(id) != nil {
+			continue // checked after the list: a job records itself in flight once it runs
+		}
 		r.log.Info("removing leftovers of an earlier run", "job", id)
-		r.removeJobObjects(ctx, id)
+		if err := r.removeJobObjects(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("job %s: %w", id, err))
+			continue
+		}
 		r.state.clearInflight(id)
 	}
-	return nil
+	return errors.Join(errs...)
 }

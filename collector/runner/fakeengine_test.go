@@ -20,9 +20,19 @@ type program func(ctx context.Context, stdout, stderr io.Writer) int
 // fakeEngine is the runner's engine in memory: containers run programs
 // (as goroutines it owns and waits for), secrets are kept in a map. It
 // implements runner.Engine and nothing more.
+//
+// It can go down as an engine's API service does when it stops (setDown):
+// every call then fails with engine.ErrUnavailable, a follow or a wait
+// under way is cut, and the programs run on (as containers do under
+// conmon, or under dockerd's live restore).
 type fakeEngine struct {
 	mu         sync.Mutex
-	infoErr    error
+	down       bool
+	cut        chan struct{} // closed when the engine goes down
+	downChecks int           // Info calls that failed while down
+	// before, when set, is called at the start of every call with the
+	// call's name ("remove", "logs"...) and its container or secret.
+	before     func(op, name string)
 	secrets    map[string][]byte
 	containers map[string]*fakeContainer // by name, which is also the ID
 	programs   map[string]program        // by job ID
@@ -37,23 +47,75 @@ var _ runner.Engine = (*fakeEngine)(nil)
 
 // fakeContainer is one container and its output.
 type fakeContainer struct {
-	spec    *engine.ContainerSpec
-	state   string // created, running, exited
-	exit    int
-	stop    context.CancelFunc
-	done    chan struct{} // closed at exit
-	stdout  bytes.Buffer
-	stderr  bytes.Buffer
+	spec   *engine.ContainerSpec
+	state  string // created, running, exited
+	exit   int
+	stop   context.CancelFunc
+	done   chan struct{} // closed at exit
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	read   int // bytes of stdout a follow has delivered
+
 	changed chan struct{} // closed, and replaced, when output comes or the state changes
 }
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{secrets: map[string][]byte{}, containers: map[string]*fakeContainer{}, programs: map[string]program{},
-		running: map[string]int{}, maxRunning: map[string]int{}}
+		running: map[string]int{}, maxRunning: map[string]int{}, cut: make(chan struct{})}
+}
+
+// setDown stops (true) or starts (false) the engine's API; what it runs
+// runs on.
+func (e *fakeEngine) setDown(down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case down && !e.down:
+		close(e.cut)
+	case !down && e.down:
+		e.cut = make(chan struct{})
+	}
+	e.down = down
+}
+
+// failedChecks returns how many Info calls failed while the engine was down.
+func (e *fakeEngine) failedChecks() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.downChecks
+}
+
+// enter starts a call: it runs the test's hook, then fails if the engine
+// is down; else it returns a channel closed if the engine goes down.
+func (e *fakeEngine) enter(op, name string) (<-chan struct{}, error) {
+	e.mu.Lock()
+	hook := e.before
+	e.mu.Unlock()
+	if hook != nil {
+		hook(op, name)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.down {
+		return nil, fmt.Errorf("%s %s: %w: dial unix /run/podman/podman.sock: connect: connection refused", op, name, engine.ErrUnavailable)
+	}
+	return e.cut, nil
 }
 
 // wait returns once every program has returned.
 func (e *fakeEngine) wait() { e.procs.Wait() }
+
+// shutdown stops every program still running (the host going away): a
+// test that failed with its engine down leaves some.
+func (e *fakeEngine) shutdown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.containers {
+		if c.stop != nil {
+			c.stop()
+		}
+	}
+}
 
 // setProgram sets what the container of job id does.
 func (e *fakeEngine) setProgram(id string, p program) {
@@ -80,19 +142,26 @@ func (e *fakeEngine) has(event string) bool {
 }
 
 func (e *fakeEngine) Info(ctx context.Context) (*engine.Info, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.infoErr != nil {
-		return nil, e.infoErr
+	if _, err := e.enter("info", ""); err != nil {
+		e.mu.Lock()
+		e.downChecks++
+		e.mu.Unlock()
+		return nil, err
 	}
 	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1"}, nil
 }
 
 func (e *fakeEngine) InspectImage(ctx context.Context, ref string) (*engine.Image, error) {
+	if _, err := e.enter("inspect-image", ref); err != nil {
+		return nil, err
+	}
 	return &engine.Image{ID: "sha256:fake", RepoDigests: []string{ref}, User: "1000:1000"}, nil
 }
 
 func (e *fakeEngine) CreateContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error) {
+	if _, err := e.enter("create", spec.Name); err != nil {
+		return "", err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.containers[spec.Name]; ok {
@@ -109,6 +178,9 @@ func (e *fakeEngine) CreateContainer(ctx context.Context, spec *engine.Container
 }
 
 func (e *fakeEngine) StartContainer(ctx context.Context, id string) error {
+	if _, err := e.enter("start", id); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c, ok := e.containers[id]
@@ -175,7 +247,14 @@ func (e *fakeEngine) container(id string) (*fakeContainer, error) {
 	return c, nil
 }
 
+// WaitContainer waits for the exit; the engine going down cuts it, as an
+// engine's restart does (a connection reset, which the backends map to
+// engine.ErrUnavailable).
 func (e *fakeEngine) WaitContainer(ctx context.Context, id string) (int, error) {
+	cut, err := e.enter("wait", id)
+	if err != nil {
+		return -1, err
+	}
 	c, err := e.container(id)
 	if err != nil {
 		return -1, err
@@ -185,14 +264,22 @@ func (e *fakeEngine) WaitContainer(ctx context.Context, id string) (int, error) 
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return c.exit, nil
+	case <-cut:
+		return -1, fmt.Errorf("wait container %s: %w: read: connection reset by peer", id, engine.ErrUnavailable)
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
 }
 
-// ContainerLogs copies what the container wrote, and with follow what it
-// writes, until it exits with everything copied.
+// ContainerLogs copies what the container wrote from its start, and with
+// follow what it writes, until it exits with everything copied. The
+// engine going down cuts a follow with an error no backend classifies (a
+// stream cut half way: "unexpected EOF").
 func (e *fakeEngine) ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error {
+	cut, err := e.enter("logs", id)
+	if err != nil {
+		return err
+	}
 	c, err := e.container(id)
 	if err != nil {
 		return err
@@ -208,6 +295,9 @@ func (e *fakeEngine) ContainerLogs(ctx context.Context, id string, follow bool, 
 		if _, err := stdout.Write(out); err != nil {
 			return err
 		}
+		e.mu.Lock()
+		c.read = max(c.read, sent[0])
+		e.mu.Unlock()
 		if _, err := stderr.Write(errs); err != nil {
 			return err
 		}
@@ -216,6 +306,8 @@ func (e *fakeEngine) ContainerLogs(ctx context.Context, id string, follow bool, 
 		}
 		select {
 		case <-changed:
+		case <-cut:
+			return fmt.Errorf("logs of container %s: unexpected EOF", id)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -223,6 +315,9 @@ func (e *fakeEngine) ContainerLogs(ctx context.Context, id string, follow bool, 
 }
 
 func (e *fakeEngine) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	if _, err := e.enter("stop", id); err != nil {
+		return err
+	}
 	c, err := e.container(id)
 	if err != nil {
 		return err
@@ -243,6 +338,9 @@ func (e *fakeEngine) StopContainer(ctx context.Context, id string, timeout time.
 }
 
 func (e *fakeEngine) RemoveContainer(ctx context.Context, id string, force bool) error {
+	if _, err := e.enter("remove", id); err != nil {
+		return err
+	}
 	c, err := e.container(id)
 	if err != nil {
 		return err
@@ -264,6 +362,9 @@ func (e *fakeEngine) RemoveContainer(ctx context.Context, id string, force bool)
 }
 
 func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {
+	if _, err := e.enter("list", ""); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []engine.Container
@@ -280,6 +381,9 @@ func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]strin
 }
 
 func (e *fakeEngine) ContainerStats(ctx context.Context, id string) (*engine.Stats, error) {
+	if _, err := e.enter("stats", id); err != nil {
+		return nil, err
+	}
 	if _, err := e.container(id); err != nil {
 		return nil, err
 	}
@@ -287,6 +391,9 @@ func (e *fakeEngine) ContainerStats(ctx context.Context, id string) (*engine.Sta
 }
 
 func (e *fakeEngine) CreateSecret(ctx context.Context, name string, data []byte) error {
+	if _, err := e.enter("create-secret", name); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[name]; ok {
@@ -297,6 +404,9 @@ func (e *fakeEngine) CreateSecret(ctx context.Context, name string, data []byte)
 }
 
 func (e *fakeEngine) RemoveSecret(ctx context.Context, name string) error {
+	if _, err := e.enter("remove-secret", name); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.secrets[name]; !ok {
@@ -326,4 +436,44 @@ type fakeImages struct{}
 
 func (fakeImages) VerifyAndPull(ctx context.Context, ref string) (string, error) {
 	return ref + "@sha256:" + fmt.Sprintf("%064x", 1), nil
+}
+
+// exited reports whether the container exists and has exited.
+func (e *fakeEngine) exited(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.containers[name]
+	return ok && c.state == "exited"
+}
+
+// vanish removes a container behind the runner's back (an engine that
+// lost it in its restart), stopping its program.
+func (e *fakeEngine) vanish(name string) {
+	e.mu.Lock()
+	c, ok := e.containers[name]
+	delete(e.containers, name)
+	e.mu.Unlock()
+	if ok && c.stop != nil {
+		c.stop()
+		<-c.done
+	}
+}
+
+// rewrite replaces what the container wrote to stdout so far (a log the
+// engine lost or garbled in its restart).
+func (e *fakeEngine) rewrite(name string, stdout []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.containers[name]
+	c.stdout.Reset()
+	c.stdout.Write(stdout)
+}
+
+// caughtUp reports whether a follow delivered all the container's stdout
+// so far, and there is some.
+func (e *fakeEngine) caughtUp(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.containers[name]
+	return ok && c.stdout.Len() > 0 && c.read == c.stdout.Len()
 }

@@ -36,6 +36,7 @@ type fakeRig struct {
 	cfg     runner.Config
 	eng     *fakeEngine
 	engine  runner.Engine // what the runner is given: eng unless a test wraps it
+	images  runner.Images // fakeImages unless a test sets it
 	timeout int64         // the jobs' time limit in seconds
 	plat    *fakePlatform
 	logs    *testutil.Buffer
@@ -55,9 +56,10 @@ func newFakeRig(t *testing.T) *fakeRig {
 	cfg.CollectorID, cfg.HPKEKey, cfg.PlatformKey, cfg.StateDir = "col_test", hk, pub, t.TempDir()
 	cfg.RetryBackoff, cfg.StatsInterval, cfg.StopTimeout = 5*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond
 	r := &fakeRig{t: t, cfg: cfg, eng: newFakeEngine(), plat: newFakePlatform(), logs: &testutil.Buffer{}, platKey: priv}
-	r.engine, r.timeout = r.eng, 60
+	r.engine, r.images, r.timeout = r.eng, fakeImages{}, 60
 	t.Cleanup(func() {
 		r.stop()
+		r.eng.shutdown()
 		r.eng.wait()
 		goleak.VerifyNone(t, leaks)
 	})
@@ -66,7 +68,7 @@ func newFakeRig(t *testing.T) *fakeRig {
 
 // start runs the runner until stop.
 func (r *fakeRig) start() {
-	run, err := runner.New(r.cfg, r.plat, r.engine, fakeImages{}, selinux.Labeler{Enabled: new(bool)}, slog.New(slog.NewJSONHandler(r.logs, nil)))
+	run, err := runner.New(r.cfg, r.plat, r.engine, r.images, selinux.Labeler{Enabled: new(bool)}, slog.New(slog.NewJSONHandler(r.logs, nil)))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/trust"
 )
 
 // logFlushEvery is how often a running job's logs go up.
@@ -34,6 +36,10 @@ type jobRun struct {
 	statsMu sync.Mutex
 	peakMem int64
 	peakCPU float64
+
+	// cleanPending: removing the job's container and secret failed (the
+	// engine away as the job ended); retryCleanup removes them.
+	cleanPending bool
 }
 
 // outcome is how a job ended, as Finish reports it.
@@ -47,8 +53,10 @@ type outcome struct {
 func failed(err error) outcome { return outcome{exitCode: -1, err: err} }
 
 // runLease runs one leased job and reports how it ended. The lease is kept
-// until the job is reported, and the job's integration held as long; a
-// lost lease abandons the run, which then reports nothing.
+// until the job is reported; a lost lease abandons the run, which then
+// reports nothing. The job's integration is held until what the job
+// created is removed: when the engine was away as the job ended, that is
+// once it answers again.
 func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	jobCtx, abandon := context.WithCancelCause(ctx)
 	defer abandon(nil)
@@ -66,6 +74,14 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	if opened == nil {
 		out = j.run(jobCtx)
 	}
+	j.report(ctx, jobCtx, out)
+	stopKeeping()
+	j.retryCleanup(ctx)
+}
+
+// report finishes the job with out, unless the run was abandoned (its
+// lease lost, the runner stopping) or gave the job back.
+func (j *jobRun) report(ctx, jobCtx context.Context, out outcome) {
 	switch {
 	case errors.Is(context.Cause(jobCtx), errLeaseLost) || api.StatusOf(out.err) == http.StatusConflict:
 		// Reporting under a lost lease would be refused, and must never
@@ -73,6 +89,8 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 		j.log.Warn("job abandoned", "reason", errLeaseLost)
 	case ctx.Err() != nil:
 		j.log.Info("runner stopping: the job's lease will expire and it will run again")
+	case errors.Is(out.err, errGivenBack):
+		j.log.Warn("container engine unavailable before the job's container ran: job given back, its lease will expire and it will run again", "err", out.err)
 	default:
 		j.finish(ctx, out)
 	}
@@ -84,9 +102,9 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	if !j.r.claimWait(ctx, j) {
 		return failed(fmt.Errorf("integration %s already has a job running on this collector: nothing ran", j.job.IntegrationID))
 	}
-	image, err := j.r.images.VerifyAndPull(ctx, j.job.Image)
+	image, err := j.pull(ctx)
 	if err != nil {
-		return failed(fmt.Errorf("image %s refused, nothing ran: %w", j.job.Image, err))
+		return failed(err)
 	}
 	j.log.Info("image verified", "image", image)
 	if err := j.r.state.setInflight(j.job.JobID); err != nil {
@@ -94,6 +112,27 @@ func (j *jobRun) run(ctx context.Context) outcome {
 	}
 	defer j.cleanup()
 	return j.runContainer(ctx, image)
+}
+
+// pull verifies the job's image and pulls it, waiting for an engine that
+// does not answer: that is no refusal of the image, which only the
+// signature check gives.
+func (j *jobRun) pull(ctx context.Context) (string, error) {
+	var image string
+	err := j.beforeStart(ctx, unavailable, func() (err error) {
+		image, err = j.r.images.VerifyAndPull(ctx, j.job.Image)
+		return err
+	})
+	var refusal *trust.RefusalError
+	switch {
+	case err == nil:
+		return image, nil
+	case errors.Is(err, errGivenBack):
+		return "", err
+	case errors.As(err, &refusal):
+		return "", fmt.Errorf("image %s refused, nothing ran: %w", j.job.Image, err)
+	}
+	return "", fmt.Errorf("image %s not pulled, nothing ran: %w", j.job.Image, err)
 }
 
 // open verifies and decrypts the envelope, refuses a replay, and sets the
@@ -121,14 +160,25 @@ func (r *Runner) open(l *api.Lease) (*crypto.Job, error) {
 	return crypto.OpenEnvelope(l.Envelope, r.cfg.CollectorID, l.JobID, r.cfg.HPKEKey, r.cfg.PlatformKey, r.cfg.Now())
 }
 
-// runContainer creates, starts and watches the job container.
+// runContainer creates, starts and watches the job container; a step the
+// engine's absence failed is made again once it answers.
 func (j *jobRun) runContainer(ctx context.Context, image string) outcome {
-	spec, releaseLabel, err := j.containerSpec(ctx, image)
+	away := func(err error) bool { return j.r.engineAway(ctx, err) }
+	var spec *engine.ContainerSpec
+	var releaseLabel func()
+	err := j.beforeStart(ctx, away, func() (err error) {
+		spec, releaseLabel, err = j.containerSpec(ctx, image)
+		return err
+	})
 	if err != nil {
 		return failed(err)
 	}
 	defer releaseLabel()
-	id, err := j.startContainer(ctx, spec)
+	var id string
+	err = j.beforeStart(ctx, away, func() (err error) {
+		id, err = j.startContainer(ctx, spec)
+		return err
+	})
 	if err != nil {
 		return failed(err)
 	}
@@ -163,12 +213,17 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 type exit struct {
 	code                    int
 	recErr, logErr, waitErr error
+	// outage: the engine was away while the job ran; lost: that lost the
+	// job (the engine away past its time limit, or back without its
+	// container).
+	outage bool
+	lost   error
 }
 
 // follow streams the container's stdout into records and its stderr into
-// the logs until it exits, then takes its exit code. A records upload that
-// fails for good ends runCtx: the job stops at once. Both pumps have
-// returned when it does.
+// the logs until it exits, then takes its exit code, across engine
+// outages. A records upload that fails for good ends runCtx: the job stops
+// at once. Both pumps have returned when it does.
 func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id string) (*recordSink, exit) {
 	records := &recordSink{j: j}
 	outR, outW := io.Pipe()
@@ -182,18 +237,49 @@ func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id s
 		outR.CloseWithError(e.recErr) // the engine's writes fail from now on
 	})
 	pumps.Go(func() { j.logs.consume(errR) })
-	e.logErr = j.r.eng.ContainerLogs(runCtx, id, true, outW, errW)
+	e.logErr = j.followLogs(runCtx, id, newStream("stdout", outW), newStream("stderr", errW), &e)
 	outW.Close()
 	errW.Close()
 	pumps.Wait()
-	e.code, e.waitErr = j.r.eng.WaitContainer(runCtx, id)
+	if e.lost == nil {
+		e.code, e.waitErr = j.waitExit(runCtx, id, &e)
+	}
 	return records, e
+}
+
+// followLogs copies the container's output to out and errs until it
+// exits; a follow an engine outage cut is made again once the engine
+// answers, each byte delivered once (see stream).
+func (j *jobRun) followLogs(runCtx context.Context, id string, out, errs *stream, e *exit) error {
+	for {
+		ro, re := out.follow(), errs.follow()
+		err := j.r.eng.ContainerLogs(runCtx, id, true, ro, re)
+		if err == nil {
+			err = errors.Join(ro.complete(), re.complete())
+		}
+		if err == nil || !j.sitOut(runCtx, err, e) {
+			return err
+		}
+	}
+}
+
+// waitExit takes the container's exit code, again after an outage.
+func (j *jobRun) waitExit(runCtx context.Context, id string, e *exit) (int, error) {
+	for {
+		code, err := j.r.eng.WaitContainer(runCtx, id)
+		if err == nil || !j.sitOut(runCtx, err, e) {
+			return code, err
+		}
+	}
 }
 
 // judge turns how the container ended into the job's exit code and error,
 // stopping a container that must not run on.
 func (j *jobRun) judge(ctx, runCtx context.Context, id string, e exit) (int, error) {
 	switch {
+	case e.lost != nil && ctx.Err() == nil:
+		j.stop(id) // the engine may answer by now
+		return -1, e.lost
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		j.stop(id)
 		return -1, fmt.Errorf("job timed out after %v and was stopped", j.timeout())
@@ -207,6 +293,8 @@ func (j *jobRun) judge(ctx, runCtx context.Context, id string, e exit) (int, err
 		return -1, fmt.Errorf("wait for job container: %w", e.waitErr)
 	case e.logErr != nil:
 		return e.code, fmt.Errorf("read job output: %w", e.logErr)
+	case e.code != 0 && e.outage:
+		return e.code, fmt.Errorf("integration exited with code %d after a container engine outage (an engine that stops its containers as it stops, as dockerd without live restore does, ends them so)", e.code)
 	case e.code != 0:
 		return e.code, fmt.Errorf("integration exited with code %d", e.code)
 	}

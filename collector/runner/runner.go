@@ -146,9 +146,7 @@ func (p *poller) next(ctx context.Context) *api.Lease {
 // engineUp reports whether the engine answers (Info), logging only when
 // that changes, not at every check.
 func (p *poller) engineUp(ctx context.Context) bool {
-	cctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
-	defer cancel()
-	_, err := p.r.eng.Info(cctx)
+	err := p.r.checkEngine(ctx)
 	if ctx.Err() != nil {
 		return false
 	}
