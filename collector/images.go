@@ -3,10 +3,12 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
@@ -15,9 +17,15 @@ import (
 
 // verifiedImages pulls only what the signature policy accepts, by digest.
 type verifiedImages struct {
-	v        *trust.Verifier
+	v        verifier
 	eng      engine.Engine
 	insecure []string
+}
+
+// verifier is the signature check (trust.Verifier): it refuses an image
+// with a *trust.RefusalError.
+type verifier interface {
+	Verify(ctx context.Context, ref string) (string, error)
 }
 
 // TrustImages is the ImagesFunc of production: containers/image's
@@ -34,7 +42,9 @@ func TrustImages(policy json.RawMessage, insecure []string, eng engine.Engine, l
 // The signature is checked on every call; the pull is skipped when the
 // engine already holds that digest (content addressed, so it is the image
 // just verified), which saves a registry round trip per job.
-// A refused image is not pulled.
+// A refused image is not pulled. Only a refusal is a *trust.RefusalError:
+// a pull the engine could not answer is engine.ErrUnavailable, which the
+// runner retries once the engine answers.
 func (i *verifiedImages) VerifyAndPull(ctx context.Context, ref string) (string, error) {
 	digestRef, err := i.v.Verify(ctx, ref)
 	if err != nil {
@@ -42,17 +52,40 @@ func (i *verifiedImages) VerifyAndPull(ctx context.Context, ref string) (string,
 	}
 	host, _, _ := strings.Cut(ref, "/")
 	if _, err := (presentOrPull{i.eng}).PullImage(ctx, digestRef, engine.PullOptions{Insecure: slices.Contains(i.insecure, host)}); err != nil {
-		return "", fmt.Errorf("pull verified image %s: %w", digestRef, err)
+		return "", fmt.Errorf("pull verified image %s: %w", digestRef, i.pullError(ctx, err))
 	}
 	return digestRef, nil
 }
+
+// pullError classifies a failed pull: one cut half way (the engine's
+// stream ends early: "unexpected EOF", which the backends cannot tell
+// from other errors) while the engine does not answer a check is the
+// engine unavailable.
+func (i *verifiedImages) pullError(ctx context.Context, err error) error {
+	if errors.Is(err, engine.ErrUnavailable) || ctx.Err() != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
+	defer cancel()
+	if _, ierr := i.eng.Info(cctx); ierr != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w (it stopped answering during the pull: %v): %w", engine.ErrUnavailable, ierr, err)
+	}
+	return err
+}
+
+// engineCheckTimeout bounds the check that the engine answers.
+const engineCheckTimeout = 10 * time.Second
 
 // presentOrPull pulls a digest reference only if the engine lacks it.
 type presentOrPull struct{ eng engine.Engine }
 
 func (p presentOrPull) PullImage(ctx context.Context, ref string, opts engine.PullOptions) (*engine.Image, error) {
-	if img, err := p.eng.InspectImage(ctx, ref); err == nil && strings.Contains(ref, "@sha256:") {
+	img, err := p.eng.InspectImage(ctx, ref)
+	switch {
+	case err == nil && strings.Contains(ref, "@sha256:"):
 		return img, nil
+	case errors.Is(err, engine.ErrUnavailable):
+		return nil, err // a pull would meet the same closed socket
 	}
 	return p.eng.PullImage(ctx, ref, opts)
 }
