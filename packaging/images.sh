@@ -2,7 +2,7 @@
 # Build Collector's container images FROM scratch with Podman, reproducibly:
 # the same source, VERSION and COMMIT give the same image IDs and digests.
 #
-# usage: packaging/images.sh [IMAGE...]    (default: collector integration-example)
+# usage: packaging/images.sh [IMAGE...]    (default: collector integration-example integration-ldap)
 #
 # Environment (all optional):
 #   PODMAN            podman command line, word-split, e.g.
@@ -18,6 +18,13 @@
 #   IIDFILE           when set, "IMAGE TAG ID" lines are written there
 #   PUSH              when 1, push each image to its tag after the build
 #   PUSH_TLS_VERIFY   false for a plain-HTTP registry on 127.0.0.1 (default: true)
+#   RELEASE           the collector-release binary that builds the integration
+#                     images (default: built from ./cmd/collector-release)
+#
+# The integration images (integration-*) are built by `collector-release
+# build`, the recipe integration authors use (docs/writing-integrations.md),
+# with packaging/containers/<image>/Containerfile and the manifest
+# integrations/<name>/integration.yaml, which goes into the image's labels.
 #
 # Images are tagged $REGISTRY/<image>:$VERSION. Signing is a separate step:
 # collector-release sign (docs/images.md).
@@ -35,7 +42,8 @@ epoch=${SOURCE_DATE_EPOCH:-0}
 go=${GO:-go}
 ca_bundle=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 images=("$@")
-[ ${#images[@]} -gt 0 ] || images=(collector integration-example)
+[ ${#images[@]} -gt 0 ] || images=(collector integration-example integration-ldap)
+release=${RELEASE:-}
 
 pkg=github.com/collectorhq/collector
 ldflags="-s -w -buildid= -X $pkg/internal/buildinfo.Version=$version -X $pkg/internal/buildinfo.Commit=$commit"
@@ -66,35 +74,42 @@ stage_collector() {
 	chmod 1777 "$stage/tmp"
 }
 
-stage_integration-example() {
-	gobuild integration-example ./cmd/integration-example
-	users nonroot 65532
+# build_integration IMAGE TAG: collector-release build, the authors' recipe.
+build_integration() {
+	if [ -z "$release" ]; then
+		release=$stage_root/collector-release
+		CGO_ENABLED=0 "$go" build -trimpath -tags containers_image_openpgp -o "$release" ./cmd/collector-release
+	fi
+	local push=()
+	[ "${PUSH:-0}" != 1 ] || push=(--push)
+	[ "${PUSH_TLS_VERIFY:-true}" != false ] || push+=(--insecure)
+	"$release" build "./cmd/$1" --image "$2" --manifest "integrations/${1#integration-}/integration.yaml" \
+		--containerfile "packaging/containers/$1/Containerfile" --version "$version" --commit "$commit" \
+		--source-url "$source_url" --epoch "$epoch" --tags containers_image_openpgp --podman "${podman[*]}" \
+		--iidfile "$stage_root/$1.iid" "${push[@]}" >/dev/null
 }
 
 for image in "${images[@]}"; do
 	containerfile=packaging/containers/$image/Containerfile
 	[ -f "$containerfile" ] || { echo "images.sh: unknown image $image (no $containerfile)" >&2; exit 2; }
-	stage=$stage_root/$image
-	mkdir -p "$stage"
-	"stage_$image"
-	# Fixed file times in the context too, so nothing depends on the clock.
-	find "$stage" -exec touch -h -d "@$epoch" {} +
 	tag=$registry/$image:$version
-	# An integration declares its config's JSON Schema in a label
-	# (docs/integration-contract.md): the console builds its form from it.
-	labels=()
-	schema=integrations/${image#integration-}/config.schema.json
-	if [[ $image == integration-* && -f $schema ]]; then
-		labels+=(--label "io.collectorhq.integration.config-schema=$(tr -d '\n\t' <"$schema")")
-	fi
 	echo "images.sh: building $tag" >&2
-	"${podman[@]}" build --quiet --no-cache --timestamp "$epoch" "${labels[@]}" \
-		--build-arg "VERSION=$version" --build-arg "REVISION=$commit" --build-arg "SOURCE=$source_url" \
-		-f "$containerfile" -t "$tag" --iidfile "$stage_root/$image.iid" "$stage" >/dev/null
+	if [[ $image == integration-* ]]; then
+		build_integration "$image" "$tag"
+	else
+		stage=$stage_root/$image
+		mkdir -p "$stage"
+		"stage_$image"
+		# Fixed file times in the context too, so nothing depends on the clock.
+		find "$stage" -exec touch -h -d "@$epoch" {} +
+		"${podman[@]}" build --quiet --no-cache --timestamp "$epoch" \
+			--build-arg "VERSION=$version" --build-arg "REVISION=$commit" --build-arg "SOURCE=$source_url" \
+			-f "$containerfile" -t "$tag" --iidfile "$stage_root/$image.iid" "$stage" >/dev/null
+		if [ "${PUSH:-0}" = 1 ]; then
+			"${podman[@]}" push --quiet --tls-verify="${PUSH_TLS_VERIFY:-true}" "$tag" "docker://$tag"
+		fi
+	fi
 	id=$(<"$stage_root/$image.iid")
 	echo "$image $tag $id"
 	[ -z "${IIDFILE:-}" ] || echo "$image $tag $id" >>"$IIDFILE"
-	if [ "${PUSH:-0}" = 1 ]; then
-		"${podman[@]}" push --quiet --tls-verify="${PUSH_TLS_VERIFY:-true}" "$tag" "docker://$tag"
-	fi
 done

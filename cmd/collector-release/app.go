@@ -18,9 +18,9 @@ import (
 func newApp() *cli.App {
 	return &cli.App{
 		Name:     "collector-release",
-		Usage:    "sign and verify Collector's container images with a cosign key pair, offline",
+		Usage:    "build integration images, and sign and verify container images with a cosign key pair, offline",
 		Version:  buildinfo.String(),
-		Commands: []*cli.Command{keygenCommand, signCommand, verifyCommand},
+		Commands: []*cli.Command{buildCommand, keygenCommand, signCommand, verifyCommand},
 		// Errors are reported once, by main, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {

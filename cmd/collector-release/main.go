@@ -3,6 +3,14 @@
 // them: `keygen`, `sign`, `verify`. It is the only binary that links cosign.
 package main
 
-import "github.com/collectorhq/collector/internal/cliutil"
+import (
+	"os"
 
-func main() { cliutil.Main(newApp(), classify) }
+	"github.com/collectorhq/collector/internal/cliutil"
+)
+
+func main() {
+	app := newApp()
+	// `build ./pkg --image REF`: flags may follow the package.
+	cliutil.MainArgs(app, cliutil.Interspersed(app, os.Args, "build", "sign", "verify"), classify)
+}

@@ -87,6 +87,11 @@ const (
 	ReleasePubKey   = "COLLECTOR_RELEASE_PUBKEY"
 	// CosignPassword is cosign's own name for the key's password.
 	CosignPassword = "COSIGN_PASSWORD"
+	// ReleasePodman is the podman command line `build` runs (word-split).
+	ReleasePodman = "COLLECTOR_RELEASE_PODMAN"
+	// SourceDateEpoch is the reproducible-builds convention: the time
+	// stamped on an image and every file in it.
+	SourceDateEpoch = "SOURCE_DATE_EPOCH"
 )
 
 // Tests and CI.
