@@ -114,6 +114,11 @@ func draw(title string, f Format, pts []Point, x func(Point, int) float64, label
 	} else {
 		var line []string
 		flush := func() {
+			if len(line) == 1 { // one point: a dot, a line of one point is invisible
+				x, y, _ := strings.Cut(line[0], ",")
+				fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="3" fill="#0b5cad"/>`, x, y)
+				line = nil
+			}
 			if len(line) > 0 {
 				fmt.Fprintf(&b, `<polyline fill="none" stroke="#0b5cad" stroke-width="2" points="%s"/>`, strings.Join(line, " "))
 				line = nil

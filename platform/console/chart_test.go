@@ -35,12 +35,19 @@ func TestChartsEscapeAndDraw(t *testing.T) {
 			t.Errorf("chart contains %q:\n%s", bad, svg)
 		}
 	}
-	// Two line segments (the gap breaks it), the top value labelled.
-	if n := strings.Count(svg, "<polyline"); n != 2 {
-		t.Errorf("polylines = %d, want 2 (broken at the gap)", n)
+	// Broken at the gap: a line of two points, then a dot; the top value
+	// labelled.
+	if n, d := strings.Count(svg, "<polyline"), strings.Count(svg, "<circle"); n != 1 || d != 1 {
+		t.Errorf("polylines = %d, dots = %d, want 1 and 1 (broken at the gap)", n, d)
 	}
 	if !strings.Contains(svg, "2.0 GiB") {
 		t.Errorf("chart does not label its top value (2.0 GiB):\n%s", svg)
+	}
+
+	one := string(TimeChart("one beat", Count, from, to, []Point{{At: from.Add(time.Hour), V: 3}}))
+	wellFormed(t, one)
+	if !strings.Contains(one, "<circle") {
+		t.Errorf("a series of one point draws nothing visible:\n%s", one)
 	}
 
 	runs := string(RunChart("records per run", Count, []Point{{V: 3}, {V: 10}, {V: 7}}))
