@@ -57,7 +57,7 @@ ldflags="-s -w -X $pkg/internal/buildinfo.Version=$version -X $pkg/internal/buil
 stage=$(mktemp -d "${TMPDIR:-/tmp}/collector-rpm.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 src=$stage/collector-$rpmver
-mkdir -p "$src/bin" "$stage/gen" "$stage/rpmbuild/SOURCES"
+mkdir -p "$src/bin" "$stage/gen" "$stage/rpmbuild/SOURCES" "$stage/tmp"
 
 echo "build.sh: binaries ($goarch, $version)"
 CGO_ENABLED=0 GOARCH=$goarch "$go" build -trimpath -tags "$tags" -ldflags "$ldflags" \
@@ -92,7 +92,7 @@ nodeps=()
 rpm -q rpm >/dev/null 2>&1 || nodeps=(--nodeps)
 echo "build.sh: rpmbuild ($arch, $rpmver-$rpmrel)"
 "$rpmbuild" -bb --quiet "${nodeps[@]}" --target "$arch" \
-	--define "_topdir $stage/rpmbuild" "${defines[@]}" \
+	--define "_topdir $stage/rpmbuild" --define "_tmppath $stage/tmp" "${defines[@]}" \
 	--define "_binary_payload w6.gzdio" \
 	--define "__brp_compress bash %{_rpmconfigdir}/brp-compress %{?_prefix}" \
 	packaging/rpm/collector.spec
