@@ -28,6 +28,7 @@ var world struct {
 	podman                                      *enginetest.Podman
 	dockerd                                     *enginetest.Dockerd
 	collectorImage, exampleImage, unsignedImage string
+	ldapImage                                   string
 	// movableImage is the example image, signed, under a tag a test later
 	// moves to an unsigned image (after the platform accepted it).
 	movableImage string
@@ -70,12 +71,14 @@ func setup() error {
 	}
 	reg := world.registry.Addr + "/collectorhq"
 	podmanCmd := strings.Join(world.podman.CLI().Args, " ")
-	env := append([]string{"PODMAN=" + podmanCmd, "REGISTRY=" + reg, "VERSION=e2e", "PUSH=1", "PUSH_TLS_VERIFY=false"}, podmanEnv()...)
+	env := append([]string{"PODMAN=" + podmanCmd, "REGISTRY=" + reg, "VERSION=e2e", "PUSH=1", "PUSH_TLS_VERIFY=false",
+		"RELEASE=" + filepath.Join(world.bin, "collector-release")}, podmanEnv()...)
 	if _, err := run(root, env, "bash", "packaging/images.sh"); err != nil {
 		return err
 	}
 	world.collectorImage = reg + "/collector:e2e"
 	world.exampleImage = reg + "/integration-example:e2e"
+	world.ldapImage = reg + "/integration-ldap:e2e"
 	// The same example image under a repository nobody signed.
 	world.unsignedImage = world.registry.Addr + "/unsigned/integration-example:e2e"
 	if _, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+world.unsignedImage); err != nil {
@@ -110,7 +113,7 @@ func sign(reg string) error {
 	if _, err := run(keys, env, rel, "keygen", "--output-key-prefix", "cosign"); err != nil {
 		return err
 	}
-	for _, img := range []string{world.collectorImage, world.exampleImage, world.movableImage} {
+	for _, img := range []string{world.collectorImage, world.exampleImage, world.movableImage, world.ldapImage} {
 		if _, err := run(keys, env, rel, "sign", "--insecure", "--key", filepath.Join(keys, "cosign.key"), img); err != nil {
 			return err
 		}
