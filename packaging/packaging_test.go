@@ -293,7 +293,11 @@ func expected(t *testing.T) map[string]entry {
 		"/usr/share/selinux/devel/include/distributed/collector.if": {sel, 0o644, "root", "root"},
 	}
 	// The Quadlet units, when packaging/quadlet has them at build time.
-	units, _ := filepath.Glob(filepath.Join(repoRoot(t), "packaging/quadlet/*"))
+	var units []string
+	for _, ext := range []string{"container", "volume", "network", "pod", "kube", "image"} {
+		m, _ := filepath.Glob(filepath.Join(repoRoot(t), "packaging/quadlet/*."+ext))
+		units = append(units, m...)
+	}
 	if len(units) > 0 {
 		files["/usr/share/collector"] = entry{col, dir | 0o755, "root", "root"}
 		files["/usr/share/collector/quadlet"] = entry{col, dir | 0o755, "root", "root"}

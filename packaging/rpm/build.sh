@@ -80,9 +80,13 @@ cp -r packaging/systemd "$src/systemd"
 mkdir "$src/selinux"
 cp packaging/selinux/collector.te packaging/selinux/collector.fc packaging/selinux/collector.if "$src/selinux/"
 defines=(--define "collector_version $rpmver" --define "collector_release $rpmrel")
-if compgen -G 'packaging/quadlet/*.container' >/dev/null; then
+# Quadlet's unit files only (not a test or a note that may sit beside them).
+shopt -s nullglob
+units=(packaging/quadlet/*.{container,volume,network,pod,kube,image})
+shopt -u nullglob
+if ((${#units[@]})); then
 	mkdir "$src/quadlet"
-	cp packaging/quadlet/* "$src/quadlet/"
+	cp "${units[@]}" "$src/quadlet/"
 	defines+=(--define "with_quadlet 1")
 fi
 # Uncompressed: it lives for this build only.
