@@ -570,7 +570,7 @@ func unitFile(t *testing.T, path string) map[string][]string {
 // the read-only system, the private /tmp and /dev at run time).
 func TestPlatformUnit(t *testing.T) {
 	root := install(t)
-	p := need(t, "systemd-analyze")
+	p := need(t, "systemd-analyze", "man") // man: verify opens Documentation=man:platform(1)
 	unitDir := filepath.Join(root, "usr/lib/systemd/system")
 	hostUnits := "/usr/lib/systemd/system"
 	if _, err := os.Stat(filepath.Join(hostUnits, "sysinit.target")); err != nil {
