@@ -169,7 +169,7 @@ type Throttle struct {
 // Every write that is an administrative or security act appends its event
 // to the audit log in the same transaction.
 type Store interface {
-	CountUsers(ctx context.Context) (int, error)
+	CountAdmins(ctx context.Context) (int, error)
 	CreateUser(ctx context.Context, u User, ev store.Event) error
 	User(ctx context.Context, id string) (User, error)
 	UserByLogin(ctx context.Context, login string) (User, error)

@@ -13,15 +13,18 @@ import (
 // SetupTTL is how long a setup link works.
 const SetupTTL = 24 * time.Hour
 
-// NeedsSetup reports whether the platform has no user yet.
+// NeedsSetup reports whether the platform has no enabled administrator:
+// the setup link then creates one. Users of other roles (automation made
+// on the host with `platform users create --token`, say) do not end the
+// setup: someone must still be able to administer the platform.
 func (s *Service) NeedsSetup(ctx context.Context) (bool, error) {
-	n, err := s.st.CountUsers(ctx)
+	n, err := s.st.CountAdmins(ctx)
 	return n == 0, err
 }
 
 // NewSetupToken makes a one-time setup token (replacing any earlier one)
-// for a platform with no user, and returns it: whoever holds it creates
-// the first admin. "" when a user exists.
+// for a platform with no enabled admin, and returns it: whoever holds it
+// creates the first admin. "" when an admin exists.
 func (s *Service) NewSetupToken(ctx context.Context) (string, error) {
 	if need, err := s.NeedsSetup(ctx); err != nil || !need {
 		return "", err

@@ -63,10 +63,13 @@ func (s *Store) scanUser(r scanner) (access.User, error) {
 	return u, nil
 }
 
-// CountUsers implements access.Store.
-func (s *Store) CountUsers(ctx context.Context) (int, error) {
+// adminsSQL counts the enabled admins.
+const adminsSQL = `SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0`
+
+// CountAdmins implements access.Store.
+func (s *Store) CountAdmins(ctx context.Context) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n)
+	err := s.r.QueryRowContext(ctx, adminsSQL).Scan(&n)
 	return n, err
 }
 
@@ -514,11 +517,11 @@ func (s *Store) SetupToken(ctx context.Context) (string, time.Time, error) {
 func (s *Store) CreateFirstUser(ctx context.Context, u access.User, hash string, now time.Time, ev store.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, adminsSQL).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("%w: the platform is set up already", access.ErrConflict)
+			return fmt.Errorf("%w: the platform has an administrator already", access.ErrConflict)
 		}
 		var v string
 		var mac []byte
