@@ -138,15 +138,16 @@ if ! running "$demo/platform.pid"; then
 fi
 curl -fsSk "$PLATFORM_URL/healthz" >/dev/null || die "the platform did not start: $demo/platform.log"
 export PLATFORM_URL PLATFORM_DATA_DIR=$demo/platform
-# The first admin, made on the host as an operator does, with an API token
-# for the CLI below (kept 0600 in $demo).
-if [ ! -s "$demo/admin-api-token" ]; then
-	(umask 077 && platform users create --login demo-admin --role admin --token demo --data-dir "$demo/platform" |
-		sed -n '/API token (shown once):/{n;p}' >"$demo/admin-api-token")
+# An automation operator, made on the host as an operator does, with an
+# API token for the CLI below (kept 0600 in $demo). It is not an admin: the
+# platform's setup link stays valid, for the person who opens the console.
+if [ ! -s "$demo/api-token" ]; then
+	(umask 077 && platform users create --login demo-automation --role operator --token demo --data-dir "$demo/platform" |
+		sed -n '/API token (shown once):/{n;p}' >"$demo/api-token")
 fi
-[ -s "$demo/admin-api-token" ] || die "no admin API token: platform users create failed"
+[ -s "$demo/api-token" ] || die "no API token: platform users create failed"
 export PLATFORM_TOKEN
-PLATFORM_TOKEN=$(cat "$demo/admin-api-token")
+PLATFORM_TOKEN=$(cat "$demo/api-token")
 pf() { platform "$@" --server "$PLATFORM_URL" --data-dir "$demo/platform"; }
 
 log "7. collector"
@@ -196,5 +197,12 @@ pf collectors show "$CID"
 log "12. podman ps"
 podman ps
 log "done"
-echo "platform API and console: $PLATFORM_URL (demo-admin's API token in $demo/admin-api-token, CA in $demo/platform/ca.crt)"
+echo "console and API: $PLATFORM_URL (its CA: $demo/platform/ca.crt; the CLI's operator token: $demo/api-token)"
+if [ -s "$demo/platform/setup-link" ]; then
+	echo "open the one-time setup link to create your console administrator (then enrol an authenticator app):"
+	echo "  $(cat "$demo/platform/setup-link")"
+	echo "the console then shows demo-collector active and the example integration's entities ($PLATFORM_URL/data?integration=$IID)"
+else
+	echo "the console's administrator exists already: sign in at $PLATFORM_URL/login"
+fi
 echo "remove everything: make demo-clean"
