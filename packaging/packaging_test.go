@@ -824,7 +824,9 @@ func module(t *testing.T) (string, string) {
 // mlsrangetrans (mls.if), mcs_constrained_type (mcs.if), file_type,
 // security_file_type, auth_file_type, non_security_file_type,
 // non_auth_file_type (files.if), proc_type and proc_t (kernel.te) come
-// with selinux-policy; container_domain, container_net_domain,
+// with selinux-policy, svirt_sandbox_domain and sandbox_net_domain with
+// its virt module (container_t's sandbox attributes, which container.te
+// itself uses); container_domain, container_net_domain,
 // container_runtime_t, container_var_run_t and container_file_t with
 // container-selinux (container.te; container_file_t by virt.te on older
 // releases). Debian's refpolicy names several of them differently, which
@@ -834,7 +836,8 @@ var required = []string{
 	"auth_file_type", "container_domain", "container_file_t", "container_net_domain",
 	"container_runtime_t", "container_var_run_t", "domain", "file_type",
 	"mcs_constrained_type", "mlsrangetrans", "non_auth_file_type", "non_security_file_type",
-	"proc_t", "proc_type", "process_user_target", "security_file_type", "system_r",
+	"proc_t", "proc_type", "process_user_target", "sandbox_net_domain", "security_file_type",
+	"svirt_sandbox_domain", "system_r",
 }
 
 var (
@@ -874,7 +877,7 @@ func TestSELinuxModule(t *testing.T) {
 		}
 	}
 	const domainType = "collector_container_t"
-	for _, a := range []string{"domain", "container_domain", "container_net_domain", "mcs_constrained_type"} {
+	for _, a := range []string{"domain", "container_domain", "container_net_domain", "svirt_sandbox_domain", "mcs_constrained_type"} {
 		if !attrs[domainType][a] {
 			t.Errorf("%s lacks the attribute %s", domainType, a)
 		}
