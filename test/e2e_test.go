@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,7 +271,9 @@ func flow(t *testing.T, k *kit) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Restart != engine.RestartUnlessStopped || !strings.Contains(c.Image, "@sha256:") || c.Labels["io.collector.role"] == "" {
+			// Podman starts only restart policy always at boot (podman-restart.service).
+			want := map[string]engine.RestartPolicy{"podman": engine.RestartAlways, "docker": engine.RestartUnlessStopped}[k.name]
+			if c.Restart != want || !strings.Contains(c.Image, "@sha256:") || c.Labels["io.collector.role"] == "" {
 				t.Errorf("%s: restart %q, image %q, labels %v", name, c.Restart, c.Image, c.Labels)
 			}
 		}
@@ -339,6 +342,24 @@ func flow(t *testing.T, k *kit) {
 		}
 		if !strings.Contains(out, "not signed") {
 			t.Errorf("the refusal does not say why: %s", out)
+		}
+	})
+
+	t.Run("ConfigCheckedAgainstTheImageSchema", func(t *testing.T) {
+		// The example image declares its config's schema in a label: a
+		// config that breaks it is refused at save, naming the field, and
+		// a field the schema marks writeOnly is a secret even when the
+		// request did not say so.
+		out, err := p.cli("integrations", "create", "--name", "bad-config", "--image", world.exampleImage, "--config", `{"count": "many"}`,
+			"--collector", h.id, "--network", "host", "--interval", "24h")
+		if err == nil || !strings.Contains(out, "count") {
+			t.Fatalf("a config against the schema: %v\n%s", err, out)
+		}
+		var in api.Integration
+		p.cliJSON(&in, "integrations", "create", "--name", fmt.Sprintf("schema-%d", time.Now().UnixNano()), "--image", world.exampleImage,
+			"--config", `{"count": 1, "token": "`+secret+`"}`, "--collector", h.id, "--network", "host", "--interval", "24h")
+		if !slices.Contains(in.SecretFields, "token") || strings.Contains(string(in.Config), secret) || len(in.ConfigSchema) == 0 {
+			t.Errorf("an integration of an image with a schema: secret fields %v, config %s, schema %d bytes", in.SecretFields, in.Config, len(in.ConfigSchema))
 		}
 	})
 
