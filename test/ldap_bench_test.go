@@ -1,0 +1,76 @@
+package test
+
+// BenchmarkLDAPUsers: 100,000 LDAP users (the e2e generator, with its
+// 1,000 groups and 50 OUs) collected end to end through a freshly
+// installed collector: the integration-ldap job against a real slapd over
+// StartTLS, every record uploaded and stored. It reports entities per
+// second, the runner's peak RSS and the integration's peak memory:
+//
+//	go test -tags containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper \
+//	    -run '^$' -bench LDAPUsers -benchtime 1x -timeout 30m ./test/
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/integrations/ldap/ldaptest"
+)
+
+// ldapBenchSpec is the benchmark's directory.
+var ldapBenchSpec = ldaptest.Spec{Users: 100_000, Groups: 1_000, OUs: 50}
+
+func BenchmarkLDAPUsers(b *testing.B) {
+	benchNeed(b)
+	srv := startSlapd(b, ldapBenchSpec)
+	r := newBenchRig(b)
+	ctx := context.Background()
+	raw := ldapConfig(srv, nil)
+	in, err := r.admin.CreateIntegration(ctx, api.IntegrationRequest{
+		Name: fmt.Sprintf("bench-ldap-%d", time.Now().UnixNano()), Image: world.ldapImage, Config: json.RawMessage(raw),
+		IntervalSec: 86400, CollectorID: r.h.id, Network: "host"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pid := containerPid(b, r.h.kit, "collector-runner")
+	idleHWM, _ := procStatus(pid, "VmHWM")
+	entities := int64(ldapBenchSpec.Users + ldapBenchSpec.Groups + ldapBenchSpec.OUs)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		q, err := r.admin.RunIntegration(ctx, in.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		j := r.waitJob(b, q.ID, 20*time.Minute, 50*time.Millisecond)
+		wall := time.Since(t0)
+		if j.State != api.JobSucceeded {
+			logs, _ := r.admin.JobLogs(ctx, j.ID)
+			b.Fatalf("job %+v\nlogs:\n%s", j, logs)
+		}
+		n, err := liveEntities(r.p.dataDir, in.ID)
+		if err != nil || n != entities {
+			b.Errorf("the platform holds %d live entities (%v), want %d", n, err, entities)
+		}
+		run := j.FinishedAt.Sub(*j.StartedAt)
+		peak, _ := procStatus(pid, "VmHWM")
+		b.ReportMetric(float64(entities)/wall.Seconds(), "entities/s-run..succeeded")
+		b.ReportMetric(float64(entities)/run.Seconds(), "entities/s-started..finished")
+		b.ReportMetric(float64(j.Records)/wall.Seconds(), "records/s-run..succeeded")
+		b.ReportMetric(mib(peak), "runner-peak-MiB")
+		b.ReportMetric(mib(idleHWM), "runner-idle-peak-MiB")
+		b.ReportMetric(mib(j.PeakMemoryBytes), "integration-peak-MiB")
+		b.Logf("job %s: %d entities, %d records (%d refused), started..finished %v, run..succeeded %v, runner VmHWM %.1f MiB (idle %.1f), integration peak %.1f MiB",
+			j.ID, n, j.Records, j.RefusedRecords, run, wall, mib(peak), mib(idleHWM), mib(j.PeakMemoryBytes))
+		if rate := float64(entities) / wall.Seconds(); rate < 20_000 {
+			b.Errorf("%.0f entities/s end to end: below the 20,000/s bound", rate)
+		}
+		if mib(peak) > 64 {
+			b.Errorf("runner peak RSS %.1f MiB: above the 64 MiB bound", mib(peak))
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
