@@ -122,6 +122,20 @@ func outcome(st queue.State) string {
 	return string(st)
 }
 
+// cancelPage confirms a cancel: the job's container is stopped and its
+// records so far stay.
+func (s *Server) cancelPage(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+	id := r.PathValue("id")
+	j, err := s.jobs.Queue().Get(r.Context(), id)
+	if err != nil {
+		s.pageError(w, r, p, jobError(err))
+		return
+	}
+	d := confirmData{Title: "Cancel job " + j.ID, Action: "/jobs/" + j.ID + "/cancel", Button: "Cancel the job", Back: "/jobs/" + j.ID,
+		Question: "The collector stops the job's container; what it sent so far stays, and the next scheduled run starts afresh."}
+	s.page(w, r, p, http.StatusOK, "confirm", d.Title, d)
+}
+
 func (s *Server) cancelSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
 	id := r.PathValue("id")
 	if _, err := s.CancelJobAct(r, id); err != nil {

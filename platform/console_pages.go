@@ -45,6 +45,7 @@ func (s *Server) pageRoutes() []console.Route {
 		{Pattern: "GET /jobs", Permission: read, Handler: s.jobsListPage},
 		{Pattern: "GET /jobs/{id}", Permission: read, Handler: s.jobPage},
 		{Pattern: "GET /jobs/{id}/events", Permission: read, Handler: s.jobEvents},
+		{Pattern: "GET /jobs/{id}/cancel", Permission: op, Handler: s.cancelPage},
 		{Pattern: "POST /jobs/{id}/cancel", Permission: op, Handler: s.cancelSubmit},
 
 		{Pattern: "GET /data", Permission: read, Handler: s.dataPage},
@@ -54,7 +55,9 @@ func (s *Server) pageRoutes() []console.Route {
 
 		{Pattern: "GET /users", Permission: admin, Handler: s.usersPage},
 		{Pattern: "POST /users", Permission: admin, Handler: s.createUserSubmit},
+		{Pattern: "GET /users/{id}/confirm", Permission: admin, StepUp: true, Handler: s.userActPage},
 		{Pattern: "POST /users/{id}", Permission: admin, StepUp: true, Handler: s.userActSubmit},
+		{Pattern: "GET /tokens/{id}/revoke", Permission: admin, Handler: s.revokeTokenPage},
 		{Pattern: "POST /tokens/{id}/revoke", Permission: admin, Handler: s.revokeTokenSubmit},
 	}
 }
@@ -257,6 +260,8 @@ type confirmData struct {
 	BlockedBy                             string
 	Blockers                              []link
 	Checkbox                              *checkbox
+	// Hidden are the form's fixed values (which act).
+	Hidden map[string]string
 }
 
 type link struct{ Href, Name string }

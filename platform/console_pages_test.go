@@ -186,7 +186,13 @@ func TestConsoleDataPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, body = admin.get("/jobs/" + jobID)
-	mustContain(t, "the running job's page", body, "first line", `data-events="/jobs/`+jobID+`/events?after=`, "running")
+	mustContain(t, "the running job's page", body, "first line", `data-events="/jobs/`+jobID+`/events?after=`, "running", `href="/jobs/`+jobID+`/cancel"`)
+	// Destructive acts are confirmed on a page of their own first.
+	_, _, body = admin.get("/jobs/" + jobID + "/cancel")
+	mustContain(t, "the cancel confirmation", body, `action="/jobs/`+jobID+`/cancel"`, "Cancel the job")
+	if j, _ := e.Admin.Job(ctx, jobID); j.State != "running" {
+		t.Errorf("the confirmation page changed the job: %s", j.State)
+	}
 	events := streamEvents(t, admin, "/jobs/"+jobID+"/events?after=0")
 	if _, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, 1, ndjson(entityLine("u1", "ldap_user"), entityLine("g1", "ldap_group"), relLine("r1", "u1", "g1"))); err != nil {
 		t.Fatal(err)

@@ -157,6 +157,38 @@ func (s *Server) userActSubmit(w http.ResponseWriter, r *http.Request, p *access
 	seeOther(w, r, "/users?done=updated")
 }
 
+// userActPage confirms disabling a user or resetting their second
+// factors.
+func (s *Server) userActPage(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+	u, err := s.access.User(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.pageError(w, r, p, accessError(err))
+		return
+	}
+	d := confirmData{Action: "/users/" + u.ID, Back: "/users"}
+	switch act := r.URL.Query().Get("act"); act {
+	case "disable":
+		d.Title, d.Button = "Disable "+u.Login, "Disable the user"
+		d.Question = "Their sessions and API tokens stop at once; they cannot sign in until enabled again."
+	case "reset-mfa":
+		d.Title, d.Button = "Reset the second factors of "+u.Login, "Reset their second factors"
+		d.Question = "Their authenticator app, passkeys and recovery codes are removed; they enrol again at their next sign-in."
+	default:
+		s.pageError(w, r, p, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "act %q: want disable or reset-mfa", act))
+		return
+	}
+	d.Hidden = map[string]string{"act": r.URL.Query().Get("act")}
+	s.page(w, r, p, http.StatusOK, "confirm", d.Title, d)
+}
+
+// revokeTokenPage confirms a token's revocation.
+func (s *Server) revokeTokenPage(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+	id := r.PathValue("id")
+	d := confirmData{Title: "Revoke an API token", Action: "/tokens/" + id + "/revoke", Button: "Revoke the token", Back: "/users",
+		Question: "Whatever uses it (a script, the CLI) stops at once."}
+	s.page(w, r, p, http.StatusOK, "confirm", d.Title, d)
+}
+
 func (s *Server) revokeTokenSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
 	if err := s.access.RevokeToken(r.Context(), p, r.PathValue("id")); err != nil {
 		s.pageError(w, r, p, accessError(err))
