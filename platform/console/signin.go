@@ -38,7 +38,8 @@ func (c *Console) Routes() []Route {
 		{Pattern: "GET /mfa/enroll", Permission: signed, Partial: true, Handler: c.enrollPage},
 		{Pattern: "POST /mfa/enroll/totp", Permission: signed, Partial: true, Handler: c.enrollTOTP},
 		{Pattern: "POST /mfa/enroll/confirm", Permission: signed, Partial: true, Handler: c.enrollConfirm},
-		{Pattern: "GET /account/recovery-codes", Permission: signed, Handler: c.newCodesPage, StepUp: true},
+		{Pattern: "GET /account/recovery-codes", Permission: signed, Handler: c.codesConfirmPage, StepUp: true},
+		{Pattern: "POST /account/recovery-codes", Permission: signed, Handler: c.newCodesPage, StepUp: true},
 		{Pattern: "POST /logout", Permission: signed, Partial: true, Handler: c.logout},
 		{Pattern: "POST /logout-everywhere", Permission: signed, Handler: c.logoutEverywhere},
 		{Pattern: "GET /account", Permission: signed, Handler: c.accountPage},
@@ -162,6 +163,12 @@ func (c *Console) enrollConfirm(w http.ResponseWriter, r *http.Request, pr *acce
 		c.d.SetCookie(w, access.SessionCookieName, cookie, c.d.SessionTTL)
 	}
 	c.render(w, http.StatusOK, "codes", withUser(&Page{Title: "Recovery codes", Narrow: true, Codes: codes}, pr))
+}
+
+// codesConfirmPage asks before new recovery codes replace the old ones
+// (a GET changes nothing).
+func (c *Console) codesConfirmPage(w http.ResponseWriter, r *http.Request, pr *access.Principal) {
+	c.render(w, http.StatusOK, "codes", withUser(&Page{Title: "New recovery codes", Narrow: true}, pr))
 }
 
 func (c *Console) newCodesPage(w http.ResponseWriter, r *http.Request, pr *access.Principal) {
