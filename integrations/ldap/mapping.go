@@ -136,8 +136,32 @@ func generalizedTime(s string) (time.Time, bool) {
 
 // normDN is a DN in a form that compares as LDAP compares DNs for the
 // attributes used in names: attribute types and values case-folded,
-// spaces around separators dropped.
+// spaces around separators dropped. A DN without escapes, quotes or
+// multi-valued RDNs (nearly all) takes a fast path; the rest go through
+// the LDAP library's parser.
 func normDN(dn string) string {
+	if strings.ContainsAny(dn, `\"+#;<>`) {
+		return parsedNormDN(dn)
+	}
+	var sb strings.Builder
+	sb.Grow(len(dn))
+	for i, rdn := range strings.Split(dn, ",") {
+		typ, val, ok := strings.Cut(rdn, "=")
+		if !ok {
+			return parsedNormDN(dn)
+		}
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strings.ToLower(strings.TrimSpace(typ)))
+		sb.WriteByte('=')
+		sb.WriteString(strings.ToLower(strings.TrimSpace(val)))
+	}
+	return sb.String()
+}
+
+// parsedNormDN is normDN through the LDAP library's DN parser.
+func parsedNormDN(dn string) string {
 	d, err := ldap.ParseDN(dn)
 	if err != nil {
 		return strings.ToLower(strings.TrimSpace(dn))
@@ -161,12 +185,20 @@ func normDN(dn string) string {
 
 // parentDN is the normalised DN of an entry's parent ("" at the top).
 func parentDN(dn string) string {
-	d, err := ldap.ParseDN(dn)
-	if err != nil || len(d.RDNs) < 2 {
+	n := normDN(dn)
+	if strings.ContainsAny(dn, `\"+#;<>`) {
+		d, err := ldap.ParseDN(dn)
+		if err != nil || len(d.RDNs) < 2 {
+			return ""
+		}
+		d.RDNs = d.RDNs[1:]
+		return parsedNormDN(d.String())
+	}
+	_, parent, ok := strings.Cut(n, ",")
+	if !ok {
 		return ""
 	}
-	d.RDNs = d.RDNs[1:]
-	return normDN(d.String())
+	return parent
 }
 
 // props accumulates an entity's properties, skipping empty values.

@@ -213,3 +213,23 @@ func TestConfigChecks(t *testing.T) {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
 }
+
+// The fast path of normDN agrees with the parser's on simple DNs, and
+// escaped ones go through the parser.
+func TestNormDNFastPathAgrees(t *testing.T) {
+	for _, dn := range []string{"uid=user-000001,ou=ou-01,dc=example,dc=com", "CN=Jane Doe, OU=Staff ,DC=corp,DC=example",
+		"cn=a", "OU=x y z,dc=Q"} {
+		if fast, slow := normDN(dn), parsedNormDN(dn); fast != slow {
+			t.Errorf("normDN(%q) = %q, the parser's %q", dn, fast, slow)
+		}
+	}
+	if got := normDN(`CN=Doe\, Jane,OU=Staff,DC=corp`); got != `cn=doe, jane,ou=staff,dc=corp` {
+		t.Errorf("escaped comma: %q", got)
+	}
+	if got := parentDN(`CN=Doe\, Jane,OU=Staff,DC=corp`); got != "ou=staff,dc=corp" {
+		t.Errorf("parent of an escaped DN: %q", got)
+	}
+	if parentDN("dc=com") != "" || parentDN("uid=a,ou=B,dc=c") != "ou=b,dc=c" {
+		t.Error("parentDN wrong")
+	}
+}

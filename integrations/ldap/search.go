@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -19,12 +20,46 @@ type searcher struct {
 }
 
 // each runs a subtree search with the paged results control (RFC 2696)
-// and calls fn for every entry, one page in memory at a time; the server's
-// cookie is the page token. A server without paging support answers the
-// first page with no cookie: that is the whole result, as long as no size
-// limit cut it (which is an error, never a silently short run).
+// and calls fn for every entry; the server's cookie is the page token. A
+// server without paging support answers the first page with no cookie:
+// that is the whole result, as long as no size limit cut it (which is an
+// error, never a silently short run). The next page is fetched while fn
+// works through this one: at most two pages are held.
 func (s *searcher) each(ctx context.Context, filter string, attrs []string, fn func(*ldap.Entry) error) error {
-	fetch := func(ctx context.Context, token string) (integration.Page[*ldap.Entry], error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	entries := make(chan *ldap.Entry, s.pageSize)
+	var fetchErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(entries)
+		fetchErr = integration.Paginate(ctx, s.fetcher(filter, attrs), func(e *ldap.Entry) error {
+			select {
+			case entries <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	var err error
+	for e := range entries {
+		if err == nil {
+			if err = fn(e); err != nil {
+				cancel()
+			}
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return fetchErr
+}
+
+// fetcher reads one page of a paged search.
+func (s *searcher) fetcher(filter string, attrs []string) func(context.Context, string) (integration.Page[*ldap.Entry], error) {
+	return func(ctx context.Context, token string) (integration.Page[*ldap.Entry], error) {
 		paging := ldap.NewControlPaging(s.pageSize)
 		paging.SetCookie([]byte(token))
 		req := ldap.NewSearchRequest(s.base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, []ldap.Control{paging})
@@ -38,7 +73,6 @@ func (s *searcher) each(ctx context.Context, filter string, attrs []string, fn f
 		}
 		return integration.Page[*ldap.Entry]{Items: res.Entries, Next: next}, nil
 	}
-	return integration.Paginate(ctx, fetch, fn)
 }
 
 // rangedValues returns every value of a multi-valued attribute (member)
