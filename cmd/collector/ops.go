@@ -122,7 +122,11 @@ var logsCommand = &cli.Command{
 		&cli.IntFlag{Name: "tail", Usage: "the last lines only"},
 	}, opsFlags...),
 	Action: func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		args, err := lateFlags(c)
+		if err != nil {
+			return err
+		}
+		if len(args) != 1 {
 			return cliutil.Usagef("collector logs daemon|runner|JOB_ID: name one")
 		}
 		since, err := parseSince(c.String("since"), time.Now())
@@ -131,7 +135,7 @@ var logsCommand = &cli.Command{
 		}
 		e := opsEnv(c)
 		defer closeEnv(e)
-		return ops.Logs(c.Context, e, ops.LogsOptions{Target: c.Args().First(), Follow: c.Bool("follow"), Since: since, Tail: c.Int("tail")}, c.App.Writer)
+		return ops.Logs(c.Context, e, ops.LogsOptions{Target: args[0], Follow: c.Bool("follow"), Since: since, Tail: c.Int("tail")}, c.App.Writer)
 	},
 }
 

@@ -309,6 +309,12 @@ func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health,
 		if err := e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/healthcheck", &st); err != nil {
 			return nil, fmt.Errorf("health check of container %s: %w", id, err)
 		}
+		if len(st.Log) == 0 { // the answer carries no log: the state has it
+			var lp struct{ State struct{ Health dockerHealth } }
+			if e.libpod(ctx, "/containers/"+url.PathEscape(id)+"/json", &lp) == nil {
+				st.Log = lp.State.Health.Log
+			}
+		}
 	case d.State != nil && d.State.Health != nil:
 		st.Status, st.FailingStreak = string(d.State.Health.Status), d.State.Health.FailingStreak
 		for _, l := range d.State.Health.Log {

@@ -21,8 +21,12 @@ func (s *suite) testHealthCheck(t *testing.T) {
 		name, want string
 		cmd        []string
 	}{
-		{"healthy", engine.HealthHealthy, []string{"sh", "-c", "echo all-well"}},
-		{"unhealthy", engine.HealthUnhealthy, []string{"sh", "-c", "echo not-well; exit 1"}},
+		// No argument holds a space: Podman 4.3's Docker API splits the
+		// check's arguments at spaces (["sh","-c","echo a; exit 1"]
+		// becomes sh -c echo a; exit 1, which passes). The collector's own
+		// check, ["/usr/bin/collector","health"], has none.
+		{"healthy", engine.HealthHealthy, []string{"echo", "all-well"}},
+		{"unhealthy", engine.HealthUnhealthy, []string{"cat", "/not-well"}},
 	} {
 		sp := s.spec(uniq("health-"+c.name), "sleep", "120")
 		sp.HealthCheck = &engine.HealthCheck{Command: c.cmd, Interval: time.Second, Timeout: 5 * time.Second, Retries: 1}

@@ -322,7 +322,8 @@ func parseSize(s string) int64 {
 
 // RunHealthCheck runs the container's health check now and returns its
 // health (Podman runs checks from systemd timers; without systemd, only
-// on demand).
+// on demand). The service's answer carries no log (4.3: "Log": null), so
+// the last check's output is read from the container's state.
 func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
 	c, cancel := e.call(ctx)
 	defer cancel()
@@ -331,8 +332,14 @@ func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health,
 		return nil, mapErr(err, "health check of container "+id)
 	}
 	h := &engine.Health{Status: r.Status, FailingStreak: r.FailingStreak}
-	if n := len(r.Log); n > 0 {
-		h.Output = r.Log[n-1].Output
+	log := r.Log
+	if len(log) == 0 {
+		if d, err := containers.Inspect(c, id, nil); err == nil && d.State != nil && d.State.Health != nil {
+			log = d.State.Health.Log
+		}
+	}
+	if n := len(log); n > 0 {
+		h.Output = log[n-1].Output
 	}
 	return h, nil
 }
