@@ -387,3 +387,33 @@ func TestConsoleCollectorsStream(t *testing.T) {
 	}
 	t.Error("the stream never reported the collector active")
 }
+
+// Strings a user or a collector sent are text on a page, never markup;
+// a collector whose engine is down shows degraded, with why.
+func TestConsoleEscapesAndShowsDegraded(t *testing.T) {
+	e := platformtest.Start(t)
+	const name = `<img src=x onerror=alert(1)>`
+	g, err := e.Admin.CreateCollector(ctx, api.CreateCollectorRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Enroll(t, g)
+	if err := c.Client.Heartbeat(ctx, api.Heartbeat{Version: `1.0"><script>x()</script>`, RunnerState: "unknown",
+		EngineError: `dial unix /run/podman/podman.sock: connect: connection refused <b>`}); err != nil {
+		t.Fatal(err)
+	}
+	admin := pageAs(t, e, e.AdminToken)
+	for _, path := range []string{"/collectors", "/collectors/" + c.ID, "/collectors?status=degraded", "/audit"} {
+		_, _, body := admin.get(path)
+		for _, raw := range []string{"<img src=x", "<script>x()", "refused <b>"} {
+			if strings.Contains(body, raw) {
+				t.Errorf("GET %s carries %q as markup", path, raw)
+			}
+		}
+		if path != "/audit" {
+			mustContain(t, path, body, "&lt;img src=x onerror=alert(1)&gt;", `class="status degraded"`)
+		}
+	}
+	_, _, body := admin.get("/collectors/" + c.ID)
+	mustContain(t, "the degraded collector's page", body, "container engine unreachable", "connection refused &lt;b&gt;")
+}

@@ -163,7 +163,12 @@ func BenchmarkPickupLatency(b *testing.B) {
 				l, err := c.Client.Next(ctx, api.NextRequest{WaitSeconds: 25})
 				got <- polled{l, err, time.Now()}
 			}()
-			time.Sleep(50 * time.Millisecond) // the poll is waiting in the queue
+			// Wait until the poll is parked in the queue (a wake, not a race).
+			for deadline := time.Now().Add(5 * time.Second); e.Store.Queue().Waiting(c.ID) == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("the long poll did not reach the queue within 5 s")
+				}
+			}
 			t0 := time.Now()
 			job, err := e.Admin.RunIntegration(ctx, in.ID)
 			call = append(call, time.Since(t0))
