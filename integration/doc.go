@@ -9,6 +9,16 @@
 // deleted on the platform). Any other exit status fails the job and the
 // platform keeps the data of the previous run.
 //
+// Around that core: Secret (a config value that prints as [REDACTED]
+// everywhere), exit codes that say why a run failed (ErrAuth,
+// ErrUnreachable, ErrCertificate, ErrAccess, ErrBadConfig, ExitOn,
+// ExitCoder), a validate mode (WithValidate: connect, check access, emit
+// nothing, one result line), --config and --validate (or
+// COLLECTOR_INTEGRATION_CONFIG and COLLECTOR_INTEGRATION_MODE) for running
+// the program directly, and helpers for talking to a target: Retry with
+// jittered backoff, Limiter, Paginate. The manifest an integration ships
+// with is read by package integration/manifest.
+//
 // The simplest integration:
 //
 //	func main() {
