@@ -13,6 +13,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +40,13 @@ func BenchmarkLDAPUsers(b *testing.B) {
 	pid := containerPid(b, r.h.kit, "collector-runner")
 	idleHWM, _ := procStatus(pid, "VmHWM")
 	entities := int64(ldapBenchSpec.Users + ldapBenchSpec.Groups + ldapBenchSpec.OUs)
+	procs := map[string]int{"runner": pid, "platform": r.p.cmd.Process.Pid, "podman-service": podmanServicePid()}
 	b.ResetTimer()
 	for range b.N {
+		cpu0 := map[string]float64{}
+		for k, p := range procs {
+			cpu0[k] = cpuSeconds(p)
+		}
 		t0 := time.Now()
 		q, err := r.admin.RunIntegration(ctx, in.ID)
 		if err != nil {
@@ -57,6 +64,11 @@ func BenchmarkLDAPUsers(b *testing.B) {
 		}
 		run := j.FinishedAt.Sub(*j.StartedAt)
 		peak, _ := procStatus(pid, "VmHWM")
+		var cpu []string
+		for _, k := range []string{"runner", "platform", "podman-service"} {
+			cpu = append(cpu, fmt.Sprintf("%s %.1f s", k, cpuSeconds(procs[k])-cpu0[k]))
+		}
+		b.Logf("CPU during the job: %s; load average %s", strings.Join(cpu, ", "), loadAverage())
 		b.ReportMetric(float64(entities)/wall.Seconds(), "entities/s-run..succeeded")
 		b.ReportMetric(float64(entities)/run.Seconds(), "entities/s-started..finished")
 		b.ReportMetric(float64(j.Records)/wall.Seconds(), "records/s-run..succeeded")
@@ -65,6 +77,9 @@ func BenchmarkLDAPUsers(b *testing.B) {
 		b.ReportMetric(mib(j.PeakMemoryBytes), "integration-peak-MiB")
 		b.Logf("job %s: %d entities, %d records (%d refused), started..finished %v, run..succeeded %v, runner VmHWM %.1f MiB (idle %.1f), integration peak %.1f MiB",
 			j.ID, n, j.Records, j.RefusedRecords, run, wall, mib(peak), mib(idleHWM), mib(j.PeakMemoryBytes))
+		if logs, err := r.admin.JobLogs(ctx, j.ID); err == nil {
+			b.Logf("job logs (the integration's own timing):\n%s", lastLines(string(logs), 6))
+		}
 		if rate := float64(entities) / wall.Seconds(); rate < 20_000 {
 			b.Errorf("%.0f entities/s end to end: below the 20,000/s bound", rate)
 		}
@@ -73,4 +88,15 @@ func BenchmarkLDAPUsers(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// loadAverage is /proc/loadavg's first three fields: the benchmark shares
+// the machine with whatever else runs.
+func loadAverage() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
