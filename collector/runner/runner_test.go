@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +33,21 @@ var env struct {
 }
 
 // jobScript is the test integration: it echoes its config to stderr (the
-// runner must redact the secret), prints three entities, then a line that
-// is not a record when the config says bad, and exits 3 when it says fail.
+// runner must redact the secret), prints three entities (pausing after the
+// first when the config says pause), then a line that is not a record
+// when the config says bad, and exits 3 when it says fail.
 const jobScript = `cat /run/collector/config.json >&2; echo >&2
-for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\":\"C\"}}"; done
+for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\":\"C\"}}"
+if [ $i = 1 ] && grep -q '"pause":true' /run/collector/config.json; then echo pausing >&2; seq 10000 10400 >&2; sleep ` + pauseSeconds + `; fi; done
 if grep -q '"bad":true' /run/collector/config.json; then echo 'not a record'; fi
 if grep -q '"fail":true' /run/collector/config.json; then echo failing >&2; exit 3; fi`
+
+// pauseSeconds is how long a job that says pause sleeps after its first
+// record: long enough for a test to stop and start the engine meanwhile.
+// It logs "pausing", then 2 KB more: a follow of Podman's log holds its
+// last line back (engine.FollowStored), and the logs' redaction the
+// length of the longest secret form.
+const pauseSeconds = "8"
 
 func TestMain(m *testing.M) { enginetest.Main(m, "runner", setup, teardown) }
 
@@ -404,4 +414,52 @@ func TestNoLeaseWhileThePodmanServiceIsDown(t *testing.T) {
 		t.Errorf("the engine going down and coming back should be logged once each:\n%s", logs)
 	}
 	t.Logf("%d failed engine checks while the service was down", counter.failed())
+}
+
+// TestJobFollowedAcrossAPodmanServiceRestart: the Podman API service stops
+// and starts again while a job runs (its container runs on under conmon):
+// the job waits for the service, follows the container on, and succeeds
+// with each record sent once; nothing is left behind.
+func TestJobFollowedAcrossAPodmanServiceRestart(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	r.lease("job_restart", map[string]any{"token": "tok-restart-secret", "pause": true}, nil)
+	waitFor(t, "the job followed (its pause logged)", func() bool {
+		r.fake.mu.Lock()
+		defer r.fake.mu.Unlock()
+		return r.fake.logs["job_restart"] != nil && strings.Contains(r.fake.logs["job_restart"].String(), "pausing")
+	})
+	stopped := time.Now()
+	env.podman.StopService()
+	up := false
+	t.Cleanup(func() {
+		if !up {
+			env.podman.StartService()
+		}
+	})
+	// Down until the job met the outage: the bindings retry a failed
+	// call for 600 ms, which a quicker restart would hide.
+	waitFor(t, "the job waits for its engine (or ends)", func() bool {
+		r.fake.mu.Lock()
+		_, ended := r.fake.finished["job_restart"]
+		r.fake.mu.Unlock()
+		return ended || strings.Contains(r.logs.String(), "container engine unavailable: the job waits for it")
+	})
+	if err := env.podman.StartService(); err != nil {
+		t.Fatal(err)
+	}
+	up = true
+	t.Logf("the Podman service was down for %v", time.Since(stopped).Round(time.Millisecond))
+
+	fin := r.waitFinished("job_restart")
+	r.fake.mu.Lock()
+	recs, logs := slices.Clone(r.fake.records["job_restart"]), r.fake.logs["job_restart"].String()
+	r.fake.mu.Unlock()
+	if fin.ExitCode != 0 || fin.Error != "" || fin.Records != 3 || len(recs) != 3 {
+		t.Errorf("finish = %+v with records %q, want exit 0 and 3 records once each; runner log:\n%s", fin, recs, r.logs)
+	}
+	if n := strings.Count(logs, "pausing"); n != 1 || strings.Count(logs, "10400") != 1 {
+		t.Errorf("the job's stderr read before the restart went up %d times, want once", n)
+	}
+	r.assertClean("job_restart")
 }
