@@ -46,45 +46,62 @@ func TestUploadsBoundedPerCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A slow upload holds the collector's one slot while its body trickles.
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", e.URL+jobURL(api.PathJobRecords, l.JobID), pr)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", api.ContentTypeNDJS)
-	req.Header.Set(api.HeaderLease, l.LeaseID)
-	req.Header.Set(api.HeaderBatchSeq, "1")
-	done := make(chan int, 1)
-	go func() {
-		resp, err := e.HTTP.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	pw.Write([]byte(entityLine("slow", "t") + "\n"))
-	// Until the slow upload holds the slot, a probe may get through: each
-	// probe is a new batch (a batch applied once answers "duplicate" before
-	// it would ask for a slot).
-	var st int
-	seq := 2
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if st, _ = collectorRaw(t, e, tok, "POST", jobURL(api.PathJobRecords, l.JobID),
-			map[string]string{"Content-Type": api.ContentTypeNDJS, api.HeaderLease: l.LeaseID, api.HeaderBatchSeq: fmt.Sprint(seq)}, entities("b")); st == 429 {
-			break
-		}
+	// A slow upload holds the collector's one slot while its body trickles;
+	// a probe meanwhile gets 429. Which of the two reaches the slot first is
+	// a race: a round where the probe won (or the slow one was refused) is
+	// played again, each batch under a new number (a batch applied once
+	// answers "duplicate" before it would ask for a slot).
+	seq := 0
+	slow := func() (*io.PipeWriter, chan int) {
 		seq++
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("POST", e.URL+jobURL(api.PathJobRecords, l.JobID), pr)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", api.ContentTypeNDJS)
+		req.Header.Set(api.HeaderLease, l.LeaseID)
+		req.Header.Set(api.HeaderBatchSeq, fmt.Sprint(seq))
+		done := make(chan int, 1)
+		go func() {
+			resp, err := e.HTTP.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		pw.Write([]byte(entityLine(fmt.Sprintf("slow-%d", seq), "t") + "\n"))
+		return pw, done
 	}
-	if st != 429 {
-		t.Errorf("second upload while one is in flight = %d, want 429", st)
+	probe := func() int {
+		seq++
+		st, _ := collectorRaw(t, e, tok, "POST", jobURL(api.PathJobRecords, l.JobID),
+			map[string]string{"Content-Type": api.ContentTypeNDJS, api.HeaderLease: l.LeaseID, api.HeaderBatchSeq: fmt.Sprint(seq)}, entities("b"))
+		return st
 	}
-	pw.Close()
-	if got := <-done; got != 200 {
-		t.Errorf("the upload in flight = %d, want 200", got)
+	refused := false
+	for round := 0; round < 20 && !refused; round++ {
+		pw, done := slow()
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if len(done) > 0 {
+				break // the slow one was answered already (refused: the probe held the slot)
+			}
+			if probe() == 429 {
+				refused = true
+				break
+			}
+		}
+		pw.Close()
+		got := <-done
+		if refused && got != 200 {
+			t.Errorf("the upload in flight = %d, want 200", got)
+		}
 	}
-	if _, err := a.Client.UploadRecords(ctx, l.JobID, l.LeaseID, seq, entities("b")); err != nil {
-		t.Errorf("retry after the slot freed: %v", err)
+	if !refused {
+		t.Fatal("no upload was refused while another was in flight, in 20 rounds")
+	}
+	if st := probe(); st != 200 {
+		t.Errorf("an upload after the slot freed = %d, want 200", st)
 	}
 }
 
