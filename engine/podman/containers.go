@@ -7,10 +7,12 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	units "github.com/docker/go-units"
 
+	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
@@ -90,6 +92,11 @@ func toSpecGen(s *engine.ContainerSpec, secretMounts []engine.Mount) *specgen.Sp
 	g.ReadOnlyFilesystem = ptr(s.ReadOnlyRootfs)
 	g.User = s.User
 	g.SelinuxOpts = s.SELinuxOptions
+	if len(s.SELinuxOptions) > 0 {
+		// What podman run --security-opt label=... records, so that
+		// inspect (and podman inspect) reads the options back.
+		g.Annotations = map[string]string{define.InspectAnnotationLabel: strings.Join(s.SELinuxOptions, ",label=")}
+	}
 	if s.Privileged {
 		g.Privileged = ptr(true)
 	}
