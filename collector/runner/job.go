@@ -75,6 +75,7 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 		out = j.run(jobCtx)
 	}
 	j.report(ctx, jobCtx, out)
+	abandon(nil) // reported or given back: a new lease of the job is a new run
 	stopKeeping()
 	j.retryCleanup(ctx)
 }
