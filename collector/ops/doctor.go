@@ -65,10 +65,11 @@ const (
 
 // doctor is one run of the checks.
 type doctor struct {
-	e    *Env
-	cfg  *config.Config
-	info *engine.Info
-	rep  *Report
+	e     *Env
+	cfg   *config.Config
+	info  *engine.Info
+	rep   *Report
+	roles []RoleContainer // the daemon and runner, their checks run once
 }
 
 func (d *doctor) add(id, name string, r Result, detail, fix string) {
@@ -101,9 +102,12 @@ func Doctor(ctx context.Context, e *Env) *Report {
 	d.checkPolicy()
 	d.checkDisk()
 	d.checkLeftovers(ctx)
-	d.checkContainers(ctx)
-	d.checkBoot(ctx)
-	d.checkLogBounds(ctx)
+	if d.info != nil {
+		d.roles = roleContainers(ctx, d.e)
+	}
+	d.checkContainers()
+	d.checkBoot()
+	d.checkLogBounds()
 	return d.rep
 }
 
@@ -453,7 +457,7 @@ func secretDir(c *config.Config) string {
 }
 
 // checkContainers: the daemon and runner exist, run and are healthy.
-func (d *doctor) checkContainers(ctx context.Context) {
+func (d *doctor) checkContainers() {
 	if d.info == nil {
 		d.add("containers", "collector containers", Warn, "not checked: the engine does not answer", "fix the engine check first")
 		return
@@ -462,7 +466,7 @@ func (d *doctor) checkContainers(ctx context.Context) {
 	if d.cfg.SystemdManaged() {
 		fix = "journalctl -u collector-daemon -u collector-runner says why; systemctl restart collector-daemon collector-runner"
 	}
-	for _, c := range roleContainers(ctx, d.e) {
+	for _, c := range d.roles {
 		id, name := "container-"+strings.TrimPrefix(c.Name, "collector-"), c.Name+" running and healthy"
 		switch {
 		case !c.Exists:
@@ -482,12 +486,12 @@ func (d *doctor) checkContainers(ctx context.Context) {
 }
 
 // checkLogBounds: the engine keeps the containers' logs bounded.
-func (d *doctor) checkLogBounds(ctx context.Context) {
+func (d *doctor) checkLogBounds() {
 	if d.info == nil {
 		return
 	}
 	var unbounded []string
-	for _, c := range roleContainers(ctx, d.e) {
+	for _, c := range d.roles {
 		if c.Exists && c.LogMaxBytes == 0 && c.LogDriver != "journald" {
 			unbounded = append(unbounded, c.Name)
 		}
@@ -500,7 +504,7 @@ func (d *doctor) checkLogBounds(ctx context.Context) {
 }
 
 // checkBoot: the collector comes back after a reboot.
-func (d *doctor) checkBoot(ctx context.Context) {
+func (d *doctor) checkBoot() {
 	const id, name = "boot", "comes back after a reboot"
 	etc := filepath.Join(d.e.hostRoot(), "etc", "systemd", "system")
 	if _, err := os.Stat(etc); err != nil {
@@ -525,12 +529,9 @@ func (d *doctor) checkBoot(ctx context.Context) {
 		return
 	}
 	var problems []string
-	for _, n := range roleNames {
-		cctx, cancel := engineCtx(ctx)
-		c, err := d.e.Engine.InspectContainer(cctx, n)
-		cancel()
-		if err == nil && c.Restart != engine.RestartAlways {
-			problems = append(problems, fmt.Sprintf("%s has restart policy %q, and podman-restart.service starts only those with always (Podman before 5.7)", n, c.Restart))
+	for _, c := range d.roles {
+		if c.Exists && c.Restart != string(engine.RestartAlways) {
+			problems = append(problems, fmt.Sprintf("%s has restart policy %q, and podman-restart.service starts only those with always (Podman before 5.7)", c.Name, c.Restart))
 		}
 	}
 	for _, unit := range []string{"podman-restart.service", "podman.socket"} {
