@@ -186,7 +186,8 @@ func TestOperatorPodman(t *testing.T) {
 	need(t)
 	k := podmanKit(t)
 	p := startPlatform(t)
-	h := installHost(t, p, k, nil)
+	// A short stall bound, so that a frozen runner turns unhealthy soon.
+	h := installHost(t, p, k, map[string]string{env.RunnerStall: "40s"})
 	waitFor(t, "collector active", 60*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
 	good := hostRoot(t, true)
 	const secret = "e2e-operator-secret-5d1c08"
@@ -353,6 +354,9 @@ func TestOperatorPodman(t *testing.T) {
 			t.Errorf("status with the engine stopped: exit %d, want 3\n%s", r.code, r.out)
 		}
 	})
+
+	t.Run("RunnerUnhealthyIsRestarted", func(t *testing.T) { runnerUnhealthyRestarted(t, p, h) })
+	t.Run("RebootComesBack", func(t *testing.T) { rebootComesBack(t, p, h) })
 
 	t.Run("UninstallDeregisterPurge", func(t *testing.T) {
 		// Integrations are assigned: the platform refuses, nothing goes.

@@ -54,7 +54,7 @@ func podmanRestartExecStart(t *testing.T) []string {
 	return args[1:]
 }
 
-// TestRebootPodman simulates a reboot of a host whose collector was
+// rebootComesBack simulates a reboot of a host whose collector was
 // installed by the container installer: the containers are stopped as a
 // shutdown stops them, the Podman service goes away and comes back with a
 // new socket, and then exactly what boot runs for Podman's containers
@@ -62,12 +62,8 @@ func podmanRestartExecStart(t *testing.T) []string {
 // The collector must be back, active, and run a job. A container with
 // restart policy unless-stopped, stopped the same way, stays down: the
 // reason the installer sets always on Podman.
-func TestRebootPodman(t *testing.T) {
-	need(t)
-	k := podmanKit(t)
-	p := startPlatform(t)
-	h := installHost(t, p, k, nil)
-	waitFor(t, "collector active", 60*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+func rebootComesBack(t *testing.T, p *platformProc, h *host) {
+	k := h.kit
 	boot := podmanRestartExecStart(t)
 
 	bb, err := enginetest.BuildTestImage(world.podman, world.registry.Addr)
@@ -123,17 +119,13 @@ func TestRebootPodman(t *testing.T) {
 	}
 }
 
-// TestRunnerUnhealthyRestartedPodman: a runner whose job loop stops (its
-// process frozen) turns unhealthy once its status goes stale, and the
-// daemon restarts it and reports it; the collector then runs jobs again.
-// The stall bound is set short at install (COLLECTOR_RUNNER_STALL), above
-// the 25 s long poll.
-func TestRunnerUnhealthyRestartedPodman(t *testing.T) {
-	need(t)
-	k := podmanKit(t)
-	p := startPlatform(t)
-	h := installHost(t, p, k, map[string]string{env.RunnerStall: "40s"})
-	waitFor(t, "collector active", 60*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+// runnerUnhealthyRestarted: a runner whose job loop stops (its process
+// frozen) turns unhealthy once its status goes stale, and the daemon
+// restarts it and reports it; the collector then runs jobs again. The
+// stall bound is set short at install (COLLECTOR_RUNNER_STALL), above the
+// 25 s long poll.
+func runnerUnhealthyRestarted(t *testing.T, p *platformProc, h *host) {
+	k := h.kit
 	ctx := context.Background()
 	before, err := h.eng.InspectContainer(ctx, "collector-runner")
 	if err != nil {
