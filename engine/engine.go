@@ -291,14 +291,16 @@ func UlimitName(n string) string {
 
 // Container describes a container, as read back from the engine.
 type Container struct {
-	ID             string
-	Name           string
-	Image          string // what the container was created from
-	ImageID        string
-	Labels         map[string]string
-	State          string // "created", "running", "exited", ...
-	Running        bool
-	ExitCode       int
+	ID       string
+	Name     string
+	Image    string // what the container was created from
+	ImageID  string
+	Labels   map[string]string
+	State    string // "created", "running", "exited", ...
+	Running  bool
+	ExitCode int
+	// OOMKilled: the kernel killed it at its memory limit (exit 137).
+	OOMKilled      bool
 	StartedAt      time.Time
 	FinishedAt     time.Time
 	Restart        RestartPolicy

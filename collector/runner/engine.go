@@ -18,6 +18,7 @@ type Engine interface {
 	CreateContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	WaitContainer(ctx context.Context, id string) (int, error)
+	InspectContainer(ctx context.Context, id string) (*engine.Container, error)
 	ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RemoveContainer(ctx context.Context, id string, force bool) error

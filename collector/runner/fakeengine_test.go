@@ -36,6 +36,7 @@ type fakeEngine struct {
 	secrets    map[string][]byte
 	containers map[string]*fakeContainer // by name, which is also the ID
 	programs   map[string]program        // by job ID
+	oom        map[string]bool           // job IDs whose container the "kernel" kills at its limit
 	events     []string                  // "create NAME", "start NAME", "stop NAME", "remove NAME"
 	running    map[string]int            // running containers by integration
 	maxRunning map[string]int            // the most that ever ran at once, by integration
@@ -60,7 +61,7 @@ type fakeContainer struct {
 }
 
 func newFakeEngine() *fakeEngine {
-	return &fakeEngine{secrets: map[string][]byte{}, containers: map[string]*fakeContainer{}, programs: map[string]program{},
+	return &fakeEngine{secrets: map[string][]byte{}, containers: map[string]*fakeContainer{}, programs: map[string]program{}, oom: map[string]bool{},
 		running: map[string]int{}, maxRunning: map[string]int{}, cut: make(chan struct{})}
 }
 
@@ -250,6 +251,22 @@ func (e *fakeEngine) container(id string) (*fakeContainer, error) {
 // WaitContainer waits for the exit; the engine going down cuts it, as an
 // engine's restart does (a connection reset, which the backends map to
 // engine.ErrUnavailable).
+// InspectContainer reports a container's state; one of a job marked oom
+// that exited 137 reads as killed at its memory limit.
+func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (*engine.Container, error) {
+	if _, err := e.enter("inspect", id); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("inspect %s: %w", id, engine.ErrNotFound)
+	}
+	return &engine.Container{ID: id, Name: id, Labels: maps.Clone(c.spec.Labels), State: c.state, Running: c.state == "running",
+		ExitCode: c.exit, OOMKilled: c.state == "exited" && c.exit == 137 && e.oom[c.spec.Labels[runner.LabelJob]]}, nil
+}
+
 func (e *fakeEngine) WaitContainer(ctx context.Context, id string) (int, error) {
 	cut, err := e.enter("wait", id)
 	if err != nil {

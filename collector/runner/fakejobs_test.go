@@ -320,6 +320,30 @@ func TestRecordsUploadFailingForGoodStopsTheJob(t *testing.T) {
 	r.gone("job_r")
 }
 
+// TestOutOfMemoryIsReported: a job the engine killed at its memory limit
+// is reported as out of memory (exit 137 and OOMKilled), so the platform
+// predicts its limit next time; one that exits 137 by itself, with memory
+// to spare, is a plain failure.
+func TestOutOfMemoryIsReported(t *testing.T) {
+	r := newFakeRig(t)
+	r.eng.setProgram("job_oom", func(ctx context.Context, stdout, stderr io.Writer) int { return 137 })
+	r.eng.setProgram("job_137", func(ctx context.Context, stdout, stderr io.Writer) int { return 137 })
+	r.eng.mu.Lock()
+	r.eng.oom["job_oom"] = true
+	r.eng.mu.Unlock()
+	r.plat.push(r.lease("job_oom", "int_oom", "lease-1", 30, map[string]any{}))
+	r.plat.push(r.lease("job_137", "int_137", "lease-2", 30, map[string]any{}))
+	r.start()
+	fin := r.finished("job_oom")
+	if fin.ExitCode != 137 || !fin.OOMKilled || !strings.Contains(fin.Error, "out of memory") {
+		t.Errorf("finish of the killed job = %+v, want 137, OOMKilled and the reason", fin)
+	}
+	fin = r.finished("job_137")
+	if fin.ExitCode != 137 || fin.OOMKilled || strings.Contains(fin.Error, "out of memory") {
+		t.Errorf("finish of the job that exited 137 = %+v, want a plain failure", fin)
+	}
+}
+
 // TestJobTimedOutIsStopped: a job past its time limit is stopped and
 // fails, saying so.
 func TestJobTimedOutIsStopped(t *testing.T) {

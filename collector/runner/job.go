@@ -44,9 +44,10 @@ type jobRun struct {
 
 // outcome is how a job ended, as Finish reports it.
 type outcome struct {
-	exitCode int
-	err      error
-	records  *recordSink
+	exitCode  int
+	err       error
+	records   *recordSink
+	oomKilled bool
 }
 
 // failed is the outcome of a job that ended before its container did.
@@ -206,8 +207,30 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	close(stop)
 	bg.Wait() // an upload under way completes; then the last one
 	j.sampleOnce(ctx, id)
+	if out.exitCode == 137 && out.err != nil {
+		if out.oomKilled = j.oomKilled(ctx, id); out.oomKilled {
+			out.err = fmt.Errorf("killed out of memory at its limit of %d MiB (exit 137): %w", JobResources(j.job.Limits).MemoryBytes>>20, out.err)
+		}
+	}
 	j.logs.flush(ctx)
 	return out
+}
+
+// oomKilled says whether a job that exited 137 was killed at its memory
+// limit: the engine says so (dockerd does), or, where the engine does not
+// report it (Podman 4.3 with runc), its sampled peak came within a tenth
+// of the limit.
+func (j *jobRun) oomKilled(ctx context.Context, id string) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if c, err := j.r.eng.InspectContainer(cctx, id); err == nil && c.OOMKilled {
+		return true
+	}
+	limit := JobResources(j.job.Limits).MemoryBytes
+	j.statsMu.Lock()
+	peak := j.peakMem
+	j.statsMu.Unlock()
+	return limit > 0 && peak >= limit-limit/10
 }
 
 // exit is what following a job container gave.
@@ -345,7 +368,7 @@ func (j *jobRun) finish(ctx context.Context, out outcome) {
 // finishRequest builds the report of out; a failure's error, redacted,
 // also ends the job's logs, which go up first.
 func (j *jobRun) finishRequest(ctx context.Context, out outcome) api.FinishRequest {
-	req := api.FinishRequest{ExitCode: out.exitCode}
+	req := api.FinishRequest{ExitCode: out.exitCode, OOMKilled: out.oomKilled}
 	if out.err != nil {
 		req.Error = j.logs.red.redact(out.err.Error())
 		j.logf("job failed: %v", out.err)

@@ -195,6 +195,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 		out.State = string(st.Status)
 		out.Running = st.Running
 		out.ExitCode = st.ExitCode
+		out.OOMKilled = st.OOMKilled
 		out.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
 		out.FinishedAt, _ = time.Parse(time.RFC3339Nano, st.FinishedAt)
 		if st.Health != nil {

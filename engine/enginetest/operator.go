@@ -200,3 +200,42 @@ func (s *suite) testSecurityOptionsReadBack(t *testing.T) {
 		t.Errorf("security options read back = %q, want label=disable among them", c.SecurityOptions)
 	}
 }
+
+// testOOMKilled: a container that outgrows its memory limit is killed
+// (137) and inspect says the kernel did it; one that exits 137 by itself
+// is not reported as killed. The runner tells an out-of-memory job from a
+// failing one by this, and the platform learns its prediction from it.
+func (s *suite) testOOMKilled(t *testing.T) {
+	ctx := ctxT(t)
+	for _, c := range []struct {
+		name string
+		cmd  []string
+		want bool
+	}{
+		// dd allocates its block: 256 MiB under a 32 MiB limit.
+		{"oom", []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"}, true},
+		{"self", []string{"sh", "-c", "exit 137"}, false},
+	} {
+		sp := s.spec(uniq(c.name), c.cmd...)
+		sp.Resources = engine.Resources{MemoryBytes: 32 << 20}
+		id := s.create(t, sp)
+		if err := s.eng.StartContainer(ctx, id); err != nil {
+			t.Fatalf("StartContainer: %v", err)
+		}
+		code, err := s.eng.WaitContainer(ctx, id)
+		if err != nil {
+			t.Fatalf("WaitContainer: %v", err)
+		}
+		ci, err := s.eng.InspectContainer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.want && s.o.NoOOMReport == ""
+		if code != 137 || (ci.OOMKilled != want && !(c.want && s.o.NoOOMReport != "")) {
+			t.Errorf("%s: exit %d, OOMKilled %v; want 137 and %v", c.name, code, ci.OOMKilled, want)
+		}
+		if c.want && s.o.NoOOMReport != "" {
+			t.Logf("%s: OOMKilled %v (the engine is known not to report it: %s)", c.name, ci.OOMKilled, s.o.NoOOMReport)
+		}
+	}
+}

@@ -234,6 +234,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 		out.State = d.State.Status
 		out.Running = d.State.Running
 		out.ExitCode = int(d.State.ExitCode)
+		out.OOMKilled = d.State.OOMKilled
 		out.StartedAt = d.State.StartedAt
 		out.FinishedAt = d.State.FinishedAt
 		if d.State.Health != nil {
