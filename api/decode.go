@@ -180,11 +180,19 @@ func (r CreateCollectorRequest) Validate() error {
 	if err := validName("name", r.Name); err != nil {
 		return err
 	}
-	if r.Pool != "" && !poolPattern.MatchString(r.Pool) {
+	return validPool(r.Pool)
+}
+
+// validPool: "" (none) or a pool name.
+func validPool(p string) error {
+	if p != "" && !poolPattern.MatchString(p) {
 		return invalidf("pool must be 1-63 of a-z 0-9 . _ - starting with a letter or digit")
 	}
 	return nil
 }
+
+// Validate checks a set-pool request.
+func (r SetPoolRequest) Validate() error { return validPool(r.Pool) }
 
 // Validate checks the shape of an enrollment request (not the token's validity).
 func (r EnrollRequest) Validate() error {
@@ -254,6 +262,12 @@ func (r IntegrationRequest) Validate() error {
 	if r.CollectorID != "" && !ValidCollectorID(r.CollectorID) {
 		return invalidf("collector_id is malformed")
 	}
+	if err := validPool(r.Pool); err != nil {
+		return err
+	}
+	if r.CollectorID != "" && r.Pool != "" {
+		return invalidf("give collector_id or pool, not both")
+	}
 	if err := validNetwork(r.Network); err != nil {
 		return err
 	}
@@ -295,8 +309,13 @@ func (r IntegrationUpdate) Validate() error {
 
 // Validate checks an assign request.
 func (r AssignRequest) Validate() error {
-	if !ValidCollectorID(r.CollectorID) {
-		return invalidf("collector_id is missing or malformed")
+	switch {
+	case r.CollectorID != "" && r.Pool != "":
+		return invalidf("give collector_id or pool, not both")
+	case r.Pool != "":
+		return validPool(r.Pool)
+	case !ValidCollectorID(r.CollectorID):
+		return invalidf("collector_id (or pool) is missing or malformed")
 	}
 	return nil
 }

@@ -96,6 +96,10 @@ type FinishRequest struct {
 	Batches         int     `json:"batches"`
 	Records         int64   `json:"records"`
 	RefusedRecords  int64   `json:"refused_records"`
+	// OOMKilled: the engine killed the job's container at its memory
+	// limit (exit 137). The next prediction of the integration's memory is
+	// its limit.
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // Job is a job as the admin API shows it.
@@ -103,6 +107,9 @@ type Job struct {
 	ID              string     `json:"id"`
 	IntegrationID   string     `json:"integration_id"`
 	CollectorID     string     `json:"collector_id"`
+	// Pool is the pool the job is queued in (CollectorID is then the
+	// member that leased it, or empty while it waits).
+	Pool            string     `json:"pool,omitempty"`
 	State           string     `json:"state"`
 	Attempt         int        `json:"attempt"`
 	MaxAttempts     int        `json:"max_attempts"`
@@ -123,6 +130,9 @@ type Job struct {
 	// integration's relationships whose _fromEntityKey or _toEntityKey is
 	// not one of its live entities. They are kept, and flagged.
 	DanglingRelationships int64 `json:"dangling_relationships,omitempty"`
+	// Waiting says why a queued job has not been leased, when nothing it
+	// may run on has room for it (shown by jobs show, not in lists).
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // JobList is a page of jobs.

@@ -204,7 +204,9 @@ type IntegrationRequest struct {
 	SecretFields []string        `json:"secret_fields,omitempty"`
 	IntervalSec  int             `json:"interval_sec"`
 	CollectorID  string          `json:"collector_id,omitempty"`
-	Network      string          `json:"network,omitempty"`
+	// Pool, instead of CollectorID: any active member of the pool may run it.
+	Pool    string `json:"pool,omitempty"`
+	Network string `json:"network,omitempty"`
 }
 
 // IntegrationUpdate changes the fields it carries and leaves the rest. In
@@ -220,8 +222,15 @@ type IntegrationUpdate struct {
 }
 
 // AssignRequest moves an integration to another collector.
+// AssignRequest moves an integration to one collector or to one pool.
 type AssignRequest struct {
-	CollectorID string `json:"collector_id"`
+	CollectorID string `json:"collector_id,omitempty"`
+	Pool        string `json:"pool,omitempty"`
+}
+
+// SetPoolRequest moves a collector into a pool ("" for none).
+type SetPoolRequest struct {
+	Pool string `json:"pool"`
 }
 
 // Integration is an integration as the admin API shows it: secret config
@@ -234,6 +243,7 @@ type Integration struct {
 	SecretFields []string        `json:"secret_fields"`
 	IntervalSec  int             `json:"interval_sec"`
 	CollectorID  string          `json:"collector_id,omitempty"`
+	Pool         string          `json:"pool,omitempty"`
 	Network      string          `json:"network,omitempty"`
 	// ConfigSchema is the JSON Schema the image declares for its config
 	// (its label ConfigSchemaLabel), when it declares one.

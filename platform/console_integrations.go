@@ -110,14 +110,31 @@ func (s *Server) collectorOptions(ctx context.Context) ([]option, error) {
 		return nil, err
 	}
 	out := make([]option, 0, len(cs))
+	pools := map[string]bool{}
 	for _, c := range cs {
 		label := c.Name
 		if c.Pool != "" {
 			label += " (pool " + c.Pool + ")"
+			if !pools[c.Pool] {
+				pools[c.Pool] = true
+				out = append(out, option{Value: poolOption + c.Pool, Label: "pool " + c.Pool + ": any active member"})
+			}
 		}
 		out = append(out, option{Value: c.ID, Label: label})
 	}
 	return out, nil
+}
+
+// poolOption prefixes a pool among the collectors of a form's select
+// (collector IDs start with col_).
+const poolOption = "pool:"
+
+// formTarget reads a collector-or-pool select.
+func formTarget(v string) api.AssignRequest {
+	if p, ok := strings.CutPrefix(v, poolOption); ok {
+		return api.AssignRequest{Pool: p}
+	}
+	return api.AssignRequest{CollectorID: v}
 }
 
 // maskedConfigText shows a config with its secret fields as "(set)".
@@ -547,8 +564,9 @@ func (s *Server) integrationFormSubmit(w http.ResponseWriter, r *http.Request, p
 	}
 	var v *api.Integration
 	if current == nil {
+		to := formTarget(f.CollectorID)
 		v, err = s.CreateIntegrationAct(r, api.IntegrationRequest{Name: f.Name, Image: f.Image, IntervalSec: interval,
-			CollectorID: f.CollectorID, Network: f.Network, Config: raw, SecretFields: secrets})
+			CollectorID: to.CollectorID, Pool: to.Pool, Network: f.Network, Config: raw, SecretFields: secrets})
 	} else {
 		v, err = s.UpdateIntegrationAct(r, current.ID, api.IntegrationUpdate{Name: &f.Name, Image: &f.Image, IntervalSec: &interval,
 			Network: &f.Network, Config: raw, SecretFields: &secrets})
@@ -563,7 +581,7 @@ func (s *Server) integrationFormSubmit(w http.ResponseWriter, r *http.Request, p
 func (s *Server) assignSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
 	in, err := s.loadIntegration(r)
 	if err == nil {
-		_, err = s.AssignIntegrationAct(r, in.ID, r.PostFormValue("collector_id"))
+		_, err = s.AssignIntegrationAct(r, in.ID, formTarget(r.PostFormValue("collector_id")))
 	}
 	if err != nil {
 		s.pageError(w, r, p, err)

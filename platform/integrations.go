@@ -14,7 +14,7 @@ import (
 )
 
 // ConfigAAD binds a sealed config to its integration and to what decides
-// where and how its secrets are used: the collector it runs on, the image
+// where and how its secrets are used: the collector or pool it runs on, the image
 // that reads them, its network and which fields are secret. Editing any
 // of them in the database (to point an integration at another collector,
 // or unmark a secret field) makes the config unopenable instead of
@@ -28,10 +28,11 @@ func ConfigAAD(in store.Integration) []byte {
 		V            int      `json:"v"`
 		ID           string   `json:"id"`
 		CollectorID  string   `json:"collector_id"`
+		Pool         string   `json:"pool,omitempty"`
 		Image        string   `json:"image"`
 		Network      string   `json:"network"`
 		SecretFields []string `json:"secret_fields"`
-	}{2, in.ID, in.CollectorID, in.Image, in.Network, fields})
+	}{2, in.ID, in.CollectorID, in.Pool, in.Image, in.Network, fields})
 	return b
 }
 
@@ -79,7 +80,7 @@ func (s *Server) integrationView(in store.Integration) (api.Integration, error) 
 	}
 	return api.Integration{
 		ID: in.ID, Name: in.Name, Image: in.Image, Config: raw, SecretFields: fields, ConfigSchema: in.ConfigSchema,
-		IntervalSec: int(in.Interval / time.Second), CollectorID: in.CollectorID, Network: in.Network,
+		IntervalSec: int(in.Interval / time.Second), CollectorID: in.CollectorID, Pool: in.Pool, Network: in.Network,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
 	}, nil
 }
@@ -95,7 +96,7 @@ func (s *Server) writeIntegration(w http.ResponseWriter, status int, in store.In
 
 // integrationDetails is what the audit log records: names, never values.
 func integrationDetails(in store.Integration) map[string]any {
-	return map[string]any{"name": in.Name, "image": in.Image, "collector_id": in.CollectorID,
+	return map[string]any{"name": in.Name, "image": in.Image, "collector_id": in.CollectorID, "pool": in.Pool,
 		"secret_fields": in.SecretFields, "interval_sec": int(in.Interval / time.Second), "network": in.Network}
 }
 
@@ -128,7 +129,7 @@ func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationReques
 	}
 	now := s.now()
 	in := store.Integration{ID: newID("int"), Name: req.Name, Image: req.Image, SecretFields: req.SecretFields,
-		Interval: time.Duration(req.IntervalSec) * time.Second, CollectorID: req.CollectorID, Network: req.Network,
+		Interval: time.Duration(req.IntervalSec) * time.Second, CollectorID: req.CollectorID, Pool: req.Pool, Network: req.Network,
 		CreatedAt: now, UpdatedAt: now}
 	if checked != nil && checked.Schema != nil {
 		in.ConfigSchema = checked.Schema.Raw()
@@ -341,7 +342,7 @@ func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	v, err := s.AssignIntegrationAct(r, in.ID, req.CollectorID)
+	v, err := s.AssignIntegrationAct(r, in.ID, req)
 	if err != nil {
 		return err
 	}
@@ -349,11 +350,14 @@ func (s *Server) assignIntegration(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// AssignIntegrationAct moves an integration to collectorID ("" unassigns
-// it) with its queued job; its config is sealed again for the new target.
-func (s *Server) AssignIntegrationAct(r *http.Request, id, collectorID string) (*api.Integration, error) {
-	if collectorID != "" && !api.ValidCollectorID(collectorID) {
-		return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "collector_id %q is not a collector ID", collectorID)
+// AssignIntegrationAct moves an integration to a collector or a pool
+// (neither unassigns it) with its queued job; its config is sealed again
+// for the new target.
+func (s *Server) AssignIntegrationAct(r *http.Request, id string, to api.AssignRequest) (*api.Integration, error) {
+	if to.CollectorID != "" || to.Pool != "" {
+		if err := to.Validate(); err != nil {
+			return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "%v", err)
+		}
 	}
 	in, err := s.st.Integration(r.Context(), id)
 	if err != nil {
@@ -363,17 +367,18 @@ func (s *Server) AssignIntegrationAct(r *http.Request, id, collectorID string) (
 	if err != nil {
 		return nil, err
 	}
-	from := in.CollectorID
-	in.CollectorID, in.UpdatedAt = collectorID, s.now()
+	from, fromPool := in.CollectorID, in.Pool
+	in.CollectorID, in.Pool, in.UpdatedAt = to.CollectorID, to.Pool, s.now()
 	if in.SealedConfig, err = s.seal(in, cfg); err != nil {
 		return nil, err
 	}
-	ev := s.event(r, "integration.assigned", in.ID, map[string]any{"name": in.Name, "from": from, "to": in.CollectorID})
+	ev := s.event(r, "integration.assigned", in.ID, map[string]any{"name": in.Name, "from": from, "to": in.CollectorID,
+		"from_pool": fromPool, "to_pool": in.Pool})
 	moved, err := s.st.AssignIntegration(r.Context(), in, ev)
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("integration assigned", "integration", in.ID, "from", from, "to", in.CollectorID, "queued_jobs_moved", moved)
+	s.log.Info("integration assigned", "integration", in.ID, "from", from, "to", in.CollectorID, "from_pool", fromPool, "to_pool", in.Pool, "queued_jobs_moved", moved)
 	v, err := s.integrationView(in)
 	return &v, err
 }

@@ -37,7 +37,7 @@ func (d jobsDirectory) Source(ctx context.Context, integrationID string) (*jobs.
 		return nil, err
 	}
 	return &jobs.Source{
-		IntegrationID: in.ID, CollectorID: in.CollectorID, Image: in.Image, Network: in.Network,
+		IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool, Image: in.Image, Network: in.Network,
 		Config: plain, SecretFields: in.SecretFields, Limits: d.s.cfg.JobLimits,
 	}, nil
 }
@@ -53,12 +53,36 @@ func (d jobsDirectory) CollectorHPKEKey(ctx context.Context, collectorID string)
 	return c.HPKEKey, nil
 }
 
-func (d jobsDirectory) CollectorMemory(ctx context.Context, collectorID string) (int64, error) {
+func (d jobsDirectory) Collector(ctx context.Context, collectorID string) (jobs.Member, error) {
 	c, err := d.s.st.Collector(ctx, collectorID)
-	if err != nil || c.LastBeat == nil {
-		return 0, err
+	if err != nil {
+		return jobs.Member{ID: collectorID}, err
 	}
-	return c.LastBeat.MemTotal, nil
+	return d.member(c), nil
+}
+
+func (d jobsDirectory) member(c store.Collector) jobs.Member {
+	status, _ := d.s.status(c)
+	m := jobs.Member{ID: c.ID, Name: c.Name, Pool: c.Pool, Active: status == api.CollectorStatusActive}
+	if c.LastBeat != nil {
+		m.MemoryBytes, m.CPUs = c.LastBeat.MemTotal, c.LastBeat.CPUs
+	}
+	return m
+}
+
+// maxPoolMembers bounds what a waiting reason reads of a pool.
+const maxPoolMembers = 500
+
+func (d jobsDirectory) PoolMembers(ctx context.Context, pool string) ([]jobs.Member, error) {
+	list, err := d.s.st.PoolMembers(ctx, pool, maxPoolMembers)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]jobs.Member, 0, len(list))
+	for _, c := range list {
+		out = append(out, d.member(c))
+	}
+	return out, nil
 }
 
 func (d jobsDirectory) Schedules(ctx context.Context) ([]jobs.Schedule, error) {
@@ -68,7 +92,7 @@ func (d jobsDirectory) Schedules(ctx context.Context) ([]jobs.Schedule, error) {
 	}
 	out := make([]jobs.Schedule, 0, len(list))
 	for _, in := range list {
-		out = append(out, jobs.Schedule{IntegrationID: in.ID, CollectorID: in.CollectorID, Interval: in.Interval})
+		out = append(out, jobs.Schedule{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool, Interval: in.Interval})
 	}
 	return out, nil
 }
@@ -245,12 +269,12 @@ func (s *Server) RunNowAct(r *http.Request, id string) (*api.Job, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if in.CollectorID == "" {
-		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector: assign it first", in.ID)
+	if in.CollectorID == "" && in.Pool == "" {
+		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector or a pool: assign it first", in.ID)
 	}
-	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, RequestedBy: queue.RequestedByAdmin},
+	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool, RequestedBy: queue.RequestedByAdmin},
 		func(j *queue.Job) store.Event {
-			return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID})
+			return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID, "pool": j.Pool})
 		})
 	if err != nil {
 		return nil, false, jobError(err)

@@ -16,17 +16,23 @@ import (
 // checked, and a state that does not allow the call fails with
 // [ErrInvalidState]. A job that was never leased has the empty lease ID.
 type Queue interface {
-	// Enqueue adds a queued job for req.IntegrationID on req.CollectorID's
-	// queue. If the integration already has a job queued, leased or running,
-	// no job is added: Enqueue returns that job and existed = true.
+	// Enqueue adds a queued job for req.IntegrationID on its target's queue:
+	// one collector's, or a pool's (any member may lease it). If the
+	// integration already has a job queued, leased or running, wherever it
+	// is, no job is added: Enqueue returns that job and existed = true.
 	Enqueue(ctx context.Context, req EnqueueRequest) (job *Job, existed bool, err error)
 
-	// Next leases the oldest queued job of req.CollectorID whose predicted
-	// peak memory fits req.FreeMemoryBytes, waiting up to req.Wait for one to
-	// arrive. The job comes back leased, with a fresh LeaseID valid for
-	// Config.LeaseTTL. When nothing arrives in time Next returns ErrNoJob;
-	// when ctx ends first it returns ctx.Err(); after Close, ErrClosed.
-	// Next also returns expired leases to the queue (see ExpireLeases).
+	// Next leases the oldest queued job of req.CollectorID, or of its pool
+	// req.Pool, that fits beside what the collector already runs (see
+	// NextRequest: predicted memory and CPU against its capacity, at most
+	// MaxJobs at once), waiting up to req.Wait for one. A pool job goes to
+	// the least loaded waiting member it fits on (a member that is not
+	// the least loaded leaves it for Config.PoolHandoff, then takes it).
+	// The job comes back leased to req.CollectorID, with a fresh LeaseID
+	// valid for Config.LeaseTTL. When nothing arrives in time Next returns
+	// ErrNoJob; when ctx ends first it returns ctx.Err(); after Close,
+	// ErrClosed. Next also returns expired leases to the queue (see
+	// ExpireLeases): a pool job goes back to its pool.
 	Next(ctx context.Context, req NextRequest) (*Job, error)
 
 	// Renew extends the lease of a leased or running job by Config.LeaseTTL
@@ -69,16 +75,26 @@ type Queue interface {
 	// number of expired leases (a counter metric).
 	ExpireLeases(ctx context.Context) (int, error)
 
-	// Reassign moves the queued jobs of an integration to another collector's
-	// queue (integrations can move between collectors) and reports how many
-	// moved. Leased and running jobs stay with the collector running them.
-	Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error)
+	// Reassign moves the queued jobs of an integration to another target's
+	// queue (integrations move between collectors and pools) and reports
+	// how many moved. Leased and running jobs stay with the collector
+	// running them.
+	Reassign(ctx context.Context, integrationID string, to Target) (int, error)
 
-	// Requeue returns a leased (not yet running) job to the queue of
-	// collectorID without counting an attempt, voiding its lease: the
-	// platform leased it to a collector that may not run it (its
-	// integration moved), or could not hand it over (a transient error).
-	Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*Job, error)
+	// Requeue returns a leased (not yet running) job to the queue of to
+	// without counting an attempt, voiding its lease: the platform leased
+	// it to a collector that may not run it (its integration moved), or
+	// could not hand it over (a transient error).
+	Requeue(ctx context.Context, jobID, leaseID string, to Target) (*Job, error)
+
+	// Usage is what the collector's active (leased and running) jobs are
+	// predicted to use: what Next counts against its capacity.
+	Usage(ctx context.Context, collectorID string) (Usage, error)
+
+	// Need is what a job of the integration is predicted to use (its
+	// recent successful runs, the defaults for one that never ran, the
+	// limits as a ceiling).
+	Need(ctx context.Context, integrationID string) (Need, error)
 
 	// Close wakes every waiting Next (which returns ErrClosed) and releases
 	// what the queue owns. It is safe to call more than once.
@@ -147,8 +163,13 @@ type Job struct {
 	ID string
 	// IntegrationID is the integration instance the job runs.
 	IntegrationID string
-	// CollectorID is the collector whose queue holds the job.
+	// CollectorID is the collector whose queue holds the job; for a pool
+	// job, the member that holds (or last held) its lease, "" while it is
+	// queued in the pool.
 	CollectorID string
+	// Pool is the pool whose members may lease the job ("" for a job of
+	// one collector).
+	Pool string
 	// State is where the job is in its life cycle.
 	State State
 	// Attempt counts leases that expired plus one: 1 on the first attempt.
@@ -182,10 +203,36 @@ type Job struct {
 type EnqueueRequest struct {
 	// IntegrationID is the integration instance to run. Required.
 	IntegrationID string
-	// CollectorID is the collector whose queue gets the job. Required.
+	// CollectorID is the collector whose queue gets the job; or Pool, the
+	// pool whose queue does. Exactly one is required.
 	CollectorID string
+	Pool        string
 	// RequestedBy says who asked, e.g. RequestedByScheduler.
 	RequestedBy string
+}
+
+// Target is where an integration's jobs go: one collector, or a pool.
+type Target struct {
+	CollectorID string
+	Pool        string
+}
+
+// Valid reports whether exactly one of the two is set.
+func (t Target) Valid() bool { return (t.CollectorID == "") != (t.Pool == "") }
+
+// Usage is the predicted use of a collector's active jobs.
+type Usage struct {
+	Jobs        int
+	MemoryBytes int64
+	CPUs        float64
+}
+
+// Need is the predicted use of one job.
+type Need struct {
+	MemoryBytes int64
+	CPUs        float64
+	// Known: predicted from runs (else the defaults).
+	Known bool
 }
 
 // NextRequest is a collector asking for work.
@@ -195,10 +242,25 @@ type NextRequest struct {
 	// Wait is how long Next may wait for a job (runners use about 25 s).
 	// Zero or negative means: look once and return.
 	Wait time.Duration
-	// FreeMemoryBytes is the memory the collector has free for a new job.
-	// Next returns only jobs whose predicted peak fits; others stay queued.
-	// Zero means unknown: no filter.
+	// Pool is the asking collector's pool ("" for none): it also gets the
+	// pool's jobs.
+	Pool string
+	// FreeMemoryBytes is the memory the collector measures free for a new
+	// job. Next returns only jobs whose predicted peak fits; others stay
+	// queued. Zero means unknown: no filter.
 	FreeMemoryBytes int64
+	// Capacity is what the collector has (from its heartbeats): a job is
+	// leased only if its predicted memory and CPU fit beside the predicted
+	// use of the collector's active jobs, and while it has fewer than
+	// MaxJobs. Zero fields mean unknown: no filter on them.
+	Capacity Capacity
+}
+
+// Capacity bounds what one collector runs at once.
+type Capacity struct {
+	MemoryBytes int64
+	CPUs        float64
+	MaxJobs     int
 }
 
 // Result is the outcome of a run, reported by Finish.
@@ -213,6 +275,9 @@ type Result struct {
 	PeakMemoryBytes int64
 	// PeakCPUPercent is the run's measured peak CPU use; zero if unknown.
 	PeakCPUPercent float64
+	// OOMKilled: the engine killed the container at its memory limit. The
+	// integration's next prediction is the limit itself.
+	OOMKilled bool
 }
 
 // Filter selects jobs for List. Zero fields do not filter.
@@ -261,6 +326,17 @@ type Config struct {
 	// PeakSamples is how many recent successful runs the predicted peak (their
 	// maximum) is taken over.
 	PeakSamples int
+	// DefaultPeakCPUs is the predicted CPU (cores) of an integration with
+	// no successful run on record.
+	DefaultPeakCPUs float64
+	// LimitMemoryBytes and LimitCPUs are a job container's limits: a
+	// prediction never exceeds them (the container cannot use more), and
+	// an OOM-killed run predicts LimitMemoryBytes. Zero: no ceiling.
+	LimitMemoryBytes int64
+	LimitCPUs        float64
+	// PoolHandoff is how long a pool job waits for the least loaded
+	// member it fits on before any member it fits on may take it.
+	PoolHandoff time.Duration
 	// PollInterval bounds how long a waiting Next goes without looking at the
 	// store, to see work another process made eligible (an enqueue or a lease
 	// expiry it was not told about). Enqueues in the same process wake it at
@@ -276,6 +352,8 @@ func DefaultConfig() Config {
 		LeaseTTL:               60 * time.Second,
 		DefaultPeakMemoryBytes: 256 << 20,
 		PeakSamples:            5,
+		DefaultPeakCPUs:        0.5,
+		PoolHandoff:            2 * time.Second,
 		PollInterval:           time.Second,
 	}
 }
@@ -293,6 +371,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "PeakSamples", Reason: fmt.Sprintf("must be at least 1, got %d", c.PeakSamples)}
 	case c.PollInterval <= 0:
 		return &ConfigError{Field: "PollInterval", Reason: fmt.Sprintf("must be positive, got %s", c.PollInterval)}
+	case c.DefaultPeakCPUs < 0 || c.LimitCPUs < 0 || c.LimitMemoryBytes < 0:
+		return &ConfigError{Field: "DefaultPeakCPUs", Reason: "predictions and limits must not be negative"}
+	case c.PoolHandoff < 0:
+		return &ConfigError{Field: "PoolHandoff", Reason: fmt.Sprintf("must not be negative, got %s", c.PoolHandoff)}
 	}
 	return nil
 }

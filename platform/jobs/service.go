@@ -48,6 +48,7 @@ var ErrSealBroken = errors.New("sealed config does not open")
 type Source struct {
 	IntegrationID string
 	CollectorID   string
+	Pool          string // the pool it targets, when it targets one
 	Image         string
 	Network       string
 	Config        []byte
@@ -59,6 +60,7 @@ type Source struct {
 type Schedule struct {
 	IntegrationID string
 	CollectorID   string
+	Pool          string
 	Interval      time.Duration
 }
 
@@ -69,11 +71,27 @@ type Directory interface {
 	Source(ctx context.Context, integrationID string) (*Source, error)
 	// CollectorHPKEKey returns the collector's HPKE public key from enrollment.
 	CollectorHPKEKey(ctx context.Context, collectorID string) ([]byte, error)
-	// CollectorMemory returns the memory the collector last reported (0 if
-	// unknown): a reported job peak above it is not believed.
-	CollectorMemory(ctx context.Context, collectorID string) (int64, error)
+	// Collector returns what admission knows of a collector: its pool and
+	// the capacity of its last heartbeat. A reported job peak above its
+	// memory is not believed.
+	Collector(ctx context.Context, collectorID string) (Member, error)
+	// PoolMembers returns the collectors of a pool (for a waiting reason).
+	PoolMembers(ctx context.Context, pool string) ([]Member, error)
 	// Schedules lists the integrations with a collector and a period.
 	Schedules(ctx context.Context) ([]Schedule, error)
+}
+
+// Member is a collector as admission sees it.
+type Member struct {
+	ID   string
+	Name string
+	Pool string
+	// Active: it heartbeats and can run jobs (not offline nor degraded).
+	Active bool
+	// MemoryBytes and CPUs are its capacity from its last heartbeat (0:
+	// unknown, not counted).
+	MemoryBytes int64
+	CPUs        int
 }
 
 // Config tunes the service.
@@ -92,6 +110,9 @@ type Config struct {
 	// MaxPeakMemoryBytes caps a reported job peak when nothing tighter is
 	// known (the job's own memory limit usually is).
 	MaxPeakMemoryBytes int64
+	// MaxJobsPerCollector bounds the jobs one collector runs at once,
+	// whatever fits (0: only capacity bounds them).
+	MaxJobsPerCollector int
 }
 
 // DefaultConfig returns the defaults.
@@ -156,15 +177,21 @@ func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequ
 	// Real time, not s.now: the wait bounds how long the request hangs (the
 	// queue's wait is in real time too).
 	deadline := time.Now().Add(wait)
+	me, err := s.dir.Collector(ctx, collectorID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the collector: %v", ErrUnavailable, err)
+	}
+	capacity := queue.Capacity{MemoryBytes: me.MemoryBytes, CPUs: float64(me.CPUs), MaxJobs: s.cfg.MaxJobsPerCollector}
 	for {
-		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Wait: max(0, time.Until(deadline)), FreeMemoryBytes: req.FreeMemoryBytes})
+		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Pool: me.Pool, Wait: max(0, time.Until(deadline)),
+			FreeMemoryBytes: req.FreeMemoryBytes, Capacity: capacity})
 		if errors.Is(err, queue.ErrNoJob) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		lease, err := s.sealOrReturn(ctx, collectorID, job)
+		lease, err := s.sealOrReturn(ctx, me, job)
 		if lease != nil || err != nil {
 			return lease, err
 		}
@@ -172,8 +199,11 @@ func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequ
 }
 
 // sealOrReturn seals a leased job, or deals with a job that cannot be
-// sealed for this collector and returns (nil, nil) to poll again.
-func (s *Service) sealOrReturn(ctx context.Context, collectorID string, job *queue.Job) (*api.Lease, error) {
+// sealed for this collector and returns (nil, nil) to poll again. A job is
+// sealed only to its integration's collector or to a member of its pool,
+// as they are now.
+func (s *Service) sealOrReturn(ctx context.Context, me Member, job *queue.Job) (*api.Lease, error) {
+	collectorID := me.ID
 	src, err := s.dir.Source(ctx, job.IntegrationID)
 	switch {
 	case errors.Is(err, ErrGone):
@@ -184,30 +214,36 @@ func (s *Service) sealOrReturn(ctx context.Context, collectorID string, job *que
 		s.fail(ctx, job, "platform could not open the integration's config (its record was altered outside the platform): "+err.Error())
 		return nil, nil
 	case err != nil:
-		return nil, s.giveBack(ctx, job, collectorID, err)
-	case src.CollectorID != collectorID:
+		return nil, s.giveBack(ctx, job, err)
+	case src.CollectorID != collectorID && (src.Pool == "" || src.Pool != me.Pool):
 		// Assignment moves queued jobs in its transaction; this catches a
-		// job requeued after its lease expired on the old collector.
-		s.log.Info("job leased by a collector its integration left; moving it", "job", job.ID, "from", collectorID, "to", src.CollectorID)
-		if src.CollectorID == "" {
+		// job requeued after its lease expired on the old collector, or
+		// leased by a member that has since left the pool.
+		to := queue.Target{CollectorID: src.CollectorID, Pool: src.Pool}
+		s.log.Info("job leased by a collector its integration left; moving it", "job", job.ID, "from", collectorID, "to", to)
+		if !to.Valid() {
 			s.q.Cancel(context.WithoutCancel(ctx), job.ID)
-		} else if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, src.CollectorID); err != nil {
+		} else if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, to); err != nil {
 			s.log.Warn("moving the job failed; its lease will expire", "job", job.ID, "err", err)
 		}
 		return nil, nil
 	}
 	lease, err := s.seal(ctx, collectorID, job, src)
 	if err != nil {
-		return nil, s.giveBack(ctx, job, collectorID, err)
+		return nil, s.giveBack(ctx, job, err)
 	}
 	return lease, nil
 }
 
 // giveBack returns a job the platform failed to seal for a transient
-// reason to the collector's queue, without counting an attempt.
-func (s *Service) giveBack(ctx context.Context, job *queue.Job, collectorID string, cause error) error {
+// reason to its queue, without counting an attempt.
+func (s *Service) giveBack(ctx context.Context, job *queue.Job, cause error) error {
 	s.log.Warn("sealing the job failed; it goes back to the queue", "job", job.ID, "err", cause)
-	if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, collectorID); err != nil {
+	to := queue.Target{CollectorID: job.CollectorID}
+	if job.Pool != "" {
+		to = queue.Target{Pool: job.Pool}
+	}
+	if _, err := s.q.Requeue(context.WithoutCancel(ctx), job.ID, job.LeaseID, to); err != nil {
 		s.log.Warn("returning the job failed; its lease will expire", "job", job.ID, "err", err)
 	}
 	return fmt.Errorf("%w: sealing a job failed: %v", ErrUnavailable, cause)
@@ -369,10 +405,17 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 	if req.ExitCode == 0 && req.Error == "" && refused > 0 {
 		errText = fmt.Sprintf("%d output lines were refused: the run is not a complete sync, so nothing was marked deleted", refused)
 	}
+	if req.OOMKilled {
+		ok = false
+		errText = "out of memory: the engine killed the job at its memory limit (exit 137); the integration's next prediction is its limit"
+		if req.Error != "" {
+			errText += "; " + req.Error
+		}
+	}
 	peakMem, peakCPU := s.capPeaks(ctx, collectorID, job, req)
 	done, sw, err := s.recs.Finish(ctx, jobID, req.LeaseID, queue.Result{
 		Succeeded: ok, ExitCode: req.ExitCode, Error: errText,
-		PeakMemoryBytes: peakMem, PeakCPUPercent: peakCPU,
+		PeakMemoryBytes: peakMem, PeakCPUPercent: peakCPU, OOMKilled: req.OOMKilled,
 	}, RunReport{RunnerRefused: max(req.RefusedRecords, 0)})
 	if err != nil {
 		return mapQueue(err)
@@ -402,8 +445,8 @@ func (s *Service) capPeaks(ctx context.Context, collectorID string, job *queue.J
 	if src, err := s.dir.Source(ctx, job.IntegrationID); err == nil && src.Limits.MemoryBytes > 0 {
 		limit = min(limit, src.Limits.MemoryBytes)
 	}
-	if mem, err := s.dir.CollectorMemory(ctx, collectorID); err == nil && mem > 0 {
-		limit = min(limit, mem)
+	if me, err := s.dir.Collector(ctx, collectorID); err == nil && me.MemoryBytes > 0 {
+		limit = min(limit, me.MemoryBytes)
 	}
 	mem := min(max(req.PeakMemoryBytes, 0), limit)
 	cpu := min(max(req.PeakCPUPercent, 0), 100*float64(maxCPUs))
@@ -463,7 +506,7 @@ func (s *Service) schedule(ctx context.Context, due map[string]time.Time) {
 	seen := map[string]bool{}
 	for _, sc := range list {
 		seen[sc.IntegrationID] = true
-		if sc.Interval <= 0 || sc.CollectorID == "" {
+		if sc.Interval <= 0 || (sc.CollectorID == "" && sc.Pool == "") {
 			continue
 		}
 		next, ok := due[sc.IntegrationID]
@@ -477,7 +520,7 @@ func (s *Service) schedule(ctx context.Context, due map[string]time.Time) {
 		}
 		jitter := time.Duration((rand.Float64()*2 - 1) * s.cfg.Jitter * float64(sc.Interval))
 		due[sc.IntegrationID] = now.Add(sc.Interval + jitter)
-		if _, existed, err := s.q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: sc.IntegrationID, CollectorID: sc.CollectorID, RequestedBy: queue.RequestedByScheduler}); err != nil {
+		if _, existed, err := s.q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: sc.IntegrationID, CollectorID: sc.CollectorID, Pool: sc.Pool, RequestedBy: queue.RequestedByScheduler}); err != nil {
 			s.log.Warn("scheduler: enqueue failed", "integration", sc.IntegrationID, "err", err)
 		} else if !existed {
 			s.log.Info("scheduled job enqueued", "integration", sc.IntegrationID)
@@ -504,7 +547,7 @@ func (s *Service) NextRun(integrationID string) time.Time {
 // View renders a queue job for the admin API.
 func (s *Service) View(ctx context.Context, j *queue.Job) api.Job {
 	v := api.Job{
-		ID: j.ID, IntegrationID: j.IntegrationID, CollectorID: j.CollectorID, State: string(j.State),
+		ID: j.ID, IntegrationID: j.IntegrationID, CollectorID: j.CollectorID, Pool: j.Pool, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, RequestedBy: j.RequestedBy, CreatedAt: j.CreatedAt,
 		Error: j.Error, PeakMemoryBytes: j.PeakMemoryBytes, PeakCPUPercent: j.PeakCPUPercent,
 	}

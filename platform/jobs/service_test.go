@@ -24,6 +24,7 @@ import (
 type fakeDirectory struct {
 	mu        sync.Mutex
 	schedules []jobs.Schedule
+	members   []jobs.Member
 }
 
 var errNoIntegration = errors.New("no such integration")
@@ -33,7 +34,7 @@ func (d *fakeDirectory) Source(_ context.Context, id string) (*jobs.Source, erro
 	defer d.mu.Unlock()
 	for _, s := range d.schedules {
 		if s.IntegrationID == id {
-			return &jobs.Source{IntegrationID: id, CollectorID: s.CollectorID, Image: "localhost/x@sha256:00", Config: []byte(`{}`)}, nil
+			return &jobs.Source{IntegrationID: id, CollectorID: s.CollectorID, Pool: s.Pool, Image: "localhost/x@sha256:00", Config: []byte(`{}`)}, nil
 		}
 	}
 	return nil, errNoIntegration
@@ -43,7 +44,28 @@ func (d *fakeDirectory) CollectorHPKEKey(context.Context, string) ([]byte, error
 	return nil, errors.New("not needed by the scheduler")
 }
 
-func (d *fakeDirectory) CollectorMemory(context.Context, string) (int64, error) { return 0, nil }
+func (d *fakeDirectory) Collector(_ context.Context, id string) (jobs.Member, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range d.members {
+		if m.ID == id {
+			return m, nil
+		}
+	}
+	return jobs.Member{ID: id}, nil
+}
+
+func (d *fakeDirectory) PoolMembers(_ context.Context, pool string) ([]jobs.Member, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []jobs.Member
+	for _, m := range d.members {
+		if m.Pool == pool {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
 
 func (d *fakeDirectory) Schedules(context.Context) ([]jobs.Schedule, error) {
 	d.mu.Lock()

@@ -46,6 +46,7 @@ type CollectorFilter struct {
 type IntegrationFilter struct {
 	Query       string // a part of the name or image, or the whole ID
 	CollectorID string
+	Pool        string
 	After       string
 	Limit       int
 }
@@ -163,8 +164,11 @@ type Integration struct {
 	SealedConfig []byte
 	SecretFields []string
 	Interval     time.Duration
-	CollectorID  string // "" when unassigned
-	Network      string
+	CollectorID  string // "" when unassigned or on a pool
+	// Pool is the pool whose active members may run it ("" when it
+	// targets one collector or none).
+	Pool    string
+	Network string
 	// ConfigSchema is the JSON Schema the image declares for its config
 	// (nil: none; the console shows a JSON editor).
 	ConfigSchema []byte
@@ -203,6 +207,11 @@ type Store interface {
 	// heartbeats and cancels the jobs queued for it, or returns an
 	// *AssignedError. It reports how many jobs it canceled.
 	DeleteCollector(ctx context.Context, id string, ev Event) (int, error)
+	// SetCollectorPool moves a collector into pool ("" for none). The jobs
+	// it runs finish; it leases from its new pool from then on.
+	SetCollectorPool(ctx context.Context, id, pool string, ev Event) error
+	// PoolMembers returns the collectors of pool, by name (at most limit).
+	PoolMembers(ctx context.Context, pool string, limit int) ([]Collector, error)
 	// ReplaceEnrollmentToken revokes the collector's live tokens and adds tok.
 	ReplaceEnrollmentToken(ctx context.Context, tok EnrollmentToken, ev Event) error
 	// Enroll burns the token and records the keys, revoking earlier access

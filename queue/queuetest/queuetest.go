@@ -112,6 +112,12 @@ func Run(t *testing.T, newQueue NewQueueFunc) {
 		{"Requeue", testRequeue},
 		{"ListAndDepth", testListAndDepth},
 		{"CloseWakesWaiters", testCloseWakesWaiters},
+		{"PoolLeasing", testPoolLeasing},
+		{"PoolExpiryMovesJob", testPoolExpiryMovesJob},
+		{"PoolCapacity", testPoolCapacity},
+		{"PoolFairness", testPoolFairness},
+		{"PoolLeastLoaded", testPoolLeastLoaded},
+		{"OOMLearned", testOOMLearned},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newQueue) })
@@ -887,7 +893,7 @@ func testReassign(t *testing.T, newQueue NewQueueFunc) {
 	}()
 	waitParked(t, q, "col-b")
 	start := time.Now()
-	n, err := q.Reassign(ctx, "int-1", "col-b")
+	n, err := q.Reassign(ctx, "int-1", queue.Target{CollectorID: "col-b"})
 	if err != nil || n != 1 {
 		t.Fatalf("Reassign = %d, %v; want 1, nil", n, err)
 	}
@@ -899,7 +905,7 @@ func testReassign(t *testing.T, newQueue NewQueueFunc) {
 		t.Errorf("waiting collector picked the reassigned job after %v", took)
 	}
 	// In-flight jobs stay where they run.
-	if n, err := q.Reassign(ctx, "int-1", "col-c"); err != nil || n != 0 {
+	if n, err := q.Reassign(ctx, "int-1", queue.Target{CollectorID: "col-c"}); err != nil || n != 0 {
 		t.Fatalf("Reassign of a leased job = %d, %v; want 0, nil", n, err)
 	}
 	noJob(t, q, req("col-a"))
@@ -913,7 +919,7 @@ func testRequeue(t *testing.T, newQueue NewQueueFunc) {
 	ctx := ctxT(t)
 	j := enqueue(t, q, "int-1", "col-a")
 	l := next(t, q, req("col-a"))
-	back, err := q.Requeue(ctx, l.ID, l.LeaseID, "col-b")
+	back, err := q.Requeue(ctx, l.ID, l.LeaseID, queue.Target{CollectorID: "col-b"})
 	if err != nil || back.State != queue.StateQueued || back.CollectorID != "col-b" || back.Attempt != 1 || back.LeaseID != "" {
 		t.Fatalf("Requeue = %s, %v; want queued on col-b, attempt 1, no lease", describe(back), err)
 	}
@@ -925,13 +931,13 @@ func testRequeue(t *testing.T, newQueue NewQueueFunc) {
 	if l2.ID != j.ID || l2.Attempt != 1 {
 		t.Fatalf("col-b leased %s, want %s on attempt 1", describe(l2), j.ID)
 	}
-	if _, err := q.Requeue(ctx, l2.ID, "lease_wrong", "col-a"); !errors.Is(err, queue.ErrLeaseLost) {
+	if _, err := q.Requeue(ctx, l2.ID, "lease_wrong", queue.Target{CollectorID: "col-a"}); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Errorf("Requeue with a wrong lease: %v, want ErrLeaseLost", err)
 	}
 	if _, err := q.MarkRunning(ctx, l2.ID, l2.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.Requeue(ctx, l2.ID, l2.LeaseID, "col-a"); !errors.Is(err, queue.ErrInvalidState) {
+	if _, err := q.Requeue(ctx, l2.ID, l2.LeaseID, queue.Target{CollectorID: "col-a"}); !errors.Is(err, queue.ErrInvalidState) {
 		t.Errorf("Requeue of a running job: %v, want ErrInvalidState", err)
 	}
 }

@@ -42,11 +42,18 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	// Real time, not q.now: req.Wait is how long the caller's request may
 	// hang, which a test clock moving stored times must not cut short.
 	deadline := time.Now().Add(req.Wait)
+	defer q.leavePool(req)
 	for {
 		woken, release := q.notifier.Subscribe(req.CollectorID)
+		var poolWoken <-chan struct{}
+		releasePool := func() {}
+		if req.Pool != "" {
+			poolWoken, releasePool = q.notifier.Subscribe(poolKey(req.Pool))
+		}
 		job, err := q.tryNext(ctx, req)
 		if err != nil || job != nil {
 			release()
+			releasePool()
 			if err != nil {
 				return nil, fmt.Errorf("next job for collector %q: %w", req.CollectorID, err)
 			}
@@ -55,14 +62,75 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			release()
+			releasePool()
 			return nil, queue.ErrNoJob
 		}
 		q.park(req.CollectorID, 1)
-		err = q.sleep(ctx, woken, min(remaining, q.cfg.PollInterval))
+		err = q.sleep(ctx, woken, poolWoken, min(remaining, q.cfg.PollInterval))
 		q.park(req.CollectorID, -1)
 		release()
+		releasePool()
 		if err != nil {
 			return nil, err
+		}
+	}
+}
+
+// poolKey is the notifier key of a pool's queue (collector IDs never
+// contain a NUL).
+func poolKey(pool string) string { return "pool\x00" + pool }
+
+// A pool job goes to the least loaded waiting member it fits on: each
+// member in Next records its load (the largest of its memory, CPU and job
+// slots in use, as fractions of its capacity), and a member whose load is
+// above another waiting member's leaves the pool's young jobs (enqueued
+// less than PoolHandoff ago) to it.
+
+// load is a member's use of its capacity, in [0, ∞).
+func load(u queue.Usage, c queue.Capacity) float64 {
+	l := 0.0
+	if c.MemoryBytes > 0 {
+		l = max(l, float64(u.MemoryBytes)/float64(c.MemoryBytes))
+	}
+	if c.CPUs > 0 {
+		l = max(l, u.CPUs/c.CPUs)
+	}
+	if c.MaxJobs > 0 {
+		l = max(l, float64(u.Jobs)/float64(c.MaxJobs))
+	}
+	return l
+}
+
+// joinPool records req's member load and reports whether no other member
+// waiting in the pool is less loaded.
+func (q *Queue) joinPool(req queue.NextRequest, l float64) bool {
+	q.waitMu.Lock()
+	defer q.waitMu.Unlock()
+	m := q.members[req.Pool]
+	if m == nil {
+		m = map[string]float64{}
+		q.members[req.Pool] = m
+	}
+	m[req.CollectorID] = l
+	for id, other := range m {
+		if id != req.CollectorID && other < l {
+			return false
+		}
+	}
+	return true
+}
+
+// leavePool forgets req's member load when its Next returns.
+func (q *Queue) leavePool(req queue.NextRequest) {
+	if req.Pool == "" {
+		return
+	}
+	q.waitMu.Lock()
+	defer q.waitMu.Unlock()
+	if m := q.members[req.Pool]; m != nil {
+		delete(m, req.CollectorID)
+		if len(m) == 0 {
+			delete(q.members, req.Pool)
 		}
 	}
 }
@@ -93,11 +161,13 @@ func (q *Queue) Waiting(collectorID string) int {
 
 // sleep waits for a wake-up, the fallback poll, the end of ctx or Close.
 // Its timer is in real time: it bounds the wait, like Next's deadline.
-func (q *Queue) sleep(ctx context.Context, woken <-chan struct{}, d time.Duration) error {
+func (q *Queue) sleep(ctx context.Context, woken, poolWoken <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-woken:
+		return nil
+	case <-poolWoken: // nil when the collector has no pool: never ready
 		return nil
 	case <-t.C:
 		return nil
@@ -110,7 +180,15 @@ func (q *Queue) sleep(ctx context.Context, woken <-chan struct{}, d time.Duratio
 
 // tryNext leases a job if one is eligible now, or returns (nil, nil).
 func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job, error) {
-	if ok, err := q.mayHaveWork(ctx, req, q.now()); err != nil || !ok {
+	leastLoaded := true
+	if req.Pool != "" {
+		u, err := q.Usage(ctx, req.CollectorID)
+		if err != nil {
+			return nil, err
+		}
+		leastLoaded = q.joinPool(req, load(u, req.Capacity))
+	}
+	if ok, err := q.mayHaveWork(ctx, req, leastLoaded, q.now()); err != nil || !ok {
 		return nil, err
 	}
 	var job *queue.Job
@@ -121,9 +199,7 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job,
 		if expired, err = t.expire(ctx, now); err != nil {
 			return err
 		}
-		job, err = scanJob(t.w.QueryRowContext(ctx, leaseNextSQL,
-			ids.Lease(), now.Add(q.cfg.LeaseTTL).UnixNano(), req.CollectorID,
-			req.FreeMemoryBytes, q.cfg.DefaultPeakMemoryBytes))
+		job, err = scanJob(t.w.QueryRowContext(ctx, leaseNextSQL, q.nextArgs(req, leastLoaded, ids.Lease(), now)...))
 		if errors.Is(err, sql.ErrNoRows) {
 			job, err = nil, nil
 		}
@@ -136,14 +212,45 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job,
 	return job, nil
 }
 
-func (q *Queue) mayHaveWork(ctx context.Context, req queue.NextRequest, now time.Time) (bool, error) {
+// nextArgs are leaseNextSQL's and mayHaveWorkSQL's parameters ?1..?15.
+func (q *Queue) nextArgs(req queue.NextRequest, leastLoaded bool, leaseID string, now time.Time) []any {
+	return []any{
+		leaseID, now.Add(q.cfg.LeaseTTL).UnixNano(), req.CollectorID, req.Pool, req.FreeMemoryBytes,
+		q.cfg.DefaultPeakMemoryBytes, q.cfg.LimitMemoryBytes, q.cfg.DefaultPeakCPUs, q.cfg.LimitCPUs,
+		req.Capacity.MemoryBytes, req.Capacity.CPUs, req.Capacity.MaxJobs,
+		now.Add(-q.cfg.PoolHandoff).UnixNano(), leastLoaded, now.UnixNano(),
+	}
+}
+
+func (q *Queue) mayHaveWork(ctx context.Context, req queue.NextRequest, leastLoaded bool, now time.Time) (bool, error) {
 	if q.isClosed() {
 		return false, queue.ErrClosed
 	}
 	var ok bool
-	err := q.queryRow(ctx, mayHaveWorkSQL,
-		req.CollectorID, now.UnixNano(), req.FreeMemoryBytes, q.cfg.DefaultPeakMemoryBytes).Scan(&ok)
+	err := q.queryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, leastLoaded, "", now)...).Scan(&ok)
 	return ok, err
+}
+
+// Usage implements queue.Queue.
+func (q *Queue) Usage(ctx context.Context, collectorID string) (queue.Usage, error) {
+	var u queue.Usage
+	err := q.queryRow(ctx, usageSQL, q.nextArgs(queue.NextRequest{CollectorID: collectorID}, false, "", q.now())...).
+		Scan(&u.Jobs, &u.MemoryBytes, &u.CPUs)
+	if err != nil {
+		return u, fmt.Errorf("usage of collector %q: %w", collectorID, err)
+	}
+	return u, nil
+}
+
+// Need implements queue.Queue.
+func (q *Queue) Need(ctx context.Context, integrationID string) (queue.Need, error) {
+	var n queue.Need
+	err := q.queryRow(ctx, needSQL, integrationID, q.cfg.DefaultPeakMemoryBytes, q.cfg.LimitMemoryBytes,
+		q.cfg.DefaultPeakCPUs, q.cfg.LimitCPUs).Scan(&n.MemoryBytes, &n.CPUs, &n.Known)
+	if err != nil {
+		return n, fmt.Errorf("need of integration %q: %w", integrationID, err)
+	}
+	return n, nil
 }
 
 // ExpireLeases implements queue.Queue.
@@ -182,19 +289,19 @@ func (q *Queue) Cancel(ctx context.Context, jobID string) (*queue.Job, error) {
 }
 
 // Reassign implements queue.Queue.
-func (q *Queue) Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error) {
+func (q *Queue) Reassign(ctx context.Context, integrationID string, to queue.Target) (int, error) {
 	var n int
 	err := q.Update(ctx, func(t *Tx) error {
 		var err error
-		n, err = t.Reassign(ctx, integrationID, newCollectorID)
+		n, err = t.Reassign(ctx, integrationID, to)
 		return err
 	})
 	return n, err
 }
 
 // Requeue implements queue.Queue.
-func (q *Queue) Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*queue.Job, error) {
-	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Requeue(ctx, jobID, leaseID, collectorID) })
+func (q *Queue) Requeue(ctx context.Context, jobID, leaseID string, to queue.Target) (*queue.Job, error) {
+	return q.updateJob(ctx, func(t *Tx) (*queue.Job, error) { return t.Requeue(ctx, jobID, leaseID, to) })
 }
 
 func (q *Queue) updateJob(ctx context.Context, fn func(t *Tx) (*queue.Job, error)) (*queue.Job, error) {
@@ -327,7 +434,7 @@ func scanJob(s interface{ Scan(...any) error }) (*queue.Job, error) {
 	var created int64
 	err := s.Scan(&j.ID, &j.IntegrationID, &j.CollectorID, &state, &j.Attempt, &j.MaxAttempts,
 		&j.LeaseID, &leaseExp, &created, &started, &finished,
-		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy)
+		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy, &j.Pool)
 	if err != nil {
 		return nil, err
 	}

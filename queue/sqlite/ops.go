@@ -52,11 +52,11 @@ func (t *Tx) Now() time.Time { return t.q.now() }
 
 // Enqueue is queue.Queue's Enqueue inside t.
 func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
-	if req.IntegrationID == "" || req.CollectorID == "" {
-		return nil, false, errors.New("enqueue: integration ID and collector ID are required")
+	if req.IntegrationID == "" || !(queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}).Valid() {
+		return nil, false, errors.New("enqueue: an integration ID and one target (a collector ID or a pool) are required")
 	}
 	job, err := scanJob(t.w.QueryRowContext(ctx, insertJobSQL,
-		ids.Job(), req.IntegrationID, req.CollectorID, t.q.cfg.MaxAttempts, t.q.now().UnixNano(), req.RequestedBy))
+		ids.Job(), req.IntegrationID, req.CollectorID, t.q.cfg.MaxAttempts, t.q.now().UnixNano(), req.RequestedBy, req.Pool))
 	existed := false
 	if errors.Is(err, sql.ErrNoRows) {
 		existed = true
@@ -66,7 +66,7 @@ func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job,
 		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
 	}
 	if !existed {
-		t.notify = append(t.notify, job.CollectorID)
+		t.wake(queue.Target{CollectorID: job.CollectorID, Pool: job.Pool})
 	}
 	return job, existed, nil
 }
@@ -154,8 +154,14 @@ func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result
 	if err != nil {
 		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
 	}
-	if res.Succeeded && res.PeakMemoryBytes > 0 {
-		if err := recordPeak(ctx, t.w, j.IntegrationID, res.PeakMemoryBytes, t.q.cfg.PeakSamples); err != nil {
+	switch {
+	case res.OOMKilled && t.q.cfg.LimitMemoryBytes > 0:
+		// Killed at its limit: it needs all of it (at least) next time.
+		if err := recordPeak(ctx, t.w, j.IntegrationID, t.q.cfg.LimitMemoryBytes, res.PeakCPUPercent/100, t.q.cfg.PeakSamples); err != nil {
+			return nil, err
+		}
+	case res.Succeeded && (res.PeakMemoryBytes > 0 || res.PeakCPUPercent > 0):
+		if err := recordPeak(ctx, t.w, j.IntegrationID, res.PeakMemoryBytes, res.PeakCPUPercent/100, t.q.cfg.PeakSamples); err != nil {
 			return nil, err
 		}
 	}
@@ -199,18 +205,28 @@ func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reaso
 	return int(n), err
 }
 
-// Reassign is queue.Queue's Reassign inside t.
-func (t *Tx) Reassign(ctx context.Context, integrationID, newCollectorID string) (int, error) {
-	if integrationID == "" || newCollectorID == "" {
-		return 0, errors.New("reassign: integration ID and collector ID are required")
+// wake queues a wake-up of the waiters of a collector, or of a pool's
+// members, after the commit.
+func (t *Tx) wake(to queue.Target) {
+	if to.Pool != "" && to.CollectorID == "" {
+		t.notify = append(t.notify, poolKey(to.Pool))
+		return
 	}
-	res, err := t.w.ExecContext(ctx, reassignSQL, newCollectorID, integrationID, newCollectorID)
+	t.notify = append(t.notify, to.CollectorID)
+}
+
+// Reassign is queue.Queue's Reassign inside t.
+func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target) (int, error) {
+	if integrationID == "" || !to.Valid() {
+		return 0, errors.New("reassign: an integration ID and one target (a collector ID or a pool) are required")
+	}
+	res, err := t.w.ExecContext(ctx, reassignSQL, to.CollectorID, to.Pool, integrationID)
 	if err != nil {
-		return 0, fmt.Errorf("reassign integration %q to collector %q: %w", integrationID, newCollectorID, err)
+		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
 	n, err := res.RowsAffected()
 	if n > 0 {
-		t.notify = append(t.notify, newCollectorID)
+		t.wake(to)
 	}
 	return int(n), err
 }
@@ -218,7 +234,10 @@ func (t *Tx) Reassign(ctx context.Context, integrationID, newCollectorID string)
 // Requeue returns a leased job to the queue of collectorID without
 // counting an attempt: the platform leased it to a collector that may not
 // run it any more (its integration moved). The lease is voided.
-func (t *Tx) Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*queue.Job, error) {
+func (t *Tx) Requeue(ctx context.Context, jobID, leaseID string, to queue.Target) (*queue.Job, error) {
+	if !to.Valid() {
+		return nil, errors.New("requeue: one target (a collector ID or a pool) is required")
+	}
 	j, err := t.withLease(ctx, jobID, leaseID)
 	if err != nil {
 		return nil, fmt.Errorf("requeue job %q: %w", jobID, err)
@@ -226,9 +245,9 @@ func (t *Tx) Requeue(ctx context.Context, jobID, leaseID, collectorID string) (*
 	if j.State != queue.StateLeased {
 		return nil, fmt.Errorf("requeue job %q: job is %s: %w", jobID, j.State, queue.ErrInvalidState)
 	}
-	job, err := scanJob(t.w.QueryRowContext(ctx, requeueSQL, collectorID, j.ID))
+	job, err := scanJob(t.w.QueryRowContext(ctx, requeueSQL, to.CollectorID, to.Pool, j.ID))
 	if err == nil {
-		t.notify = append(t.notify, collectorID)
+		t.wake(to)
 	}
 	return job, err
 }
@@ -243,11 +262,11 @@ func (t *Tx) expire(ctx context.Context, now time.Time) (int, error) {
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
-		var collector, state string
-		if err := rows.Scan(&collector, &state); err != nil {
+		var collector, pool, state string
+		if err := rows.Scan(&collector, &pool, &state); err != nil {
 			return 0, err
 		}
-		t.notify = append(t.notify, collector)
+		t.wake(queue.Target{CollectorID: collector, Pool: pool})
 		n++
 	}
 	return n, rows.Err()

@@ -1,5 +1,7 @@
 package sqlite
 
+import "fmt"
+
 // Every statement the queue runs more than once, prepared once by New (see
 // prepared). Statements take positional parameters in the order listed.
 
@@ -8,30 +10,25 @@ package sqlite
 // queue_jobs_collector than the few queued rows in queue_jobs_next. SQLite
 // fails the statement if the named index cannot serve it, so a schema change
 // that breaks this is caught by the tests, not in production.
-const (
-	// leaseNextSQL leases the oldest queued job of collector ?3 whose
-	// predicted peak (the integration's, else ?5) fits ?4 bytes (0: any).
-	leaseNextSQL = `
-		UPDATE queue_jobs SET state = 'leased', lease_id = ?1, lease_expires_at = ?2
-		WHERE seq = (
-			SELECT j.seq FROM queue_jobs AS j INDEXED BY queue_jobs_next
-			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id
-			WHERE j.state = 'queued' AND j.collector_id = ?3
-			  AND (?4 <= 0 OR coalesce(p.peak_memory_bytes, ?5) <= ?4)
-			ORDER BY j.created_at, j.seq
-			LIMIT 1)
+var (
+	// leaseNextSQL leases to collector ?3 the oldest queued job of its own
+	// or of its pool ?4 that fits beside what it already runs (see
+	// candidateSQL for the parameters).
+	leaseNextSQL = `WITH ` + usedCTE + `
+		UPDATE queue_jobs SET state = 'leased', lease_id = ?1, lease_expires_at = ?2, collector_id = ?3
+		WHERE seq = (` + candidateSQL + `)
 		RETURNING ` + jobColumns
 
-	// mayHaveWorkSQL: is a job of collector ?1 queued that fits ?3 bytes
-	// (default peak ?4), or has any lease expired at ?2? A cheap read, so
-	// that waiting collectors take the write lock only when it can pay.
-	mayHaveWorkSQL = `SELECT
-		EXISTS (SELECT 1 FROM queue_jobs AS j INDEXED BY queue_jobs_next
-			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id
-			WHERE j.state = 'queued' AND j.collector_id = ?1
-			  AND (?3 <= 0 OR coalesce(p.peak_memory_bytes, ?4) <= ?3))
+	// mayHaveWorkSQL: is a job eligible for collector ?3 now (the same
+	// candidates as leaseNextSQL), or has any lease expired at ?15? A cheap
+	// read, so that waiting collectors take the write lock only when it
+	// can pay. ?1 and ?2 are unused (the same parameter list as
+	// leaseNextSQL).
+	mayHaveWorkSQL = `WITH ` + usedCTE + ` SELECT
+		?1 IS NOT NULL AND ?2 IS NOT NULL AND (
+		EXISTS (` + candidateSQL + `)
 		OR EXISTS (SELECT 1 FROM queue_jobs INDEXED BY queue_jobs_lease
-			WHERE state IN ('leased','running') AND lease_expires_at <= ?2)`
+			WHERE state IN ('leased','running') AND lease_expires_at <= ?15))`
 
 	// expireSQL requeues or kills every job whose lease expired at ?1.
 	// SQLite evaluates every SET expression on the old row, so the CASEs
@@ -44,22 +41,75 @@ const (
 				THEN 'lease expired on the last attempt (' || attempt || ' of ' || max_attempts || '): the runner stopped renewing it'
 				ELSE 'lease expired on attempt ' || attempt || ' of ' || max_attempts || '; requeued' END,
 			attempt     = CASE WHEN attempt >= max_attempts THEN attempt ELSE attempt + 1 END,
-			lease_id = '', lease_expires_at = NULL, started_at = NULL
+			lease_id = '', lease_expires_at = NULL, started_at = NULL,
+			-- A pool job goes back to its pool, for any member.
+			collector_id = CASE WHEN pool != '' AND attempt < max_attempts THEN '' ELSE collector_id END
 		WHERE state IN ('leased','running') AND lease_expires_at <= ?1
-		RETURNING collector_id, state`
+		RETURNING collector_id, pool, state`
+)
+
+// Admission. A job's predicted memory is its integration's recent peak
+// (else the default ?6), never above the limit ?7 (0: none); its CPU the
+// same with ?8 and ?9. usedCTE sums them over collector ?3's active jobs.
+// A candidate is a queued job of collector ?3, or of its pool ?4 (queued in
+// the pool: collector_id ”; one enqueued before ?13, or any when ?14 says
+// ?3 is the least loaded waiting member), that fits: ?5 free memory
+// measured by the collector (0: unknown), ?10 memory and ?11 CPUs of
+// capacity (0: unknown), ?12 jobs at most (0: no limit). Oldest first.
+const (
+	needMem = `(CASE WHEN ?7 > 0 THEN min(coalesce(nullif(%[1]s.peak_memory_bytes, 0), ?6), ?7) ELSE coalesce(nullif(%[1]s.peak_memory_bytes, 0), ?6) END)`
+	needCPU = `(CASE WHEN ?9 > 0 THEN min(coalesce(nullif(%[1]s.peak_cpu, 0), ?8), ?9) ELSE coalesce(nullif(%[1]s.peak_cpu, 0), ?8) END)`
+)
+
+var (
+	usedCTE = `used AS (SELECT count(*) AS n,
+			coalesce(sum(` + fmt.Sprintf(needMem, "pu") + `), 0) AS mem,
+			coalesce(sum(` + fmt.Sprintf(needCPU, "pu") + `), 0) AS cpu
+		FROM queue_jobs AS u INDEXED BY queue_jobs_active_collector
+		LEFT JOIN queue_integration_peaks AS pu ON pu.integration_id = u.integration_id
+		WHERE u.collector_id = ?3 AND u.state IN ('leased','running'))`
+	fits = `(?12 <= 0 OR used.n < ?12)
+			AND (?5 <= 0 OR ` + fmt.Sprintf(needMem, "p") + ` <= ?5)
+			AND (?10 <= 0 OR used.mem + ` + fmt.Sprintf(needMem, "p") + ` <= ?10)
+			AND (?11 <= 0 OR used.cpu + ` + fmt.Sprintf(needCPU, "p") + ` <= ?11)`
+	candidateSQL = `SELECT seq FROM (
+			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next
+				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
+				WHERE j.state = 'queued' AND j.collector_id = ?3 AND ` + fits + `
+				ORDER BY j.created_at, j.seq LIMIT 1)
+			UNION ALL
+			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next_pool
+				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
+				WHERE ?4 != '' AND j.state = 'queued' AND j.pool = ?4 AND j.collector_id = ''
+				  AND (j.created_at <= ?13 OR ?14) AND ` + fits + `
+				ORDER BY j.created_at, j.seq LIMIT 1))
+		ORDER BY created_at, seq LIMIT 1`
+
+	// usageSQL: the predicted use of collector ?3's active jobs (?6-?9 as
+	// above; the other parameters unused).
+	usageSQL = `WITH ` + usedCTE + ` SELECT n, mem, cpu FROM used`
+
+	// needSQL: the predicted use of a job of integration ?1 (?2 default
+	// memory, ?3 memory limit, ?4 default CPU, ?5 CPU limit), and whether
+	// it comes from runs.
+	needSQL = `SELECT
+		CASE WHEN ?3 > 0 THEN min(coalesce(nullif(max(p.peak_memory_bytes), 0), ?2), ?3) ELSE coalesce(nullif(max(p.peak_memory_bytes), 0), ?2) END,
+		CASE WHEN ?5 > 0 THEN min(coalesce(nullif(max(p.peak_cpu), 0), ?4), ?5) ELSE coalesce(nullif(max(p.peak_cpu), 0), ?4) END,
+		count(p.integration_id) > 0
+		FROM (SELECT ?1 AS id) LEFT JOIN queue_integration_peaks AS p ON p.integration_id = id`
 )
 
 const jobColumns = `id, integration_id, collector_id, state, attempt, max_attempts,
 	lease_id, lease_expires_at, created_at, started_at, finished_at,
-	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by`
+	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool`
 
 const (
 	// insertJobSQL: id, integration, collector, max attempts, created at,
 	// requested by. The INSERT does nothing when the partial unique index on
 	// active jobs already holds the integration.
 	insertJobSQL = `
-		INSERT INTO queue_jobs (id, integration_id, collector_id, state, attempt, max_attempts, created_at, requested_by)
-		VALUES (?, ?, ?, 'queued', 1, ?, ?, ?)
+		INSERT INTO queue_jobs (id, integration_id, collector_id, state, attempt, max_attempts, created_at, requested_by, pool)
+		VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING
 		RETURNING ` + jobColumns
 
@@ -103,9 +153,10 @@ const (
 			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL, error = ?
 		WHERE collector_id = ? AND state = 'queued'`
 
-	// requeueSQL: collector, job ID. Back to the queue, no attempt counted.
+	// requeueSQL: collector, pool, job ID. Back to the queue, no attempt
+	// counted.
 	requeueSQL = `UPDATE queue_jobs SET
-			state = 'queued', collector_id = ?, lease_id = '', lease_expires_at = NULL, started_at = NULL
+			state = 'queued', collector_id = ?, pool = ?, lease_id = '', lease_expires_at = NULL, started_at = NULL
 		WHERE id = ? RETURNING ` + jobColumns
 
 	// deleteFinishedSQL: cutoff, limit. Finished jobs past retention, oldest
@@ -122,9 +173,9 @@ const (
 			WHERE integration_id = ? AND state NOT IN ('queued','leased','running') LIMIT ?)
 		RETURNING id`
 
-	// reassignSQL: new collector, integration, new collector.
-	reassignSQL = `UPDATE queue_jobs SET collector_id = ?
-		WHERE integration_id = ? AND state = 'queued' AND collector_id <> ?`
+	// reassignSQL: new collector, new pool, integration.
+	reassignSQL = `UPDATE queue_jobs SET collector_id = ?1, pool = ?2
+		WHERE integration_id = ?3 AND state = 'queued' AND (collector_id <> ?1 OR pool <> ?2)`
 
 	// depthSQL counts the active jobs by state, each through its partial
 	// index: never a scan of the whole history.
@@ -134,12 +185,14 @@ const (
 		(SELECT count(*) FROM queue_jobs INDEXED BY queue_jobs_lease WHERE state IN ('leased','running') AND state = 'running')`
 
 	// peaksSQL: integration.
-	peaksSQL = `SELECT recent FROM queue_integration_peaks WHERE integration_id = ?`
+	peaksSQL = `SELECT recent, recent_cpu FROM queue_integration_peaks WHERE integration_id = ?`
 
-	// savePeaksSQL: integration, recent peaks (JSON array), their maximum.
-	savePeaksSQL = `INSERT INTO queue_integration_peaks (integration_id, recent, peak_memory_bytes)
-		VALUES (?, ?, ?)
-		ON CONFLICT (integration_id) DO UPDATE SET recent = excluded.recent, peak_memory_bytes = excluded.peak_memory_bytes`
+	// savePeaksSQL: integration, recent memory peaks (JSON array), their
+	// maximum, recent CPU peaks in cores (JSON array), their maximum.
+	savePeaksSQL = `INSERT INTO queue_integration_peaks (integration_id, recent, peak_memory_bytes, recent_cpu, peak_cpu)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (integration_id) DO UPDATE SET recent = excluded.recent, peak_memory_bytes = excluded.peak_memory_bytes,
+			recent_cpu = excluded.recent_cpu, peak_cpu = excluded.peak_cpu`
 )
 
 // preparedQueries are prepared by New, after the migrations.
@@ -150,4 +203,4 @@ var preparedQueries = []string{
 }
 
 // readQueries are prepared on the read pool.
-var readQueries = []string{getJobSQL, mayHaveWorkSQL, depthSQL}
+var readQueries = []string{getJobSQL, mayHaveWorkSQL, depthSQL, usageSQL, needSQL}

@@ -60,6 +60,18 @@ CREATE INDEX queue_jobs_integration ON queue_jobs(integration_id, created_at, se
 DROP INDEX queue_jobs_collector;
 CREATE INDEX queue_jobs_collector ON queue_jobs(collector_id, created_at, seq);
 `,
+	4: `
+-- Pools: a job may target a pool (collector_id '' while it is queued there).
+ALTER TABLE queue_jobs ADD COLUMN pool TEXT NOT NULL DEFAULT '';
+CREATE INDEX queue_jobs_next_pool ON queue_jobs(pool, created_at, seq)
+	WHERE state = 'queued' AND collector_id = '';
+-- Admission: what a collector's active jobs use.
+CREATE INDEX queue_jobs_active_collector ON queue_jobs(collector_id)
+	WHERE state IN ('leased','running');
+-- Predicted CPU (cores) beside memory.
+ALTER TABLE queue_integration_peaks ADD COLUMN recent_cpu TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE queue_integration_peaks ADD COLUMN peak_cpu REAL NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the queue_ tables to the latest version. It is safe to run

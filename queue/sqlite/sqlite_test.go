@@ -224,8 +224,11 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		args        []any
 		want        []string
 	}{
-		{"lease next", sqlite.LeaseNextSQL, []any{"l", 1, "c", 1, 1}, []string{"queue_jobs_next"}},
-		{"may have work", sqlite.MayHaveWorkSQL, []any{"c", 1, 1, 1}, []string{"queue_jobs_next", "queue_jobs_lease"}},
+		// A collector's own queue, its pool's queue and its active jobs
+		// (what it already runs), each through its partial index.
+		{"lease next", sqlite.LeaseNextSQL, sqlite.NextArgs(), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
+		{"may have work", sqlite.MayHaveWorkSQL, sqlite.NextArgs(), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector", "queue_jobs_lease"}},
+		{"usage", sqlite.UsageSQL, sqlite.NextArgs(), []string{"queue_jobs_active_collector"}},
 		{"expire", sqlite.ExpireSQL, []any{1}, []string{"queue_jobs_lease"}},
 		// Metrics scrapes: the active jobs only, never the whole history.
 		{"depth", sqlite.DepthSQL, nil, []string{"queue_jobs_next", "queue_jobs_lease"}},
@@ -256,7 +259,10 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 				t.Errorf("%s: plan %q does not use %s", c.name, plan, idx)
 			}
 		}
-		if strings.Contains(plan, "TEMP B-TREE") {
+		// The lease picks the older of two candidates (its own queue's
+		// oldest, its pool's oldest): a sort of two rows, not of a queue.
+		few := c.query == sqlite.LeaseNextSQL && strings.Count(plan, "TEMP B-TREE") == 1
+		if strings.Contains(plan, "TEMP B-TREE") && !few {
 			t.Errorf("%s: plan %q sorts", c.name, plan)
 		}
 		t.Logf("%s: %s", c.name, plan)

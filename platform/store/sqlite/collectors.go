@@ -162,6 +162,27 @@ func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) 
 	return canceled, err
 }
 
+// SetCollectorPool implements store.Store.
+func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.Event) error {
+	return s.q.Update(ctx, func(qt *qsqlite.Tx) error {
+		tx := qt.SQL()
+		res, err := tx.ExecContext(ctx, `UPDATE collectors SET pool = ? WHERE id = ?`, pool, id)
+		if err != nil {
+			return fmt.Errorf("set pool: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("collector %s: %w", id, store.ErrNotFound)
+		}
+		return s.appendAudit(ctx, tx, ev)
+	})
+}
+
+// PoolMembers implements store.Store.
+func (s *Store) PoolMembers(ctx context.Context, pool string, limit int) ([]store.Collector, error) {
+	return queryAll(ctx, s.r, s.scanCollector, `SELECT `+collectorCols+` FROM collectors INDEXED BY collectors_pool
+		WHERE pool = ? AND pool != '' ORDER BY id LIMIT ?`, pool, limit)
+}
+
 // withDetail returns d with k set, allocating d if needed.
 func withDetail(d map[string]any, k string, v any) map[string]any {
 	if d == nil {

@@ -13,13 +13,13 @@ import (
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
-const integrationCols = `id, name, image, config, secret_fields, interval_sec, COALESCE(collector_id, ''), network, created_at, updated_at, config_schema`
+const integrationCols = `id, name, image, config, secret_fields, interval_sec, COALESCE(collector_id, ''), network, created_at, updated_at, config_schema, pool`
 
 func scanIntegration(r scanner) (store.Integration, error) {
 	var in store.Integration
 	var fields, schema string
 	var interval, created, updated int64
-	err := r.Scan(&in.ID, &in.Name, &in.Image, &in.SealedConfig, &fields, &interval, &in.CollectorID, &in.Network, &created, &updated, &schema)
+	err := r.Scan(&in.ID, &in.Name, &in.Image, &in.SealedConfig, &fields, &interval, &in.CollectorID, &in.Network, &created, &updated, &schema, &in.Pool)
 	if err != nil {
 		return in, err
 	}
@@ -32,6 +32,14 @@ func scanIntegration(r scanner) (store.Integration, error) {
 		in.ConfigSchema = []byte(schema)
 	}
 	return in, nil
+}
+
+// validTarget: an integration targets one collector or one pool, not both.
+func validTarget(in store.Integration) error {
+	if in.CollectorID != "" && in.Pool != "" {
+		return fmt.Errorf("integration %s targets collector %s and pool %q: one or the other: %w", in.ID, in.CollectorID, in.Pool, store.ErrConflict)
+	}
+	return nil
 }
 
 func nullable(s string) any {
@@ -53,9 +61,12 @@ func (s *Store) CreateIntegration(ctx context.Context, in store.Integration, ev 
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO integrations(id, name, image, config, secret_fields, interval_sec, collector_id, network, created_at, updated_at, config_schema)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Name, in.Image, in.SealedConfig, string(fields),
-			int64(in.Interval/time.Second), nullable(in.CollectorID), in.Network, nanos(in.CreatedAt), nanos(in.UpdatedAt), string(in.ConfigSchema))
+		if err := validTarget(in); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO integrations(id, name, image, config, secret_fields, interval_sec, collector_id, network, created_at, updated_at, config_schema, pool)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ID, in.Name, in.Image, in.SealedConfig, string(fields),
+			int64(in.Interval/time.Second), nullable(in.CollectorID), in.Network, nanos(in.CreatedAt), nanos(in.UpdatedAt), string(in.ConfigSchema), in.Pool)
 		if isUnique(err) {
 			return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
 		}
@@ -91,23 +102,23 @@ func (s *Store) Integrations(ctx context.Context) ([]store.Integration, error) {
 // CollectorID.
 func (s *Store) UpdateIntegration(ctx context.Context, in store.Integration, ev store.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT COALESCE(collector_id, '') FROM integrations WHERE id = ?`, in.ID).Scan(&cur)
+		var cur, pool string
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE(collector_id, ''), pool FROM integrations WHERE id = ?`, in.ID).Scan(&cur, &pool)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("integration %s: %w", in.ID, store.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if cur != in.CollectorID {
-			return fmt.Errorf("update integration %s: the collector changes only through AssignIntegration", in.ID)
+		if cur != in.CollectorID || pool != in.Pool {
+			return fmt.Errorf("update integration %s: the collector or pool changes only through AssignIntegration", in.ID)
 		}
 		return s.writeIntegration(ctx, tx, in, ev)
 	})
 }
 
 // AssignIntegration replaces every field of in but ID and CreatedAt and
-// moves the integration's queued job to in.CollectorID, in one
+// moves the integration's queued job to in.CollectorID or in.Pool, in one
 // transaction: a job queued before the move can never be sealed to the old
 // collector with the config as it is after the move.
 func (s *Store) AssignIntegration(ctx context.Context, in store.Integration, ev store.Event) (int, error) {
@@ -117,12 +128,12 @@ func (s *Store) AssignIntegration(ctx context.Context, in store.Integration, ev 
 			return err
 		}
 		var err error
-		if in.CollectorID == "" {
+		if in.CollectorID == "" && in.Pool == "" {
 			// Unassigned: nothing may run it, so its queued job goes.
 			moved, err = qt.CancelActive(ctx, in.ID, "", "canceled: the integration was unassigned")
 			return err
 		}
-		moved, err = qt.Reassign(ctx, in.ID, in.CollectorID)
+		moved, err = qt.Reassign(ctx, in.ID, queue.Target{CollectorID: in.CollectorID, Pool: in.Pool})
 		return err
 	})
 	return moved, err
@@ -134,15 +145,18 @@ func (s *Store) writeIntegration(ctx context.Context, tx *sql.Tx, in store.Integ
 	if err != nil {
 		return err
 	}
+	if err := validTarget(in); err != nil {
+		return err
+	}
 	if in.CollectorID != "" {
 		if err := collectorExists(ctx, tx, in.CollectorID); err != nil {
 			return err
 		}
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE integrations SET name = ?, image = ?, config = ?, secret_fields = ?,
-		interval_sec = ?, collector_id = ?, network = ?, updated_at = ?, config_schema = ? WHERE id = ?`,
+		interval_sec = ?, collector_id = ?, network = ?, updated_at = ?, config_schema = ?, pool = ? WHERE id = ?`,
 		in.Name, in.Image, in.SealedConfig, string(fields), int64(in.Interval/time.Second),
-		nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), string(in.ConfigSchema), in.ID)
+		nullable(in.CollectorID), in.Network, nanos(in.UpdatedAt), string(in.ConfigSchema), in.Pool, in.ID)
 	if isUnique(err) {
 		return fmt.Errorf("an integration named %q already exists: %w", in.Name, store.ErrConflict)
 	}

@@ -307,6 +307,11 @@ CREATE TABLE heartbeat_rollups (
 	`
 ALTER TABLE integrations ADD COLUMN config_schema TEXT NOT NULL DEFAULT '';
 `,
+	// 9: an integration may target a pool instead of one collector.
+	`
+ALTER TABLE integrations ADD COLUMN pool TEXT NOT NULL DEFAULT '';
+CREATE INDEX collectors_pool ON collectors(pool, id) WHERE pool != '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -113,6 +113,10 @@ func (s *Store) IntegrationsPage(ctx context.Context, f store.IntegrationFilter)
 		q += ` AND collector_id = ?`
 		args = append(args, f.CollectorID)
 	}
+	if f.Pool != "" {
+		q += ` AND pool = ?`
+		args = append(args, f.Pool)
+	}
 	q += ` ORDER BY name LIMIT ?`
 	args = append(args, f.Limit+1)
 	list, err := queryAll(ctx, s.r, scanIntegration, q, args...)
