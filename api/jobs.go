@@ -104,9 +104,9 @@ type FinishRequest struct {
 
 // Job is a job as the admin API shows it.
 type Job struct {
-	ID              string     `json:"id"`
-	IntegrationID   string     `json:"integration_id"`
-	CollectorID     string     `json:"collector_id"`
+	ID            string `json:"id"`
+	IntegrationID string `json:"integration_id"`
+	CollectorID   string `json:"collector_id"`
 	// Pool is the pool the job is queued in (CollectorID is then the
 	// member that leased it, or empty while it waits).
 	Pool            string     `json:"pool,omitempty"`
