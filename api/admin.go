@@ -103,9 +103,19 @@ func (c *AdminClient) UpdateIntegration(ctx context.Context, id string, req Inte
 
 // AssignIntegration moves an integration to another collector.
 func (c *AdminClient) AssignIntegration(ctx context.Context, id, collectorID string) (*Integration, error) {
+	return c.AssignIntegrationTo(ctx, id, AssignRequest{CollectorID: collectorID})
+}
+
+// AssignIntegrationTo moves an integration to a collector or a pool.
+func (c *AdminClient) AssignIntegrationTo(ctx context.Context, id string, to AssignRequest) (*Integration, error) {
 	var out Integration
-	return &out, c.do(ctx, http.MethodPost, PathIntegrations+"/"+url.PathEscape(id)+"/assign",
-		AssignRequest{CollectorID: collectorID}, &out)
+	return &out, c.do(ctx, http.MethodPost, PathIntegrations+"/"+url.PathEscape(id)+"/assign", to, &out)
+}
+
+// SetCollectorPool moves a collector into a pool ("" takes it out).
+func (c *AdminClient) SetCollectorPool(ctx context.Context, id, pool string) (*Collector, error) {
+	var out Collector
+	return &out, c.do(ctx, http.MethodPut, PathCollectors+"/"+url.PathEscape(id)+"/pool", SetPoolRequest{Pool: pool}, &out)
 }
 
 // DeleteIntegration deletes an integration and cancels its jobs; its

@@ -267,6 +267,44 @@ func (s *Server) DeleteCollectorAct(r *http.Request, id string) error {
 	return nil
 }
 
+func (s *Server) setCollectorPool(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err != nil {
+		return err
+	}
+	req, err := decodeInto[api.SetPoolRequest](s, w, r)
+	if err != nil {
+		return err
+	}
+	c, err := s.SetCollectorPoolAct(r, id, req.Pool)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// SetCollectorPoolAct moves a collector into a pool ("" takes it out).
+// The jobs it runs finish; from its next poll it leases its new pool's
+// jobs, and a job of its old pool it leased meanwhile goes back.
+func (s *Server) SetCollectorPoolAct(r *http.Request, id, pool string) (*api.Collector, error) {
+	if err := (api.SetPoolRequest{Pool: pool}).Validate(); err != nil {
+		return nil, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "%v", err)
+	}
+	c, err := s.st.Collector(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	ev := s.event(r, "collector.pool_set", id, map[string]any{"from": c.Pool, "to": pool})
+	if err := s.st.SetCollectorPool(r.Context(), id, pool, ev); err != nil {
+		return nil, err
+	}
+	s.log.Info("collector pool set", "collector", id, "from", c.Pool, "to", pool)
+	c.Pool = pool
+	v := s.collectorView(c)
+	return &v, nil
+}
+
 func (s *Server) newEnrollmentToken(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, api.ValidCollectorID, "collector")
 	if err != nil {

@@ -88,6 +88,15 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults the serve command starts from.
+// QueueConfig is the queue's configuration with the job limits as the
+// ceilings of its predictions: a job never needs more than its container
+// may use, and one killed at its memory limit is predicted at it.
+func (c Config) QueueConfig() queue.Config {
+	q := c.Queue
+	q.LimitMemoryBytes, q.LimitCPUs = c.JobLimits.MemoryBytes, c.JobLimits.CPUs
+	return q
+}
+
 func DefaultConfig() Config {
 	return Config{
 		Listen:               "127.0.0.1:8443",

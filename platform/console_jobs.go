@@ -90,6 +90,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, p *access.Princ
 		return
 	}
 	v := s.jobs.View(ctx, j)
+	v.Waiting = s.waiting(ctx, j)
 	d := jobDetail{Job: v, CollectorName: s.collectorName(ctx, j.CollectorID, map[string]string{}),
 		Active: j.State == queue.StateQueued || j.State == queue.StateLeased || j.State == queue.StateRunning}
 	if in, err := s.st.Integration(ctx, j.IntegrationID); err == nil {

@@ -303,8 +303,20 @@ func (s *Server) showJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return jobError(err)
 	}
-	writeJSON(w, http.StatusOK, s.jobs.View(r.Context(), j))
+	v := s.jobs.View(r.Context(), j)
+	v.Waiting = s.waiting(r.Context(), j)
+	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// waiting is a queued job's waiting reason; a failure to work it out is
+// logged, and the job shown without one.
+func (s *Server) waiting(ctx context.Context, j *queue.Job) string {
+	why, err := s.jobs.Waiting(ctx, j)
+	if err != nil {
+		s.log.Warn("working out why a job waits failed", "job", j.ID, "err", err)
+	}
+	return why
 }
 
 func (s *Server) showJobLogs(w http.ResponseWriter, r *http.Request) error {

@@ -247,6 +247,7 @@ func (s *Server) routes() http.Handler {
 	read("GET /api/v1/collectors/{id}/heartbeats", s.collectorHeartbeats)
 	operate("DELETE /api/v1/collectors/{id}", s.deleteCollector, stepUp)
 	operate("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
+	operate("PUT /api/v1/collectors/{id}/pool", s.setCollectorPool)
 
 	operate("POST /api/v1/integrations", s.createIntegration)
 	read("GET /api/v1/integrations", s.listIntegrations)

@@ -80,6 +80,8 @@ var installCommand = &cli.Command{
 		&cli.StringFlag{Name: "selinux-type", Value: "auto", EnvVars: []string{env.SELinuxType}, Usage: "SELinux type of the daemon and runner: auto (the collector module's type when it is loaded, else label=disable), disable, or a type"},
 		&cli.DurationFlag{Name: "runner-stall-timeout", EnvVars: []string{env.RunnerStall}, Usage: "how long the runner's job loop may make no progress before its health check fails (default 10m)"},
 		&cli.DurationFlag{Name: "image-grace", EnvVars: []string{env.ImageGrace}, Usage: "how long an integration image no job uses any more is kept (default 168h)"},
+		&cli.Int64Flag{Name: "job-memory", EnvVars: []string{env.JobMemory}, Usage: "memory, bytes, the collector offers its jobs: the platform leases it only jobs predicted to fit (default: the host's)"},
+		&cli.IntFlag{Name: "job-cpus", EnvVars: []string{env.JobCPUs}, Usage: "CPUs the collector offers its jobs (default: the host's)"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
 		e, closeEng, err := roleEnv(c)
@@ -116,6 +118,7 @@ var installCommand = &cli.Command{
 			SELinuxType: c.String("selinux-type"),
 			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
 			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
+			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"),
 		})
 		return err
 	},

@@ -9,7 +9,7 @@ import (
 
 var collectorsCommand = &cli.Command{
 	Name:  "collectors",
-	Usage: "create, list, show and delete collectors; issue enrollment tokens",
+	Usage: "create, list, show, pool and delete collectors; issue enrollment tokens",
 	Subcommands: []*cli.Command{
 		{
 			Name: "create", Usage: "create a collector: prints its one-time enrollment token and install commands",
@@ -21,6 +21,17 @@ var collectorsCommand = &cli.Command{
 					return err
 				}
 				return adminctl.CreateCollector(c.Context, ac, api.CreateCollectorRequest{Name: name, Pool: c.String("pool")}, out)
+			}),
+		},
+		{
+			Name: "set-pool", Usage: "move a collector into a pool (--pool \"\" takes it out); its running jobs finish",
+			ArgsUsage: "ID", Flags: clientFlags(&cli.StringFlag{Name: "pool", Usage: "pool name", Required: true}),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				return adminctl.SetCollectorPool(c.Context, ac, id, c.String("pool"), out)
 			}),
 		},
 		{

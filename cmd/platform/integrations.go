@@ -18,6 +18,7 @@ func integrationFlags(create bool) []cli.Flag {
 		&cli.StringSliceFlag{Name: "secret-field", Usage: "top-level config key whose value is secret (repeat)"},
 		&cli.DurationFlag{Name: "interval", Value: time.Hour, Usage: "how often the integration runs (>= 1m)"},
 		&cli.StringFlag{Name: "collector", Usage: "collector ID to run it on"},
+		&cli.StringFlag{Name: "pool", Usage: "pool to run it on (any active member), instead of --collector"},
 		&cli.StringFlag{Name: "network", Usage: "network of the job container: none, host or bridge"},
 	)
 }
@@ -53,17 +54,19 @@ var integrationsCommand = &cli.Command{
 			Action: withClient(updateIntegration),
 		},
 		{
-			Name: "assign", Usage: "move an integration to another collector (its credentials move with it)",
-			ArgsUsage: "ID", Flags: clientFlags(&cli.StringFlag{Name: "collector", Usage: "collector ID"}),
+			Name: "assign", Usage: "move an integration to another collector or to a pool (its credentials move with it)",
+			ArgsUsage: "ID", Flags: clientFlags(&cli.StringFlag{Name: "collector", Usage: "collector ID"},
+				&cli.StringFlag{Name: "pool", Usage: "pool name: any active member may run it"}),
 			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
 				id, err := oneArg(c, args, "ID")
 				if err != nil {
 					return err
 				}
-				if c.String("collector") == "" {
-					return usageError(c, "--collector is required")
+				to := api.AssignRequest{CollectorID: c.String("collector"), Pool: c.String("pool")}
+				if (to.CollectorID == "") == (to.Pool == "") {
+					return usageError(c, "give one of --collector or --pool")
 				}
-				return adminctl.AssignIntegration(c.Context, ac, id, c.String("collector"), out)
+				return adminctl.AssignIntegration(c.Context, ac, id, to, out)
 			}),
 		},
 		{
@@ -96,7 +99,7 @@ func createIntegration(c *cli.Context, ac *api.AdminClient, out adminctl.Output,
 	}
 	return adminctl.CreateIntegration(c.Context, ac, api.IntegrationRequest{
 		Name: c.String("name"), Image: c.String("image"), Config: cfg, SecretFields: c.StringSlice("secret-field"),
-		IntervalSec: int(c.Duration("interval").Seconds()), CollectorID: c.String("collector"), Network: c.String("network"),
+		IntervalSec: int(c.Duration("interval").Seconds()), CollectorID: c.String("collector"), Pool: c.String("pool"), Network: c.String("network"),
 	}, out)
 }
 
@@ -105,8 +108,8 @@ func updateIntegration(c *cli.Context, ac *api.AdminClient, out adminctl.Output,
 	if err != nil {
 		return err
 	}
-	if c.IsSet("collector") {
-		return usageError(c, "use `integrations assign ID --collector CID` to move an integration")
+	if c.IsSet("collector") || c.IsSet("pool") {
+		return usageError(c, "use `integrations assign ID --collector CID` (or --pool NAME) to move an integration")
 	}
 	var upd api.IntegrationUpdate
 	if upd.Config, err = adminctl.ReadConfig(c.String("config-file"), c.String("config")); err != nil {

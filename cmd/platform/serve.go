@@ -43,6 +43,8 @@ var serveCommand = &cli.Command{
 		&cli.DurationFlag{Name: "lease-ttl", Value: serveDefaults.Queue.LeaseTTL, EnvVars: []string{envLeaseTTL}, Usage: "how long a job lease lasts unless the runner renews it"},
 		&cli.IntFlag{Name: "max-attempts", Value: serveDefaults.Queue.MaxAttempts, EnvVars: []string{envMaxAttempts}, Usage: "leases a job gets before it is dead"},
 		&cli.Int64Flag{Name: "job-memory", Value: serveDefaults.JobLimits.MemoryBytes, EnvVars: []string{envJobMemory}, Usage: "memory limit of a job container, bytes"},
+		&cli.Float64Flag{Name: "job-cpus", Value: serveDefaults.JobLimits.CPUs, EnvVars: []string{envJobCPUs}, Usage: "CPU limit of a job container, cores (also the most a job is predicted to need)"},
+		&cli.IntFlag{Name: "max-jobs-per-collector", Value: serveDefaults.Jobs.MaxJobsPerCollector, EnvVars: []string{envMaxJobsPerCollector}, Usage: "jobs one collector runs at once at most, whatever fits (0: capacity alone decides)"},
 		&cli.DurationFlag{Name: "job-timeout", Value: time.Duration(serveDefaults.JobLimits.TimeoutSec) * time.Second, EnvVars: []string{envJobTimeout}, Usage: "how long a job may run"},
 		&cli.DurationFlag{Name: "job-retention", Value: serveDefaults.JobRetention, EnvVars: []string{envJobRetention}, Usage: "how long finished jobs and their logs are kept (0: forever)"},
 		&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{envMetricsPublic}, Usage: "serve /metrics without a token (trusted networks only)"},
@@ -62,6 +64,7 @@ var serveCommand = &cli.Command{
 		cfg.HeartbeatInterval, cfg.EnrollmentTokenTTL = c.Duration("heartbeat-interval"), c.Duration("enrollment-token-ttl")
 		cfg.Queue.LeaseTTL, cfg.Queue.MaxAttempts = c.Duration("lease-ttl"), c.Int("max-attempts")
 		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
+		cfg.JobLimits.CPUs, cfg.Jobs.MaxJobsPerCollector = c.Float64("job-cpus"), c.Int("max-jobs-per-collector")
 		cfg.JobRetention, cfg.MetricsPublic = c.Duration("job-retention"), c.Bool("metrics-public")
 		cfg.Access.RequireMFAForAll = c.Bool("require-mfa")
 		cfg.InsecureRegistries, cfg.VerifyImages = c.StringSlice("insecure-registry"), !c.Bool("no-image-check")
@@ -93,7 +96,7 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 	// The backends are chosen here, and only here. SQLite keeps the store,
 	// the job queue and the record store in one file.
 	st, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.Options{
-		IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue, AdoptIntegrity: !dd.IntegrityAdopted(),
+		IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted(),
 	})
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func withSSO(action func(c *cli.Context, h *ssoEnv, args []string) error) cli.Ac
 		if err != nil {
 			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
 		}
-		st, err := sqlite.Open(c.Context, cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue, AdoptIntegrity: !dd.IntegrityAdopted()})
+		st, err := sqlite.Open(c.Context, cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted()})
 		if err != nil {
 			return err
 		}

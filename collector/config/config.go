@@ -78,6 +78,12 @@ type Config struct {
 	// RunnerStallSec is how long the runner's job loop may make no
 	// progress before its health check fails (0: DefaultRunnerStall).
 	RunnerStallSec int `json:"runner_stall_sec,omitempty"`
+	// JobMemoryBytes and JobCPUs are what the collector offers its jobs,
+	// reported to the platform as its capacity (0: the host's, all of
+	// it). The platform leases it only jobs predicted to fit beside what
+	// already runs.
+	JobMemoryBytes int64 `json:"job_memory_bytes,omitempty"`
+	JobCPUs        int   `json:"job_cpus,omitempty"`
 	// ImageGraceSec is how long an integration image no job uses any
 	// more is kept before it is removed (0: DefaultImageGrace).
 	ImageGraceSec int `json:"image_grace_sec,omitempty"`

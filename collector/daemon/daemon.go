@@ -142,7 +142,7 @@ const (
 // answer, the heartbeat says why in EngineError and the runner's state is
 // unknown, so the platform shows the collector degraded, not active.
 func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
-	c := host.Read()
+	c := host.Read().Offered(d.cfg.JobCPUs, d.cfg.JobMemoryBytes)
 	hb := api.Heartbeat{Version: buildinfo.Version,
 		Capacity: api.Capacity{CPUs: c.CPUs, MemoryTotalBytes: c.MemoryTotalBytes, MemoryFreeBytes: c.MemoryFreeBytes}}
 	info, err := d.info(ctx)

@@ -51,3 +51,16 @@ func Read() Capacity {
 
 // FreeMemory returns MemAvailable in bytes (0 if unknown).
 func FreeMemory() int64 { return Read().MemoryFreeBytes }
+
+// Offered is c bounded by what the operator offers jobs (0: no bound):
+// the capacity the collector reports.
+func (c Capacity) Offered(cpus int, memory int64) Capacity {
+	if cpus > 0 && (c.CPUs == 0 || cpus < c.CPUs) {
+		c.CPUs = cpus
+	}
+	if memory > 0 && (c.MemoryTotalBytes == 0 || memory < c.MemoryTotalBytes) {
+		c.MemoryTotalBytes = memory
+		c.MemoryFreeBytes = min(c.MemoryFreeBytes, memory)
+	}
+	return c
+}

@@ -75,6 +75,10 @@ type Options struct {
 	// config has).
 	RunnerStall time.Duration
 	ImageGrace  time.Duration
+	// JobMemory and JobCPUs bound what the collector offers its jobs (0
+	// keeps what the config has: the host's by default).
+	JobMemory int64
+	JobCPUs   int
 }
 
 // Result says what the installer did.
@@ -253,6 +257,12 @@ func withInstallOptions(c config.Config, o Options, image, selinuxType string) c
 	}
 	if o.ImageGrace > 0 {
 		c.ImageGraceSec = int(o.ImageGrace / time.Second)
+	}
+	if o.JobMemory > 0 {
+		c.JobMemoryBytes = o.JobMemory
+	}
+	if o.JobCPUs > 0 {
+		c.JobCPUs = o.JobCPUs
 	}
 	if o.EngineSocket != "" {
 		c.Engine.Socket = o.EngineSocket

@@ -63,6 +63,19 @@ func ListCollectors(ctx context.Context, c *api.AdminClient, out Output) error {
 	return t.flush()
 }
 
+// SetCollectorPool moves a collector into a pool ("" for none).
+func SetCollectorPool(ctx context.Context, c *api.AdminClient, id, pool string, out Output) error {
+	col, err := c.SetCollectorPool(ctx, id, pool)
+	if err != nil {
+		return fmt.Errorf("set the pool of collector %s: %w", id, err)
+	}
+	if out.JSON {
+		return out.json(col)
+	}
+	out.printf("Collector %s is in pool %s.\n", col.ID, orDash(col.Pool))
+	return nil
+}
+
 // ShowCollector prints one collector.
 func ShowCollector(ctx context.Context, c *api.AdminClient, id string, out Output) error {
 	col, err := c.Collector(ctx, id)

@@ -27,9 +27,9 @@ func ListIntegrations(ctx context.Context, c *api.AdminClient, out Output) error
 	if out.JSON {
 		return out.json(api.IntegrationList{Integrations: ins})
 	}
-	t := out.table("ID", "NAME", "IMAGE", "INTERVAL", "COLLECTOR")
+	t := out.table("ID", "NAME", "IMAGE", "INTERVAL", "COLLECTOR", "POOL")
 	for _, in := range ins {
-		t.row(in.ID, in.Name, in.Image, (time.Duration(in.IntervalSec) * time.Second).String(), orDash(in.CollectorID))
+		t.row(in.ID, in.Name, in.Image, (time.Duration(in.IntervalSec) * time.Second).String(), orDash(in.CollectorID), orDash(in.Pool))
 	}
 	return t.flush()
 }
@@ -52,10 +52,10 @@ func UpdateIntegration(ctx context.Context, c *api.AdminClient, id string, upd a
 	return printIntegration(out, in)
 }
 
-// AssignIntegration moves an integration to another collector; its
-// credentials move with it.
-func AssignIntegration(ctx context.Context, c *api.AdminClient, id, collectorID string, out Output) error {
-	in, err := c.AssignIntegration(ctx, id, collectorID)
+// AssignIntegration moves an integration to another collector or to a
+// pool; its credentials move with it.
+func AssignIntegration(ctx context.Context, c *api.AdminClient, id string, to api.AssignRequest, out Output) error {
+	in, err := c.AssignIntegrationTo(ctx, id, to)
 	if err != nil {
 		return fmt.Errorf("assign integration %s: %w", id, err)
 	}
@@ -94,6 +94,7 @@ func printIntegration(out Output, in *api.Integration) error {
 	t.field("Image", in.Image)
 	t.field("Interval", (time.Duration(in.IntervalSec) * time.Second).String())
 	t.field("Collector", orDash(in.CollectorID))
+	t.field("Pool", orDash(in.Pool))
 	t.field("Network", orDash(in.Network))
 	t.field("Secret fields", orDash(strings.Join(in.SecretFields, ", ")))
 	t.field("Config", string(in.Config))

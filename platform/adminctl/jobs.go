@@ -68,8 +68,14 @@ func printJob(out Output, j *api.Job) error {
 	t := out.table()
 	t.field("Job", j.ID)
 	t.field("Integration", j.IntegrationID)
-	t.field("Collector", j.CollectorID)
+	t.field("Collector", orDash(j.CollectorID))
+	if j.Pool != "" {
+		t.field("Pool", j.Pool)
+	}
 	t.field("State", j.State)
+	if j.Waiting != "" {
+		t.field("Waiting", j.Waiting)
+	}
 	t.field("Attempt", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
 	t.field("Requested by", j.RequestedBy)
 	t.field("Created", fmtTime(&j.CreatedAt))

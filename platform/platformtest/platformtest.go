@@ -133,7 +133,7 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminT
 		t.Fatal(err)
 	}
 	e.DataKey = dd.DataKey
-	if e.Store, err = sqlite.Open(ctx, e.DBPath, sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue,
+	if e.Store, err = sqlite.Open(ctx, e.DBPath, sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(),
 		AdoptIntegrity: !dd.IntegrityAdopted(), Now: e.Clock.Now}); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -322,7 +322,7 @@ func OpenStore(t testing.TB, cfg platform.Config) (*platform.DataDir, *sqlite.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.Queue,
+	st, err := sqlite.Open(context.Background(), cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(),
 		AdoptIntegrity: !dd.IntegrityAdopted()})
 	if err != nil {
 		t.Fatal(err)
