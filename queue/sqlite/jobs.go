@@ -42,7 +42,8 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	// Real time, not q.now: req.Wait is how long the caller's request may
 	// hang, which a test clock moving stored times must not cut short.
 	deadline := time.Now().Add(req.Wait)
-	defer q.leavePool(req)
+	leased := false
+	defer func() { q.leavePool(req, leased) }()
 	for {
 		woken, release := q.notifier.Subscribe(req.CollectorID)
 		var poolWoken <-chan struct{}
@@ -57,6 +58,7 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 			if err != nil {
 				return nil, fmt.Errorf("next job for collector %q: %w", req.CollectorID, err)
 			}
+			leased = true
 			return job, nil
 		}
 		remaining := time.Until(deadline)
@@ -80,11 +82,13 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 // contain a NUL).
 func poolKey(pool string) string { return "pool\x00" + pool }
 
-// A pool job goes to the least loaded waiting member it fits on: each
-// member in Next records its load (the largest of its memory, CPU and job
-// slots in use, as fractions of its capacity), and a member whose load is
-// above another waiting member's leaves the pool's young jobs (enqueued
-// less than PoolHandoff ago) to it.
+// A pool job goes to the least loaded member it fits on: each member's
+// Next records its load (the largest of its memory, CPU and job slots in
+// use, as fractions of its capacity), and a member whose load is above
+// another known member's leaves the pool's young jobs (enqueued less than
+// PoolHandoff ago) to it. A member is known from its Next until a lease
+// TTL after its last one returned empty-handed; one that just leased is
+// forgotten until it asks again (its load has changed).
 
 // load is a member's use of its capacity, in [0, ∞).
 func load(u queue.Usage, c queue.Capacity) float64 {
@@ -101,37 +105,57 @@ func load(u queue.Usage, c queue.Capacity) float64 {
 	return l
 }
 
-// joinPool records req's member load and reports whether no other member
-// waiting in the pool is less loaded.
+// member is what the pool knows of one member.
+type member struct {
+	load float64
+	at   time.Time // its last Next, by the queue's clock
+}
+
+// joinPool records req's member load and reports whether no other known
+// member of the pool is less loaded.
 func (q *Queue) joinPool(req queue.NextRequest, l float64) bool {
+	now := q.now()
 	q.waitMu.Lock()
 	defer q.waitMu.Unlock()
 	m := q.members[req.Pool]
 	if m == nil {
-		m = map[string]float64{}
+		m = map[string]member{}
 		q.members[req.Pool] = m
 	}
-	m[req.CollectorID] = l
+	m[req.CollectorID] = member{load: l, at: now}
+	least := true
 	for id, other := range m {
-		if id != req.CollectorID && other < l {
-			return false
+		switch {
+		case now.Sub(other.at) > q.cfg.LeaseTTL:
+			delete(m, id) // gone quiet: no longer known
+		case id != req.CollectorID && other.load < l:
+			least = false
 		}
 	}
-	return true
+	return least
 }
 
-// leavePool forgets req's member load when its Next returns.
-func (q *Queue) leavePool(req queue.NextRequest) {
+// leavePool is called as req's Next returns: a member that leased a job
+// is forgotten until it asks again; one that found nothing stays known.
+func (q *Queue) leavePool(req queue.NextRequest, leased bool) {
 	if req.Pool == "" {
 		return
 	}
+	now := q.now()
 	q.waitMu.Lock()
 	defer q.waitMu.Unlock()
-	if m := q.members[req.Pool]; m != nil {
+	m := q.members[req.Pool]
+	if m == nil {
+		return
+	}
+	if leased {
 		delete(m, req.CollectorID)
-		if len(m) == 0 {
-			delete(q.members, req.Pool)
-		}
+	} else if e, ok := m[req.CollectorID]; ok {
+		e.at = now
+		m[req.CollectorID] = e
+	}
+	if len(m) == 0 {
+		delete(q.members, req.Pool)
 	}
 }
 
@@ -180,20 +204,20 @@ func (q *Queue) sleep(ctx context.Context, woken, poolWoken <-chan struct{}, d t
 
 // tryNext leases a job if one is eligible now, or returns (nil, nil).
 func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job, error) {
+	w, err := q.mayHaveWork(ctx, req, q.now())
+	if err != nil {
+		return nil, err
+	}
 	leastLoaded := true
 	if req.Pool != "" {
-		u, err := q.Usage(ctx, req.CollectorID)
-		if err != nil {
-			return nil, err
-		}
-		leastLoaded = q.joinPool(req, load(u, req.Capacity))
+		leastLoaded = q.joinPool(req, load(w.used, req.Capacity))
 	}
-	if ok, err := q.mayHaveWork(ctx, req, leastLoaded, q.now()); err != nil || !ok {
-		return nil, err
+	if !w.old && !(w.young && leastLoaded) {
+		return nil, nil
 	}
 	var job *queue.Job
 	var expired int
-	err := q.Update(ctx, func(t *Tx) error {
+	err = q.Update(ctx, func(t *Tx) error {
 		now := q.now() // under the lock: the lease runs from its commit
 		var err error
 		if expired, err = t.expire(ctx, now); err != nil {
@@ -222,13 +246,22 @@ func (q *Queue) nextArgs(req queue.NextRequest, leastLoaded bool, leaseID string
 	}
 }
 
-func (q *Queue) mayHaveWork(ctx context.Context, req queue.NextRequest, leastLoaded bool, now time.Time) (bool, error) {
+// work is what mayHaveWork read: whether a job is eligible leaving the
+// pool's young jobs aside (or a lease expired), whether one is counting
+// them, and the collector's predicted use.
+type work struct {
+	old, young bool
+	used       queue.Usage
+}
+
+func (q *Queue) mayHaveWork(ctx context.Context, req queue.NextRequest, now time.Time) (work, error) {
+	var w work
 	if q.isClosed() {
-		return false, queue.ErrClosed
+		return w, queue.ErrClosed
 	}
-	var ok bool
-	err := q.queryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, leastLoaded, "", now)...).Scan(&ok)
-	return ok, err
+	err := q.queryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, false, "", now)...).
+		Scan(&w.old, &w.young, &w.used.Jobs, &w.used.MemoryBytes, &w.used.CPUs)
+	return w, err
 }
 
 // Usage implements queue.Queue.

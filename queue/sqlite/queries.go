@@ -16,19 +16,24 @@ var (
 	// candidateSQL for the parameters).
 	leaseNextSQL = `WITH ` + usedCTE + `
 		UPDATE queue_jobs SET state = 'leased', lease_id = ?1, lease_expires_at = ?2, collector_id = ?3
-		WHERE seq = (` + candidateSQL + `)
+		WHERE seq = (` + candidate("?14") + `)
 		RETURNING ` + jobColumns
 
-	// mayHaveWorkSQL: is a job eligible for collector ?3 now (the same
-	// candidates as leaseNextSQL), or has any lease expired at ?15? A cheap
-	// read, so that waiting collectors take the write lock only when it
-	// can pay. ?1 and ?2 are unused (the same parameter list as
-	// leaseNextSQL).
+	// mayHaveWorkSQL, a cheap read so that waiting collectors take the
+	// write lock only when it can pay: is a job eligible for collector ?3
+	// now, leaving its pool's young jobs aside, or has any lease expired at
+	// ?15; is one eligible counting the young ones; and the collector's
+	// predicted use (used), from which Next works out whether it is the
+	// least loaded member. ?1, ?2 and ?14 are unused (the same parameter
+	// list as leaseNextSQL).
 	mayHaveWorkSQL = `WITH ` + usedCTE + ` SELECT
-		?1 IS NOT NULL AND ?2 IS NOT NULL AND (
-		EXISTS (` + candidateSQL + `)
+		?1 IS NOT NULL AND ?2 IS NOT NULL AND ?14 IS NOT NULL AND (
+		EXISTS (` + candidate("0") + `)
 		OR EXISTS (SELECT 1 FROM queue_jobs INDEXED BY queue_jobs_lease
-			WHERE state IN ('leased','running') AND lease_expires_at <= ?15))`
+			WHERE state IN ('leased','running') AND lease_expires_at <= ?15)),
+		EXISTS (` + candidate("1") + `),
+		used.n, used.mem, used.cpu
+		FROM used`
 
 	// expireSQL requeues or kills every job whose lease expired at ?1.
 	// SQLite evaluates every SET expression on the old row, so the CASEs
@@ -72,6 +77,8 @@ var (
 			AND (?5 <= 0 OR ` + fmt.Sprintf(needMem, "p") + ` <= ?5)
 			AND (?10 <= 0 OR used.mem + ` + fmt.Sprintf(needMem, "p") + ` <= ?10)
 			AND (?11 <= 0 OR used.cpu + ` + fmt.Sprintf(needCPU, "p") + ` <= ?11)`
+	// candidateSQL takes the young pool jobs when young (an SQL boolean)
+	// says so.
 	candidateSQL = `SELECT seq FROM (
 			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next
 				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
@@ -81,9 +88,12 @@ var (
 			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next_pool
 				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
 				WHERE ?4 != '' AND j.state = 'queued' AND j.pool = ?4 AND j.collector_id = ''
-				  AND (j.created_at <= ?13 OR ?14) AND ` + fits + `
+				  AND (j.created_at <= ?13 OR %[1]s) AND ` + fits + `
 				ORDER BY j.created_at, j.seq LIMIT 1))
 		ORDER BY created_at, seq LIMIT 1`
+
+	// candidate is candidateSQL with its young-jobs switch.
+	candidate = func(young string) string { return fmt.Sprintf(candidateSQL, young) }
 
 	// usageSQL: the predicted use of collector ?3's active jobs (?6-?9 as
 	// above; the other parameters unused).

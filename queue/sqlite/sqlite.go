@@ -45,8 +45,8 @@ type Queue struct {
 	// waiting counts the Next calls parked per collector (Waiting).
 	waitMu  sync.Mutex
 	waiting map[string]int
-	// members are the loads of the collectors waiting in Next, per pool.
-	members map[string]map[string]float64
+	// members are the known members of each pool, by collector ID.
+	members map[string]map[string]member
 	// lazyExpired counts leases Next expired since the last ExpireLeases.
 	lazyExpired atomic.Int64
 
@@ -136,7 +136,7 @@ func New(db *sql.DB, cfg queue.Config, opts ...Option) (*Queue, error) {
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
 	}
 	// time.Now is only the default clock; every stored time reads q.now.
-	q := &Queue{db: db, cfg: cfg, now: time.Now, notifier: notify.New(), waiting: map[string]int{}, members: map[string]map[string]float64{}, closed: make(chan struct{})}
+	q := &Queue{db: db, cfg: cfg, now: time.Now, notifier: notify.New(), waiting: map[string]int{}, members: map[string]map[string]member{}, closed: make(chan struct{})}
 	for _, o := range opts {
 		o(q)
 	}
