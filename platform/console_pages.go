@@ -28,6 +28,7 @@ func (s *Server) pageRoutes() []console.Route {
 		{Pattern: "POST /collectors/new", Permission: op, Handler: s.newCollectorSubmit},
 		{Pattern: "GET /collectors/{id}", Permission: read, Handler: s.collectorPage},
 		{Pattern: "POST /collectors/{id}/token", Permission: op, Handler: s.collectorTokenSubmit},
+		{Pattern: "POST /collectors/{id}/pool", Permission: op, Handler: s.collectorPoolSubmit},
 		{Pattern: "GET /collectors/{id}/delete", Permission: op, StepUp: true, Handler: s.deleteCollectorPage},
 		{Pattern: "POST /collectors/{id}/delete", Permission: op, StepUp: true, Handler: s.deleteCollectorSubmit},
 
@@ -247,6 +248,17 @@ func (s *Server) collectorTokenSubmit(w http.ResponseWriter, r *http.Request, p 
 		var g *api.EnrollmentGrant
 		if g, err = s.NewEnrollmentTokenAct(r, id); err == nil {
 			s.showGrant(w, r, p, g)
+			return
+		}
+	}
+	s.pageError(w, r, p, err)
+}
+
+func (s *Server) collectorPoolSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+	id, err := pathID(r, api.ValidCollectorID, "collector")
+	if err == nil {
+		if _, err = s.SetCollectorPoolAct(r, id, strings.TrimSpace(r.PostFormValue("pool"))); err == nil {
+			seeOther(w, r, "/collectors/"+id)
 			return
 		}
 	}

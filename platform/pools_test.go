@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +68,12 @@ func TestPoolIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// b leaves the pool: the next job is a's.
-	if c, err := e.Admin.SetCollectorPool(ctx, b.ID, ""); err != nil || c.Pool != "" {
-		t.Fatalf("set-pool b: %+v, %v", c, err)
+	// b leaves the pool (through the console's form): the next job is a's.
+	if st, _, body := pageAs(t, e, e.AdminToken).post("/collectors/"+b.ID+"/pool", url.Values{"pool": {""}}); st != 200 {
+		t.Fatalf("set pool in the console: %d\n%s", st, body)
+	}
+	if c, err := e.Admin.Collector(ctx, b.ID); err != nil || c.Pool != "" {
+		t.Fatalf("b after leaving the pool: %+v, %v", c, err)
 	}
 	job2, err := e.Admin.RunIntegration(ctx, in.ID)
 	if err != nil {
@@ -113,6 +117,9 @@ func TestPoolWaitingReason(t *testing.T) {
 	}
 	noJob(t, small)
 	got := showJob(t, e, job.ID)
+	// The console's job page says it too, escaped.
+	_, _, page := pageAs(t, e, e.AdminToken).get("/jobs/" + job.ID)
+	mustContain(t, "job page", page, "waiting: needs 400 MiB and 0.5 CPUs", "largest free on pool &#34;dc1&#34;", "(any active member of the pool)")
 	for _, want := range []string{"waiting: needs 400 MiB and 0.5 CPUs", `largest free on pool "dc1": 300 MiB and 1 CPU on ` + small.ID} {
 		if !strings.Contains(got.Waiting, want) {
 			t.Errorf("waiting = %q, want it to contain %q", got.Waiting, want)
