@@ -82,6 +82,7 @@ var installCommand = &cli.Command{
 		&cli.DurationFlag{Name: "image-grace", EnvVars: []string{env.ImageGrace}, Usage: "how long an integration image no job uses any more is kept (default 168h)"},
 		&cli.Int64Flag{Name: "job-memory", EnvVars: []string{env.JobMemory}, Usage: "memory, bytes, the collector offers its jobs: the platform leases it only jobs predicted to fit (default: the host's)"},
 		&cli.IntFlag{Name: "job-cpus", EnvVars: []string{env.JobCPUs}, Usage: "CPUs the collector offers its jobs (default: the host's)"},
+		&cli.StringFlag{Name: "name-prefix", EnvVars: []string{env.NamePrefix}, Usage: "start the names of the collector's containers with this (e.g. b- for b-collector-daemon), so that several collectors share one engine"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
 		e, closeEng, err := roleEnv(c)
@@ -118,7 +119,7 @@ var installCommand = &cli.Command{
 			SELinuxType: c.String("selinux-type"),
 			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
 			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
-			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"),
+			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"), NamePrefix: c.String("name-prefix"),
 		})
 		return err
 	},

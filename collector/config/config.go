@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
@@ -84,6 +85,10 @@ type Config struct {
 	// already runs.
 	JobMemoryBytes int64 `json:"job_memory_bytes,omitempty"`
 	JobCPUs        int   `json:"job_cpus,omitempty"`
+	// NamePrefix starts the names of the collector's own containers
+	// (NamePrefix + "collector-daemon"), so that several collectors can
+	// share one engine (tests; one host serving two platforms).
+	NamePrefix string `json:"name_prefix,omitempty"`
 	// ImageGraceSec is how long an integration image no job uses any
 	// more is kept before it is removed (0: DefaultImageGrace).
 	ImageGraceSec int `json:"image_grace_sec,omitempty"`
@@ -279,3 +284,19 @@ func WriteFile(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// Default names of the collector's own containers.
+const (
+	DefaultDaemonName = "collector-daemon"
+	DefaultRunnerName = "collector-runner"
+)
+
+// DaemonName is the daemon container's name.
+func (c *Config) DaemonName() string { return c.NamePrefix + DefaultDaemonName }
+
+// RunnerName is the runner container's name.
+func (c *Config) RunnerName() string { return c.NamePrefix + DefaultRunnerName }
+
+// NamePrefixPattern is what a name prefix may be: a container name's
+// start, ending in a dash.
+var NamePrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,30}-$`)

@@ -185,14 +185,14 @@ func (d *Daemon) noteEngine(ctx context.Context, err error) {
 // say.
 func (d *Daemon) checkRunner(ctx context.Context) (string, string, error) {
 	ictx, cancel := context.WithTimeout(ctx, engineCallTimeout)
-	c, err := d.eng.InspectContainer(ictx, install.RunnerName)
+	c, err := d.eng.InspectContainer(ictx, d.cfg.RunnerName())
 	cancel()
 	switch {
 	case err == nil && c.Running:
 		state, h := d.runnerHealth(ctx)
 		return state, h, nil
 	case err != nil && !errors.Is(err, engine.ErrNotFound):
-		return RunnerUnknown, "", fmt.Errorf("inspect %s: %w", install.RunnerName, err)
+		return RunnerUnknown, "", fmt.Errorf("inspect %s: %w", d.cfg.RunnerName(), err)
 	}
 	was := "missing"
 	if err == nil {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/health"
-	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/termsafe"
 )
@@ -60,7 +59,7 @@ func oneLine(err error) string {
 // runner gets runnerRestartGrace to become healthy before another.
 func (d *Daemon) runnerHealth(ctx context.Context) (string, string) {
 	cctx, cancel := context.WithTimeout(ctx, engineCallTimeout+time.Minute)
-	h, err := d.eng.RunHealthCheck(cctx, install.RunnerName)
+	h, err := d.eng.RunHealthCheck(cctx, d.cfg.RunnerName())
 	cancel()
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
@@ -89,14 +88,14 @@ func (d *Daemon) runnerHealth(ctx context.Context) (string, string) {
 func (d *Daemon) restartRunner(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
 	defer cancel()
-	if err := d.eng.StopContainer(ctx, install.RunnerName, 10*time.Second); err != nil {
-		return fmt.Errorf("stop %s: %w", install.RunnerName, err)
+	if err := d.eng.StopContainer(ctx, d.cfg.RunnerName(), 10*time.Second); err != nil {
+		return fmt.Errorf("stop %s: %w", d.cfg.RunnerName(), err)
 	}
 	if d.cfg.SystemdManaged() {
 		return nil
 	}
-	if err := d.eng.StartContainer(ctx, install.RunnerName); err != nil {
-		return fmt.Errorf("start %s: %w", install.RunnerName, err)
+	if err := d.eng.StartContainer(ctx, d.cfg.RunnerName()); err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.RunnerName(), err)
 	}
 	return nil
 }

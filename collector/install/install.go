@@ -79,6 +79,9 @@ type Options struct {
 	// keeps what the config has: the host's by default).
 	JobMemory int64
 	JobCPUs   int
+	// NamePrefix starts the names of the collector's containers (a
+	// re-install without one keeps the config's).
+	NamePrefix string
 }
 
 // Result says what the installer did.
@@ -91,6 +94,9 @@ type Result struct {
 // Install runs the steps in order; each prints a line.
 func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error) {
 	p := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+	if o.NamePrefix != "" && !config.NamePrefixPattern.MatchString(o.NamePrefix) {
+		return nil, fmt.Errorf("name prefix %q: want 1-31 of a-z 0-9 _ . - starting with a letter or digit and ending in -, e.g. b-", o.NamePrefix)
+	}
 	info, err := eng.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("check engine at %s: %w (on the host: systemctl enable --now podman.socket, and mount the socket's directory into the installer: -v /run/podman:/run/podman)", o.EngineSocket, err)
@@ -108,7 +114,7 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		p("      note: the engine socket %s sits in %s with the host's other files, so the collector's containers mount the socket itself: "+
 			"if the engine ever recreates it (e.g. dockerd restarted with live restore and without socket activation), run `%s restart %s %s`; "+
 			"a socket in a directory of its own avoids that (e.g. dockerd -H unix:///run/docker-api/docker.sock, and COLLECTOR_ENGINE_HOST to match)",
-			o.EngineSocket, filepath.Dir(o.EngineSocket), info.Kind, DaemonName, RunnerName)
+			o.EngineSocket, filepath.Dir(o.EngineSocket), info.Kind, o.NamePrefix+DaemonName, o.NamePrefix+RunnerName)
 	}
 
 	cfg, enrolled, err := enroll(ctx, o, info, p)
@@ -157,7 +163,7 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	if !res.Enrolled && len(res.Changed) == 0 {
 		p("done: nothing changed; collector %s is installed and running", cfg.CollectorID)
 	} else {
-		p("done: collector %s installed; `%s ps` shows %s and %s", cfg.CollectorID, info.Kind, DaemonName, RunnerName)
+		p("done: collector %s installed; `%s ps` shows %s and %s", cfg.CollectorID, info.Kind, cfg.DaemonName(), cfg.RunnerName())
 	}
 	return res, nil
 }
@@ -196,12 +202,12 @@ func sayLabels(c *config.Config, info *engine.Info, p func(string, ...any)) {
 // sayBoot says plainly what brings the collector back after a reboot.
 func sayBoot(c *config.Config, p func(string, ...any)) {
 	if engine.Kind(c.Engine.Kind) == engine.KindDocker {
-		p("      at boot: dockerd restarts %s and %s (restart policy unless-stopped) if docker.service is enabled: systemctl enable docker.service", DaemonName, RunnerName)
+		p("      at boot: dockerd restarts %s and %s (restart policy unless-stopped) if docker.service is enabled: systemctl enable docker.service", c.DaemonName(), c.RunnerName())
 		return
 	}
 	p("      at boot: Podman has no daemon to restart containers; podman-restart.service starts those with restart policy always, as %s and %s have. "+
 		"RHEL does not enable it: run once on the host `systemctl enable podman-restart.service podman.socket`, or the collector stays down after a reboot. "+
-		"(Or install with --quadlet for systemd units.) `collector doctor` checks it.", DaemonName, RunnerName)
+		"(Or install with --quadlet for systemd units.) `collector doctor` checks it.", c.DaemonName(), c.RunnerName())
 }
 
 // installQuadlet writes the units and replaces containers the engine
@@ -215,7 +221,7 @@ func installQuadlet(ctx context.Context, eng engine.Engine, o Options, cfg *conf
 	if err != nil {
 		return fmt.Errorf("%w (the container installer needs the host's directory mounted: -v %s:%s)", err, dir, dir)
 	}
-	for _, name := range []string{DaemonName, RunnerName} {
+	for _, name := range []string{cfg.DaemonName(), cfg.RunnerName()} {
 		c, err := eng.InspectContainer(ctx, name)
 		if err != nil || c.Labels[LabelSystemdUnit] != "" {
 			continue
@@ -233,7 +239,7 @@ func installQuadlet(ctx context.Context, eng engine.Engine, o Options, cfg *conf
 	}
 	p("[4/4] units: %s %s", strings.Join(paths, ", "), what)
 	if changed {
-		p("      next, on the host: systemctl daemon-reload && systemctl restart %s.service %s.service", DaemonName, RunnerName)
+		p("      next, on the host: systemctl daemon-reload && systemctl restart %s.service %s.service", cfg.DaemonName(), cfg.RunnerName())
 	}
 	p("      at boot: systemd starts both units (WantedBy=multi-user.target) after podman.socket; `collector doctor` checks it")
 	p("done: collector %s installed as Quadlet units", cfg.CollectorID)
@@ -263,6 +269,9 @@ func withInstallOptions(c config.Config, o Options, image, selinuxType string) c
 	}
 	if o.JobCPUs > 0 {
 		c.JobCPUs = o.JobCPUs
+	}
+	if o.NamePrefix != "" {
+		c.NamePrefix = o.NamePrefix
 	}
 	if o.EngineSocket != "" {
 		c.Engine.Socket = o.EngineSocket

@@ -17,8 +17,10 @@ import (
 
 // Names and labels of the collector's own containers.
 const (
-	DaemonName     = "collector-daemon"
-	RunnerName     = "collector-runner"
+	// DaemonName and RunnerName are the default names (config.NamePrefix
+	// may start them: Config.DaemonName, Config.RunnerName).
+	DaemonName     = config.DefaultDaemonName
+	RunnerName     = config.DefaultRunnerName
 	LabelRole      = "io.collector.role"
 	LabelVersion   = "io.collector.version"
 	LabelCollector = "io.collector.collector"
@@ -32,7 +34,7 @@ const (
 
 // DaemonSpec is the spec of collector-daemon.
 func DaemonSpec(c *config.Config) *engine.ContainerSpec {
-	return roleSpec(c, "daemon", DaemonName, nil)
+	return roleSpec(c, "daemon", c.DaemonName(), nil)
 }
 
 // RunnerSpec is the spec of collector-runner: it also gets the state dir
@@ -50,7 +52,7 @@ func RunnerSpec(c *config.Config) *engine.ContainerSpec {
 		{Source: c.StateDir, Target: c.StateDir},
 		{Source: secretDir, Target: secretDir, Relabel: engine.RelabelShared},
 	}
-	s := roleSpec(c, "runner", RunnerName, extra)
+	s := roleSpec(c, "runner", c.RunnerName(), extra)
 	s.Env[env.SecretDir] = secretDir
 	// The root filesystem is read-only: temporary files (the signature
 	// checker's) go to the state dir.

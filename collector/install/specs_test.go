@@ -2,6 +2,7 @@ package install_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/collectorhq/collector/collector/install"
@@ -69,6 +70,27 @@ func TestRoleSpecsSecurity(t *testing.T) {
 		}
 		if !slices.Equal(s.SELinuxOptions, c.want) || slices.Contains(s.SELinuxOptions, "disable") || s.Privileged {
 			t.Errorf("job spec, %s: label options %q, want %q", c.name, s.SELinuxOptions, c.want)
+		}
+	}
+}
+
+// TestNamePrefix: a prefix starts the names of both containers and of
+// their Quadlet units, so that two collectors can share one engine; a
+// malformed one is refused before anything is done.
+func TestNamePrefix(t *testing.T) {
+	cfg := referenceConfig()
+	cfg.NamePrefix = "b-"
+	if d, r := install.DaemonSpec(cfg).Name, install.RunnerSpec(cfg).Name; d != "b-collector-daemon" || r != "b-collector-runner" {
+		t.Errorf("names = %s, %s; want b-collector-daemon, b-collector-runner", d, r)
+	}
+	cfg.NamePrefix = ""
+	if d := install.DaemonSpec(cfg).Name; d != install.DaemonName {
+		t.Errorf("name without a prefix = %s, want %s", d, install.DaemonName)
+	}
+	for _, bad := range []string{"B-", "b", "-b-", "b/-", "a-very-long-prefix-of-more-than-31-", "b -"} {
+		_, err := install.Install(t.Context(), nil, install.Options{NamePrefix: bad})
+		if err == nil || !strings.Contains(err.Error(), "name prefix") {
+			t.Errorf("prefix %q: %v, want it refused", bad, err)
 		}
 	}
 }

@@ -152,7 +152,7 @@ func (b *bundle) addContainers(ctx context.Context, e *Env) error {
 	if e.Engine == nil {
 		return nil
 	}
-	for _, n := range roleNames {
+	for _, n := range e.roleNames() {
 		cctx, cancel := engineCtx(ctx)
 		c, err := e.Engine.InspectContainer(cctx, n)
 		cancel()

@@ -549,7 +549,7 @@ func (d *doctor) checkBoot() {
 
 func (d *doctor) checkBootQuadlet(etc string) {
 	var missing []string
-	for _, n := range roleNames {
+	for _, n := range d.e.roleNames() {
 		found := false
 		for _, dir := range []string{"etc/containers/systemd", "usr/share/containers/systemd"} {
 			if _, err := os.Stat(filepath.Join(d.e.hostRoot(), dir, n+".container")); err == nil {

@@ -40,9 +40,13 @@ func Logs(ctx context.Context, e *Env, o LogsOptions, w io.Writer) error {
 	red := NewRedactor(e.Dir)
 	lw := &lineWriter{w: w, r: red, esc: termsafe.Text}
 	defer lw.Flush()
+	names := e.roleNames()
 	switch o.Target {
-	case "daemon", "runner", install.DaemonName, install.RunnerName:
-		name := "collector-" + strings.TrimPrefix(o.Target, "collector-")
+	case "daemon", "runner", install.DaemonName, install.RunnerName, names[0], names[1]:
+		name := names[0]
+		if strings.HasSuffix(o.Target, "runner") {
+			name = names[1]
+		}
 		if e.Engine == nil {
 			return fmt.Errorf("%w: %v", ErrEngine, e.EngineErr)
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
-	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/engine"
 )
 
@@ -92,8 +91,15 @@ func engineCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 15*time.Second)
 }
 
-// roleNames are the collector's own containers.
-var roleNames = []string{install.DaemonName, install.RunnerName}
+// roleNames are the collector's own containers: the daemon's, then the
+// runner's, with the prefix its config names (the defaults without one).
+func (e *Env) roleNames() []string {
+	c, err := e.loadConfig()
+	if err != nil {
+		c = &config.Config{}
+	}
+	return []string{c.DaemonName(), c.RunnerName()}
+}
 
 // digestOf returns the sha256:... of a digest reference, or "".
 func digestOf(ref string) string {

@@ -193,7 +193,7 @@ func errString(err error) string {
 // a check that has not come round yet, would show stale results).
 func roleContainers(ctx context.Context, e *Env) []RoleContainer {
 	var out []RoleContainer
-	for _, name := range roleNames {
+	for _, name := range e.roleNames() {
 		rc := RoleContainer{Name: name}
 		cctx, cancel := engineCtx(ctx)
 		c, err := e.Engine.InspectContainer(cctx, name)
@@ -249,7 +249,7 @@ func platformStatus(ctx context.Context, e *Env, cfg *config.Config, roles []Rol
 		ps.Reachable = true
 	}
 	for _, r := range roles {
-		if r.Name == install.DaemonName && r.HealthDetail != "" {
+		if r.Name == e.roleNames()[0] && r.HealthDetail != "" {
 			ps.DaemonSays = r.HealthDetail
 			if m := ackAt.FindStringSubmatch(r.HealthDetail); m != nil {
 				if t, err := time.Parse(time.RFC3339, m[1]); err == nil {

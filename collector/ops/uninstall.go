@@ -128,7 +128,7 @@ func readSecretLine(r io.Reader) (string, error) {
 // stopUnits stops the Quadlet services when this runs on the host with
 // systemd, so that systemd does not bring back what is removed next.
 func stopUnits(e *Env, p func(string, ...any)) {
-	units := []string{install.DaemonName + ".service", install.RunnerName + ".service"}
+	units := []string{e.roleNames()[0] + ".service", e.roleNames()[1] + ".service"}
 	if _, err := os.Stat("/run/systemd/system"); err != nil || e.hostRoot() != "/" {
 		p("note: systemd runs the collector: on the host, run `systemctl stop %s` before this", strings.Join(units, " "))
 		return
@@ -143,7 +143,7 @@ func stopUnits(e *Env, p func(string, ...any)) {
 // removeUnits removes the Quadlet units the installer wrote.
 func removeUnits(e *Env, note func(string)) {
 	found := false
-	for _, n := range roleNames {
+	for _, n := range e.roleNames() {
 		p := filepath.Join(e.hostRoot(), install.QuadletDir, n+".container")
 		if err := os.Remove(p); err == nil {
 			note(p)
@@ -162,7 +162,7 @@ func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func
 	if e.Engine == nil {
 		return fmt.Errorf("%w: %v (the collector's containers cannot be removed without it)", ErrEngine, e.EngineErr)
 	}
-	for _, n := range roleNames {
+	for _, n := range e.roleNames() {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := e.Engine.RemoveContainer(cctx, n, true)
 		cancel()

@@ -40,6 +40,7 @@ const (
 	RunnerStall = "COLLECTOR_RUNNER_STALL"
 	JobMemory   = "COLLECTOR_JOB_MEMORY"
 	JobCPUs     = "COLLECTOR_JOB_CPUS"
+	NamePrefix  = "COLLECTOR_NAME_PREFIX"
 	ImageGrace  = "COLLECTOR_IMAGE_GRACE"
 
 	// The operator commands: the root of the host's file system as they
