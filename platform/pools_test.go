@@ -180,3 +180,39 @@ func TestPoolRequestsChecked(t *testing.T) {
 	_, err = e.Admin.SetCollectorPool(ctx, a.ID, "no/slash")
 	wantAPIError(t, err, 400, api.CodeInvalidRequest)
 }
+
+// TestPoolJoinedDuringALongPoll: a collector moved into a pool while its
+// runner long-polls gets the pool's job in that same poll (its pool is
+// read again every few seconds), not only in its next one.
+func TestPoolJoinedDuringALongPoll(t *testing.T) {
+	e := platformtest.Start(t)
+	a := enrollInPool(t, e, "a", "", 2, 8<<30)
+	in := mustIntegration(t, e, "pooled", "dc1")
+	job, err := e.Admin.RunIntegration(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *api.Lease, 1)
+	go func() {
+		l, err := a.Client.Next(ctx, api.NextRequest{WaitSeconds: 20})
+		if err != nil {
+			t.Errorf("next: %v", err)
+		}
+		got <- l
+	}()
+	// The poll is parked (it found nothing: a is in no pool yet).
+	for deadline := time.Now().Add(5 * time.Second); e.Store.Queue().Waiting(a.ID) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a's long poll did not park")
+		}
+	}
+	if _, err := e.Admin.SetCollectorPool(ctx, a.ID, "dc1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l := <-got
+	if l == nil || l.JobID != job.ID {
+		t.Fatalf("the long poll returned %+v, want the pool's job %s", l, job.ID)
+	}
+	t.Logf("leased %v after joining the pool", time.Since(start))
+}

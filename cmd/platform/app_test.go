@@ -98,6 +98,21 @@ func TestCollectorsCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Identity key:") || !strings.Contains(out, "offline") {
 		t.Errorf("show (exit %d):\n%s", code, out)
 	}
+	// set-pool, its flag after the ID as people write it; without --pool
+	// it is a usage error, --pool "" takes it out.
+	var moved api.Collector
+	runJSON(t, e, &moved, "collectors", "set-pool", g.Collector.ID, "--pool", "dc2")
+	if moved.Pool != "dc2" {
+		t.Errorf("set-pool: pool %q, want dc2", moved.Pool)
+	}
+	if out, code := run(t, e, "collectors", "set-pool", g.Collector.ID); code != cliutil.ExitUsage || !strings.Contains(out, "--pool is required") {
+		t.Errorf("set-pool without --pool: exit %d: %s", code, out)
+	}
+	var out2 api.Collector
+	runJSON(t, e, &out2, "collectors", "set-pool", g.Collector.ID, "--pool", "")
+	if out2.ID != g.Collector.ID || out2.Pool != "" {
+		t.Errorf("set-pool --pool \"\": %+v", out2)
+	}
 	if out, code = run(t, e, "collectors", "delete", g.Collector.ID); code != 0 {
 		t.Errorf("delete: exit %d %s", code, out)
 	}

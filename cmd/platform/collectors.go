@@ -25,11 +25,16 @@ var collectorsCommand = &cli.Command{
 		},
 		{
 			Name: "set-pool", Usage: "move a collector into a pool (--pool \"\" takes it out); its running jobs finish",
-			ArgsUsage: "ID", Flags: clientFlags(&cli.StringFlag{Name: "pool", Usage: "pool name", Required: true}),
+			// --pool is checked in the action, not by urfave/cli, which
+			// would refuse it written after the ID (lateFlags applies it).
+			ArgsUsage: "ID", Flags: clientFlags(&cli.StringFlag{Name: "pool", Usage: "pool name (required; \"\" for none)"}),
 			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
 				id, err := oneArg(c, args, "ID")
 				if err != nil {
 					return err
+				}
+				if !c.IsSet("pool") {
+					return usageError(c, "--pool is required (--pool \"\" takes the collector out of its pool)")
 				}
 				return adminctl.SetCollectorPool(c.Context, ac, id, c.String("pool"), out)
 			}),

@@ -113,12 +113,15 @@ type Config struct {
 	// MaxJobsPerCollector bounds the jobs one collector runs at once,
 	// whatever fits (0: only capacity bounds them).
 	MaxJobsPerCollector int
+	// RefreshEvery bounds how long a long poll goes on with the collector's
+	// pool and capacity as they were (they are read again after it).
+	RefreshEvery time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{EnvelopeTTL: 10 * time.Minute, SchedulerTick: time.Second, Jitter: 0.1,
-		UploadsPerCollector: 4, UploadsTotal: 32, MaxPeakMemoryBytes: 64 << 30}
+		UploadsPerCollector: 4, UploadsTotal: 32, MaxPeakMemoryBytes: 64 << 30, RefreshEvery: 5 * time.Second}
 }
 
 // Service runs the job pipeline on the platform.
@@ -177,15 +180,27 @@ func (s *Service) Next(ctx context.Context, collectorID string, req api.NextRequ
 	// Real time, not s.now: the wait bounds how long the request hangs (the
 	// queue's wait is in real time too).
 	deadline := time.Now().Add(wait)
-	me, err := s.dir.Collector(ctx, collectorID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading the collector: %v", ErrUnavailable, err)
-	}
-	capacity := queue.Capacity{MemoryBytes: me.MemoryBytes, CPUs: float64(me.CPUs), MaxJobs: s.cfg.MaxJobsPerCollector}
 	for {
-		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Pool: me.Pool, Wait: max(0, time.Until(deadline)),
+		// The collector's pool and capacity are read again at least every
+		// RefreshEvery of a long poll: a collector moved into a pool, or
+		// reporting its capacity for the first time, is leased by what it
+		// is now, not by what it was when the poll began.
+		me, err := s.dir.Collector(ctx, collectorID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading the collector: %v", ErrUnavailable, err)
+		}
+		capacity := queue.Capacity{MemoryBytes: me.MemoryBytes, CPUs: float64(me.CPUs), MaxJobs: s.cfg.MaxJobsPerCollector}
+		remaining := max(0, time.Until(deadline))
+		step := remaining
+		if r := s.cfg.RefreshEvery; r > 0 && r < step {
+			step = r
+		}
+		job, err := s.q.Next(ctx, queue.NextRequest{CollectorID: collectorID, Pool: me.Pool, Wait: step,
 			FreeMemoryBytes: req.FreeMemoryBytes, Capacity: capacity})
 		if errors.Is(err, queue.ErrNoJob) {
+			if step < remaining {
+				continue
+			}
 			return nil, nil
 		}
 		if err != nil {
