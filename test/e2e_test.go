@@ -28,6 +28,8 @@ type host struct {
 	state string
 	eng   engine.Engine
 	kit   *kit
+	// prefix starts its containers' names (COLLECTOR_NAME_PREFIX).
+	prefix string
 }
 
 // kit is an engine as the e2e suite drives it: its CLI (as an operator
@@ -176,7 +178,7 @@ func (h *host) open(t *testing.T) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		for _, n := range []string{"collector-daemon", "collector-runner"} {
-			eng.RemoveContainer(ctx, n, true)
+			eng.RemoveContainer(ctx, h.prefix+n, true)
 		}
 		eng.Close()
 	})

@@ -40,6 +40,7 @@ func installHost(t *testing.T, p *platformProc, k *kit, extra map[string]string)
 	for key, v := range extra {
 		vars[key] = v
 	}
+	h.prefix = extra[env.NamePrefix]
 	out, err := h.runInstaller(vars, token)
 	if err != nil {
 		t.Fatalf("installer: %v\n%s", err, out)

@@ -63,11 +63,7 @@ func poolMember(t *testing.T, p *platformProc, k *kit) *host {
 	t.Helper()
 	h := installHost(t, p, k, map[string]string{env.JobMemory: strconv.Itoa(poolJobMemory)})
 	var c api.Collector
-	// --pool before the ID: written after it (`set-pool ID --pool NAME`,
-	// as the CLI's other commands take their flags), urfave/cli's check of
-	// the required flag runs before lateFlags applies it, and the command
-	// fails with `Required flag "pool" not set`.
-	p.cliJSON(&c, "collectors", "set-pool", "--pool", poolName, h.id)
+	p.cliJSON(&c, "collectors", "set-pool", h.id, "--pool", poolName)
 	if c.Pool != poolName {
 		t.Fatalf("collectors set-pool %s --pool %s: pool %q", h.id, poolName, c.Pool)
 	}
@@ -95,13 +91,11 @@ func TestPoolPodmanAndDocker(t *testing.T) {
 		})
 	}
 	capacityKnown := time.Now()
-	// The platform reads a collector's pool and capacity when its long
-	// poll begins (jobs.Service.Next), and keeps them for the whole poll
-	// (up to api.MaxLongPoll): a runner's poll begun before set-pool does
-	// not see the pool's jobs, and one begun before its first heartbeat
-	// would not bound them by its capacity. Every such poll ends by then;
-	// without the wait, one member could take the first jobs alone.
-	if d := time.Until(capacityKnown.Add(api.MaxLongPoll + time.Second)); d > 0 && !t.Failed() {
+	// The platform reads a collector's pool and capacity again every
+	// jobs.Config.RefreshEvery (5 s) of a long poll: a runner's poll begun
+	// before set-pool or before its first heartbeat sees them after that.
+	// Without the wait, one member could take the first jobs alone.
+	if d := time.Until(capacityKnown.Add(6 * time.Second)); d > 0 && !t.Failed() {
 		t.Logf("waiting %v for the runners' long polls begun before their pool and capacity were known", d.Round(time.Millisecond))
 		time.Sleep(d)
 	}
@@ -290,4 +284,23 @@ func TestPoolPodmanAndDocker(t *testing.T) {
 			t.Errorf("the secret proof listed %d times, want once", seen["failover-example-secret-proof"])
 		}
 	})
+
+	// A second collector on the same Podman, its containers named with a
+	// prefix: both run side by side, and it runs a job of its own.
+	t.Run("SecondCollectorOnOneEngine", func(t *testing.T) {
+		k := podmanKit(t)
+		b := installHost(t, p, k, map[string]string{env.NamePrefix: "b-"})
+		waitFor(t, "the prefixed collector active", 90*time.Second, func() bool { return p.collector(t, b.id).Status == api.CollectorStatusActive })
+		for _, n := range []string{"b-collector-daemon", "b-collector-runner"} {
+			c, err := b.eng.InspectContainer(context.Background(), n)
+			if err != nil || !c.Running || c.Labels["io.collector.collector"] != b.id {
+				t.Errorf("%s: %+v, %v; want it running for %s", n, c, err, b.id)
+			}
+		}
+		id := p.integration(t, b.id, world.exampleImage, map[string]any{"count": 5, "prefix": "second-", "token": poolSecret})
+		if j := p.waitJob(t, p.runJob(t, id).ID, 2*time.Minute); j.State != api.JobSucceeded || j.CollectorID != b.id {
+			t.Errorf("the prefixed collector's job: %+v", j)
+		}
+	})
+
 }
