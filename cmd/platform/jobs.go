@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/api"
@@ -25,10 +27,23 @@ var jobsCommand = &cli.Command{
 	Name:  "jobs",
 	Usage: "run integrations now; list, show, cancel jobs and read their logs",
 	Subcommands: []*cli.Command{
-		idCommand("run", "enqueue a job for integration ID now (returns the job already queued or running, if any)",
-			func(c *cli.Context, ac *api.AdminClient, id string, out adminctl.Output) error {
+		{
+			Name: "run", Usage: "enqueue a job for integration ID now (returns the job already queued or running, if any)", ArgsUsage: "ID",
+			Flags: clientFlags(
+				&cli.BoolFlag{Name: "wait", Usage: "wait for the job to end; exit 0 only if it succeeded (else 1, after the end of its logs)"},
+				&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, how long to wait"},
+			),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				if c.Bool("wait") {
+					return adminctl.RunJobAndWait(c.Context, ac, id, c.Duration("timeout"), time.Second, out)
+				}
 				return adminctl.RunJob(c.Context, ac, id, out)
 			}),
+		},
 		{
 			Name: "list", Usage: "list jobs, newest first",
 			Flags: clientFlags(

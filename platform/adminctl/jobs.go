@@ -2,12 +2,31 @@ package adminctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/internal/termsafe"
 )
+
+// integrationNames names the integrations of the jobs listed, one call
+// each (a page lists at most a few distinct ones); a deleted one has none.
+func integrationNames(ctx context.Context, c *api.AdminClient, list []api.Job) map[string]string {
+	names := map[string]string{}
+	for _, j := range list {
+		if _, seen := names[j.IntegrationID]; seen {
+			continue
+		}
+		names[j.IntegrationID] = ""
+		if in, err := c.Integration(ctx, j.IntegrationID); err == nil {
+			names[j.IntegrationID] = in.Name
+		}
+	}
+	return names
+}
 
 // RunJob enqueues a job for an integration now.
 func RunJob(ctx context.Context, c *api.AdminClient, integrationID string, out Output) error {
@@ -22,6 +41,76 @@ func RunJob(ctx context.Context, c *api.AdminClient, integrationID string, out O
 	return nil
 }
 
+// ErrJobFailed: a job waited for ended other than succeeded.
+var ErrJobFailed = errors.New("job did not succeed")
+
+// Final reports whether a job's state is final.
+func Final(state string) bool {
+	switch state {
+	case api.JobSucceeded, api.JobFailed, api.JobDead, api.JobCanceled:
+		return true
+	}
+	return false
+}
+
+// RunJobAndWait enqueues a job, follows it until it ends (or timeout)
+// and prints how it ended; a job that did not succeed is an error
+// (ErrJobFailed), after the end of its logs.
+func RunJobAndWait(ctx context.Context, c *api.AdminClient, integrationID string, timeout, every time.Duration, out Output) error {
+	j, err := c.RunIntegration(ctx, integrationID)
+	if err != nil {
+		return err
+	}
+	if !out.JSON {
+		out.printf("job %s for integration %s: %s; waiting for it to end\n", j.ID, j.IntegrationID, j.State)
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := j.State
+	for !Final(j.State) {
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("job %s is still %s after %v (it goes on; `platform jobs show %s`)", j.ID, j.State, timeout, j.ID)
+		case <-time.After(every):
+		}
+		if j, err = c.Job(wctx, j.ID); err != nil {
+			return err
+		}
+		if j.State != last && !out.JSON {
+			out.printf("job %s: %s\n", j.ID, j.State)
+			last = j.State
+		}
+	}
+	if out.JSON {
+		if err := out.json(j); err != nil {
+			return err
+		}
+	} else if err := printJob(out, j); err != nil {
+		return err
+	}
+	if j.State == api.JobSucceeded {
+		return nil
+	}
+	if !out.JSON {
+		if logs, err := c.JobLogs(ctx, j.ID); err == nil && logs != "" {
+			out.printf("--- the end of its logs ---\n%s", termsafe.Text(lastLines(logs, 20)))
+		}
+	}
+	return fmt.Errorf("%w: job %s %s: %s", ErrJobFailed, j.ID, j.State, j.Error)
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
 // ListJobs prints jobs, newest first.
 func ListJobs(ctx context.Context, c *api.AdminClient, f api.JobFilter, out Output) error {
 	list, err := c.Jobs(ctx, f)
@@ -31,9 +120,10 @@ func ListJobs(ctx context.Context, c *api.AdminClient, f api.JobFilter, out Outp
 	if out.JSON {
 		return out.json(api.JobList{Jobs: list})
 	}
-	t := out.table("ID", "INTEGRATION", "COLLECTOR", "STATE", "ATTEMPT", "RECORDS", "CREATED", "ERROR")
+	names := integrationNames(ctx, c, list)
+	t := out.table("ID", "INTEGRATION", "NAME", "COLLECTOR", "STATE", "ATTEMPT", "RECORDS", "CREATED", "ERROR")
 	for _, j := range list {
-		t.row(j.ID, j.IntegrationID, j.CollectorID, j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
+		t.row(j.ID, j.IntegrationID, orDash(names[j.IntegrationID]), orDash(j.CollectorID), j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
 			fmt.Sprint(j.Records), fmtTime(&j.CreatedAt), orDash(j.Error))
 	}
 	return t.flush()
