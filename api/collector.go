@@ -93,12 +93,19 @@ func (c *CollectorClient) AccessToken(ctx context.Context) (string, error) {
 
 // Heartbeat reports the collector's state.
 func (c *CollectorClient) Heartbeat(ctx context.Context, hb Heartbeat) error {
+	_, err := c.Beat(ctx, hb)
+	return err
+}
+
+// Beat sends a heartbeat and returns the platform's answer.
+func (c *CollectorClient) Beat(ctx context.Context, hb Heartbeat) (*HeartbeatAnswer, error) {
+	var ans HeartbeatAnswer
 	if err := c.withAccess(ctx, func(tok string) error {
-		return c.t.do(ctx, http.MethodPost, PathHeartbeat, tok, hb, nil)
+		return c.t.do(ctx, http.MethodPost, PathHeartbeat, tok, hb, &ans)
 	}); err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
+		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
-	return nil
+	return &ans, nil
 }
 
 // Do calls a collector endpoint with the access token: for endpoints added

@@ -241,8 +241,10 @@ func (h Heartbeat) Validate() error {
 		return invalidf("running_jobs must not be negative")
 	case h.Storage != nil && (h.Storage.TotalBytes < 0 || h.Storage.UsedBytes < 0 || h.Storage.UsedBytes > h.Storage.TotalBytes):
 		return invalidf("storage: used_bytes must be between 0 and total_bytes")
+	case h.Image != "" && !ValidDigestRef(h.Image):
+		return invalidf("image must be an image reference by digest")
 	}
-	return nil
+	return h.Upgrade.Validate()
 }
 
 // MaxIntervalSec bounds an integration's interval (30 days).

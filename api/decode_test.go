@@ -166,3 +166,20 @@ func FuzzDecodeToken(f *testing.F) {
 		}
 	})
 }
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+		ok   bool
+	}{
+		{"1.2.3", "1.2.3", 0, true}, {"v1.2.3", "1.2.3", 0, true}, {"1.2", "1.2.0", 0, true},
+		{"1.10.0", "1.9.9", 1, true}, {"0.9", "1.0", -1, true}, {"2.0.0-rc1", "2.0.0", -1, true},
+		{"2.0.0", "2.0.0-rc1", 1, true}, {"dev", "1.0", 0, false}, {"", "1.0", 0, false},
+	} {
+		got, ok := api.CompareVersions(c.a, c.b)
+		if got != c.want || ok != c.ok {
+			t.Errorf("CompareVersions(%q, %q) = %d, %v; want %d, %v", c.a, c.b, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -88,6 +88,10 @@ type Collector struct {
 	LastHeartbeat          *Heartbeat `json:"last_heartbeat,omitempty"`
 	IdentityKeyFingerprint string     `json:"identity_key_fingerprint,omitempty"`
 	HPKEKeyFingerprint     string     `json:"hpke_key_fingerprint,omitempty"`
+	// DesiredImage is the image an admin asked it to run (by digest),
+	// until it runs it or its upgrade fails.
+	DesiredImage   string `json:"desired_image,omitempty"`
+	DesiredVersion string `json:"desired_version,omitempty"`
 }
 
 // InstallCommands are ready-to-paste installer command lines.
@@ -168,6 +172,10 @@ type Heartbeat struct {
 	// Storage is the disk use of the engine's container storage, when the
 	// engine reports it (Podman does; Docker does not).
 	Storage *StorageUse `json:"storage,omitempty"`
+	// Image is the digest reference the daemon runs.
+	Image string `json:"image,omitempty"`
+	// Upgrade is where its last upgrade stands, if it had one.
+	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
 }
 
 // StorageUse is the file system holding a collector's container storage.

@@ -177,12 +177,68 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	if hb.Storage != nil {
 		rec.StorageTotal, rec.StorageUsed = hb.Storage.TotalBytes, hb.Storage.UsedBytes
 	}
+	rec.Image = hb.Image
+	if u := hb.Upgrade; u != nil {
+		rec.UpgradeState, rec.UpgradeImage, rec.UpgradeReason = u.State, u.Image, u.Reason
+	}
+	prev, err := s.st.Collector(r.Context(), collectorID)
+	if err != nil {
+		return err
+	}
 	if err := s.st.RecordHeartbeat(r.Context(), collectorID, rec, s.cfg.HeartbeatHistory); err != nil {
 		return err
 	}
 	s.metrics.heartbeats.Inc()
-	w.WriteHeader(http.StatusNoContent)
+	desired, err := s.noteUpgrade(r, prev, hb)
+	if err != nil {
+		return err
+	}
+	if desired == "" || desired == hb.Image {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, api.HeartbeatAnswer{DesiredImage: desired})
 	return nil
+}
+
+// noteUpgrade audits each new step of a collector's upgrade, as its
+// heartbeats report them, and stops asking for an image the collector
+// refused or rolled back (until an admin asks again) or now runs. It
+// returns the image to ask for.
+func (s *Server) noteUpgrade(r *http.Request, prev store.Collector, hb api.Heartbeat) (string, error) {
+	desired, u := prev.DesiredImage, hb.Upgrade
+	var last store.Heartbeat
+	if prev.LastBeat != nil {
+		last = *prev.LastBeat
+	}
+	if u == nil || (u.State == last.UpgradeState && u.Image == last.UpgradeImage) {
+		if desired != "" && desired == hb.Image {
+			// It runs it: nothing more to ask.
+			ev := store.Event{Time: s.now(), Actor: "collector:" + prev.ID, Action: "collector.upgrade_done", Target: prev.ID,
+				Details: map[string]any{"image": desired}}
+			if _, err := s.st.ClearDesiredImage(r.Context(), prev.ID, desired, ev); err != nil {
+				return "", err
+			}
+			return "", nil
+		}
+		return desired, nil
+	}
+	details := map[string]any{"image": u.Image, "from": hb.Image}
+	if u.Reason != "" {
+		details["reason"] = u.Reason
+	}
+	ev := store.Event{Time: s.now(), Actor: "collector:" + prev.ID, Action: "collector.upgrade_" + u.State, Target: prev.ID, Details: details}
+	s.log.Info("collector upgrade", "collector", prev.ID, "state", u.State, "image", u.Image, "reason", u.Reason)
+	if u.Final() && u.Image == desired {
+		if _, err := s.st.ClearDesiredImage(r.Context(), prev.ID, desired, ev); err != nil {
+			return "", err
+		}
+		return "", nil
+	}
+	if err := s.st.AppendAudit(r.Context(), ev); err != nil {
+		return "", err
+	}
+	return desired, nil
 }
 
 func heartbeatView(hb store.Heartbeat) api.Heartbeat {
@@ -192,6 +248,10 @@ func heartbeatView(hb store.Heartbeat) api.Heartbeat {
 		RunningJobs: hb.Running, RunnerState: hb.RunnerState, EngineError: hb.EngineError, RunnerHealth: hb.RunnerHealth}
 	if hb.StorageTotal > 0 {
 		v.Storage = &api.StorageUse{TotalBytes: hb.StorageTotal, UsedBytes: hb.StorageUsed}
+	}
+	v.Image = hb.Image
+	if hb.UpgradeState != "" {
+		v.Upgrade = &api.UpgradeStatus{State: hb.UpgradeState, Image: hb.UpgradeImage, Reason: hb.UpgradeReason}
 	}
 	return v
 }

@@ -47,6 +47,7 @@ func (s *Server) collectorView(c store.Collector) api.Collector {
 	status, reason := s.status(c)
 	v := api.Collector{
 		ID: c.ID, Name: c.Name, Pool: c.Pool, Status: status, StatusReason: reason, CreatedAt: c.CreatedAt,
+		DesiredImage: c.DesiredImage, DesiredVersion: c.DesiredVersion,
 		EnrolledAt: timePtr(c.EnrolledAt), LastHeartbeatAt: timePtr(c.LastSeenAt),
 	}
 	if c.LastBeat != nil {

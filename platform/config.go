@@ -61,6 +61,9 @@ type Config struct {
 	// MetricsPublic serves /metrics without a token (a trusted network
 	// only: it tells how many collectors and jobs there are).
 	MetricsPublic bool
+	// MinCollectorVersion, when set, refuses an upgrade to a collector
+	// image whose version label is below it (or has none).
+	MinCollectorVersion string
 	// HeaderTimeout bounds the wait for a request's headers, and for a new
 	// connection's first request whatever its protocol (HTTP/2 included).
 	HeaderTimeout time.Duration

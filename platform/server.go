@@ -248,6 +248,7 @@ func (s *Server) routes() http.Handler {
 	operate("DELETE /api/v1/collectors/{id}", s.deleteCollector, stepUp)
 	operate("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
 	operate("PUT /api/v1/collectors/{id}/pool", s.setCollectorPool)
+	admin("POST "+api.PathUpgrade, s.upgradeCollectors)
 
 	operate("POST /api/v1/integrations", s.createIntegration)
 	read("GET /api/v1/integrations", s.listIntegrations)

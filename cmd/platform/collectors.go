@@ -40,6 +40,30 @@ var collectorsCommand = &cli.Command{
 			}),
 		},
 		{
+			Name: "upgrade", Usage: "ask one collector (ID), a pool's (--pool) or all (--all) to run another collector image; it is verified and resolved to its digest now",
+			ArgsUsage: "[ID]",
+			Flags: clientFlags(&cli.StringFlag{Name: "image", Usage: "the collector image (tag or digest; required)"},
+				&cli.StringFlag{Name: "pool", Usage: "every collector of this pool"},
+				&cli.BoolFlag{Name: "all", Usage: "every collector"}),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				req := api.UpgradeRequest{Pool: c.String("pool"), All: c.Bool("all"), Image: c.String("image")}
+				switch len(args) {
+				case 0:
+				case 1:
+					req.CollectorID = args[0]
+				default:
+					return usageError(c, "one collector ID at most (or --pool, or --all)")
+				}
+				if req.Image == "" {
+					return usageError(c, "--image is required")
+				}
+				if err := req.Validate(); err != nil {
+					return usageError(c, "%v", err)
+				}
+				return adminctl.Upgrade(c.Context, ac, req, out)
+			}),
+		},
+		{
 			Name: "list", Usage: "list collectors with their status", Flags: clientFlags(),
 			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
 				return adminctl.ListCollectors(c.Context, ac, out)

@@ -19,6 +19,7 @@ const (
 	envMaxAttempts         = env.PlatformMaxAttempts
 	envJobMemory           = env.PlatformJobMemory
 	envJobCPUs             = env.PlatformJobCPUs
+	envMinCollectorVersion = env.PlatformMinCollectorVersion
 	envMaxJobsPerCollector = env.PlatformMaxJobsPerCollector
 	envJobTimeout          = env.PlatformJobTimeout
 	envJobRetention        = env.PlatformJobRetention

@@ -50,6 +50,7 @@ var serveCommand = &cli.Command{
 		&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{envMetricsPublic}, Usage: "serve /metrics without a token (trusted networks only)"},
 		&cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{envInsecureRegistries}, Usage: "registry (host:port) reached over plain HTTP when an integration's image is checked (loopback registries always are)"},
 		&cli.BoolFlag{Name: "no-image-check", EnvVars: []string{envNoImageCheck}, Usage: "do not verify an integration's image against --image-policy and its registry when it is saved (collectors still verify before every run)"},
+		&cli.StringFlag{Name: "min-collector-version", EnvVars: []string{envMinCollectorVersion}, Usage: "refuse collector upgrades to an image whose version label is below this (e.g. 1.4.0)"},
 		&cli.BoolFlag{Name: "require-mfa", EnvVars: []string{envRequireMFA}, Usage: "require a second factor of every user (admins always need one)"},
 	},
 	Action: func(c *cli.Context) error {
@@ -67,6 +68,7 @@ var serveCommand = &cli.Command{
 		cfg.JobLimits.CPUs, cfg.Jobs.MaxJobsPerCollector = c.Float64("job-cpus"), c.Int("max-jobs-per-collector")
 		cfg.JobRetention, cfg.MetricsPublic = c.Duration("job-retention"), c.Bool("metrics-public")
 		cfg.Access.RequireMFAForAll = c.Bool("require-mfa")
+		cfg.MinCollectorVersion = c.String("min-collector-version")
 		cfg.InsecureRegistries, cfg.VerifyImages = c.StringSlice("insecure-registry"), !c.Bool("no-image-check")
 		if p := c.String("image-policy"); p != "" {
 			b, err := os.ReadFile(p)

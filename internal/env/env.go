@@ -72,6 +72,7 @@ const (
 	PlatformMaxAttempts         = "PLATFORM_MAX_ATTEMPTS"
 	PlatformJobMemory           = "PLATFORM_JOB_MEMORY"
 	PlatformJobCPUs             = "PLATFORM_JOB_CPUS"
+	PlatformMinCollectorVersion = "PLATFORM_MIN_COLLECTOR_VERSION"
 	PlatformMaxJobsPerCollector = "PLATFORM_MAX_JOBS_PER_COLLECTOR"
 	PlatformJobTimeout          = "PLATFORM_JOB_TIMEOUT"
 	PlatformJobRetention        = "PLATFORM_JOB_RETENTION"

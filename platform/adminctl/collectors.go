@@ -3,6 +3,7 @@ package adminctl
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/collectorhq/collector/api"
 )
@@ -63,6 +64,20 @@ func ListCollectors(ctx context.Context, c *api.AdminClient, out Output) error {
 	return t.flush()
 }
 
+// Upgrade asks collectors to run another image.
+func Upgrade(ctx context.Context, c *api.AdminClient, req api.UpgradeRequest, out Output) error {
+	res, err := c.Upgrade(ctx, req)
+	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	if out.JSON {
+		return out.json(res)
+	}
+	out.printf("%d collector(s) asked to run %s (version %s): %s\n", len(res.Collectors), res.Image, orDash(res.Version), strings.Join(res.Collectors, ", "))
+	out.printf("Each daemon verifies, drains and replaces its containers; `platform collectors show ID` follows it.\n")
+	return nil
+}
+
 // SetCollectorPool moves a collector into a pool ("" for none).
 func SetCollectorPool(ctx context.Context, c *api.AdminClient, id, pool string, out Output) error {
 	col, err := c.SetCollectorPool(ctx, id, pool)
@@ -98,6 +113,9 @@ func ShowCollector(ctx context.Context, c *api.AdminClient, id string, out Outpu
 	t.field("Identity key", orDash(col.IdentityKeyFingerprint))
 	t.field("HPKE key", orDash(col.HPKEKeyFingerprint))
 	t.field("Last heartbeat", fmtTime(col.LastHeartbeatAt))
+	if col.DesiredImage != "" {
+		t.field("Asked to run", col.DesiredImage+" (version "+orDash(col.DesiredVersion)+")")
+	}
 	if hb := col.LastHeartbeat; hb != nil {
 		showHeartbeat(t, hb)
 	}
@@ -114,6 +132,16 @@ func showHeartbeat(t *table, hb *api.Heartbeat) {
 		hb.Capacity.MemoryFreeBytes>>20, hb.Capacity.MemoryTotalBytes>>20))
 	t.field("Running jobs", fmt.Sprint(hb.RunningJobs))
 	t.field("Runner", orDash(hb.RunnerState))
+	if hb.Image != "" {
+		t.field("Image", hb.Image)
+	}
+	if u := hb.Upgrade; u != nil {
+		s := u.State + " to " + u.Image
+		if u.Reason != "" {
+			s += ": " + u.Reason
+		}
+		t.field("Last upgrade", s)
+	}
 }
 
 // DeleteCollector deletes a collector and revokes its credentials.

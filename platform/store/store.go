@@ -105,6 +105,17 @@ type Collector struct {
 	// does not verify: the row was edited outside the platform. Collector
 	// returns ErrIntegrity instead; lists show the row flagged.
 	Tampered bool
+	// DesiredImage is the image (by digest) an admin asked it to run, ""
+	// when none; DesiredVersion is that image's version label.
+	DesiredImage   string
+	DesiredVersion string
+}
+
+// UpgradeTarget is one collector, a pool's collectors, or all.
+type UpgradeTarget struct {
+	CollectorID string
+	Pool        string
+	All         bool
 }
 
 // EnrollmentToken is a one-time token, stored only as its hash.
@@ -153,6 +164,12 @@ type Heartbeat struct {
 	RunnerHealth string `json:"runner_health,omitempty"`
 	StorageTotal int64  `json:"storage_total_bytes,omitempty"`
 	StorageUsed  int64  `json:"storage_used_bytes,omitempty"`
+	// Image is the digest reference the daemon runs; Upgrade* where its
+	// last upgrade stands (api.UpgradeStatus).
+	Image         string `json:"image,omitempty"`
+	UpgradeState  string `json:"upgrade_state,omitempty"`
+	UpgradeImage  string `json:"upgrade_image,omitempty"`
+	UpgradeReason string `json:"upgrade_reason,omitempty"`
 }
 
 // Integration is an integration instance. Config is sealed (encrypted) by the
@@ -212,6 +229,12 @@ type Store interface {
 	SetCollectorPool(ctx context.Context, id, pool string, ev Event) error
 	// PoolMembers returns the collectors of pool, by name (at most limit).
 	PoolMembers(ctx context.Context, pool string, limit int) ([]Collector, error)
+	// SetDesiredImage asks the target's collectors to run image, audits
+	// ev, and returns their IDs (ErrNotFound when there is none).
+	SetDesiredImage(ctx context.Context, t UpgradeTarget, image, version string, ev Event) ([]string, error)
+	// ClearDesiredImage stops asking a collector for image (if it still
+	// is) and audits ev; it reports whether it was still asked.
+	ClearDesiredImage(ctx context.Context, id, image string, ev Event) (bool, error)
 	// ReplaceEnrollmentToken revokes the collector's live tokens and adds tok.
 	ReplaceEnrollmentToken(ctx context.Context, tok EnrollmentToken, ev Event) error
 	// Enroll burns the token and records the keys, revoking earlier access

@@ -49,7 +49,7 @@ func (s *Store) keysMAC(id string, identity, hpke []byte) []byte {
 	return s.in.Sum(store.MACCollectorKeys, []byte(id), identity, hpke)
 }
 
-const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac`
+const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac, desired_image, desired_version`
 
 type scanner interface{ Scan(...any) error }
 
@@ -78,7 +78,7 @@ func (s *Store) scanCollector(r scanner) (store.Collector, error) {
 	var created, enrolled, seen int64
 	var beat sql.NullString
 	var mac []byte
-	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac, &c.DesiredImage, &c.DesiredVersion); err != nil {
 		return c, err
 	}
 	if (len(c.IdentityKey) > 0 || len(c.HPKEKey) > 0 || len(mac) > 0) && !s.in.Verify(mac, store.MACCollectorKeys, []byte(c.ID), c.IdentityKey, c.HPKEKey) {
@@ -181,6 +181,63 @@ func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.
 func (s *Store) PoolMembers(ctx context.Context, pool string, limit int) ([]store.Collector, error) {
 	return queryAll(ctx, s.r, s.scanCollector, `SELECT `+collectorCols+` FROM collectors INDEXED BY collectors_pool
 		WHERE pool = ? AND pool != '' ORDER BY id LIMIT ?`, pool, limit)
+}
+
+// SetDesiredImage implements store.Store.
+func (s *Store) SetDesiredImage(ctx context.Context, t store.UpgradeTarget, image, version string, ev store.Event) ([]string, error) {
+	var ids []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		q, args := `UPDATE collectors SET desired_image = ?, desired_version = ? WHERE `, []any{image, version}
+		switch {
+		case t.CollectorID != "":
+			q, args = q+`id = ?`, append(args, t.CollectorID)
+		case t.Pool != "":
+			q, args = q+`pool = ?`, append(args, t.Pool)
+		case t.All:
+			q += `1`
+		default:
+			return fmt.Errorf("set desired image: no target: %w", store.ErrInvalid)
+		}
+		rows, err := tx.QueryContext(ctx, q+` RETURNING id`, args...)
+		if err != nil {
+			return fmt.Errorf("set desired image: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			if t.CollectorID != "" {
+				return fmt.Errorf("collector %s: %w", t.CollectorID, store.ErrNotFound)
+			}
+			return fmt.Errorf("no collector in that target: %w", store.ErrNotFound)
+		}
+		ev.Details = withDetail(ev.Details, "collectors", len(ids))
+		return s.appendAudit(ctx, tx, ev)
+	})
+	return ids, err
+}
+
+// ClearDesiredImage implements store.Store.
+func (s *Store) ClearDesiredImage(ctx context.Context, id, image string, ev store.Event) (bool, error) {
+	cleared := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE collectors SET desired_image = '', desired_version = '' WHERE id = ? AND desired_image = ?`, id, image)
+		if err != nil {
+			return fmt.Errorf("clear desired image: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		cleared = n > 0
+		return s.appendAudit(ctx, tx, ev)
+	})
+	return cleared, err
 }
 
 // withDetail returns d with k set, allocating d if needed.

@@ -312,6 +312,11 @@ ALTER TABLE integrations ADD COLUMN config_schema TEXT NOT NULL DEFAULT '';
 ALTER TABLE integrations ADD COLUMN pool TEXT NOT NULL DEFAULT '';
 CREATE INDEX collectors_pool ON collectors(pool, id) WHERE pool != '';
 `,
+	// 10: the image an admin asked a collector to run (upgrades).
+	`
+ALTER TABLE collectors ADD COLUMN desired_image TEXT NOT NULL DEFAULT '';
+ALTER TABLE collectors ADD COLUMN desired_version TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
