@@ -58,6 +58,11 @@ type Engine interface {
 	ContainerLogs(ctx context.Context, id string, follow bool, stdout, stderr io.Writer) error
 	// StopContainer asks the container to stop and kills it after timeout.
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	// SignalContainer sends a signal ("USR1", "TERM", ...) to the
+	// container's main process.
+	SignalContainer(ctx context.Context, id, signal string) error
+	// RenameContainer gives a container a new name (ErrConflict if taken).
+	RenameContainer(ctx context.Context, id, name string) error
 	// RemoveContainer removes a container (force: even if running) with
 	// its anonymous volumes.
 	RemoveContainer(ctx context.Context, id string, force bool) error

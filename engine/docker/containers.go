@@ -174,6 +174,16 @@ func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Dura
 	return mapErr(e.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}), "stop container "+id)
 }
 
+// SignalContainer sends signal to the container's main process.
+func (e *Engine) SignalContainer(ctx context.Context, id, signal string) error {
+	return mapErr(e.cli.ContainerKill(ctx, id, signal), "signal container "+id)
+}
+
+// RenameContainer renames the container.
+func (e *Engine) RenameContainer(ctx context.Context, id, name string) error {
+	return mapErr(e.cli.ContainerRename(ctx, id, name), "rename container "+id)
+}
+
 // RemoveContainer removes the container and its anonymous volumes.
 func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
 	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: force, RemoveVolumes: true})

@@ -3,6 +3,7 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -237,5 +238,76 @@ func (s *suite) testOOMKilled(t *testing.T) {
 		if c.want && s.o.NoOOMReport != "" {
 			t.Logf("%s: OOMKilled %v (the engine is known not to report it: %s)", c.name, ci.OOMKilled, s.o.NoOOMReport)
 		}
+	}
+}
+
+// testSignal: a signal reaches the container's main process (the daemon
+// asks the runner to drain with SIGUSR1).
+func (s *suite) testSignal(t *testing.T) {
+	ctx := ctxT(t)
+	id := s.create(t, s.spec(uniq("signal"), "sh", "-c", `trap "exit 7" USR1; while :; do sleep 0.05; done`))
+	if err := s.eng.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// The shell sets its trap as it starts: send until it takes.
+	done := make(chan int, 1)
+	go func() {
+		code, err := s.eng.WaitContainer(ctx, id)
+		if err != nil {
+			t.Errorf("WaitContainer: %v", err)
+		}
+		done <- code
+	}()
+	exited := func(code int) {
+		if code != 7 {
+			t.Errorf("exit %d after USR1, want 7 (the trap's)", code)
+		}
+		if err := s.eng.SignalContainer(ctx, "no-such-"+uniq("c"), "USR1"); !errors.Is(err, engine.ErrNotFound) {
+			t.Errorf("signal a missing container: %v, want ErrNotFound", err)
+		}
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := s.eng.SignalContainer(ctx, id, "USR1"); err != nil {
+			// The previous one may have taken: the container is gone.
+			select {
+			case code := <-done:
+				exited(code)
+				return
+			case <-time.After(5 * time.Second):
+				t.Fatalf("SignalContainer: %v", err)
+			}
+		}
+		select {
+		case code := <-done:
+			exited(code)
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the container never exited on USR1")
+		}
+	}
+}
+
+// testRename: a container renamed answers to its new name only; a taken
+// name is a conflict.
+func (s *suite) testRename(t *testing.T) {
+	ctx := ctxT(t)
+	a, b, renamed := uniq("rename-a"), uniq("rename-b"), uniq("renamed")
+	s.create(t, s.spec(a, "true"))
+	s.create(t, s.spec(b, "true"))
+	if err := s.eng.RenameContainer(ctx, a, renamed); err != nil {
+		t.Fatalf("RenameContainer: %v", err)
+	}
+	t.Cleanup(func() { s.eng.RemoveContainer(context.Background(), renamed, true) })
+	if c, err := s.eng.InspectContainer(ctx, renamed); err != nil || c.Name != renamed {
+		t.Errorf("inspect by the new name: %+v, %v", c, err)
+	}
+	if _, err := s.eng.InspectContainer(ctx, a); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("inspect by the old name: %v, want ErrNotFound", err)
+	}
+	if err := s.eng.RenameContainer(ctx, b, renamed); !errors.Is(err, engine.ErrConflict) {
+		t.Errorf("rename to a taken name: %v, want ErrConflict", err)
 	}
 }

@@ -73,6 +73,8 @@ func Run(t *testing.T, eng engine.Engine, o Options) {
 	t.Run("Storage", s.testStorage)
 	t.Run("SecurityOptionsReadBack", s.testSecurityOptionsReadBack)
 	t.Run("OOMKilled", s.testOOMKilled)
+	t.Run("Signal", s.testSignal)
+	t.Run("Rename", s.testRename)
 }
 
 type suite struct {

@@ -192,6 +192,20 @@ func (e *Engine) StopContainer(ctx context.Context, id string, timeout time.Dura
 	return mapErr(err, "stop container "+id)
 }
 
+// SignalContainer sends signal to the container's main process.
+func (e *Engine) SignalContainer(ctx context.Context, id, signal string) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	return mapErr(containers.Kill(c, id, new(containers.KillOptions).WithSignal(signal)), "signal container "+id)
+}
+
+// RenameContainer renames the container.
+func (e *Engine) RenameContainer(ctx context.Context, id, name string) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	return mapErr(containers.Rename(c, id, new(containers.RenameOptions).WithName(name)), "rename container "+id)
+}
+
 // RemoveContainer removes the container and its anonymous volumes.
 func (e *Engine) RemoveContainer(ctx context.Context, id string, force bool) error {
 	c, cancel := e.call(ctx)
