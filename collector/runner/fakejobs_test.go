@@ -43,6 +43,7 @@ type fakeRig struct {
 	platKey ed25519.PrivateKey
 	cancel  context.CancelFunc
 	stopped chan struct{}
+	run     *runner.Runner
 }
 
 func newFakeRig(t *testing.T) *fakeRig {
@@ -72,6 +73,7 @@ func (r *fakeRig) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.run = run
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.stopped = cancel, make(chan struct{})
 	go func() { run.Run(ctx); close(r.stopped) }()
@@ -342,6 +344,42 @@ func TestOutOfMemoryIsReported(t *testing.T) {
 	if fin.ExitCode != 137 || fin.OOMKilled || strings.Contains(fin.Error, "out of memory") {
 		t.Errorf("finish of the job that exited 137 = %+v, want a plain failure", fin)
 	}
+}
+
+// TestDrainLetsRunningJobsFinish: drained (SIGUSR1, before the daemon
+// replaces it), the runner leases nothing more, lets the job it runs
+// finish and report, and then returns; a job queued meanwhile stays on the
+// platform for the next runner.
+func TestDrainLetsRunningJobsFinish(t *testing.T) {
+	r := newFakeRig(t)
+	release := make(chan struct{})
+	r.eng.setProgram("job_d", blockUntil(release))
+	r.plat.push(r.lease("job_d", "int_d", "lease-1", 30, map[string]any{"token": "tok-drain"}))
+	r.start()
+	r.waitUntil("container started", func() bool { return r.eng.has("start collector-job-job_d") })
+	r.run.Drain()
+	r.run.Drain() // twice is once
+	r.plat.push(r.lease("job_later", "int_later", "lease-2", 30, map[string]any{}))
+	select {
+	case <-r.stopped:
+		t.Fatal("Run returned with a job still running")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	fin := r.finished("job_d")
+	if fin.ExitCode != 0 || fin.Records != 2 {
+		t.Errorf("the drained job's finish = %+v, want exit 0 and its 2 records", fin)
+	}
+	select {
+	case <-r.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return once drained")
+	}
+	r.cancel = nil
+	if r.eng.has("create collector-job-job_later") || r.plat.called("running", "job_later", "") {
+		t.Errorf("a drained runner took a new job: %q", r.eng.log())
+	}
+	r.gone("job_d")
 }
 
 // TestJobTimedOutIsStopped: a job past its time limit is stopped and

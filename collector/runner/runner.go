@@ -51,7 +51,15 @@ type Runner struct {
 	mu       sync.Mutex
 	running  map[string]*jobRun // by job ID: the runs holding their integration
 	released chan struct{}      // closed, and replaced, when a run lets its integration go
+
+	drain     chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
+
+// Drain asks Run to lease no more jobs and to return once the jobs it
+// runs have ended (reported and cleaned up): how the daemon empties the
+// runner before it replaces it (SIGUSR1).
+func (r *Runner) Drain() { r.drainOnce.Do(func() { close(r.drain) }) }
 
 // New returns a runner; it loads its state but starts nothing.
 func New(cfg Config, jobs JobAPI, eng Engine, images Images, labels selinux.Labeler, log *slog.Logger) (*Runner, error) {
@@ -63,7 +71,7 @@ func New(cfg Config, jobs JobAPI, eng Engine, images Images, labels selinux.Labe
 		return nil, err
 	}
 	return &Runner{cfg: cfg, api: jobs, eng: eng, images: images, labels: labels, state: st, log: log,
-		running: map[string]*jobRun{}, released: make(chan struct{})}, nil
+		running: map[string]*jobRun{}, released: make(chan struct{}), drain: make(chan struct{})}, nil
 }
 
 // Running returns the IDs of the jobs in flight.
@@ -83,17 +91,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	slots := make(chan struct{}, r.cfg.MaxParallel)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
+	// Polling ends with ctx or with Drain; the jobs run on under ctx.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	go func() {
+		select {
+		case <-r.drain:
+			r.log.Info("draining: no new jobs; the running ones finish", "running", len(r.Running()))
+			stopPolling()
+		case <-pollCtx.Done():
+		}
+	}()
 	p := &poller{r: r, backoff: r.cfg.RetryBackoff, engineBackoff: r.cfg.RetryBackoff}
-	for ctx.Err() == nil {
+	for pollCtx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
-		case <-ctx.Done():
+		case <-pollCtx.Done():
 			return nil
 		}
-		switch lease := p.next(ctx); {
+		switch lease := p.next(pollCtx); {
 		case lease == nil, r.handover(lease):
 			<-slots
 		default:
+			// A lease that came back as polling stopped is still run.
 			jobs.Go(func() {
 				defer func() { <-slots }()
 				r.runLease(ctx, lease)
