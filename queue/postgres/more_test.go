@@ -1,0 +1,180 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/collectorhq/collector/internal/pgtest"
+	"github.com/collectorhq/collector/queue"
+	"github.com/collectorhq/collector/queue/postgres"
+	"github.com/collectorhq/collector/queue/queuetest"
+)
+
+// Leases of one collector are serialized (an advisory lock), so runners
+// racing in two processes never lease more than its capacity.
+func TestCapacityHoldsUnderConcurrentNext(t *testing.T) {
+	url := pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	a, b := open(t, url, cfg), open(t, url, cfg)
+	ctx := context.Background()
+	for i := range 10 {
+		if _, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: fmt.Sprintf("int-%d", i), CollectorID: "col-a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Default need 256 MiB and 0.5 CPU: 1 GiB fits four, 1.5 CPUs three,
+	// and MaxJobs allows two.
+	capacity := queue.Capacity{MemoryBytes: 1 << 30, CPUs: 1.5, MaxJobs: 2}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	leased := 0
+	for r := range 16 {
+		q := a
+		if r%2 == 1 {
+			q = b
+		}
+		wg.Go(func() {
+			_, err := q.Next(ctx, queue.NextRequest{CollectorID: "col-a", Capacity: capacity})
+			if errors.Is(err, queue.ErrNoJob) {
+				return
+			}
+			if err != nil {
+				t.Errorf("Next: %v", err)
+				return
+			}
+			mu.Lock()
+			leased++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if leased != 2 {
+		t.Fatalf("%d jobs leased at once to a collector allowed 2", leased)
+	}
+	u, err := a.Usage(ctx, "col-a")
+	if err != nil || u.Jobs != 2 || u.MemoryBytes != 512<<20 || u.CPUs != 1 {
+		t.Fatalf("Usage = %+v, %v; want 2 jobs, 512 MiB, 1 CPU", u, err)
+	}
+}
+
+// The prediction is the maximum of the last PeakSamples successful runs;
+// a run that did not measure memory adds no memory sample.
+func TestPeakSamplesKeepTheLast(t *testing.T) {
+	cfg := queuetest.Config()
+	cfg.PeakSamples = 2
+	q := open(t, pgtest.NewDB(t), cfg)
+	ctx := context.Background()
+	run := func(mem int64, cpuPercent float64) queue.Need {
+		t.Helper()
+		if _, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"}); err != nil {
+			t.Fatal(err)
+		}
+		j, err := q.Next(ctx, queue.NextRequest{CollectorID: "col-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Finish(ctx, j.ID, j.LeaseID, queue.Result{Succeeded: true, PeakMemoryBytes: mem, PeakCPUPercent: cpuPercent}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := q.Need(ctx, "int-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const mib = 1 << 20
+	steps := []struct {
+		mem     int64
+		cpu     float64
+		wantMem int64
+		wantCPU float64
+	}{
+		{100 * mib, 50, 100 * mib, 0.5},
+		{300 * mib, 25, 300 * mib, 0.5},
+		{200 * mib, 10, 300 * mib, 0.25},
+		{150 * mib, 0, 200 * mib, 0.25}, // no CPU sample: CPU keeps [0.25, 0.1]
+		{0, 80, 200 * mib, 0.8},         // no memory sample: memory keeps [200, 150]
+	}
+	for i, s := range steps {
+		n := run(s.mem, s.cpu)
+		if n.MemoryBytes != s.wantMem || n.CPUs != s.wantCPU || !n.Known {
+			t.Fatalf("step %d: Need = %+v, want %d bytes, %v CPUs, known", i, n, s.wantMem, s.wantCPU)
+		}
+	}
+}
+
+// A listener whose connection is cut reconnects: cross-process wake-ups
+// work again without waiting for the fallback poll.
+func TestListenerReconnects(t *testing.T) {
+	url := pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	cfg.PollInterval = 10 * time.Second
+	a := open(t, url, cfg)
+	hook, parked := queuetest.ParkSignal()
+	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	listeners := func() []int32 {
+		rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() ORDER BY pid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	before := listeners()
+	if len(before) != 2 {
+		t.Fatalf("%d listener sessions, want 2 (one per queue)", len(before))
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, before); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		now := listeners()
+		if len(now) == 2 && now[0] != before[0] && now[0] != before[1] && now[1] != before[0] && now[1] != before[1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listeners %v after terminating %v: not reconnected in 10 s", now, before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	type result struct {
+		job *queue.Job
+		at  time.Time
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
+		res <- result{j, time.Now(), err}
+	}()
+	for got := <-parked; got != "col-a"; got = <-parked {
+	}
+	start := time.Now()
+	if _, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if d := r.at.Sub(start); d >= 500*time.Millisecond {
+		t.Fatalf("b.Next returned %v after the Enqueue, want < 500ms", d)
+	}
+}

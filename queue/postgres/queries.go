@@ -1,0 +1,221 @@
+package postgres
+
+import "fmt"
+
+// The statements take named arguments (pgx.NamedArgs), each cast where it
+// is used so that PostgreSQL never guesses a type from a literal it is
+// compared with.
+
+const jobColumns = `id, integration_id, collector_id, state, attempt, max_attempts,
+	lease_id, lease_expires_at, created_at, started_at, finished_at,
+	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool`
+
+// Admission, as in queue/sqlite. A job's predicted memory is its
+// integration's recent peak (else @def_mem), never above @lim_mem (0:
+// none); its CPU the same with @def_cpu and @lim_cpu. usedCTE sums them
+// over collector @collector's active jobs. A candidate is a queued job of
+// @collector, or of its pool @pool (queued in the pool: collector_id ”;
+// one enqueued at or before @handoff, or any when the young switch says
+// so), that fits: @free memory measured by the collector (0: unknown),
+// @cap_mem memory and @cap_cpu CPUs of capacity (0: unknown), fewer than
+// @max_jobs active jobs (0: no limit). Oldest first.
+const (
+	needMem = `(CASE WHEN @lim_mem::bigint > 0
+		THEN least(coalesce(nullif(%[1]s.peak_memory_bytes, 0), @def_mem::bigint), @lim_mem::bigint)
+		ELSE coalesce(nullif(%[1]s.peak_memory_bytes, 0), @def_mem::bigint) END)`
+	needCPU = `(CASE WHEN @lim_cpu::float8 > 0
+		THEN least(coalesce(nullif(%[1]s.peak_cpu, 0), @def_cpu::float8), @lim_cpu::float8)
+		ELSE coalesce(nullif(%[1]s.peak_cpu, 0), @def_cpu::float8) END)`
+)
+
+var (
+	usedCTE = `used AS (SELECT count(*) AS n,
+			coalesce(sum(` + fmt.Sprintf(needMem, "pu") + `), 0)::bigint AS mem,
+			coalesce(sum(` + fmt.Sprintf(needCPU, "pu") + `), 0)::float8 AS cpu
+		FROM queue_jobs AS u
+		LEFT JOIN queue_integration_peaks AS pu ON pu.integration_id = u.integration_id
+		WHERE u.collector_id = @collector::text AND u.state IN ('leased','running'))`
+
+	fits = `(@max_jobs::integer <= 0 OR used.n < @max_jobs::integer)
+			AND (@free::bigint <= 0 OR ` + fmt.Sprintf(needMem, "p") + ` <= @free::bigint)
+			AND (@cap_mem::bigint <= 0 OR used.mem + ` + fmt.Sprintf(needMem, "p") + ` <= @cap_mem::bigint)
+			AND (@cap_cpu::float8 <= 0 OR used.cpu + ` + fmt.Sprintf(needCPU, "p") + ` <= @cap_cpu::float8)`
+
+	// ownSQL and poolSQL select the oldest fitting job of the collector's
+	// own queue and of its pool's; %[1]s is the young-jobs switch (an SQL
+	// boolean), %[2]s a locking clause or nothing.
+	ownSQL = `SELECT j.seq, j.created_at FROM queue_jobs AS j
+			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id CROSS JOIN used
+			WHERE j.state = 'queued' AND j.collector_id = @collector::text AND ` + fits + `
+			ORDER BY j.created_at, j.seq LIMIT 1 %[2]s`
+	poolSQL = `SELECT j.seq, j.created_at FROM queue_jobs AS j
+			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id CROSS JOIN used
+			WHERE @pool::text <> '' AND j.state = 'queued' AND j.pool = @pool::text AND j.collector_id = ''
+			  AND (j.created_at <= @handoff::timestamptz OR %[1]s) AND ` + fits + `
+			ORDER BY j.created_at, j.seq LIMIT 1 %[2]s`
+
+	// expiredSQL: has any lease passed at @now.
+	expiredSQL = `EXISTS (SELECT 1 FROM queue_jobs WHERE state IN ('leased','running') AND lease_expires_at <= @now::timestamptz)`
+
+	// mayHaveWorkSQL, a read that takes no lock, so that waiting
+	// collectors lease only when it can pay: is a job eligible for
+	// @collector now, leaving its pool's young jobs aside; is one,
+	// counting them; has a lease expired; and the collector's predicted
+	// use (from which Next works out whether it is the least loaded
+	// member).
+	mayHaveWorkSQL = `WITH ` + usedCTE + ` SELECT
+		EXISTS (` + fmt.Sprintf(ownSQL, "", "") + `) OR EXISTS (` + fmt.Sprintf(poolSQL, "false", "") + `),
+		EXISTS (` + fmt.Sprintf(poolSQL, "true", "") + `),
+		` + expiredSQL + `,
+		used.n, used.mem, used.cpu
+		FROM used`
+
+	// leaseNextSQL leases to @collector (lease @lease_id until @expires)
+	// the oldest fitting job of its own queue or of its pool's, young pool
+	// jobs included when @young says so. Candidates are locked with SKIP
+	// LOCKED: a job another transaction is leasing is passed over, not
+	// waited for, and a job leased since this statement began fails the
+	// recheck of its state.
+	leaseNextSQL = `WITH ` + usedCTE + `,
+		own AS (` + fmt.Sprintf(ownSQL, "", "FOR UPDATE OF j SKIP LOCKED") + `),
+		pooled AS (` + fmt.Sprintf(poolSQL, "@young::boolean", "FOR UPDATE OF j SKIP LOCKED") + `),
+		pick AS (SELECT seq FROM (SELECT * FROM own UNION ALL SELECT * FROM pooled) AS c
+			ORDER BY created_at, seq LIMIT 1)
+		UPDATE queue_jobs SET state = 'leased', lease_id = @lease_id::text,
+			lease_expires_at = @expires::timestamptz, collector_id = @collector::text
+		WHERE seq = (SELECT seq FROM pick) AND state = 'queued'
+		RETURNING ` + jobColumns
+
+	// usageSQL: the predicted use of @collector's active jobs.
+	usageSQL = `WITH ` + usedCTE + ` SELECT n, mem, cpu FROM used`
+
+	// needSQL: the predicted use of a job of integration @integration, and
+	// whether it comes from runs.
+	needSQL = `SELECT ` + fmt.Sprintf(needMem, "p") + `, ` + fmt.Sprintf(needCPU, "p") + `, p.integration_id IS NOT NULL
+		FROM (SELECT @integration::text AS id) AS i
+		LEFT JOIN queue_integration_peaks AS p ON p.integration_id = i.id`
+)
+
+const (
+	// collectorLockSQL serializes the leases of one collector (two keys:
+	// a class and the collector's hash), so that what it already runs is
+	// counted exactly against its capacity. It holds to the end of the
+	// transaction.
+	collectorLockSQL = `SELECT pg_advisory_xact_lock(1903520000, hashtext(@collector::text))`
+
+	// expireSQL requeues or kills every job whose lease expired at @now,
+	// skipping rows another transaction holds (another process sweeping,
+	// or a renewal: that one is for the next sweep). PostgreSQL evaluates
+	// every SET expression on the old row, so the CASEs all see the
+	// attempt before the increment. It returns the notify key of each.
+	expireSQL = `WITH e AS (SELECT seq FROM queue_jobs
+			WHERE state IN ('leased','running') AND lease_expires_at <= @now::timestamptz
+			FOR UPDATE SKIP LOCKED)
+		UPDATE queue_jobs AS j SET
+			state       = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END,
+			finished_at = CASE WHEN attempt >= max_attempts THEN @now::timestamptz END,
+			error       = CASE WHEN attempt >= max_attempts
+				THEN 'lease expired on the last attempt (' || attempt || ' of ' || max_attempts || '): the runner stopped renewing it'
+				ELSE 'lease expired on attempt ' || attempt || ' of ' || max_attempts || '; requeued' END,
+			attempt     = CASE WHEN attempt >= max_attempts THEN attempt ELSE attempt + 1 END,
+			lease_id = '', lease_expires_at = NULL, started_at = NULL,
+			-- A pool job goes back to its pool, for any member.
+			collector_id = CASE WHEN pool <> '' AND attempt < max_attempts THEN '' ELSE collector_id END
+		FROM e WHERE j.seq = e.seq
+		RETURNING j.collector_id, j.pool`
+
+	// insertJobSQL inserts a queued job unless the partial unique index on
+	// active jobs already holds the integration, and tells the other
+	// processes (@payload on @channel, delivered at commit).
+	insertJobSQL = `WITH ins AS (
+			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by)
+			VALUES (@id::text, @integration::text, @collector::text, @pool::text, 'queued', 1, @max_attempts::integer,
+				@now::timestamptz, @requested_by::text)
+			ON CONFLICT DO NOTHING
+			RETURNING ` + jobColumns + `)
+		SELECT ` + jobColumns + `, pg_notify(@channel::text, @payload::text) FROM ins`
+
+	// activeJobSQL: the active job of @integration.
+	activeJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs
+		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`
+
+	getJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs WHERE id = $1`
+
+	// leaseHeld is the condition of the lease-carrying calls: @lease_id is
+	// the job's current lease, the job is leased or running, and the lease
+	// has not passed at @now. When it fails, the call reads the job to say
+	// why (see refusal).
+	leaseHeld = `id = @id::text AND lease_id = @lease_id::text AND state IN ('leased','running')
+		AND lease_expires_at > @now::timestamptz`
+
+	renewSQL = `UPDATE queue_jobs SET lease_expires_at = @expires::timestamptz
+		WHERE ` + leaseHeld + ` RETURNING ` + jobColumns
+
+	// markRunningSQL: a retry on the running job only renews (StartedAt
+	// stays).
+	markRunningSQL = `UPDATE queue_jobs SET state = 'running',
+			started_at = CASE WHEN state = 'running' THEN started_at ELSE @now::timestamptz END,
+			lease_expires_at = @expires::timestamptz
+		WHERE ` + leaseHeld + ` RETURNING ` + jobColumns
+
+	// cancelSQL: clearing lease_id voids the lease: the runner's next call
+	// carries a lease ID that no longer matches and gets ErrLeaseLost.
+	cancelSQL = `UPDATE queue_jobs SET
+			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL,
+			error = CASE WHEN @reason::text <> '' THEN @reason::text ELSE 'canceled while ' || state END
+		WHERE id = @id::text AND state IN ('queued','leased','running')
+		RETURNING ` + jobColumns
+
+	// requeueSQL: back to a queue, no attempt counted.
+	requeueSQL = `UPDATE queue_jobs SET
+			state = 'queued', collector_id = @collector::text, pool = @pool::text,
+			lease_id = '', lease_expires_at = NULL, started_at = NULL
+		WHERE id = @id::text AND lease_id = @lease_id::text AND state = 'leased' AND lease_expires_at > @now::timestamptz
+		RETURNING ` + jobColumns
+
+	// reassignSQL: the queued jobs of @integration to another target.
+	reassignSQL = `UPDATE queue_jobs SET collector_id = @collector::text, pool = @pool::text
+		WHERE integration_id = @integration::text AND state = 'queued'
+		  AND (collector_id <> @collector::text OR pool <> @pool::text)`
+
+	// depthSQL counts the active jobs by state.
+	depthSQL = `SELECT state, count(*) FROM queue_jobs WHERE state IN ('queued','leased','running') GROUP BY state`
+
+	// notifySQL sends each of @payloads on @channel.
+	notifySQL = `SELECT pg_notify(@channel::text, p) FROM unnest(@payloads::text[]) AS p`
+)
+
+var (
+	// finishSQL records the outcome and, when @record, adds the samples
+	// @sample_mem and @sample_cpu (cores; zero: not measured, not added)
+	// to the integration's last @keep and stores their maxima, which Next
+	// counts against a collector's capacity. The lease ID stays, as a
+	// record of who finished the job.
+	finishSQL = `WITH done AS (
+			UPDATE queue_jobs SET state = @state::text, finished_at = @now::timestamptz, lease_expires_at = NULL,
+				exit_code = @exit_code::integer, error = @error::text,
+				peak_memory_bytes = @peak_mem::bigint, peak_cpu_percent = @peak_cpu::float8
+			WHERE ` + leaseHeld + `
+			RETURNING ` + jobColumns + `),
+		peak AS (
+			INSERT INTO queue_integration_peaks AS p (integration_id, recent, peak_memory_bytes, recent_cpu, peak_cpu)
+			SELECT integration_id,
+				CASE WHEN @sample_mem::bigint > 0 THEN ARRAY[@sample_mem::bigint] ELSE '{}'::bigint[] END,
+				greatest(@sample_mem::bigint, 0),
+				CASE WHEN @sample_cpu::float8 > 0 THEN ARRAY[@sample_cpu::float8] ELSE '{}'::float8[] END,
+				greatest(@sample_cpu::float8, 0)
+			FROM done WHERE @record::boolean
+			ON CONFLICT (integration_id) DO UPDATE SET
+				recent = ` + lastSamples("recent") + `,
+				peak_memory_bytes = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent") + `) AS v),
+				recent_cpu = ` + lastSamples("recent_cpu") + `,
+				peak_cpu = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent_cpu") + `) AS v))
+		SELECT ` + jobColumns + ` FROM done`
+)
+
+// lastSamples is the samples column col with the new sample (excluded's,
+// none when it is empty) appended, keeping the last @keep.
+func lastSamples(col string) string {
+	all := fmt.Sprintf("(p.%[1]s || excluded.%[1]s)", col)
+	return fmt.Sprintf("%[1]s[greatest(cardinality(%[1]s) - @keep::integer + 1, 1):]", all)
+}
