@@ -18,6 +18,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/daemon"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/collector/health"
 	"github.com/collectorhq/collector/collector/host"
 	"github.com/collectorhq/collector/collector/housekeeping"
@@ -34,7 +35,7 @@ type Images interface {
 }
 
 // ImagesFunc builds the verifier for a policy.json.
-type ImagesFunc func(policy json.RawMessage, insecureRegistries []string, eng engine.Engine, log *slog.Logger) (Images, error)
+type ImagesFunc func(policy json.RawMessage, insecureRegistries []string, eg egress.Settings, eng engine.Engine, log *slog.Logger) (Images, error)
 
 // Env is what every role shares.
 type Env struct {
@@ -47,14 +48,16 @@ type Env struct {
 }
 
 // PlatformHTTPClient returns an HTTP client that trusts only the CA with
-// the given pin and retries transient failures with backoff.
-func PlatformHTTPClient(pin string, log *slog.Logger) (*http.Client, error) {
-	tc, err := api.PinnedTLSConfig(pin)
+// the given pin and retries transient failures with backoff. With a proxy
+// in eg, the platform is reached through it (a CONNECT tunnel: the pin
+// holds end to end) unless the no-proxy list names the platform's host.
+func PlatformHTTPClient(pin, platformURL string, eg egress.Settings, log *slog.Logger) (*http.Client, error) {
+	hc, err := egress.PlatformClient(pin, platformURL, eg)
 	if err != nil {
 		return nil, err
 	}
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = api.HTTPClient(tc)
+	rc.HTTPClient = hc
 	rc.RetryWaitMin = 500 * time.Millisecond
 	rc.RetryWaitMax = 15 * time.Second
 	rc.RetryMax = 6
@@ -75,7 +78,7 @@ func (e Env) client() (*config.Config, *config.Keys, *api.CollectorClient, error
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hc, err := PlatformHTTPClient(cfg.CAPin, e.Log)
+	hc, err := PlatformHTTPClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress(), e.Log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -172,7 +175,7 @@ func (e Env) images(cfg *config.Config) (Images, error) {
 	if err := trust.CheckPolicy(policy, root, cfg.AllowInsecurePolicy); err != nil {
 		return nil, fmt.Errorf("image policy in %s refused: %w", e.Dir, err)
 	}
-	return e.NewImages(policy, cfg.InsecureRegistries, e.Engine, e.Log)
+	return e.NewImages(policy, cfg.InsecureRegistries, cfg.Egress(), e.Engine, e.Log)
 }
 
 func readPolicy(dir string) (json.RawMessage, error) {

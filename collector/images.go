@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/trust"
@@ -29,9 +30,19 @@ type verifier interface {
 }
 
 // TrustImages is the ImagesFunc of production: containers/image's
-// sigstore policy check before every pull (package trust).
-func TrustImages(policy json.RawMessage, insecure []string, eng engine.Engine, log *slog.Logger) (Images, error) {
-	v, err := trust.New(trust.Config{Policy: policy, InsecureRegistries: insecure, Logger: log, UserAgent: "collector/" + buildinfo.Version})
+// sigstore policy check before every pull (package trust). The check
+// reaches registries through the operator's proxy, trusting the extra CA;
+// the pull itself is the engine's, with the engine's own proxy settings.
+func TrustImages(policy json.RawMessage, insecure []string, eg egress.Settings, eng engine.Engine, log *slog.Logger) (Images, error) {
+	px, err := eg.ParseProxy()
+	if err != nil {
+		return nil, err
+	}
+	tc := trust.Config{Policy: policy, InsecureRegistries: insecure, Logger: log, UserAgent: "collector/" + buildinfo.Version, ExtraCA: eg.ExtraCA}
+	if px != nil {
+		tc.Proxy = px.URLFunc()
+	}
+	v, err := trust.New(tc)
 	if err != nil {
 		return nil, err
 	}

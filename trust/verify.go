@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,6 +37,12 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent names the caller to registries.
 	UserAgent string
+	// Proxy chooses the proxy of each registry request (nil: none, or
+	// containers/image's default, the environment's).
+	Proxy func(*url.URL) (*url.URL, error)
+	// ExtraCA is a PEM bundle trusted beside the system's roots for
+	// registries (a TLS-inspecting proxy's CA).
+	ExtraCA []byte
 }
 
 // ConfigError names the bad field of a Config.
@@ -67,6 +74,8 @@ type Verifier struct {
 	log      *slog.Logger
 	agent    string
 	regsDir  string // private registries.d: read sigstore attachments
+	proxy    func(*url.URL) (*url.URL, error)
+	certDir  string // the extra CA as containers/image's certs dir, or ""
 }
 
 // New builds a Verifier.
@@ -87,15 +96,29 @@ func New(cfg Config) (*Verifier, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("trust: %w", err)
 	}
+	certDir := ""
+	if len(cfg.ExtraCA) > 0 {
+		// containers/image adds every *.crt of DockerCertPath to the
+		// system's roots.
+		certDir = filepath.Join(dir, "certs")
+		if err := os.Mkdir(certDir, 0o700); err == nil {
+			err = os.WriteFile(filepath.Join(certDir, "extra-ca.crt"), cfg.ExtraCA, 0o600)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("trust: extra CA: %w", err)
+		}
+	}
 	return &Verifier{policy: policy, insecure: slices.Clone(cfg.InsecureRegistries), loopback: cfg.InsecureLoopback,
-		log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir}, nil
+		log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir, proxy: cfg.Proxy, certDir: certDir}, nil
 }
 
 // Close releases the Verifier's files.
 func (v *Verifier) Close() error { return os.RemoveAll(v.regsDir) }
 
 func (v *Verifier) systemContext(named reference.Named) *types.SystemContext {
-	sys := &types.SystemContext{RegistriesDirPath: v.regsDir, DockerRegistryUserAgent: v.agent}
+	sys := &types.SystemContext{RegistriesDirPath: v.regsDir, DockerRegistryUserAgent: v.agent,
+		DockerProxy: v.proxy, DockerCertPath: v.certDir}
 	domain := reference.Domain(named)
 	if slices.Contains(v.insecure, domain) || v.loopback && isLoopback(domain) {
 		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue

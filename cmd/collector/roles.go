@@ -14,6 +14,7 @@ import (
 
 	"github.com/collectorhq/collector/collector"
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/collector/ops"
 	"github.com/collectorhq/collector/engine"
@@ -82,6 +83,9 @@ var installCommand = &cli.Command{
 		&cli.DurationFlag{Name: "image-grace", EnvVars: []string{env.ImageGrace}, Usage: "how long an integration image no job uses any more is kept (default 168h)"},
 		&cli.Int64Flag{Name: "job-memory", EnvVars: []string{env.JobMemory}, Usage: "memory, bytes, the collector offers its jobs: the platform leases it only jobs predicted to fit (default: the host's)"},
 		&cli.IntFlag{Name: "job-cpus", EnvVars: []string{env.JobCPUs}, Usage: "CPUs the collector offers its jobs (default: the host's)"},
+		&cli.StringFlag{Name: "proxy", EnvVars: []string{env.Proxy}, Usage: "HTTP(S) proxy the daemon and runner reach the platform and registries through: http://[user:password@]host:port (kept in the config dir only, 0600); none removes it"},
+		&cli.StringFlag{Name: "no-proxy", EnvVars: []string{env.NoProxy}, Usage: "hosts reached without the proxy, comma-separated: names (and their subdomains), .suffixes, IPs, CIDRs, * (none: empty the list)"},
+		&cli.StringFlag{Name: "extra-ca", EnvVars: []string{env.ExtraCA}, Usage: "CA bundle (PEM, or the path of a PEM file mounted into the installer) of a TLS-inspecting or https:// proxy, trusted for the proxy and registries; never for the platform, which stays pinned; none removes it"},
 		&cli.StringFlag{Name: "name-prefix", EnvVars: []string{env.NamePrefix}, Usage: "start the names of the collector's containers with this (e.g. b- for b-collector-daemon), so that several collectors share one engine"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
@@ -102,6 +106,17 @@ var installCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		extraCA, err := extraCA(c.String("extra-ca"))
+		if err != nil {
+			return err
+		}
+		var noProxy []string
+		if c.IsSet("no-proxy") {
+			noProxy = []string{}
+			if v := c.String("no-proxy"); v != install.ProxyNone {
+				noProxy = egress.ParseNoProxy(v)
+			}
+		}
 		out, closeLog := installLog(c.String("state-dir"), c.App.Writer)
 		defer closeLog()
 		_, err = install.Install(c.Context, e.Engine, install.Options{
@@ -111,15 +126,18 @@ var installCommand = &cli.Command{
 			SecretDir: c.String("secret-dir"), Network: c.String("network"), JobNetwork: c.String("job-network"),
 			InsecureRegistries: c.StringSlice("insecure-registry"),
 			Trust:              install.TrustOptions{Keys: keys, AllowInsecure: c.Bool("allow-insecure-policy")},
-			HTTPClient:         func(pin string) (*http.Client, error) { return collector.PlatformHTTPClient(pin, e.Log) },
-			NewImages: func(policy json.RawMessage, insecure []string) (install.Images, error) {
-				return collector.TrustImages(policy, insecure, e.Engine, e.Log)
+			HTTPClient: func(pin, platformURL string, eg egress.Settings) (*http.Client, error) {
+				return collector.PlatformHTTPClient(pin, platformURL, eg, e.Log)
+			},
+			NewImages: func(policy json.RawMessage, insecure []string, eg egress.Settings) (install.Images, error) {
+				return collector.TrustImages(policy, insecure, eg, e.Engine, e.Log)
 			},
 			Out:         out,
 			SELinuxType: c.String("selinux-type"),
 			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
 			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
 			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"), NamePrefix: c.String("name-prefix"),
+			Proxy: c.String("proxy"), NoProxy: noProxy, ExtraCA: extraCA,
 		})
 		return err
 	},
@@ -150,6 +168,18 @@ func trustedKeys(v string) ([]byte, error) {
 		return nil, fmt.Errorf("trusted keys (%s): %w: give the PEM itself, or mount the file into the installer (-v %s:%s:ro)", env.TrustedKeys, err, v, v)
 	}
 	return b, nil
+}
+
+// extraCA reads --extra-ca: PEM itself, the path of a PEM file, or none.
+func extraCA(v string) (string, error) {
+	if v == "" || v == install.ProxyNone || strings.Contains(v, "-----BEGIN") {
+		return v, nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return "", fmt.Errorf("extra CA (%s): %w: give the PEM itself, or mount the file into the installer (-v %s:%s:ro)", env.ExtraCA, err, v, v)
+	}
+	return string(b), nil
 }
 
 func defaultSocket(k engine.Kind) string {

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/crypto"
 )
 
@@ -92,6 +93,24 @@ type Config struct {
 	// ImageGraceSec is how long an integration image no job uses any
 	// more is kept before it is removed (0: DefaultImageGrace).
 	ImageGraceSec int `json:"image_grace_sec,omitempty"`
+	// Proxy is the HTTP(S) proxy the daemon and runner reach the platform
+	// (tunneled with CONNECT: the CA pin holds) and registries through:
+	// http://[user:password@]host:port or https://... Its credentials are
+	// kept here only (config.json is 0600), never in the containers'
+	// environment, labels or command lines.
+	Proxy string `json:"proxy,omitempty"`
+	// NoProxy are hosts reached directly (egress.Bypass says how they
+	// match).
+	NoProxy []string `json:"no_proxy,omitempty"`
+	// ExtraCA is a PEM bundle trusted beside the system's roots for an
+	// https:// proxy and for registries behind a TLS-inspecting proxy;
+	// never for the platform, which stays pinned.
+	ExtraCA string `json:"extra_ca,omitempty"`
+}
+
+// Egress is the config's proxy settings.
+func (c *Config) Egress() egress.Settings {
+	return egress.Settings{Proxy: c.Proxy, NoProxy: c.NoProxy, ExtraCA: []byte(c.ExtraCA)}
 }
 
 // Supervisors of the collector's own containers.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/selinux"
 )
@@ -54,10 +55,11 @@ type Options struct {
 	InsecureRegistries []string
 	// Trust is the operator's say over the image trust root.
 	Trust TrustOptions
-	// HTTPClient returns the client for a platform pinned to the CA pin.
-	HTTPClient func(pin string) (*http.Client, error)
+	// HTTPClient returns the client for a platform pinned to the CA pin,
+	// through the proxy of eg, if any.
+	HTTPClient func(pin, platformURL string, eg egress.Settings) (*http.Client, error)
 	// NewImages returns the verifier for the policy the platform gave.
-	NewImages func(policy json.RawMessage, insecureRegistries []string) (Images, error)
+	NewImages func(policy json.RawMessage, insecureRegistries []string, eg egress.Settings) (Images, error)
 	Out       io.Writer
 	Now       func() time.Time
 	// SELinuxType is the SELinux type the daemon and runner run as: ""
@@ -82,6 +84,59 @@ type Options struct {
 	// NamePrefix starts the names of the collector's containers (a
 	// re-install without one keeps the config's).
 	NamePrefix string
+	// Proxy, NoProxy and ExtraCA are the collector's egress (package
+	// egress): "" keeps what the config has, ProxyNone removes it. They
+	// are stored in the config dir only.
+	Proxy   string
+	NoProxy []string
+	ExtraCA string
+}
+
+// ProxyNone, given as the proxy or the extra CA, removes it from the config.
+const ProxyNone = "none"
+
+// egressOf is the egress the install uses: the options over the config's.
+func egressOf(c *config.Config, o Options) egress.Settings {
+	var cc config.Config
+	if c != nil {
+		cc = *c
+	}
+	cc = withEgressOptions(cc, o)
+	return cc.Egress()
+}
+
+// withEgressOptions is c with the proxy options of this run.
+func withEgressOptions(c config.Config, o Options) config.Config {
+	switch o.Proxy {
+	case "":
+	case ProxyNone:
+		c.Proxy, c.NoProxy = "", nil
+	default:
+		c.Proxy = o.Proxy
+	}
+	if o.NoProxy != nil {
+		c.NoProxy = nil
+		if len(o.NoProxy) > 0 {
+			c.NoProxy = o.NoProxy
+		}
+	}
+	switch o.ExtraCA {
+	case "":
+	case ProxyNone:
+		c.ExtraCA = ""
+	default:
+		c.ExtraCA = o.ExtraCA
+	}
+	return c
+}
+
+// checkEgress validates the proxy options before anything is done.
+func checkEgress(o Options) error {
+	eg := egressOf(nil, o)
+	if err := eg.Validate(); err != nil {
+		return fmt.Errorf("%w (--proxy, --no-proxy, --extra-ca)", err)
+	}
+	return nil
 }
 
 // Result says what the installer did.
@@ -96,6 +151,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	p := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 	if o.NamePrefix != "" && !config.NamePrefixPattern.MatchString(o.NamePrefix) {
 		return nil, fmt.Errorf("name prefix %q: want 1-31 of a-z 0-9 _ . - starting with a letter or digit and ending in -, e.g. b-", o.NamePrefix)
+	}
+	if err := checkEgress(o); err != nil {
+		return nil, err
 	}
 	info, err := eng.Info(ctx)
 	if err != nil {
@@ -128,7 +186,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	if _, err := ApprovePolicy(o.Dir, policy, o.Trust, p); err != nil {
 		return nil, err
 	}
-	images, err := o.NewImages(policy, cfg.InsecureRegistries)
+	eg := egressOf(cfg, o)
+	sayEgress(eg, p)
+	images, err := o.NewImages(policy, cfg.InsecureRegistries, eg)
 	if err != nil {
 		return nil, fmt.Errorf("image policy: %w", err)
 	}
@@ -137,7 +197,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		return nil, fmt.Errorf("collector image %s refused: %w", o.Image, err)
 	}
 	p("[3/4] image: %s verified and pulled as %s", o.Image, digestRef)
+	egressChanged := false
 	if updated := withInstallOptions(*cfg, o, digestRef, roleSELinuxType(o)); !reflect.DeepEqual(updated, *cfg) {
+		egressChanged = !enrolled && !reflect.DeepEqual(updated.Egress(), cfg.Egress())
 		*cfg = updated
 		if err := saveConfig(o.Dir, cfg); err != nil {
 			return nil, err
@@ -146,6 +208,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 	sayLabels(cfg, info, p)
 	res := &Result{Enrolled: enrolled, Image: digestRef}
 	if o.Quadlet {
+		if egressChanged {
+			p("      egress settings changed: the daemon and runner read them at start; restart them: systemctl restart %s.service %s.service", cfg.DaemonName(), cfg.RunnerName())
+		}
 		return res, installQuadlet(ctx, eng, o, cfg, res, p)
 	}
 	// The runner first: the daemon, once up, brings back a missing runner.
@@ -153,6 +218,13 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		what, err := ensure(ctx, eng, spec)
 		if err != nil {
 			return nil, err
+		}
+		if what == "unchanged" && egressChanged {
+			// The spec holds no proxy (its credentials stay in the config
+			// dir): restart, so the role reads the new settings.
+			if what, err = restart(ctx, eng, spec.Name); err != nil {
+				return nil, err
+			}
 		}
 		if what != "unchanged" {
 			res.Changed = append(res.Changed, spec.Name)
@@ -166,6 +238,23 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 		p("done: collector %s installed; `%s ps` shows %s and %s", cfg.CollectorID, info.Kind, cfg.DaemonName(), cfg.RunnerName())
 	}
 	return res, nil
+}
+
+// sayEgress says what the proxy is used for, without its password.
+func sayEgress(eg egress.Settings, p func(string, ...any)) {
+	px, _ := eg.ParseProxy()
+	if px == nil {
+		if len(eg.ExtraCA) > 0 {
+			p("      egress: no proxy; the extra CA bundle is trusted for image registries")
+		}
+		return
+	}
+	np := "none"
+	if len(eg.NoProxy) > 0 {
+		np = strings.Join(eg.NoProxy, ",")
+	}
+	p("      egress: the daemon and runner reach the platform (CONNECT tunnel, CA pin kept) and registries through %s (no proxy for: %s); "+
+		"the engine pulls images with its own proxy settings (docs/collector.md, Behind a proxy)", px, np)
 }
 
 // roleSELinuxType resolves Options.SELinuxType: "" means labels disabled.
@@ -251,6 +340,7 @@ func installQuadlet(ctx context.Context, eng engine.Engine, o Options, cfg *conf
 // socket and the secret dir are (a re-install moves them), the daemon's
 // and runner's SELinux type, their supervisor, and the optional bounds.
 func withInstallOptions(c config.Config, o Options, image, selinuxType string) config.Config {
+	c = withEgressOptions(c, o)
 	c.Image = image
 	c.AllowInsecurePolicy = o.Trust.AllowInsecure
 	c.SELinuxType = selinuxType
@@ -327,7 +417,7 @@ func enroll(ctx context.Context, o Options, info *engine.Info, p func(string, ..
 	if err != nil {
 		return nil, false, err
 	}
-	hc, err := o.HTTPClient(o.CAPin)
+	hc, err := o.HTTPClient(o.CAPin, o.PlatformURL, egressOf(nil, o))
 	if err != nil {
 		return nil, false, err
 	}
@@ -431,6 +521,22 @@ func ensure(ctx context.Context, eng engine.Engine, spec *engine.ContainerSpec) 
 		return "", fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	return what, nil
+}
+
+// restart stops and starts a container whose settings in the config dir
+// changed.
+func restart(ctx context.Context, eng engine.Engine, name string) (string, error) {
+	cur, err := eng.InspectContainer(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if err := eng.StopContainer(ctx, cur.ID, 10*time.Second); err != nil {
+		return "", fmt.Errorf("restart %s: %w", name, err)
+	}
+	if err := eng.StartContainer(ctx, cur.ID); err != nil {
+		return "", fmt.Errorf("restart %s: %w", name, err)
+	}
+	return "restarted (egress settings changed)", nil
 }
 
 // EnsureRunner is what the daemon uses to bring a missing or stopped

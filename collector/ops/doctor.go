@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
@@ -239,6 +241,28 @@ func (d *doctor) checkPlatform(ctx context.Context) {
 	if port == "" {
 		port = "443"
 	}
+	addr := net.JoinHostPort(host, port)
+	px, proxied, ok := d.checkProxy(ctx, u, addr)
+	if !ok {
+		d.skipPlatform("the proxy setting is not usable")
+		return
+	}
+	if proxied {
+		d.add("platform-dns", "platform name resolves", Pass, host+" is resolved by the proxy "+px.String(), "")
+		conn, err := px.Connect(ctx, addr, d.roots(), d.e.httpTimeout())
+		if err != nil {
+			d.add("proxy", "proxy", Fail, errString(err),
+				"check the proxy's address and credentials (run the installer again with --proxy http://user:password@host:port), "+
+					"that it lets this host through, and that it allows CONNECT to port "+port+" (squid: SSL_ports; tinyproxy: ConnectPort)")
+			d.skipPlatform("CONNECT through the proxy fails")
+			return
+		}
+		d.add("proxy", "proxy", Pass, fmt.Sprintf("CONNECT to %s through %s succeeded", addr, px), "")
+		d.add("platform-tcp", "TCP to the platform", Pass, "tunneled to "+addr+" through the proxy", "")
+		d.checkTLS(conn, host)
+		d.checkClock(ctx)
+		return
+	}
 	if net.ParseIP(host) != nil {
 		d.add("platform-dns", "platform name resolves", Pass, host+" is an address: no lookup", "")
 	} else {
@@ -253,17 +277,43 @@ func (d *doctor) checkPlatform(ctx context.Context) {
 		}
 		d.add("platform-dns", "platform name resolves", Pass, fmt.Sprintf("%s: %s", host, strings.Join(addrs, ", ")), "")
 	}
-	addr := net.JoinHostPort(host, port)
 	conn, err := net.DialTimeout("tcp", addr, d.e.httpTimeout())
 	if err != nil {
 		d.add("platform-tcp", "TCP to the platform", Fail, fmt.Sprintf("%s: %v", addr, err),
-			"let the host reach "+addr+" outbound (firewall, security group; a proxy is not supported yet)")
+			"let the host reach "+addr+" outbound (firewall, security group), or install with --proxy if it must go through a proxy")
 		d.skipPlatform("TCP to the platform fails")
 		return
 	}
 	d.add("platform-tcp", "TCP to the platform", Pass, "connected to "+addr, "")
 	d.checkTLS(conn, host)
 	d.checkClock(ctx)
+}
+
+// checkProxy: the proxy setting parses, and whether the platform is
+// reached through it. ok is false when the setting is unusable (a failed
+// check was added).
+func (d *doctor) checkProxy(ctx context.Context, platform *url.URL, addr string) (px *egress.Proxy, proxied, ok bool) {
+	eg := d.cfg.Egress()
+	if err := eg.Validate(); err != nil {
+		d.add("proxy", "proxy", Fail, errString(err), "run the installer again with a valid --proxy and --extra-ca (or --proxy none)")
+		return nil, false, false
+	}
+	px, _ = eg.ParseProxy()
+	if px == nil {
+		d.add("proxy", "proxy", Pass, "no proxy configured: the collector connects directly", "")
+		return nil, false, true
+	}
+	if px.ForURL(platform) == nil {
+		d.add("proxy", "proxy", Pass, fmt.Sprintf("proxy %s configured; the platform %s is on the no-proxy list: reached directly", px, addr), "")
+		return px, false, true
+	}
+	return px, true, true
+}
+
+// roots are the system's plus the config's extra CA (nil: the system's).
+func (d *doctor) roots() *x509.CertPool {
+	r, _ := d.cfg.Egress().Roots()
+	return r
 }
 
 func (d *doctor) skipPlatform(why string) {
@@ -332,7 +382,12 @@ func (d *doctor) checkRegistry(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, d.e.httpTimeout())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, scheme+"://"+host+"/v2/", nil)
-	resp, err := http.DefaultClient.Do(req)
+	hc, err := egress.Client(d.cfg.Egress(), d.e.httpTimeout())
+	if err != nil {
+		d.add("registry", "image registry", Fail, errString(err), "run the installer again with a valid --proxy and --extra-ca (or --proxy none)")
+		return
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		d.add("registry", "image registry", Fail, fmt.Sprintf("%s: %s", host, errString(err)),
 			"let the host reach "+host+" (its jobs' and the collector's images are pulled from it)")

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/engine"
 )
 
@@ -75,13 +75,13 @@ var ErrNotInstalled = errors.New("not installed")
 var ErrEngine = errors.New("engine unreachable")
 
 // pinnedClient is an HTTP client to the platform that trusts only the
-// pinned CA, with no retries: a probe says what it found at once.
-func (e *Env) pinnedClient(pin string) (*http.Client, error) {
-	tc, err := api.PinnedTLSConfig(pin)
+// pinned CA, through the config's proxy if any, with no retries: a probe
+// says what it found at once.
+func (e *Env) pinnedClient(cfg *config.Config) (*http.Client, error) {
+	c, err := egress.PlatformClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress())
 	if err != nil {
 		return nil, err
 	}
-	c := api.HTTPClient(tc)
 	c.Timeout = e.httpTimeout()
 	return c, nil
 }

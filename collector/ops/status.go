@@ -264,7 +264,7 @@ func platformStatus(ctx context.Context, e *Env, cfg *config.Config, roles []Rol
 // probePlatform asks the platform's /healthz through the pinned CA and
 // returns its answer's Date.
 func probePlatform(ctx context.Context, e *Env, cfg *config.Config) (time.Time, error) {
-	hc, err := e.pinnedClient(cfg.CAPin)
+	hc, err := e.pinnedClient(cfg)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -97,7 +97,7 @@ func deregister(ctx context.Context, e *Env, cfg *config.Config, tokenIn io.Read
 	if err != nil || tok == "" {
 		return fmt.Errorf("%w: --deregister needs an API token of a platform operator on stdin (or --token-file): %v", ErrAuth, err)
 	}
-	hc, err := e.pinnedClient(cfg.CAPin)
+	hc, err := e.pinnedClient(cfg)
 	if err != nil {
 		return err
 	}

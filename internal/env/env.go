@@ -43,6 +43,14 @@ const (
 	NamePrefix  = "COLLECTOR_NAME_PREFIX"
 	ImageGrace  = "COLLECTOR_IMAGE_GRACE"
 
+	// The collector's egress (P10): the proxy (with its credentials: the
+	// installer stores it in the config dir, and no container of the
+	// collector gets it in its environment), the hosts reached without
+	// it, and the CA bundle of a TLS-inspecting proxy (PEM or a path).
+	Proxy   = "COLLECTOR_PROXY"
+	NoProxy = "COLLECTOR_NO_PROXY"
+	ExtraCA = "COLLECTOR_EXTRA_CA"
+
 	// The operator commands: the root of the host's file system as they
 	// see it (/ on the host; where it is mounted when they run in a
 	// container, or a test's directory), for the checks that read the
