@@ -18,6 +18,7 @@ package pgtest
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -137,7 +138,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	dir, err := os.MkdirTemp(tempRoot(cred), "pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +150,25 @@ func Start() (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// tempRoot is where the server's directory goes: the usual temporary
+// directory, unless the server runs as another user who could not reach
+// it (a TMPDIR under root's home), then /tmp.
+func tempRoot(cred *syscall.Credential) string {
+	root := os.TempDir()
+	if cred == nil {
+		return root
+	}
+	for d := root; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == filepath.Dir(d) {
+			return root
+		}
+	}
 }
 
 func (s *Server) path(name string) string { return filepath.Join(s.Dir, name) }
@@ -304,8 +324,13 @@ var (
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 //
 // Without PostgreSQL the tests still run: NewDB skips (or fails, under
-// CI=true) the ones that need a database.
+// CI=true) the ones that need a database. Under -short no server starts
+// and they skip.
 func Main(m *testing.M) int {
+	flag.Parse() // for testing.Short
+	if testing.Short() {
+		return m.Run() // each test skips
+	}
 	if startErr = Require(); startErr == nil {
 		server, startErr = Start()
 	}
@@ -321,6 +346,9 @@ func Main(m *testing.M) int {
 // not start.
 func Shared(t testing.TB) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL: not in -short")
+	}
 	Need(t)
 	if server == nil {
 		if startErr == nil {

@@ -105,8 +105,8 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 			release()
 			releasePool()
 			if err != nil {
-				if errors.Is(err, queue.ErrClosed) {
-					return nil, err
+				if errors.Is(err, queue.ErrClosed) || q.isClosed() {
+					return nil, queue.ErrClosed // Close may have closed the pool under it
 				}
 				return nil, fmt.Errorf("next job for collector %q: %w", req.CollectorID, err)
 			}
