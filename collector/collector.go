@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -94,6 +96,13 @@ func RunDaemon(ctx context.Context, e Env) error {
 	e.Log.Info("daemon starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
 	d := daemon.New(cfg, e.Engine, c, e.Log)
 	d.HealthFile = e.healthFile()
+	if images, err := e.images(cfg); err != nil {
+		e.Log.Warn("no upgrades: the image verifier cannot start", "err", err)
+	} else {
+		self, _ := os.Hostname() // a container's hostname is its ID's prefix
+		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images, Self: self,
+			Successor: os.Getenv(daemon.SuccessorEnv) == "1", Window: cfg.UpgradeWindow()}
+	}
 	return d.Run(ctx)
 }
 
@@ -130,8 +139,32 @@ func RunRunner(ctx context.Context, e Env) error {
 	wg.Go(func() { gc.Run(gcCtx) })
 	defer wg.Wait()
 	defer stopGC()
-	return r.Run(ctx)
+	// SIGUSR1 drains: the daemon's first step of an upgrade.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	wg.Go(func() {
+		select {
+		case <-usr1:
+			e.Log.Info("asked to drain (SIGUSR1): leasing no more jobs")
+			r.Drain()
+		case <-gcCtx.Done():
+		}
+	})
+	if err := r.Run(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	// Drained: say so and wait to be replaced. Exiting would have the
+	// engine's restart policy start a runner that leases again.
+	p.hold(DrainedDetail)
+	e.Log.Info("drained: no job runs; waiting to be replaced")
+	<-ctx.Done()
+	return nil
 }
+
+// DrainedDetail is what a drained runner's health check says (the daemon
+// waits for it: daemon.DrainedDetail).
+const DrainedDetail = daemon.DrainedDetail
 
 // healthFile is where the role keeps its health status: the tmpfs of its
 // container, or nowhere when the role runs outside one (tests, a host

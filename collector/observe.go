@@ -36,6 +36,19 @@ type progress struct {
 	last time.Time
 }
 
+// hold writes what without a deadline: a drained runner is well, and waits.
+func (p *progress) hold(what string) {
+	if p == nil || p.path == "" {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := health.Write(p.path, health.Status{Role: "runner", At: now, Until: now.Add(100 * 365 * 24 * time.Hour), OK: true, Detail: what}); err != nil {
+		p.log.Warn("writing the health status failed", "err", err)
+	}
+}
+
 // note records progress, writing the file at most once a second.
 func (p *progress) note(what string) {
 	if p == nil || p.path == "" {

@@ -252,6 +252,13 @@ var healthCommand = &cli.Command{
 		&cli.StringFlag{Name: "file", Value: health.File, Usage: "the role's health status file"},
 	},
 	Action: func(c *cli.Context) error {
+		// A test image (env.TestUnhealthy=runner) whose runner must never
+		// be healthy: the upgrade e2e's image to roll back.
+		if role := os.Getenv(env.TestUnhealthy); role != "" {
+			if s, err := health.Read(c.String("file")); err == nil && s.Role == role {
+				return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("%s unhealthy by design (%s is set: a test image)", role, env.TestUnhealthy))
+			}
+		}
 		line, err := health.Check(c.String("file"), time.Now())
 		if err != nil {
 			return cliutil.Exit(cliutil.ExitFailure, err)

@@ -86,6 +86,7 @@ var installCommand = &cli.Command{
 		&cli.StringFlag{Name: "proxy", EnvVars: []string{env.Proxy}, Usage: "HTTP(S) proxy the daemon and runner reach the platform and registries through: http://[user:password@]host:port (kept in the config dir only, 0600); none removes it"},
 		&cli.StringFlag{Name: "no-proxy", EnvVars: []string{env.NoProxy}, Usage: "hosts reached without the proxy, comma-separated: names (and their subdomains), .suffixes, IPs, CIDRs, * (none: empty the list)"},
 		&cli.StringFlag{Name: "extra-ca", EnvVars: []string{env.ExtraCA}, Usage: "CA bundle (PEM, or the path of a PEM file mounted into the installer) of a TLS-inspecting or https:// proxy, trusted for the proxy and registries; never for the platform, which stays pinned; none removes it"},
+		&cli.DurationFlag{Name: "upgrade-window", EnvVars: []string{env.UpgradeWindow}, Usage: "how long a new runner or daemon has to become healthy in an upgrade before it is rolled back (default 2m)"},
 		&cli.StringFlag{Name: "name-prefix", EnvVars: []string{env.NamePrefix}, Usage: "start the names of the collector's containers with this (e.g. b- for b-collector-daemon), so that several collectors share one engine"},
 	}, engineFlags...),
 	Action: func(c *cli.Context) error {
@@ -136,7 +137,7 @@ var installCommand = &cli.Command{
 			SELinuxType: c.String("selinux-type"),
 			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
 			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
-			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"), NamePrefix: c.String("name-prefix"),
+			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"), NamePrefix: c.String("name-prefix"), UpgradeWindow: c.Duration("upgrade-window"),
 			Proxy: c.String("proxy"), NoProxy: noProxy, ExtraCA: extraCA,
 		})
 		return err

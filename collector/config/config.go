@@ -90,6 +90,9 @@ type Config struct {
 	// (NamePrefix + "collector-daemon"), so that several collectors can
 	// share one engine (tests; one host serving two platforms).
 	NamePrefix string `json:"name_prefix,omitempty"`
+	// UpgradeWindowSec is how long a new runner or daemon has to become
+	// healthy in an upgrade before it is rolled back (0: the default).
+	UpgradeWindowSec int `json:"upgrade_window_sec,omitempty"`
 	// ImageGraceSec is how long an integration image no job uses any
 	// more is kept before it is removed (0: DefaultImageGrace).
 	ImageGraceSec int `json:"image_grace_sec,omitempty"`
@@ -143,6 +146,12 @@ func (c *Config) ImageGrace() time.Duration {
 		return time.Duration(c.ImageGraceSec) * time.Second
 	}
 	return DefaultImageGrace
+}
+
+// UpgradeWindow is how long a new runner or daemon has to become healthy
+// before an upgrade is rolled back (0: the daemon's default, 120 s).
+func (c *Config) UpgradeWindow() time.Duration {
+	return time.Duration(c.UpgradeWindowSec) * time.Second
 }
 
 // EngineConfig names the engine.

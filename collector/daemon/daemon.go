@@ -26,9 +26,10 @@ import (
 	"github.com/collectorhq/collector/internal/termsafe"
 )
 
-// Platform is the part of the collector API the daemon uses.
+// Platform is the part of the collector API the daemon uses: a heartbeat,
+// answered with the image the platform wants it to run, if any.
 type Platform interface {
-	Heartbeat(ctx context.Context, hb api.Heartbeat) error
+	Beat(ctx context.Context, hb api.Heartbeat) (*api.HeartbeatAnswer, error)
 }
 
 // Engine is the part of a container engine the daemon itself calls
@@ -71,6 +72,11 @@ type Daemon struct {
 	HealthFile string
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Upgrades, when set, lets the daemon upgrade the collector to the
+	// image the platform asks for.
+	Upgrades *Upgrades
+
+	image string // the image the collector's containers run
 
 	engineDown     bool      // what the last heartbeat found, to log changes only
 	startedAt      time.Time // when Run began
@@ -87,8 +93,11 @@ const runnerRestartGrace = 3 * time.Minute
 // New returns a daemon on eng, which brings the runner back with
 // install.EnsureRunner: the one step that needs the whole engine.
 func New(cfg *config.Config, eng engine.Engine, p Platform, log *slog.Logger) *Daemon {
-	start := func(ctx context.Context) (string, error) { return install.EnsureRunner(ctx, eng, cfg) }
-	d := NewWith(cfg, eng, start, p, log)
+	var d *Daemon
+	// The runner is brought back on the image the collector runs now,
+	// which an upgrade may have changed since the config was written.
+	start := func(ctx context.Context) (string, error) { return install.EnsureRunner(ctx, eng, d.withImage(d.image)) }
+	d = NewWith(cfg, eng, start, p, log)
 	d.HealthFile = health.File
 	// Under systemd, the runner's unit brings it back, not the daemon.
 	d.WatchRunner = !cfg.SystemdManaged()
@@ -111,14 +120,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	t := time.NewTicker(d.Interval)
 	defer t.Stop()
 	d.startedAt = d.Now()
+	d.image = d.currentImage(ctx)
+	if u := d.Upgrades; u != nil {
+		defer u.wg.Wait()
+		if !u.Successor {
+			d.tidySuccessor(ctx)
+		}
+	}
 	for {
 		hb := d.heartbeat(ctx)
-		err := d.platform.Heartbeat(ctx, hb)
+		ans, err := d.platform.Beat(ctx, hb)
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("heartbeat failed", "err", err)
 		} else if err == nil {
 			d.lastAck = d.Now()
 			d.log.Debug("heartbeat sent", "runner", hb.RunnerState, "running_jobs", hb.RunningJobs, "engine_error", hb.EngineError)
+			d.afterAck(ctx, ans)
 		}
 		if ctx.Err() == nil {
 			d.writeHealth(err)
@@ -128,6 +145,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// afterAck acts on an acknowledged heartbeat: a successor takes over, and
+// an image the platform asks for is upgraded to.
+func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
+	u := d.Upgrades
+	if u == nil {
+		return
+	}
+	if u.Successor && u.Status() == nil {
+		if err := d.takeOver(ctx); err != nil {
+			d.log.Error("upgrade: taking over from the old daemon failed; trying again at the next heartbeat", "err", err)
+		}
+		return
+	}
+	if ans != nil {
+		d.maybeUpgrade(ctx, ans.DesiredImage)
 	}
 }
 
@@ -144,7 +179,11 @@ const (
 func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
 	c := host.Read().Offered(d.cfg.JobCPUs, d.cfg.JobMemoryBytes)
 	hb := api.Heartbeat{Version: buildinfo.Version,
-		Capacity: api.Capacity{CPUs: c.CPUs, MemoryTotalBytes: c.MemoryTotalBytes, MemoryFreeBytes: c.MemoryFreeBytes}}
+		Capacity: api.Capacity{CPUs: c.CPUs, MemoryTotalBytes: c.MemoryTotalBytes, MemoryFreeBytes: c.MemoryFreeBytes},
+		Upgrade:  d.Upgrades.Status()}
+	if api.ValidDigestRef(d.image) {
+		hb.Image = d.image
+	}
 	info, err := d.info(ctx)
 	if err == nil {
 		hb.Engine = api.Engine{Kind: string(info.Kind), Version: info.Version}
@@ -198,7 +237,8 @@ func (d *Daemon) checkRunner(ctx context.Context) (string, string, error) {
 	if err == nil {
 		was = c.State
 	}
-	if !d.WatchRunner {
+	if !d.WatchRunner || d.Upgrades.Busy() {
+		// An upgrade under way drains and replaces the runner itself.
 		return was, "", nil
 	}
 	return d.bringBack(ctx, was), "", nil

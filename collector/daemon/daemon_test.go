@@ -94,12 +94,12 @@ func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]strin
 // beats is the platform: it hands each heartbeat to the test.
 type beats chan api.Heartbeat
 
-func (b beats) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
+func (b beats) Beat(ctx context.Context, hb api.Heartbeat) (*api.HeartbeatAnswer, error) {
 	select {
 	case b <- hb:
 	case <-ctx.Done():
 	}
-	return nil
+	return &api.HeartbeatAnswer{}, nil
 }
 
 // TestHeartbeatSaysWhyTheEngineIsUnreachable: while the engine socket does

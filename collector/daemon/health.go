@@ -67,7 +67,7 @@ func (d *Daemon) runnerHealth(ctx context.Context) (string, string) {
 	case err != nil:
 		d.log.Debug("runner health check failed to run", "err", err)
 		return api.RunnerRunning, ""
-	case h.Status != engine.HealthUnhealthy:
+	case h.Status != engine.HealthUnhealthy || d.Upgrades.Busy():
 		return api.RunnerRunning, h.Status
 	case !d.runnerRestart.IsZero() && d.Now().Sub(d.runnerRestart) < runnerRestartGrace:
 		return api.RunnerRunning, h.Status

@@ -83,12 +83,12 @@ type failing struct {
 	ok bool
 }
 
-func (f *failing) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
-	f.beats.Heartbeat(ctx, hb)
+func (f *failing) Beat(ctx context.Context, hb api.Heartbeat) (*api.HeartbeatAnswer, error) {
+	f.beats.Beat(ctx, hb)
 	if !f.ok {
-		return errors.New("platform unreachable: connection refused")
+		return nil, errors.New("platform unreachable: connection refused")
 	}
-	return nil
+	return &api.HeartbeatAnswer{}, nil
 }
 
 // TestDaemonHealthStatus: the daemon is healthy while the platform

@@ -84,6 +84,8 @@ type Options struct {
 	// NamePrefix starts the names of the collector's containers (a
 	// re-install without one keeps the config's).
 	NamePrefix string
+	// UpgradeWindow overrides how long an upgrade waits for health.
+	UpgradeWindow time.Duration
 	// Proxy, NoProxy and ExtraCA are the collector's egress (package
 	// egress): "" keeps what the config has, ProxyNone removes it. They
 	// are stored in the config dir only.
@@ -362,6 +364,9 @@ func withInstallOptions(c config.Config, o Options, image, selinuxType string) c
 	}
 	if o.NamePrefix != "" {
 		c.NamePrefix = o.NamePrefix
+	}
+	if o.UpgradeWindow > 0 {
+		c.UpgradeWindowSec = int(o.UpgradeWindow / time.Second)
 	}
 	if o.EngineSocket != "" {
 		c.Engine.Socket = o.EngineSocket

@@ -41,7 +41,12 @@ const (
 	JobMemory   = "COLLECTOR_JOB_MEMORY"
 	JobCPUs     = "COLLECTOR_JOB_CPUS"
 	NamePrefix  = "COLLECTOR_NAME_PREFIX"
-	ImageGrace  = "COLLECTOR_IMAGE_GRACE"
+	// UpgradeWindow bounds the wait for health in an upgrade.
+	UpgradeWindow = "COLLECTOR_UPGRADE_WINDOW"
+	// TestUnhealthy, in a test image's environment, makes its health
+	// check fail: the e2e suite's image that must be rolled back.
+	TestUnhealthy = "COLLECTOR_TEST_UNHEALTHY"
+	ImageGrace    = "COLLECTOR_IMAGE_GRACE"
 
 	// The collector's egress (P10): the proxy (with its credentials: the
 	// installer stores it in the config dir, and no container of the

@@ -1,0 +1,391 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/install"
+	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/termsafe"
+)
+
+// UpgradeEngine is what an upgrade needs of the engine beyond the watch.
+type UpgradeEngine interface {
+	Engine
+	CreateContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error)
+	RemoveContainer(ctx context.Context, id string, force bool) error
+	SignalContainer(ctx context.Context, id, signal string) error
+	RenameContainer(ctx context.Context, id, name string) error
+	WaitContainer(ctx context.Context, id string) (int, error)
+}
+
+// Images verifies an image against the collector's own trust root and
+// pulls it by digest (collector.TrustImages).
+type Images interface {
+	VerifyAndPull(ctx context.Context, ref string) (string, error)
+}
+
+// Upgrades lets the daemon upgrade the collector to the image the
+// platform asks for (docs/upgrades.md).
+type Upgrades struct {
+	Engine UpgradeEngine
+	Images Images
+	// Window is how long a new runner, or a new daemon, has to become
+	// healthy before the upgrade is rolled back (default 120 s).
+	Window time.Duration
+	// Drain is how long the runner's jobs may take to finish before the
+	// runner is stopped and its jobs handed over by lease expiry (default
+	// 10 min).
+	Drain time.Duration
+	// Poll is how often health is looked at while waiting (default 2 s).
+	Poll time.Duration
+	// Successor is set in the daemon that an upgrade started under the
+	// name config.SuccessorName: it takes the canonical name over once the
+	// platform acknowledges its heartbeat.
+	Successor bool
+	// Self is this daemon's container ID, or its prefix (the hostname a
+	// container gets).
+	Self string
+
+	mu     sync.Mutex
+	status *api.UpgradeStatus
+	busy   bool
+	failed map[string]bool // images refused or rolled back since start
+	wg     sync.WaitGroup
+}
+
+// Defaults of Upgrades.
+const (
+	DefaultUpgradeWindow = 120 * time.Second
+	DefaultDrain         = 10 * time.Minute
+	// SuccessorEnv marks the new daemon of an upgrade.
+	SuccessorEnv = "COLLECTOR_UPGRADE_SUCCESSOR"
+	// DrainedDetail is what a drained runner's health check says.
+	DrainedDetail = "drained: no job runs"
+)
+
+func (u *Upgrades) window() time.Duration { return orDefault(u.Window, DefaultUpgradeWindow) }
+func (u *Upgrades) drain() time.Duration  { return orDefault(u.Drain, DefaultDrain) }
+func (u *Upgrades) poll() time.Duration   { return orDefault(u.Poll, 2*time.Second) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Status is where the last upgrade stands (nil when there was none).
+func (u *Upgrades) Status() *api.UpgradeStatus {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.status == nil {
+		return nil
+	}
+	s := *u.status
+	return &s
+}
+
+// Busy says whether an upgrade is under way: the daemon then leaves the
+// runner alone (the upgrade stops and replaces it).
+func (u *Upgrades) Busy() bool {
+	if u == nil {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.busy
+}
+
+func (u *Upgrades) set(state, image, reason string) {
+	u.mu.Lock()
+	u.status = &api.UpgradeStatus{State: state, Image: image, Reason: reason}
+	u.mu.Unlock()
+}
+
+// currentImage is the image the collector's containers run: the daemon's
+// own container's (after an upgrade the config still names the image it
+// was installed with), else the config's.
+func (d *Daemon) currentImage(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	defer cancel()
+	for _, n := range []string{d.cfg.DaemonName(), SuccessorName(d.cfg)} {
+		if c, err := d.eng.InspectContainer(ctx, n); err == nil && c.Image != "" && d.isSelf(c.ID) {
+			return c.Image
+		}
+	}
+	return d.cfg.Image
+}
+
+// SuccessorName is the name of an upgrade's new daemon until it takes the
+// canonical name over.
+func SuccessorName(c *config.Config) string { return c.DaemonName() + "-next" }
+
+func (d *Daemon) isSelf(id string) bool {
+	self := d.Upgrades.self()
+	return self != "" && len(id) >= len(self) && id[:len(self)] == self
+}
+
+func (u *Upgrades) self() string {
+	if u == nil {
+		return ""
+	}
+	return u.Self
+}
+
+// maybeUpgrade starts an upgrade to image if the platform asks for one
+// this daemon does not run, has not failed, and none is under way.
+func (d *Daemon) maybeUpgrade(ctx context.Context, image string) {
+	u := d.Upgrades
+	if u == nil || image == "" || image == d.image {
+		return
+	}
+	u.mu.Lock()
+	if u.failed == nil {
+		u.failed = map[string]bool{}
+	}
+	if u.busy || u.failed[image] {
+		u.mu.Unlock()
+		return
+	}
+	u.busy = true
+	u.mu.Unlock()
+	u.wg.Go(func() {
+		defer func() {
+			u.mu.Lock()
+			u.busy = false
+			u.mu.Unlock()
+		}()
+		d.upgrade(ctx, image)
+	})
+}
+
+// upgrade runs one upgrade from d.image to image: verify and pull, drain
+// the runner, replace it and wait for it to be healthy, then start the new
+// daemon under SuccessorName, which takes over. Any step that fails rolls
+// back to the image the collector ran, which is still on the host.
+func (d *Daemon) upgrade(ctx context.Context, image string) {
+	u, from := d.Upgrades, d.image
+	log := d.log.With("upgrade_to", image, "from", from)
+	fail := func(state, reason string) {
+		log.Error("upgrade failed", "state", state, "reason", reason)
+		u.mu.Lock()
+		u.failed[image] = true
+		u.mu.Unlock()
+		u.set(state, image, reason)
+	}
+	log.Info("upgrade: verifying and pulling the new image")
+	u.set(api.UpgradePulling, image, "")
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	_, err := u.Images.VerifyAndPull(pctx, image)
+	cancel()
+	if err != nil {
+		fail(api.UpgradeRefused, "verify and pull: "+termsafe.String(err.Error()))
+		return
+	}
+
+	log.Info("upgrade: draining the runner")
+	u.set(api.UpgradeDraining, image, "")
+	d.drainRunner(ctx)
+
+	if err := d.replaceRunner(ctx, image); err != nil {
+		d.rollBack(ctx, from, image, "runner: "+err.Error(), fail)
+		return
+	}
+	u.set(api.UpgradeRunner, image, "")
+	if err := d.waitHealthy(ctx, d.cfg.RunnerName()); err != nil {
+		d.rollBack(ctx, from, image, "runner "+err.Error(), fail)
+		return
+	}
+
+	log.Info("upgrade: the new runner is healthy; starting the new daemon")
+	next := d.withImage(image)
+	spec := install.DaemonSpec(next)
+	spec.Name = SuccessorName(d.cfg)
+	spec.Env[SuccessorEnv] = "1"
+	if err := d.recreate(ctx, spec); err != nil {
+		d.rollBack(ctx, from, image, "daemon: "+err.Error(), fail)
+		return
+	}
+	// The successor removes this daemon once the platform acknowledges
+	// it: this process ends then. Still here after the window, it failed.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(d.Upgrades.window()):
+	}
+	d.removeQuietly(ctx, spec.Name)
+	d.rollBack(ctx, from, image, fmt.Sprintf("daemon: the new daemon did not take over within %v", d.Upgrades.window()), fail)
+}
+
+// withImage is the config with another image.
+func (d *Daemon) withImage(image string) *config.Config {
+	c := *d.cfg
+	c.Image = image
+	return &c
+}
+
+// drainRunner asks the runner to lease no more jobs and waits for it to
+// end with its jobs; past the drain timeout it stops it (its jobs are
+// stopped, and their leases expire: the new runner runs them again).
+func (d *Daemon) drainRunner(ctx context.Context) {
+	u, name := d.Upgrades, d.cfg.RunnerName()
+	sctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	err := u.Engine.SignalContainer(sctx, name, "USR1")
+	cancel()
+	if err != nil {
+		d.log.Warn("upgrade: asking the runner to drain failed; stopping it", "err", err)
+	} else if d.waitDrained(ctx, name) {
+		d.log.Info("upgrade: the runner drained")
+		return
+	} else {
+		d.log.Warn("upgrade: the runner did not drain in time; stopping it (its jobs are handed over by lease expiry)", "drain", u.drain())
+	}
+	sctx, cancel = context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := u.Engine.StopContainer(sctx, name, 30*time.Second); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		d.log.Warn("upgrade: stopping the runner failed", "err", err)
+	}
+}
+
+// waitDrained waits, up to the drain timeout, for the runner's health
+// check to say it drained (its jobs ended; it leases nothing and waits).
+func (d *Daemon) waitDrained(ctx context.Context, name string) bool {
+	u := d.Upgrades
+	deadline := time.Now().Add(u.drain())
+	for time.Now().Before(deadline) {
+		hctx, cancel := context.WithTimeout(ctx, engineCallTimeout+time.Minute)
+		h, err := u.Engine.RunHealthCheck(hctx, name)
+		cancel()
+		if err == nil && strings.Contains(h.Output, DrainedDetail) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(u.poll()):
+		}
+	}
+	return false
+}
+
+// replaceRunner removes the runner and creates it from image.
+func (d *Daemon) replaceRunner(ctx context.Context, image string) error {
+	return d.recreate(ctx, install.RunnerSpec(d.withImage(image)))
+}
+
+// recreate removes the container named as spec is, and creates and
+// starts spec.
+func (d *Daemon) recreate(ctx context.Context, spec *engine.ContainerSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
+	defer cancel()
+	e := d.Upgrades.Engine
+	if err := e.RemoveContainer(ctx, spec.Name, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("remove %s: %w", spec.Name, err)
+	}
+	id, err := e.CreateContainer(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", spec.Name, err)
+	}
+	if err := e.StartContainer(ctx, id); err != nil {
+		return fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+func (d *Daemon) removeQuietly(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := d.Upgrades.Engine.RemoveContainer(ctx, name, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		d.log.Warn("removing a container failed", "name", name, "err", err)
+	}
+}
+
+// waitHealthy waits for the named container's health check to pass,
+// within the window.
+func (d *Daemon) waitHealthy(ctx context.Context, name string) error {
+	u := d.Upgrades
+	deadline := time.Now().Add(u.window())
+	last := "no answer"
+	for {
+		hctx, cancel := context.WithTimeout(ctx, engineCallTimeout+time.Minute)
+		h, err := u.Engine.RunHealthCheck(hctx, name)
+		cancel()
+		switch {
+		case err == nil && h.Status == engine.HealthHealthy:
+			return nil
+		case err == nil:
+			last = h.Status
+			if h.Output != "" {
+				last += ": " + termsafe.String(h.Output)
+			}
+		default:
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy within %v (%s)", u.window(), last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(u.poll()):
+		}
+	}
+}
+
+// rollBack puts the runner back on the image the collector ran and
+// reports why.
+func (d *Daemon) rollBack(ctx context.Context, from, image, reason string, fail func(state, reason string)) {
+	d.log.Warn("upgrade: rolling back", "to", from, "reason", reason)
+	if err := d.replaceRunner(ctx, from); err != nil {
+		reason += "; putting the runner back failed too: " + err.Error()
+	}
+	fail(api.UpgradeRolledBack, reason)
+}
+
+// takeOver is the successor's part: once the platform has acknowledged
+// its heartbeat, remove the daemon it replaces and take its name. Each
+// step can be run again after a crash: a successor restarted by its
+// restart policy runs it again.
+func (d *Daemon) takeOver(ctx context.Context) error {
+	u := d.Upgrades
+	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
+	defer cancel()
+	canonical := d.cfg.DaemonName()
+	if c, err := u.Engine.InspectContainer(ctx, canonical); err == nil && d.isSelf(c.ID) {
+		u.set(api.UpgradeSucceeded, d.image, "")
+		return nil // taken over already (this is a restart)
+	}
+	if err := u.Engine.RemoveContainer(ctx, canonical, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("remove the old daemon: %w", err)
+	}
+	if err := u.Engine.RenameContainer(ctx, SuccessorName(d.cfg), canonical); err != nil {
+		return fmt.Errorf("take the name %s: %w", canonical, err)
+	}
+	d.log.Info("upgrade: the new daemon took over", "image", d.image)
+	u.set(api.UpgradeSucceeded, d.image, "")
+	return nil
+}
+
+// tidySuccessor, in a canonical daemon at start: a successor left from an
+// upgrade that did not finish is removed unless it runs (then it is
+// taking over, and this daemon is about to go).
+func (d *Daemon) tidySuccessor(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	defer cancel()
+	c, err := d.Upgrades.Engine.InspectContainer(ctx, SuccessorName(d.cfg))
+	if err != nil || c.Running {
+		return
+	}
+	d.log.Warn("removing the new daemon of an upgrade that did not finish", "image", c.Image)
+	d.removeQuietly(ctx, c.Name)
+}
