@@ -10,8 +10,9 @@
 //     processes starting together migrate once;
 //   - a lease picks its job with FOR UPDATE SKIP LOCKED, so concurrent
 //     Next calls (any process) never wait for or take the same job, and
-//     a collector's leases are serialized by an advisory lock on the
-//     collector, so what it already runs is counted exactly;
+//     the leases of a collector that reports a capacity are serialized by
+//     an advisory lock on the collector, so what it already runs is
+//     counted exactly;
 //   - lease expiry skips rows another sweeper holds, so each expiry is
 //     counted once whichever process applies it;
 //   - a waiting Next is woken in-process, and across processes by

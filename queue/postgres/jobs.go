@@ -93,14 +93,14 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	deadline := time.Now().Add(req.Wait)
 	leased := false
 	defer func() { q.leavePool(req, leased) }()
-	for {
+	for look := false; ; look = true {
 		woken, release := q.notifier.Subscribe(req.CollectorID)
 		var poolWoken <-chan struct{}
 		releasePool := func() {}
 		if req.Pool != "" {
 			poolWoken, releasePool = q.notifier.Subscribe(poolKey(req.Pool))
 		}
-		job, err := q.tryNext(ctx, req)
+		job, err := q.tryNext(ctx, req, look)
 		if err != nil || job != nil {
 			release()
 			releasePool()
@@ -270,27 +270,33 @@ type work struct {
 }
 
 // tryNext leases a job if one is eligible now, or returns (nil, nil).
-// It reads first, without locks; only when a job may be there does it
-// lease, in one round trip (a batch, one implicit transaction): the
-// collector's advisory lock, the expiry of passed leases if any, and the
-// lease.
-func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job, error) {
+// The lease is one round trip (a batch, one implicit transaction): the
+// collector's advisory lock, the expiry of passed leases, and the lease.
+// When look is set, and always for a member of a pool, it reads first,
+// without locks, what the collector uses and whether a job may be there:
+// a member's load decides whether it may take the pool's young jobs
+// (least-loaded handoff), and a Next woken with others (or by its poll)
+// that finds nothing takes no lock. A Next's first look goes straight to
+// the lease: a runner asks when it has room, and usually finds work.
+func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, look bool) (*queue.Job, error) {
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
-	var w work
-	err := q.pool.QueryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, q.now())).
-		Scan(&w.old, &w.young, &w.expired, &w.used.Jobs, &w.used.MemoryBytes, &w.used.CPUs)
-	if err != nil {
-		return nil, err
-	}
-	w.old = w.old || w.expired
-	leastLoaded := true
-	if req.Pool != "" {
-		leastLoaded = q.joinPool(req, load(w.used, req.Capacity))
-	}
-	if !w.old && !(w.young && leastLoaded) {
-		return nil, nil
+	leastLoaded, expire := true, true
+	if look || req.Pool != "" {
+		var w work
+		err := q.pool.QueryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, q.now())).
+			Scan(&w.old, &w.young, &w.expired, &w.used.Jobs, &w.used.MemoryBytes, &w.used.CPUs)
+		if err != nil {
+			return nil, err
+		}
+		if req.Pool != "" {
+			leastLoaded = q.joinPool(req, load(w.used, req.Capacity))
+		}
+		if !w.old && !w.expired && !(w.young && leastLoaded) {
+			return nil, nil
+		}
+		expire = w.expired
 	}
 	now := q.now()
 	args := q.nextArgs(req, now)
@@ -298,18 +304,25 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest) (*queue.Job,
 	args["lease_id"] = ids.Lease()
 	args["expires"] = now.Add(q.cfg.LeaseTTL)
 	b := &pgx.Batch{}
-	b.Queue(collectorLockSQL, pgx.NamedArgs{"collector": req.CollectorID})
-	if w.expired {
+	// Without a capacity, what the collector runs does not matter: no lock.
+	lock := req.Capacity != (queue.Capacity{})
+	if lock {
+		b.Queue(collectorLockSQL, pgx.NamedArgs{"collector": req.CollectorID})
+	}
+	if expire {
 		b.Queue(expireSQL, pgx.NamedArgs{"now": now})
 	}
 	b.Queue(leaseNextSQL, args)
 	br := q.pool.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("lock the collector: %w", err)
+	if lock {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("lock the collector: %w", err)
+		}
 	}
 	var expired []queue.Target
-	if w.expired {
+	if expire {
+		var err error
 		if expired, err = scanExpired(br); err != nil {
 			return nil, fmt.Errorf("expire leases: %w", err)
 		}
