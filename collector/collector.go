@@ -99,9 +99,8 @@ func RunDaemon(ctx context.Context, e Env) error {
 	if images, err := e.images(cfg); err != nil {
 		e.Log.Warn("no upgrades: the image verifier cannot start", "err", err)
 	} else {
-		self, _ := os.Hostname() // a container's hostname is its ID's prefix
-		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images, Self: self,
-			Successor: os.Getenv(daemon.SuccessorEnv) == "1", Window: cfg.UpgradeWindow()}
+		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images,
+			SuccessorImage: os.Getenv(daemon.SuccessorEnv), Window: cfg.UpgradeWindow()}
 	}
 	return d.Run(ctx)
 }

@@ -123,7 +123,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.image = d.currentImage(ctx)
 	if u := d.Upgrades; u != nil {
 		defer u.wg.Wait()
-		if !u.Successor {
+		if u.SuccessorImage == "" {
 			d.tidySuccessor(ctx)
 		}
 	}
@@ -155,7 +155,7 @@ func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
 	if u == nil {
 		return
 	}
-	if u.Successor && u.Status() == nil {
+	if u.SuccessorImage != "" && u.Status() == nil {
 		if err := d.takeOver(ctx); err != nil {
 			d.log.Error("upgrade: taking over from the old daemon failed; trying again at the next heartbeat", "err", err)
 		}

@@ -45,13 +45,13 @@ type Upgrades struct {
 	Drain time.Duration
 	// Poll is how often health is looked at while waiting (default 2 s).
 	Poll time.Duration
-	// Successor is set in the daemon that an upgrade started under the
-	// name config.SuccessorName: it takes the canonical name over once the
-	// platform acknowledges its heartbeat.
-	Successor bool
-	// Self is this daemon's container ID, or its prefix (the hostname a
-	// container gets).
-	Self string
+	// SuccessorImage is set (from SuccessorEnv) in a daemon an upgrade
+	// started: the image it was started on. While the container under
+	// SuccessorName runs that image, this daemon is it, and takes the
+	// canonical name over once the platform acknowledges its heartbeat.
+	// (A container's hostname cannot tell it: the collector's containers
+	// may share the host's network, and so its hostname.)
+	SuccessorImage string
 
 	mu     sync.Mutex
 	status *api.UpgradeStatus
@@ -64,7 +64,7 @@ type Upgrades struct {
 const (
 	DefaultUpgradeWindow = 120 * time.Second
 	DefaultDrain         = 10 * time.Minute
-	// SuccessorEnv marks the new daemon of an upgrade.
+	// SuccessorEnv marks the new daemon of an upgrade with its image.
 	SuccessorEnv = "COLLECTOR_UPGRADE_SUCCESSOR"
 	// DrainedDetail is what a drained runner's health check says.
 	DrainedDetail = "drained: no job runs"
@@ -112,16 +112,17 @@ func (u *Upgrades) set(state, image, reason string) {
 	u.mu.Unlock()
 }
 
-// currentImage is the image the collector's containers run: the daemon's
-// own container's (after an upgrade the config still names the image it
-// was installed with), else the config's.
+// currentImage is the image the collector's containers run: a
+// successor's own, else the daemon container's (after an upgrade the
+// config still names the image it was installed with), else the config's.
 func (d *Daemon) currentImage(ctx context.Context) string {
+	if u := d.Upgrades; u != nil && u.SuccessorImage != "" {
+		return u.SuccessorImage
+	}
 	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
 	defer cancel()
-	for _, n := range []string{d.cfg.DaemonName(), SuccessorName(d.cfg)} {
-		if c, err := d.eng.InspectContainer(ctx, n); err == nil && c.Image != "" && d.isSelf(c.ID) {
-			return c.Image
-		}
+	if c, err := d.eng.InspectContainer(ctx, d.cfg.DaemonName()); err == nil && c.Image != "" {
+		return c.Image
 	}
 	return d.cfg.Image
 }
@@ -129,18 +130,6 @@ func (d *Daemon) currentImage(ctx context.Context) string {
 // SuccessorName is the name of an upgrade's new daemon until it takes the
 // canonical name over.
 func SuccessorName(c *config.Config) string { return c.DaemonName() + "-next" }
-
-func (d *Daemon) isSelf(id string) bool {
-	self := d.Upgrades.self()
-	return self != "" && len(id) >= len(self) && id[:len(self)] == self
-}
-
-func (u *Upgrades) self() string {
-	if u == nil {
-		return ""
-	}
-	return u.Self
-}
 
 // maybeUpgrade starts an upgrade to image if the platform asks for one
 // this daemon does not run, has not failed, and none is under way.
@@ -211,7 +200,7 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 	next := d.withImage(image)
 	spec := install.DaemonSpec(next)
 	spec.Name = SuccessorName(d.cfg)
-	spec.Env[SuccessorEnv] = "1"
+	spec.Env[SuccessorEnv] = image
 	if err := d.recreate(ctx, spec); err != nil {
 		d.rollBack(ctx, from, image, "daemon: "+err.Error(), fail)
 		return
@@ -361,9 +350,15 @@ func (d *Daemon) takeOver(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ensureTimeout)
 	defer cancel()
 	canonical := d.cfg.DaemonName()
-	if c, err := u.Engine.InspectContainer(ctx, canonical); err == nil && d.isSelf(c.ID) {
+	next, err := u.Engine.InspectContainer(ctx, SuccessorName(d.cfg))
+	switch {
+	case errors.Is(err, engine.ErrNotFound) || (err == nil && next.Image != u.SuccessorImage):
+		// No successor on this image: this daemon took the name over
+		// already (this is a restart of it).
 		u.set(api.UpgradeSucceeded, d.image, "")
-		return nil // taken over already (this is a restart)
+		return nil
+	case err != nil:
+		return err
 	}
 	if err := u.Engine.RemoveContainer(ctx, canonical, true); err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("remove the old daemon: %w", err)

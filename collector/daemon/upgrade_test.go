@@ -191,11 +191,11 @@ func (r refusing) VerifyAndPull(_ context.Context, ref string) (string, error) {
 	return ref, nil
 }
 
-func upgradeDaemon(t *testing.T, e *upEngine, images Images, self string) *Daemon {
+func upgradeDaemon(t *testing.T, e *upEngine, images Images, successorOf string) *Daemon {
 	t.Helper()
 	cfg := &config.Config{CollectorID: "col_test", Image: imgOld, HeartbeatIntervalSec: 1}
 	d := NewWith(cfg, e, func(context.Context) (string, error) { return "unchanged", nil }, nil, slog.New(slog.NewTextHandler(&testutil.Buffer{}, nil)))
-	d.Upgrades = &Upgrades{Engine: e, Images: images, Window: 300 * time.Millisecond, Drain: 300 * time.Millisecond, Poll: 10 * time.Millisecond, Self: self}
+	d.Upgrades = &Upgrades{Engine: e, Images: images, Window: 300 * time.Millisecond, Drain: 300 * time.Millisecond, Poll: 10 * time.Millisecond, SuccessorImage: successorOf}
 	d.image = d.currentImage(context.Background())
 	return d
 }
@@ -214,7 +214,7 @@ func waitUpgrade(t *testing.T, d *Daemon) *api.UpgradeStatus {
 // refuses is reported refused with the reason, and nothing is touched.
 func TestUpgradeRefusedReplacesNothing(t *testing.T) {
 	e := newUpEngine()
-	d := upgradeDaemon(t, e, refusing{imgNew: true}, "daemon0000001")
+	d := upgradeDaemon(t, e, refusing{imgNew: true}, "")
 	d.maybeUpgrade(t.Context(), imgNew)
 	s := waitUpgrade(t, d)
 	if s.State != api.UpgradeRefused || !strings.Contains(s.Reason, "not signed by a trusted key") {
@@ -237,7 +237,7 @@ func TestUpgradeRefusedReplacesNothing(t *testing.T) {
 func TestUpgradeRollsBackAnUnhealthyRunner(t *testing.T) {
 	e := newUpEngine()
 	e.unhealthy[imgNew] = true
-	d := upgradeDaemon(t, e, refusing{}, "daemon0000001")
+	d := upgradeDaemon(t, e, refusing{}, "")
 	d.maybeUpgrade(t.Context(), imgNew)
 	s := waitUpgrade(t, d)
 	if s.State != api.UpgradeRolledBack || !strings.Contains(s.Reason, "not healthy within") || !strings.Contains(s.Reason, "unhealthy by design") {
@@ -262,7 +262,7 @@ func TestUpgradeRollsBackAnUnhealthyRunner(t *testing.T) {
 func TestUpgradeDrainTimeoutStopsTheRunner(t *testing.T) {
 	e := newUpEngine()
 	e.noDrain = true
-	d := upgradeDaemon(t, e, refusing{}, "daemon0000001")
+	d := upgradeDaemon(t, e, refusing{}, "")
 	d.maybeUpgrade(t.Context(), imgNew)
 	waitUpgrade(t, d)
 	if !e.has("stop collector-runner") {
@@ -278,7 +278,7 @@ func TestUpgradeDrainTimeoutStopsTheRunner(t *testing.T) {
 // the runner rolled back.
 func TestUpgradeSuccessorTakesOver(t *testing.T) {
 	e := newUpEngine()
-	d := upgradeDaemon(t, e, refusing{}, "daemon0000001")
+	d := upgradeDaemon(t, e, refusing{}, "")
 	oldCtx, killOld := context.WithCancel(t.Context())
 	defer killOld()
 	d.Upgrades.Window = time.Minute
@@ -292,14 +292,13 @@ func TestUpgradeSuccessorTakesOver(t *testing.T) {
 		e.mu.Unlock()
 		time.Sleep(time.Millisecond)
 	}
-	if next == nil || next.image != imgNew || next.env[SuccessorEnv] != "1" {
+	if next == nil || next.image != imgNew || next.env[SuccessorEnv] != imgNew {
 		t.Fatalf("successor = %+v, want the new image with %s", next, SuccessorEnv)
 	}
 	if got := e.image("collector-runner"); got != imgNew {
 		t.Errorf("runner runs %s before the daemon is replaced, want the new image", got)
 	}
-	succ := upgradeDaemon(t, e, refusing{}, next.id)
-	succ.Upgrades.Successor = true
+	succ := upgradeDaemon(t, e, refusing{}, imgNew)
 	if succ.image != imgNew {
 		t.Fatalf("the successor finds its image %s, want the new one", succ.image)
 	}
@@ -317,8 +316,7 @@ func TestUpgradeSuccessorTakesOver(t *testing.T) {
 		t.Errorf("after the take-over the runner runs %s", got)
 	}
 	n := len(e.events)
-	again := upgradeDaemon(t, e, refusing{}, next.id)
-	again.Upgrades.Successor = true
+	again := upgradeDaemon(t, e, refusing{}, imgNew)
 	again.afterAck(t.Context(), nil)
 	if len(e.events) != n || again.Upgrades.Status().State != api.UpgradeSucceeded {
 		t.Errorf("a restarted successor did more: %q", e.events[n:])
@@ -329,7 +327,7 @@ func TestUpgradeSuccessorTakesOver(t *testing.T) {
 // is removed after the window and the runner goes back.
 func TestUpgradeWithoutTakeOverRollsBack(t *testing.T) {
 	e := newUpEngine()
-	d := upgradeDaemon(t, e, refusing{}, "daemon0000001")
+	d := upgradeDaemon(t, e, refusing{}, "")
 	d.maybeUpgrade(t.Context(), imgNew)
 	s := waitUpgrade(t, d)
 	if s.State != api.UpgradeRolledBack || !strings.Contains(s.Reason, "did not take over") {
