@@ -34,7 +34,12 @@ const (
 
 // DaemonSpec is the spec of collector-daemon.
 func DaemonSpec(c *config.Config) *engine.ContainerSpec {
-	return roleSpec(c, "daemon", c.DaemonName(), nil)
+	s := roleSpec(c, "daemon", c.DaemonName(), nil)
+	// The root filesystem is read-only: the image verifier of upgrades
+	// keeps its few temporary files on a small tmpfs.
+	s.Tmpfs = append(s.Tmpfs, engine.Tmpfs{Target: "/tmp", SizeBytes: 16 << 20})
+	s.Labels[LabelSpec] = specHash(s)
+	return s
 }
 
 // RunnerSpec is the spec of collector-runner: it also gets the state dir

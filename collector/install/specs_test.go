@@ -42,7 +42,12 @@ func TestRoleSpecsSecurity(t *testing.T) {
 			if s.HealthCheck == nil || !slices.Equal(s.HealthCheck.Command, []string{"/usr/bin/collector", "health"}) || s.HealthCheck.Retries < 1 {
 				t.Errorf("%s: %s health check = %+v", c.name, s.Name, s.HealthCheck)
 			}
-			if len(s.Tmpfs) != 1 || s.Tmpfs[0].Target != "/run/collector-health" || s.Log.MaxBytes == 0 {
+			// The health status's tmpfs; the daemon's verifier's /tmp.
+			wantTmpfs := 1
+			if s.Name == install.DaemonName {
+				wantTmpfs = 2
+			}
+			if len(s.Tmpfs) != wantTmpfs || s.Tmpfs[0].Target != "/run/collector-health" || s.Log.MaxBytes == 0 {
 				t.Errorf("%s: %s tmpfs %+v, log %+v", c.name, s.Name, s.Tmpfs, s.Log)
 			}
 			for _, m := range s.Mounts {
