@@ -333,6 +333,14 @@ func TestAdminSignInNeedsSecondFactor(t *testing.T) {
 	if st, c := b2.do("DELETE", api.PathCollectors+"/"+g.Collector.ID, nil, nil); st != 403 || c != api.CodeStepUp {
 		t.Errorf("delete with a second factor 11 min old: %d %s, want 403 step_up_required", st, c)
 	}
+	// So do a new enrollment token (it can enroll a collector) and an
+	// upgrade of every collector.
+	if st, c := b2.do("POST", api.PathCollectors+"/"+g.Collector.ID+"/token", nil, nil); st != 403 || c != api.CodeStepUp {
+		t.Errorf("new enrollment token with a second factor 11 min old: %d %s, want 403 step_up_required", st, c)
+	}
+	if st, c := b2.do("POST", api.PathUpgrade, api.UpgradeRequest{All: true, Image: "127.0.0.1:1/collector:2"}, nil); st != 403 || c != api.CodeStepUp {
+		t.Errorf("upgrade with a second factor 11 min old: %d %s, want 403 step_up_required", st, c)
+	}
 	e.Clock.Advance(time.Minute)
 	fresh, _ := totp.GenerateCode(enr.Secret, e.Clock.Now())
 	if st, c := b2.do("POST", api.PathMFATOTP, map[string]string{"code": fresh}, nil); st != 200 {

@@ -27,7 +27,7 @@ func (s *Server) pageRoutes() []console.Route {
 		{Pattern: "GET /collectors/new", Permission: op, Handler: s.newCollectorPage},
 		{Pattern: "POST /collectors/new", Permission: op, Handler: s.newCollectorSubmit},
 		{Pattern: "GET /collectors/{id}", Permission: read, Handler: s.collectorPage},
-		{Pattern: "POST /collectors/{id}/token", Permission: op, Handler: s.collectorTokenSubmit},
+		{Pattern: "POST /collectors/{id}/token", Permission: op, StepUp: true, Handler: s.collectorTokenSubmit},
 		{Pattern: "POST /collectors/{id}/pool", Permission: op, Handler: s.collectorPoolSubmit},
 		{Pattern: "GET /collectors/{id}/delete", Permission: op, StepUp: true, Handler: s.deleteCollectorPage},
 		{Pattern: "POST /collectors/{id}/delete", Permission: op, StepUp: true, Handler: s.deleteCollectorSubmit},

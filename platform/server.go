@@ -246,9 +246,9 @@ func (s *Server) routes() http.Handler {
 	read("GET /api/v1/collectors/{id}", s.showCollector)
 	read("GET /api/v1/collectors/{id}/heartbeats", s.collectorHeartbeats)
 	operate("DELETE /api/v1/collectors/{id}", s.deleteCollector, stepUp)
-	operate("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken)
+	operate("POST /api/v1/collectors/{id}/token", s.newEnrollmentToken, stepUp)
 	operate("PUT /api/v1/collectors/{id}/pool", s.setCollectorPool)
-	admin("POST "+api.PathUpgrade, s.upgradeCollectors)
+	admin("POST "+api.PathUpgrade, s.upgradeCollectors, stepUp)
 
 	operate("POST /api/v1/integrations", s.createIntegration)
 	read("GET /api/v1/integrations", s.listIntegrations)
