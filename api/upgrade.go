@@ -47,7 +47,13 @@ type UpgradeStatus struct {
 	State  string `json:"state"`
 	Image  string `json:"image"`            // the image it upgrades to
 	Reason string `json:"reason,omitempty"` // why it was refused or rolled back
+	// Steps are the states this upgrade went through, in order, State
+	// last: a step quicker than a heartbeat is still reported.
+	Steps []string `json:"steps,omitempty"`
 }
+
+// MaxUpgradeSteps bounds UpgradeStatus.Steps.
+const MaxUpgradeSteps = 8
 
 // Final says whether the upgrade has ended (the platform stops asking for
 // an image that was refused or rolled back).
@@ -94,6 +100,14 @@ func (u *UpgradeStatus) Validate() error {
 	}
 	if !upgradeStates[u.State] {
 		return invalidf("upgrade.state %q is not an upgrade state", u.State)
+	}
+	if len(u.Steps) > MaxUpgradeSteps {
+		return invalidf("upgrade.steps: at most %d", MaxUpgradeSteps)
+	}
+	for _, s := range u.Steps {
+		if !upgradeStates[s] {
+			return invalidf("upgrade.steps: %q is not an upgrade state", s)
+		}
 	}
 	if !ValidDigestRef(u.Image) {
 		return invalidf("upgrade.image must be an image reference by digest")

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
@@ -179,7 +180,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	}
 	rec.Image = hb.Image
 	if u := hb.Upgrade; u != nil {
-		rec.UpgradeState, rec.UpgradeImage, rec.UpgradeReason = u.State, u.Image, u.Reason
+		rec.UpgradeState, rec.UpgradeImage, rec.UpgradeReason, rec.UpgradeSteps = u.State, u.Image, u.Reason, u.Steps
 	}
 	prev, err := s.st.Collector(r.Context(), collectorID)
 	if err != nil {
@@ -211,7 +212,8 @@ func (s *Server) noteUpgrade(r *http.Request, prev store.Collector, hb api.Heart
 	if prev.LastBeat != nil {
 		last = *prev.LastBeat
 	}
-	if u == nil || (u.State == last.UpgradeState && u.Image == last.UpgradeImage) {
+	steps := newSteps(last, u)
+	if len(steps) == 0 {
 		if desired != "" && desired == hb.Image {
 			// It runs it: nothing more to ask.
 			ev := store.Event{Time: s.now(), Actor: "collector:" + prev.ID, Action: "collector.upgrade_done", Target: prev.ID,
@@ -223,22 +225,54 @@ func (s *Server) noteUpgrade(r *http.Request, prev store.Collector, hb api.Heart
 		}
 		return desired, nil
 	}
-	details := map[string]any{"image": u.Image, "from": hb.Image}
-	if u.Reason != "" {
-		details["reason"] = u.Reason
-	}
-	ev := store.Event{Time: s.now(), Actor: "collector:" + prev.ID, Action: "collector.upgrade_" + u.State, Target: prev.ID, Details: details}
-	s.log.Info("collector upgrade", "collector", prev.ID, "state", u.State, "image", u.Image, "reason", u.Reason)
-	if u.Final() && u.Image == desired {
-		if _, err := s.st.ClearDesiredImage(r.Context(), prev.ID, desired, ev); err != nil {
+	// Each step reported for the first time is audited, in order; the
+	// last one carries the reason.
+	for i, step := range steps {
+		details := map[string]any{"image": u.Image, "from": hb.Image}
+		last := i == len(steps)-1
+		if last && u.Reason != "" {
+			details["reason"] = u.Reason
+		}
+		ev := store.Event{Time: s.now(), Actor: "collector:" + prev.ID, Action: "collector.upgrade_" + step, Target: prev.ID, Details: details}
+		s.log.Info("collector upgrade", "collector", prev.ID, "state", step, "image", u.Image, "reason", u.Reason)
+		if last && u.Final() && u.Image == desired {
+			if _, err := s.st.ClearDesiredImage(r.Context(), prev.ID, desired, ev); err != nil {
+				return "", err
+			}
+			return "", nil
+		}
+		if err := s.st.AppendAudit(r.Context(), ev); err != nil {
 			return "", err
 		}
-		return "", nil
-	}
-	if err := s.st.AppendAudit(r.Context(), ev); err != nil {
-		return "", err
 	}
 	return desired, nil
+}
+
+// newSteps are the steps of u the previous heartbeat had not reported:
+// those past its list when it reported the same image, else all of them
+// (or u's state alone, from a collector that sends no steps).
+func newSteps(last store.Heartbeat, u *api.UpgradeStatus) []string {
+	if u == nil {
+		return nil
+	}
+	steps := u.Steps
+	if len(steps) == 0 || steps[len(steps)-1] != u.State {
+		steps = append(slices.Clone(steps), u.State)
+	}
+	if last.UpgradeImage != u.Image {
+		return steps
+	}
+	seen := last.UpgradeSteps
+	if len(seen) == 0 && last.UpgradeState != "" {
+		seen = []string{last.UpgradeState}
+	}
+	if len(seen) <= len(steps) && slices.Equal(seen, steps[:len(seen)]) {
+		return steps[len(seen):]
+	}
+	if u.State == last.UpgradeState {
+		return nil
+	}
+	return []string{u.State}
 }
 
 func heartbeatView(hb store.Heartbeat) api.Heartbeat {

@@ -89,6 +89,17 @@ func TestUpgradeAskedThroughHeartbeats(t *testing.T) {
 	if n := len(auditActions(t, e, "collector.upgrade_succeeded")); n != 1 {
 		t.Errorf("%d succeeded audit entries, want 1", n)
 	}
+	// Steps quicker than a heartbeat are reported in the list and
+	// audited once each, in order.
+	ask(imgV1)
+	upgradeBeat(t, c, imgV2, &api.UpgradeStatus{State: api.UpgradeDraining, Image: imgV1, Steps: []string{api.UpgradePulling, api.UpgradeDraining}})
+	upgradeBeat(t, c, imgV2, &api.UpgradeStatus{State: api.UpgradeRunner, Image: imgV1, Steps: []string{api.UpgradePulling, api.UpgradeDraining, api.UpgradeRunner}})
+	upgradeBeat(t, c, imgV2, &api.UpgradeStatus{State: api.UpgradeRunner, Image: imgV1, Steps: []string{api.UpgradePulling, api.UpgradeDraining, api.UpgradeRunner}})
+	for action, want := range map[string]int{"collector.upgrade_pulling": 2, "collector.upgrade_draining": 2, "collector.upgrade_runner_replaced": 2} {
+		if n := len(auditActions(t, e, action)); n != want {
+			t.Errorf("%d %s audit entries, want %d (one from the steps list)", n, action, want)
+		}
+	}
 	// A malformed status is refused.
 	_, err = c.Client.Beat(ctx, api.Heartbeat{Version: "test", RunnerState: api.RunnerRunning, Upgrade: &api.UpgradeStatus{State: "exploded", Image: imgV2}})
 	if api.StatusOf(err) != http.StatusBadRequest {

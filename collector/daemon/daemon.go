@@ -125,6 +125,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer u.wg.Wait()
 		if u.SuccessorImage == "" {
 			d.tidySuccessor(ctx)
+		} else {
+			// The new daemon of an upgrade: its first heartbeats say so.
+			u.set(api.UpgradeDaemon, u.SuccessorImage, "")
 		}
 	}
 	for {
@@ -155,7 +158,7 @@ func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
 	if u == nil {
 		return
 	}
-	if u.SuccessorImage != "" && u.Status() == nil {
+	if s := u.Status(); u.SuccessorImage != "" && (s == nil || s.State != api.UpgradeSucceeded) {
 		if err := d.takeOver(ctx); err != nil {
 			d.log.Error("upgrade: taking over from the old daemon failed; trying again at the next heartbeat", "err", err)
 		}

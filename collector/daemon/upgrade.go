@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -92,6 +93,7 @@ func (u *Upgrades) Status() *api.UpgradeStatus {
 		return nil
 	}
 	s := *u.status
+	s.Steps = slices.Clone(s.Steps)
 	return &s
 }
 
@@ -106,10 +108,20 @@ func (u *Upgrades) Busy() bool {
 	return u.busy
 }
 
+// set records a new step of the upgrade to image (a new image starts a
+// new list of steps).
 func (u *Upgrades) set(state, image, reason string) {
 	u.mu.Lock()
-	u.status = &api.UpgradeStatus{State: state, Image: image, Reason: reason}
-	u.mu.Unlock()
+	defer u.mu.Unlock()
+	var steps []string
+	if u.status != nil && u.status.Image == image {
+		steps = u.status.Steps
+	}
+	steps = append(steps, state)
+	if len(steps) > api.MaxUpgradeSteps {
+		steps = steps[len(steps)-api.MaxUpgradeSteps:]
+	}
+	u.status = &api.UpgradeStatus{State: state, Image: image, Reason: reason, Steps: slices.Clone(steps)}
 }
 
 // currentImage is the image the collector's containers run: a

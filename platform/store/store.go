@@ -166,10 +166,11 @@ type Heartbeat struct {
 	StorageUsed  int64  `json:"storage_used_bytes,omitempty"`
 	// Image is the digest reference the daemon runs; Upgrade* where its
 	// last upgrade stands (api.UpgradeStatus).
-	Image         string `json:"image,omitempty"`
-	UpgradeState  string `json:"upgrade_state,omitempty"`
-	UpgradeImage  string `json:"upgrade_image,omitempty"`
-	UpgradeReason string `json:"upgrade_reason,omitempty"`
+	Image         string   `json:"image,omitempty"`
+	UpgradeState  string   `json:"upgrade_state,omitempty"`
+	UpgradeImage  string   `json:"upgrade_image,omitempty"`
+	UpgradeReason string   `json:"upgrade_reason,omitempty"`
+	UpgradeSteps  []string `json:"upgrade_steps,omitempty"`
 }
 
 // Integration is an integration instance. Config is sealed (encrypted) by the
