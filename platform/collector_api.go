@@ -269,6 +269,10 @@ func newSteps(last store.Heartbeat, u *api.UpgradeStatus) []string {
 	if len(seen) <= len(steps) && slices.Equal(seen, steps[:len(seen)]) {
 		return steps[len(seen):]
 	}
+	if len(steps) < len(seen) && slices.Equal(steps, seen[:len(steps)]) {
+		// An older report (the old daemon, while the new one takes over).
+		return nil
+	}
 	if u.State == last.UpgradeState {
 		return nil
 	}

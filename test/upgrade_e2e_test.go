@@ -66,10 +66,28 @@ func TestUpgradePodman(t *testing.T) {
 	h := installHost(t, p, k, map[string]string{env.UpgradeWindow: "45s"})
 	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
 	ctx := context.Background()
+	dumpLogs := func(t *testing.T) {
+		for _, n := range []string{"collector-daemon", "collector-daemon-next", "collector-runner"} {
+			out, _ := k.run("logs", "--tail", "60", n)
+			var keep []string
+			for _, l := range strings.Split(out, "\n") {
+				if !strings.Contains(l, "heartbeat sent") {
+					keep = append(keep, l)
+				}
+			}
+			t.Logf("%s's last lines:\n%s", n, strings.Join(keep, "\n"))
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t)
+		}
+	})
 	repo := world.registry.Addr + "/collectorhq/collector"
 	v2 := collectorVariant(t, repo, "e2e-v2", true, `LABEL org.opencontainers.image.version="e2e-v2"`)
 	v3 := collectorVariant(t, repo, "e2e-v3", true, `LABEL org.opencontainers.image.version="e2e-v3"`, `ENV `+env.TestUnhealthy+`=runner`)
 	v4 := collectorVariant(t, world.registry.Addr+"/unsigned/collector", "e2e-v4", false, `LABEL org.opencontainers.image.version="e2e-v4"`)
+	v5 := collectorVariant(t, repo, "e2e-v5", true, `LABEL org.opencontainers.image.version="e2e-v5"`)
 
 	images := func() (string, string) {
 		d, err1 := h.eng.InspectContainer(ctx, "collector-daemon")
@@ -141,9 +159,7 @@ func TestUpgradePodman(t *testing.T) {
 				t.Errorf("no %s step in the audit log: %v", want, names)
 			}
 		}
-		notPolling := at["collector.upgrade_runner_replaced"].Sub(at["collector.upgrade_draining"])
-		t.Logf("upgrade v1 -> v2: total %v; steps %v; runner not polling (draining -> runner replaced, incl. the job's drain) %v",
-			total.Round(time.Millisecond), names, notPolling.Round(time.Millisecond))
+		t.Logf("upgrade v1 -> v2 while a 12 s job runs: total %v (asked -> both containers on v2); steps %v", total.Round(time.Millisecond), names)
 		// A job runs on v2.
 		if j := p.waitJob(t, p.runJob(t, id).ID, 2*time.Minute); j.State != api.JobSucceeded {
 			t.Errorf("a job after the upgrade: %+v", j)
@@ -166,11 +182,16 @@ func TestUpgradePodman(t *testing.T) {
 			t.Fatal(err)
 		}
 		var c api.Collector
-		waitFor(t, "the rollback reported", 4*time.Minute, func() bool {
+		for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(time.Second) {
 			c = p.collector(t, h.id)
-			u := c.LastHeartbeat
-			return u != nil && u.Upgrade != nil && u.Upgrade.State == api.UpgradeRolledBack
-		})
+			if u := c.LastHeartbeat; u != nil && u.Upgrade != nil && u.Upgrade.State == api.UpgradeRolledBack {
+				break
+			}
+			if time.Now().After(deadline) {
+				dumpLogs(t)
+				t.Fatalf("no rollback reported within 4 min: %+v", c.LastHeartbeat)
+			}
+		}
 		if r := c.LastHeartbeat.Upgrade.Reason; !strings.Contains(r, "not healthy") || c.DesiredImage != "" {
 			t.Errorf("rollback: reason %q, desired %q", r, c.DesiredImage)
 		}
@@ -199,6 +220,46 @@ func TestUpgradePodman(t *testing.T) {
 			t.Errorf("containers changed: %s, %s", d, r)
 		}
 	})
+
+	// An idle upgrade, timed: from the drain (the runner stops polling) to
+	// the new runner running, and in all.
+	t.Run("IdleUpgradeTimed", func(t *testing.T) {
+		if v2Digest == "" {
+			t.Skip("needs the upgrade to v2")
+		}
+		asked := time.Now()
+		res, err := upgrade(v5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The old runner stops polling when drained (well under a second
+		// here: no job runs), and is removed; the new one polls as it
+		// starts. Watch the runner container every 100 ms.
+		oldLastSeen, runnerAt := asked, time.Time{}
+		for deadline := time.Now().Add(3 * time.Minute); runnerAt.IsZero(); time.Sleep(100 * time.Millisecond) {
+			r, err := h.eng.InspectContainer(ctx, "collector-runner")
+			switch {
+			case err == nil && r.Image == v2Digest && r.Running:
+				oldLastSeen = time.Now()
+			case err == nil && r.Image == res.Image && r.Running:
+				runnerAt = time.Now()
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the new runner did not run within 3 min")
+			}
+		}
+		waitFor(t, "both on v5", 3*time.Minute, func() bool {
+			d, r := images()
+			return d == res.Image && r == res.Image
+		})
+		gap := runnerAt.Sub(oldLastSeen)
+		t.Logf("idle upgrade v2 -> v5: no runner running for %v (the old one last seen running -> the new one running, 100 ms polls; the drain before it took under a second), total %v",
+			gap.Round(time.Millisecond), time.Since(asked).Round(time.Millisecond))
+		if gap > 10*time.Second {
+			t.Errorf("no runner ran for %v, want at most 10 s", gap)
+		}
+	})
+
 }
 
 // jsonInto decodes a CLI's --json output.

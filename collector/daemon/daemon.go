@@ -126,7 +126,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if u.SuccessorImage == "" {
 			d.tidySuccessor(ctx)
 		} else {
-			// The new daemon of an upgrade: its first heartbeats say so.
+			// The new daemon of an upgrade: its first heartbeats say so,
+			// after the steps the old one took.
+			u.status = &api.UpgradeStatus{Image: u.SuccessorImage, Steps: u.Steps}
 			u.set(api.UpgradeDaemon, u.SuccessorImage, "")
 		}
 	}
@@ -158,7 +160,7 @@ func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
 	if u == nil {
 		return
 	}
-	if s := u.Status(); u.SuccessorImage != "" && (s == nil || s.State != api.UpgradeSucceeded) {
+	if u.pendingTakeOver() {
 		if err := d.takeOver(ctx); err != nil {
 			d.log.Error("upgrade: taking over from the old daemon failed; trying again at the next heartbeat", "err", err)
 		}

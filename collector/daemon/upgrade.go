@@ -53,20 +53,26 @@ type Upgrades struct {
 	// (A container's hostname cannot tell it: the collector's containers
 	// may share the host's network, and so its hostname.)
 	SuccessorImage string
+	// Steps are the steps the old daemon took (from StepsEnv), which a
+	// successor's reports go on from.
+	Steps []string
 
-	mu     sync.Mutex
-	status *api.UpgradeStatus
-	busy   bool
-	failed map[string]bool // images refused or rolled back since start
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	status   *api.UpgradeStatus
+	busy     bool
+	tookOver bool            // a successor's take-over is done
+	failed   map[string]bool // images refused or rolled back since start
+	wg       sync.WaitGroup
 }
 
 // Defaults of Upgrades.
 const (
 	DefaultUpgradeWindow = 120 * time.Second
 	DefaultDrain         = 10 * time.Minute
-	// SuccessorEnv marks the new daemon of an upgrade with its image.
+	// SuccessorEnv marks the new daemon of an upgrade with its image;
+	// StepsEnv lists the steps taken before it (comma-separated).
 	SuccessorEnv = "COLLECTOR_UPGRADE_SUCCESSOR"
+	StepsEnv     = "COLLECTOR_UPGRADE_STEPS"
 	// DrainedDetail is what a drained runner's health check says.
 	DrainedDetail = "drained: no job runs"
 )
@@ -95,6 +101,14 @@ func (u *Upgrades) Status() *api.UpgradeStatus {
 	s := *u.status
 	s.Steps = slices.Clone(s.Steps)
 	return &s
+}
+
+// pendingTakeOver says whether this daemon is a successor that has not
+// taken the canonical name over yet.
+func (u *Upgrades) pendingTakeOver() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.SuccessorImage != "" && !u.tookOver
 }
 
 // Busy says whether an upgrade is under way: the daemon then leaves the
@@ -213,6 +227,9 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 	spec := install.DaemonSpec(next)
 	spec.Name = SuccessorName(d.cfg)
 	spec.Env[SuccessorEnv] = image
+	if s := u.Status(); s != nil {
+		spec.Env[StepsEnv] = strings.Join(s.Steps, ",")
+	}
 	if err := d.recreate(ctx, spec); err != nil {
 		d.rollBack(ctx, from, image, "daemon: "+err.Error(), fail)
 		return
@@ -368,6 +385,9 @@ func (d *Daemon) takeOver(ctx context.Context) error {
 		// No successor on this image: this daemon took the name over
 		// already (this is a restart of it).
 		u.set(api.UpgradeSucceeded, d.image, "")
+		u.mu.Lock()
+		u.tookOver = true
+		u.mu.Unlock()
 		return nil
 	case err != nil:
 		return err
@@ -380,6 +400,9 @@ func (d *Daemon) takeOver(ctx context.Context) error {
 	}
 	d.log.Info("upgrade: the new daemon took over", "image", d.image)
 	u.set(api.UpgradeSucceeded, d.image, "")
+	u.mu.Lock()
+	u.tookOver = true
+	u.mu.Unlock()
 	return nil
 }
 

@@ -315,6 +315,12 @@ func TestUpgradeSuccessorTakesOver(t *testing.T) {
 	if got := e.image("collector-runner"); got != imgNew {
 		t.Errorf("after the take-over the runner runs %s", got)
 	}
+	// Once taken over, a later upgrade's status is not overwritten.
+	succ.Upgrades.set(api.UpgradeRolledBack, imgOld, "a later upgrade")
+	succ.afterAck(t.Context(), nil)
+	if s := succ.Upgrades.Status(); s.State != api.UpgradeRolledBack {
+		t.Errorf("after the take-over, a later status became %+v", s)
+	}
 	n := len(e.events)
 	again := upgradeDaemon(t, e, refusing{}, imgNew)
 	again.afterAck(t.Context(), nil)
