@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -101,6 +102,9 @@ func RunDaemon(ctx context.Context, e Env) error {
 	} else {
 		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images,
 			SuccessorImage: os.Getenv(daemon.SuccessorEnv), Window: cfg.UpgradeWindow()}
+		if s := os.Getenv(daemon.StepsEnv); s != "" {
+			d.Upgrades.Steps = strings.Split(s, ",")
+		}
 	}
 	return d.Run(ctx)
 }
