@@ -28,6 +28,7 @@ import (
 	"github.com/collectorhq/collector/collector/joblogs"
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/selinux"
 	"github.com/collectorhq/collector/trust"
 )
@@ -101,8 +102,8 @@ func RunDaemon(ctx context.Context, e Env) error {
 		e.Log.Warn("no upgrades: the image verifier cannot start", "err", err)
 	} else {
 		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images,
-			SuccessorImage: os.Getenv(daemon.SuccessorEnv), Window: cfg.UpgradeWindow()}
-		if s := os.Getenv(daemon.StepsEnv); s != "" {
+			SuccessorImage: env.Get(daemon.SuccessorEnv), Window: cfg.UpgradeWindow()}
+		if s := env.Get(daemon.StepsEnv); s != "" {
 			d.Upgrades.Steps = strings.Split(s, ",")
 		}
 	}

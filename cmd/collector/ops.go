@@ -254,7 +254,7 @@ var healthCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		// A test image (env.TestUnhealthy=runner) whose runner must never
 		// be healthy: the upgrade e2e's image to roll back.
-		if role := os.Getenv(env.TestUnhealthy); role != "" {
+		if role := env.Get(env.TestUnhealthy); role != "" {
 			if s, err := health.Read(c.String("file")); err == nil && s.Role == role {
 				return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("%s unhealthy by design (%s is set: a test image)", role, env.TestUnhealthy))
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/termsafe"
 )
 
@@ -71,8 +72,8 @@ const (
 	DefaultDrain         = 10 * time.Minute
 	// SuccessorEnv marks the new daemon of an upgrade with its image;
 	// StepsEnv lists the steps taken before it (comma-separated).
-	SuccessorEnv = "COLLECTOR_UPGRADE_SUCCESSOR"
-	StepsEnv     = "COLLECTOR_UPGRADE_STEPS"
+	SuccessorEnv = env.UpgradeSuccessor
+	StepsEnv     = env.UpgradeSteps
 	// DrainedDetail is what a drained runner's health check says.
 	DrainedDetail = "drained: no job runs"
 )

@@ -46,7 +46,11 @@ const (
 	// TestUnhealthy, in a test image's environment, makes its health
 	// check fail: the e2e suite's image that must be rolled back.
 	TestUnhealthy = "COLLECTOR_TEST_UNHEALTHY"
-	ImageGrace    = "COLLECTOR_IMAGE_GRACE"
+	// UpgradeSuccessor (its image) and UpgradeSteps (the steps taken
+	// before it) are in the environment of an upgrade's new daemon.
+	UpgradeSuccessor = "COLLECTOR_UPGRADE_SUCCESSOR"
+	UpgradeSteps     = "COLLECTOR_UPGRADE_STEPS"
+	ImageGrace       = "COLLECTOR_IMAGE_GRACE"
 
 	// The collector's egress (P10): the proxy (with its credentials: the
 	// installer stores it in the config dir, and no container of the
