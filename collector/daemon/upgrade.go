@@ -61,9 +61,12 @@ type Upgrades struct {
 	mu       sync.Mutex
 	status   *api.UpgradeStatus
 	busy     bool
-	tookOver bool            // a successor's take-over is done
-	failed   map[string]bool // images refused or rolled back since start
-	wg       sync.WaitGroup
+	tookOver bool // a successor's take-over is done
+	// crashAt, in tests, ends the upgrade at a step as a crash would
+	// (nothing more done, nothing cleaned up).
+	crashAt func(step string) bool
+	failed  map[string]bool // images refused or rolled back since start
+	wg      sync.WaitGroup
 }
 
 // Defaults of Upgrades.
@@ -103,6 +106,8 @@ func (u *Upgrades) Status() *api.UpgradeStatus {
 	s.Steps = slices.Clone(s.Steps)
 	return &s
 }
+
+func (u *Upgrades) crash(step string) bool { return u.crashAt != nil && u.crashAt(step) }
 
 // pendingTakeOver says whether this daemon is a successor that has not
 // taken the canonical name over yet.
@@ -208,10 +213,16 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 		fail(api.UpgradeRefused, "verify and pull: "+termsafe.String(err.Error()))
 		return
 	}
+	if u.crash("pulled") {
+		return
+	}
 
 	log.Info("upgrade: draining the runner")
 	u.set(api.UpgradeDraining, image, "")
 	d.drainRunner(ctx)
+	if u.crash("drained") {
+		return
+	}
 
 	if err := d.replaceRunner(ctx, image); err != nil {
 		d.rollBack(ctx, from, image, "runner: "+err.Error(), fail)
@@ -223,6 +234,9 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 		return
 	}
 
+	if u.crash("runner") {
+		return
+	}
 	log.Info("upgrade: the new runner is healthy; starting the new daemon")
 	next := d.withImage(image)
 	spec := install.DaemonSpec(next)
@@ -233,6 +247,9 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 	}
 	if err := d.recreate(ctx, spec); err != nil {
 		d.rollBack(ctx, from, image, "daemon: "+err.Error(), fail)
+		return
+	}
+	if u.crash("successor") {
 		return
 	}
 	// The successor removes this daemon once the platform acknowledges
@@ -407,16 +424,29 @@ func (d *Daemon) takeOver(ctx context.Context) error {
 	return nil
 }
 
-// tidySuccessor, in a canonical daemon at start: a successor left from an
-// upgrade that did not finish is removed unless it runs (then it is
-// taking over, and this daemon is about to go).
+// tidySuccessor, in a canonical daemon at start, clears what an upgrade
+// that did not finish (this daemon died in it) left: a successor is
+// removed unless it runs (then it is taking over, and this daemon is
+// about to go); a runner left drained is restarted, so that it leases
+// again whether or not the upgrade is tried again.
 func (d *Daemon) tidySuccessor(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
-	defer cancel()
-	c, err := d.Upgrades.Engine.InspectContainer(ctx, SuccessorName(d.cfg))
-	if err != nil || c.Running {
+	ictx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	c, err := d.Upgrades.Engine.InspectContainer(ictx, SuccessorName(d.cfg))
+	cancel()
+	switch {
+	case err == nil && c.Running:
 		return
+	case err == nil:
+		d.log.Warn("removing the new daemon of an upgrade that did not finish", "image", c.Image)
+		d.removeQuietly(ctx, c.Name)
 	}
-	d.log.Warn("removing the new daemon of an upgrade that did not finish", "image", c.Image)
-	d.removeQuietly(ctx, c.Name)
+	hctx, cancel := context.WithTimeout(ctx, engineCallTimeout+time.Minute)
+	h, err := d.Upgrades.Engine.RunHealthCheck(hctx, d.cfg.RunnerName())
+	cancel()
+	if err == nil && strings.Contains(h.Output, DrainedDetail) {
+		d.log.Warn("the runner was left drained by an upgrade that did not finish: restarting it")
+		if err := d.restartRunner(ctx); err != nil {
+			d.log.Error("restarting the drained runner failed", "err", err)
+		}
+	}
 }

@@ -120,6 +120,7 @@ func (e *upEngine) StartContainer(_ context.Context, id string) error {
 	for name, c := range e.byName {
 		if c.id == id || name == id {
 			c.running = true
+			delete(e.signalled, c.id) // a new process: not drained
 			e.log("start %s %s", name, c.image)
 			return nil
 		}
@@ -341,5 +342,72 @@ func TestUpgradeWithoutTakeOverRollsBack(t *testing.T) {
 	}
 	if !e.has("remove collector-daemon-next") || e.image("collector-runner") != imgOld {
 		t.Errorf("after a failed take-over: %q", e.events)
+	}
+}
+
+// TestUpgradeCrashAtEachStep: the old daemon dies at each step of an
+// upgrade (after the pull, after the drain, after the runner's
+// replacement, while both daemons exist); the engine restarts it (a new
+// process on the same containers), the platform still asks, and the
+// collector ends on the new image, daemon and runner, with no leftover.
+// A successor that dies between removing the old daemon and taking its
+// name comes back and takes it.
+func TestUpgradeCrashAtEachStep(t *testing.T) {
+	for _, at := range []string{"pulled", "drained", "runner", "successor", "successor-mid-take-over"} {
+		t.Run(at, func(t *testing.T) {
+			e := newUpEngine()
+			d := upgradeDaemon(t, e, refusing{}, "")
+			crashStep := at
+			if at == "successor-mid-take-over" {
+				crashStep = "successor"
+			}
+			d.Upgrades.crashAt = func(step string) bool { return step == crashStep }
+			d.maybeUpgrade(t.Context(), imgNew)
+			d.Upgrades.wg.Wait() // died there
+
+			// The engine restarts the old daemon: what it finds, it runs with.
+			restarted := upgradeDaemon(t, e, refusing{}, "")
+			if restarted.image != imgOld {
+				t.Fatalf("the restarted old daemon runs %s, want the old image", restarted.image)
+			}
+			restarted.tidySuccessor(t.Context())
+			if at == "drained" && !e.has("stop collector-runner") {
+				t.Errorf("the runner left drained was not restarted: %q", e.events)
+			}
+			ctx, kill := context.WithCancel(t.Context())
+			defer kill()
+			if e.image("collector-daemon-next") == "" {
+				// No successor running: the platform still asks, it upgrades again.
+				restarted.Upgrades.Window = time.Minute
+				restarted.maybeUpgrade(ctx, imgNew)
+				waitFor(t, func() bool { return e.image("collector-daemon-next") == imgNew })
+			}
+			succ := upgradeDaemon(t, e, refusing{}, imgNew)
+			if at == "successor-mid-take-over" {
+				// It removed the old daemon and died before the rename.
+				if err := e.RemoveContainer(ctx, "collector-daemon", true); err != nil {
+					t.Fatal(err)
+				}
+				succ = upgradeDaemon(t, e, refusing{}, imgNew) // restarted by its policy
+			}
+			succ.afterAck(ctx, nil)
+			kill() // the old daemon's container is gone: its process ends
+			restarted.Upgrades.wg.Wait()
+			if s := succ.Upgrades.Status(); s == nil || s.State != api.UpgradeSucceeded {
+				t.Errorf("status %+v, want succeeded", s)
+			}
+			if dm, rn, next := e.image("collector-daemon"), e.image("collector-runner"), e.image("collector-daemon-next"); dm != imgNew || rn != imgNew || next != "" {
+				t.Errorf("after the recovery: daemon %q, runner %q, successor left %q; want both new, none left (%q)", dm, rn, next, e.events)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
 	}
 }
