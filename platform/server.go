@@ -70,7 +70,8 @@ type Option func(*Server)
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New checks cfg and returns a server on the data directory dd and the
-// backends b. It creates the admin token on first start and, once, adopts
+// backends b. It writes the one-time setup link while no administrator is
+// enabled (the first admin signs up through it) and, once, adopts
 // the integrity rules for data written by an older version. It does not
 // listen yet: see Run and Serve.
 func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Logger, opts ...Option) (*Server, error) {

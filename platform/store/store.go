@@ -205,8 +205,8 @@ type StatusCounts struct{ Pending, Active, Degraded, Offline int }
 // cancel) change the job queue in that same transaction too: a backend
 // keeps the queue in its own database.
 type Store interface {
-	// Setting and PutSetting keep small platform values (the admin token
-	// hash), each with an integrity MAC: Setting returns ErrIntegrity for a
+	// Setting and PutSetting keep small platform values (the metrics
+	// token's hash, the SSO settings), each with an integrity MAC: Setting returns ErrIntegrity for a
 	// value the platform did not write. PutSetting audits ev, if given, in
 	// the same transaction.
 	Setting(ctx context.Context, key string) (string, error)
