@@ -29,6 +29,7 @@ func (s *Server) housekeepingLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		s.housekeep(ctx)
+		s.certs.refresh(false)
 		select {
 		case <-ctx.Done():
 			return

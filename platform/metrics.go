@@ -38,6 +38,10 @@ func newMetrics(s *Server) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method", "code"}),
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "platform_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the server certificate the platform serves expires (Unix time).",
+	}, func() float64 { return float64(s.certs.notAfter().Unix()) }))
 	m.reg.MustRegister(m.enrollments, m.authFailures, m.heartbeats, m.latency,
 		&statusCollector{s: s, desc: prometheus.NewDesc("platform_collectors",
 			"Collectors by status (pending, active, degraded, offline).", []string{"status"}, nil)},

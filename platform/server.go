@@ -44,6 +44,7 @@ type Server struct {
 	signKey   ed25519.PrivateKey
 	dataKey   []byte
 	cert      tls.Certificate
+	certs     *certs
 	caPin     string
 	metrics   *metrics
 	handler   http.Handler
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		SessionTTL: s.accessCfg.SessionAbsolute, Log: log, SSO: func() bool { return s.sso.Enabled(context.Background()) }}); err != nil {
 		return nil, err
 	}
+	s.certs = newCerts(cfg, s.cert, log, s.now)
 	s.metrics = newMetrics(s)
 	if err := s.ensureMetricsToken(ctx); err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:   s.handler,
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.cert}},
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.get},
 		// No whole-request ReadTimeout: each route sets its body's deadline
 		// (withBodyDeadline), which scales with the body for uploads.
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
@@ -161,7 +163,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"ca_pin", s.caPin, "ca_file", s.caFile())
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.pruneLoop, s.jobs.RunScheduler, s.housekeepingLoop} {
+	for _, loop := range []func(context.Context){s.pruneLoop, s.jobs.RunScheduler, s.housekeepingLoop, s.reloadOnHUP} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}

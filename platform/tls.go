@@ -47,7 +47,7 @@ func loadTLS(cfg Config, hosts []string, log *slog.Logger) (tls.Certificate, str
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
-	cert, err := loadOrCreateServerCert(cfg.DataDir, ca, caKey, hosts, log)
+	cert, err := loadOrCreateServerCert(cfg.DataDir, ca, caKey, hosts, time.Now(), log)
 	return cert, api.CAPin(ca), err
 }
 
@@ -117,11 +117,11 @@ func createCA(certPath, keyPath string) error {
 // loadOrCreateServerCert reuses the server certificate while it covers hosts
 // and is not about to expire; otherwise it issues a new one from the CA (the
 // pin, which is the CA's, does not change).
-func loadOrCreateServerCert(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, log *slog.Logger) (tls.Certificate, error) {
+func loadOrCreateServerCert(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, now time.Time, log *slog.Logger) (tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile)
 	if pair, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		if err == nil && covers(leaf, hosts) && time.Until(leaf.NotAfter) > renewWithin && leaf.CheckSignatureFrom(ca) == nil {
+		if err == nil && covers(leaf, hosts) && leaf.NotAfter.Sub(now) > renewWithin && leaf.CheckSignatureFrom(ca) == nil {
 			return pair, nil
 		}
 	}
@@ -141,6 +141,8 @@ func covers(leaf *x509.Certificate, hosts []string) bool {
 	return true
 }
 
+// createServerCert issues a server certificate valid from now (real
+// time: whatever clock decided to renew it).
 func createServerCert(certPath, keyPath string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string) error {
 	key, keyPEM, err := newKey()
 	if err != nil {
