@@ -151,8 +151,12 @@ func (e *Engine) WaitContainer(ctx context.Context, id string) (int, error) {
 	// interval dominates a short job's run time.
 	code, err := containers.Wait(c, id, new(containers.WaitOptions).WithInterval("20ms"))
 	if err != nil {
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("wait container %s: %w", id, ctx.Err())
+		if ended(ctx) {
+			cerr := ctx.Err()
+			if cerr == nil {
+				cerr = context.DeadlineExceeded
+			}
+			return 0, fmt.Errorf("wait container %s: %w", id, cerr)
 		}
 		return 0, mapErr(err, "wait container "+id)
 	}
@@ -380,7 +384,7 @@ func (e *Engine) ReadLogs(ctx context.Context, id string, o engine.LogOptions, s
 	err := pump(ctx, func(outc, errc chan string) error {
 		return containers.Logs(c, id, opts, outc, errc)
 	}, stdout, stderr)
-	if ctx.Err() != nil && o.Follow {
+	if o.Follow && ended(ctx) {
 		return nil // a follow ends when the caller stops it
 	}
 	return mapErr(err, "logs of container "+id)

@@ -72,6 +72,14 @@ func (e *Engine) Close() error {
 }
 
 // call returns a context that carries the connection and ends with ctx.
+// ended says whether ctx is done or past its deadline. The call's own
+// context has ctx's deadline on a timer of its own, which may fire a
+// moment before ctx's: a call cut by it ended with ctx.
+func ended(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(dl))
+}
+
 func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	c, cancel := context.WithCancel(e.conn)
 	stop := context.AfterFunc(ctx, cancel)
