@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/units"
 	"github.com/collectorhq/collector/platform/access"
-	"github.com/collectorhq/collector/platform/console"
 	"github.com/collectorhq/collector/queue"
 )
 
@@ -91,8 +91,8 @@ func collectorEventOf(c api.Collector) collectorEvent {
 	}
 	if hb := c.LastHeartbeat; hb != nil {
 		ev.Version, ev.Engine = hb.Version, hb.Engine.Kind+" "+hb.Engine.Version
-		ev.Capacity = fmt.Sprintf("%d CPU, %s", hb.Capacity.CPUs, console.HumanBytes(hb.Capacity.MemoryTotalBytes))
-		ev.Free = console.HumanBytes(hb.Capacity.MemoryFreeBytes)
+		ev.Capacity = fmt.Sprintf("%d CPU, %s", hb.Capacity.CPUs, units.Bytes(hb.Capacity.MemoryTotalBytes))
+		ev.Free = units.Bytes(hb.Capacity.MemoryFreeBytes)
 		ev.Running = fmt.Sprint(hb.RunningJobs)
 	}
 	return ev

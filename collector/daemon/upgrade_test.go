@@ -285,14 +285,10 @@ func TestUpgradeSuccessorTakesOver(t *testing.T) {
 	d.Upgrades.Window = time.Minute
 	d.maybeUpgrade(oldCtx, imgNew)
 	// While it waits for the successor, the successor takes over.
-	var next *upContainer
-	deadline := time.Now().Add(5 * time.Second)
-	for next == nil && time.Now().Before(deadline) {
-		e.mu.Lock()
-		next = e.byName["collector-daemon-next"]
-		e.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return e.image("collector-daemon-next") != "" })
+	e.mu.Lock()
+	next := e.byName["collector-daemon-next"]
+	e.mu.Unlock()
 	if next == nil || next.image != imgNew || next.env[SuccessorEnv] != imgNew {
 		t.Fatalf("successor = %+v, want the new image with %s", next, SuccessorEnv)
 	}

@@ -48,14 +48,14 @@ func (p *Page) Path() string {
 func (p *Page) Text(css string) string {
 	p.t.Helper()
 	q, _ := json.Marshal(css)
-	return Run(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(` + string(q) + `))`))
+	return Run(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(`+string(q)+`))`))
 }
 
 // Has says whether an element matches css.
 func (p *Page) Has(css string) bool {
 	p.t.Helper()
 	q, _ := json.Marshal(css)
-	return Run(p.Tab, chromedp.Evaluate[bool](`document.querySelector(` + string(q) + `) !== null`))
+	return Run(p.Tab, chromedp.Evaluate[bool](`document.querySelector(`+string(q)+`) !== null`))
 }
 
 // Source is the document as the browser has it now (after scripts).
@@ -70,8 +70,8 @@ func (p *Page) Fill(css, value string) {
 	p.t.Helper()
 	q, _ := json.Marshal(css)
 	v, _ := json.Marshal(value)
-	ok := Run(p.Tab, chromedp.Evaluate[bool](`(e => { if (!e) return false; e.focus(); e.value = ` + string(v) +
-		`; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })(document.querySelector(` + string(q) + `))`))
+	ok := Run(p.Tab, chromedp.Evaluate[bool](`(e => { if (!e) return false; e.focus(); e.value = `+string(v)+
+		`; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })(document.querySelector(`+string(q)+`))`))
 	if !ok {
 		p.t.Fatalf("no field %s at %s", css, p.Path())
 	}
@@ -82,7 +82,7 @@ func (p *Page) Select(css, value string) {
 	p.t.Helper()
 	p.Fill(css, value)
 	q, _ := json.Marshal(css)
-	if got := Run(p.Tab, chromedp.Evaluate[string](`document.querySelector(` + string(q) + `).value`)); got != value {
+	if got := Run(p.Tab, chromedp.Evaluate[string](`document.querySelector(`+string(q)+`).value`)); got != value {
 		p.t.Fatalf("select %s at %s has no option %q", css, p.Path(), value)
 	}
 }
@@ -98,7 +98,7 @@ func (p *Page) WaitText(css, want string, within time.Duration) {
 	q, _ := json.Marshal(css)
 	for {
 		// The page may be between two documents (a reload): try again.
-		got, err := TryRun(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(` + string(q) + `))`))
+		got, err := TryRun(p.Tab, chromedp.Evaluate[string](`(e => e ? e.textContent : "")(document.querySelector(`+string(q)+`))`))
 		if err == nil && strings.Contains(got, want) {
 			return
 		}
@@ -115,7 +115,7 @@ func (p *Page) WaitGone(css string, within time.Duration) {
 	p.t.Helper()
 	q, _ := json.Marshal(css)
 	for deadline := time.Now().Add(within); ; {
-		gone, err := TryRun(p.Tab, chromedp.Evaluate[bool](`document.readyState === "complete" && document.querySelector(` + string(q) + `) === null`))
+		gone, err := TryRun(p.Tab, chromedp.Evaluate[bool](`document.readyState === "complete" && document.querySelector(`+string(q)+`) === null`))
 		if err == nil && gone {
 			return
 		}

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/collectorhq/collector/internal/units"
 )
 
 // Charts are SVG drawn here, in Go: no script, no library, no inline
@@ -33,25 +35,12 @@ type Format func(float64) string
 
 // Bytes, Count and Seconds are the axis formats.
 var (
-	Bytes   Format = func(v float64) string { return HumanBytes(int64(v)) }
+	Bytes   Format = func(v float64) string { return units.Bytes(int64(v)) }
 	Count   Format = func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	Seconds Format = func(v float64) string {
 		return (time.Duration(v * float64(time.Second))).Round(100 * time.Millisecond).String()
 	}
 )
-
-// HumanBytes renders a byte count for people: KiB, MiB, GiB.
-func HumanBytes(n int64) string {
-	switch {
-	case n <= 0:
-		return "0"
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d KiB", n>>10)
-}
 
 // TimeChart draws points over [from, to] as a line.
 func TimeChart(title string, f Format, from, to time.Time, pts []Point) template.HTML {

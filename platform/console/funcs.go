@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/collectorhq/collector/internal/units"
 	"github.com/collectorhq/collector/platform/access"
 )
 
@@ -37,7 +38,7 @@ var funcs = template.FuncMap{
 		if n <= 0 {
 			return "–"
 		}
-		return HumanBytes(n)
+		return units.Bytes(n)
 	},
 	"dur": func(a, b any) string {
 		from, to := asTime(a), asTime(b)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/collectorhq/collector/internal/units"
 	"github.com/collectorhq/collector/queue"
 )
 
@@ -94,16 +95,5 @@ func formatNeed(mem int64, cpus float64) string {
 		unit = "CPU"
 	}
 	c := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", cpus), "0"), ".")
-	return fmt.Sprintf("%s and %s %s", formatBytes(mem), c, unit)
-}
-
-func formatBytes(b int64) string {
-	const gi, mi = 1 << 30, 1 << 20
-	switch {
-	case b >= gi:
-		return fmt.Sprintf("%.1f GiB", float64(b)/gi)
-	case b >= mi:
-		return fmt.Sprintf("%d MiB", b/mi)
-	}
-	return fmt.Sprintf("%d B", b)
+	return fmt.Sprintf("%s and %s %s", units.Bytes(mem), c, unit)
 }

@@ -220,7 +220,9 @@ func BenchmarkPoolNext(b *testing.B) {
 			q := benchQueue(b)
 			ctx := context.Background()
 			req := queue.NextRequest{CollectorID: "col-a"}
-			enq := func(in string) queue.EnqueueRequest { return queue.EnqueueRequest{IntegrationID: in, CollectorID: "col-a"} }
+			enq := func(in string) queue.EnqueueRequest {
+				return queue.EnqueueRequest{IntegrationID: in, CollectorID: "col-a"}
+			}
 			if pooled {
 				req = queue.NextRequest{CollectorID: "col-a", Pool: "dc1", Capacity: queue.Capacity{MemoryBytes: 64 << 30, CPUs: 64, MaxJobs: 100}}
 				enq = func(in string) queue.EnqueueRequest { return queue.EnqueueRequest{IntegrationID: in, Pool: "dc1"} }
