@@ -73,12 +73,10 @@ type Engine interface {
 	ListContainers(ctx context.Context, labels map[string]string) ([]Container, error)
 	// ContainerStats takes one sample of a running container's usage.
 	ContainerStats(ctx context.Context, id string) (*Stats, error)
-	// RunHealthCheck runs the container's health check now where the
-	// engine runs them on demand (Podman), or reads the engine's last
-	// result where it schedules them itself (Docker), and returns the
-	// container's health (HealthStarting, HealthHealthy or
-	// HealthUnhealthy) with the last check's output. A container without
-	// a health check gives ErrNotFound.
+	// RunHealthCheck runs the container's health check now, whatever the
+	// engine's own schedule, and returns the container's health
+	// (HealthStarting, HealthHealthy or HealthUnhealthy) with the check's
+	// output. A container without a health check gives ErrNotFound.
 	RunHealthCheck(ctx context.Context, id string) (*Health, error)
 	// ReadLogs copies the container's logs as an operator asks for them:
 	// from a time, the last lines, following until ctx ends or the

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -302,8 +303,8 @@ func (e *Engine) ContainerStats(ctx context.Context, id string) (*engine.Stats, 
 	return out, nil
 }
 
-// RunHealthCheck returns the container's health as the engine last found
-// it: dockerd runs health checks on its own schedule. Podman's Docker API
+// RunHealthCheck runs the container's health check now (dockerd also runs
+// it on its own schedule, which this leaves alone). Podman's Docker API
 // has no such schedule without systemd, so there the check is run through
 // Podman's own API, as the Podman backend does.
 func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
@@ -331,6 +332,25 @@ func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health,
 		for _, l := range d.State.Health.Log {
 			st.Log = append(st.Log, struct{ Output string }{l.Output})
 		}
+		if d.State.Running {
+			// dockerd probes on its own schedule (every 30 s for the
+			// collector's containers, and API 1.41 has no faster start
+			// interval): run the check now, as Podman does, so an upgrade
+			// or a drain is seen in seconds. dockerd's own record is left
+			// to its schedule.
+			out, ok, err := e.execCheck(ctx, id, d.Config.Healthcheck)
+			if err != nil {
+				return nil, fmt.Errorf("health check of container %s: %w", id, err)
+			}
+			st.Log = append(st.Log, struct{ Output string }{out})
+			if ok {
+				st.Status = string(container.Healthy)
+			} else if st.Status == string(container.Healthy) {
+				// One failure does not make it unhealthy (retries), but it
+				// is not healthy now either.
+				st.Status = string(container.Starting)
+			}
+		}
 	}
 	h := &engine.Health{Status: st.Status, FailingStreak: st.FailingStreak}
 	if h.Status == "" {
@@ -340,6 +360,48 @@ func (e *Engine) RunHealthCheck(ctx context.Context, id string) (*engine.Health,
 		h.Output = st.Log[n-1].Output
 	}
 	return h, nil
+}
+
+// execCheck runs a health check's command in the running container now
+// and returns its output (bounded) and whether it passed.
+func (e *Engine) execCheck(ctx context.Context, id string, hc *container.HealthConfig) (string, bool, error) {
+	var cmd []string
+	switch hc.Test[0] {
+	case "CMD":
+		cmd = hc.Test[1:]
+	case "CMD-SHELL":
+		cmd = append([]string{"/bin/sh", "-c"}, hc.Test[1:]...)
+	default:
+		return "", false, fmt.Errorf("unknown health check form %q", hc.Test[0])
+	}
+	timeout := hc.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	x, err := e.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return "", false, mapErr(err, "exec in container "+id)
+	}
+	att, err := e.cli.ContainerExecAttach(ctx, x.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", false, mapErr(err, "exec in container "+id)
+	}
+	defer att.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(att.Reader, 64<<10)); err != nil && ctx.Err() == nil {
+		return "", false, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	out.Truncate(min(out.Len(), 4096)) // as much as dockerd keeps of a check's output
+	if ctx.Err() != nil {
+		return fmt.Sprintf("Health check exceeded timeout (%v)", timeout), false, nil
+	}
+	r, err := e.cli.ContainerExecInspect(ctx, x.ID)
+	if err != nil {
+		return "", false, mapErr(err, "exec in container "+id)
+	}
+	return out.String(), !r.Running && r.ExitCode == 0, nil
 }
 
 // dockerHealth is a health state as both APIs give it.

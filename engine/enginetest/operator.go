@@ -48,9 +48,18 @@ func (s *suite) testHealthCheck(t *testing.T) {
 		if got != c.want {
 			t.Errorf("health of a container checked with %v = %q, want %q", c.cmd, got, c.want)
 		}
-		ci, err := s.eng.InspectContainer(ctx, id)
-		if err != nil {
-			t.Fatal(err)
+		// Inspect gives the engine's own record, which follows its schedule
+		// (every second here).
+		var ci *engine.Container
+		for {
+			var err error
+			if ci, err = s.eng.InspectContainer(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if ci.Health == c.want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 		if !ci.HasHealthCheck || ci.Health != c.want {
 			t.Errorf("inspect: health check %v, health %q; want true, %q", ci.HasHealthCheck, ci.Health, c.want)
@@ -61,6 +70,18 @@ func (s *suite) testHealthCheck(t *testing.T) {
 		}
 		s.eng.StopContainer(ctx, id, 0)
 	}
+	// Run now, whatever the engine's schedule: a check due every 10
+	// minutes answers healthy at once (an upgrade waits on it).
+	sp := s.spec(uniq("health-now"), "sleep", "120")
+	sp.HealthCheck = &engine.HealthCheck{Command: []string{"echo", "now-well"}, Interval: 10 * time.Minute, Timeout: 5 * time.Second, StartPeriod: 10 * time.Minute, Retries: 3}
+	now := s.create(t, sp)
+	if err := s.eng.StartContainer(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.eng.RunHealthCheck(ctx, now); err != nil || h.Status != engine.HealthHealthy || !strings.Contains(h.Output, "now-well") {
+		t.Errorf("a check run now on a container checked every 10 min = %+v, %v; want healthy with its output", h, err)
+	}
+	s.eng.StopContainer(ctx, now, 0)
 	plain := s.create(t, s.spec(uniq("nohealth"), "sleep", "120"))
 	if err := s.eng.StartContainer(ctx, plain); err != nil {
 		t.Fatal(err)
