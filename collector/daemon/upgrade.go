@@ -204,6 +204,13 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 		u.mu.Unlock()
 		u.set(state, image, reason)
 	}
+	if d.successorRunning(ctx, image) {
+		// This daemon died after starting its successor and was restarted:
+		// the successor is taking over. Wait for it as before the crash.
+		log.Info("upgrade: the new daemon is running already; waiting for it to take over")
+		d.awaitTakeOver(ctx, from, image, fail)
+		return
+	}
 	log.Info("upgrade: verifying and pulling the new image")
 	u.set(api.UpgradePulling, image, "")
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -252,15 +259,29 @@ func (d *Daemon) upgrade(ctx context.Context, image string) {
 	if u.crash("successor") {
 		return
 	}
-	// The successor removes this daemon once the platform acknowledges
-	// it: this process ends then. Still here after the window, it failed.
+	d.awaitTakeOver(ctx, from, image, fail)
+}
+
+// awaitTakeOver waits for the successor to take over: it removes this
+// daemon once the platform acknowledges it, and this process ends then.
+// Still here after the window, the successor failed: it is removed and
+// the runner rolled back.
+func (d *Daemon) awaitTakeOver(ctx context.Context, from, image string, fail func(state, reason string)) {
 	select {
 	case <-ctx.Done():
 		return
 	case <-time.After(d.Upgrades.window()):
 	}
-	d.removeQuietly(ctx, spec.Name)
+	d.removeQuietly(ctx, SuccessorName(d.cfg))
 	d.rollBack(ctx, from, image, fmt.Sprintf("daemon: the new daemon did not take over within %v", d.Upgrades.window()), fail)
+}
+
+// successorRunning says whether a successor daemon on image runs.
+func (d *Daemon) successorRunning(ctx context.Context, image string) bool {
+	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
+	defer cancel()
+	c, err := d.Upgrades.Engine.InspectContainer(ctx, SuccessorName(d.cfg))
+	return err == nil && c.Running && c.Image == image
 }
 
 // withImage is the config with another image.

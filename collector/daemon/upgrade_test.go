@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -372,11 +373,23 @@ func TestUpgradeCrashAtEachStep(t *testing.T) {
 			}
 			ctx, kill := context.WithCancel(t.Context())
 			defer kill()
-			if e.image("collector-daemon-next") == "" {
-				// No successor running: the platform still asks, it upgrades again.
-				restarted.Upgrades.Window = time.Minute
-				restarted.maybeUpgrade(ctx, imgNew)
-				waitFor(t, func() bool { return e.image("collector-daemon-next") == imgNew })
+			// The platform still asks: with no successor running it upgrades
+			// again; with one running it waits for it, touching nothing.
+			succRunning := e.image("collector-daemon-next") != ""
+			e.mu.Lock()
+			before := len(e.events)
+			e.mu.Unlock()
+			restarted.Upgrades.Window = time.Minute
+			restarted.maybeUpgrade(ctx, imgNew)
+			waitFor(t, func() bool { return e.image("collector-daemon-next") == imgNew })
+			if succRunning {
+				time.Sleep(50 * time.Millisecond) // what it would do, it does at once
+				e.mu.Lock()
+				after := slices.Clone(e.events[before:])
+				e.mu.Unlock()
+				if len(after) != 0 {
+					t.Errorf("the restarted old daemon acted beside its running successor: %q", after)
+				}
 			}
 			succ := upgradeDaemon(t, e, refusing{}, imgNew)
 			if at == "successor-mid-take-over" {
