@@ -106,8 +106,32 @@ func RunDaemon(ctx context.Context, e Env) error {
 		if s := env.Get(daemon.StepsEnv); s != "" {
 			d.Upgrades.Steps = strings.Split(s, ",")
 		}
+		if step := env.Get(env.TestCrashAt); step != "" {
+			d.Upgrades.CrashAt = crashOnce(e.Log, e.Engine, cfg.DaemonName(), step)
+		}
 	}
 	return d.Run(ctx)
+}
+
+// crashOnce is a test image's crash (env.TestCrashAt): the process exits
+// at step, without a word to anyone, unless the engine restarted its
+// container already (the restarted daemon goes on). The daemon has no
+// writable directory that outlives a restart: the restart count is the
+// marker.
+func crashOnce(log *slog.Logger, eng engine.Engine, self, step string) func(string) bool {
+	return func(at string) bool {
+		if at != step {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := eng.InspectContainer(ctx, self); err != nil || c.RestartCount > 0 {
+			return false
+		}
+		log.Warn("test crash: exiting at an upgrade step", "step", step, "env", env.TestCrashAt)
+		os.Exit(137)
+		return true
+	}
 }
 
 // RunRunner runs the runner role until ctx ends.

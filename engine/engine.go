@@ -307,6 +307,8 @@ type Container struct {
 	StartedAt      time.Time
 	FinishedAt     time.Time
 	Restart        RestartPolicy
+	// RestartCount counts the engine's restarts of it by its policy.
+	RestartCount int
 	MemoryLimit    int64
 	Ulimits        []Ulimit
 	ReadOnlyRootfs bool

@@ -8,6 +8,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/env"
 )
 
@@ -61,7 +63,15 @@ func (p *platformProc) auditOf(t *testing.T, target string) []api.AuditEntry {
 
 func TestUpgradePodman(t *testing.T) {
 	need(t)
-	k := podmanKit(t)
+	testUpgrade(t, podmanKit(t))
+}
+
+func TestUpgradeDocker(t *testing.T) {
+	need(t)
+	testUpgrade(t, dockerKit(t))
+}
+
+func testUpgrade(t *testing.T, k *kit) {
 	p := startPlatform(t)
 	h := installHost(t, p, k, map[string]string{env.UpgradeWindow: "45s"})
 	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
@@ -165,7 +175,8 @@ func TestUpgradePodman(t *testing.T) {
 			t.Errorf("a job after the upgrade: %+v", j)
 		}
 		// Healthy, as `podman ps` shows once the check has run (no
-		// systemd timer runs it here: run it as the timer would).
+		// systemd timer runs it here: run it as the timer would; dockerd
+		// runs it on its own).
 		for _, n := range []string{"collector-daemon", "collector-runner"} {
 			waitFor(t, n+" healthy", time.Minute, func() bool {
 				h, err := h.eng.RunHealthCheck(ctx, n)
@@ -257,6 +268,68 @@ func TestUpgradePodman(t *testing.T) {
 			gap.Round(time.Millisecond), time.Since(asked).Round(time.Millisecond))
 		if gap > 10*time.Second {
 			t.Errorf("no runner ran for %v, want at most 10 s", gap)
+		}
+	})
+
+	// The daemon dies (exit 137, no clean-up) at each step of an upgrade:
+	// after the pull, after the drain, after the runner's replacement, and
+	// while both daemons exist. The engine's restart policy brings it back;
+	// the platform still asks; the collector ends on the new version, with
+	// no second daemon left, and runs a job. Each crashing image (its
+	// daemon dies in the upgrade away from it, once) is the target of the
+	// upgrade before.
+	t.Run("DaemonKilledAtEachStep", func(t *testing.T) {
+		if v2Digest == "" {
+			t.Skip("needs the upgrade to v2")
+		}
+		steps := []string{"pulled", "drained", "runner", "successor"}
+		var chain []string
+		for _, st := range steps {
+			chain = append(chain, collectorVariant(t, repo, "e2e-crash-"+st, true,
+				`LABEL org.opencontainers.image.version="e2e-crash-`+st+`"`, `ENV `+env.TestCrashAt+`=`+st))
+		}
+		chain = append(chain, collectorVariant(t, repo, "e2e-v6", true, `LABEL org.opencontainers.image.version="e2e-v6"`))
+		for i, ref := range chain {
+			crashed := ""
+			if i > 0 {
+				crashed = steps[i-1]
+			}
+			asked := time.Now()
+			res, err := upgrade(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The crash shows as the engine's restart of the old daemon
+			// (its container goes when the new daemon takes over).
+			restarted := false
+			for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+				if c, err := h.eng.InspectContainer(ctx, "collector-daemon"); err == nil && c.RestartCount > 0 {
+					restarted = true
+				}
+				d, r := images()
+				_, err := h.eng.InspectContainer(ctx, "collector-daemon-next")
+				if d == res.Image && r == res.Image && errors.Is(err, engine.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("both containers not on %s within 4 min", res.Version)
+				}
+			}
+			waitFor(t, "the platform sees "+res.Version, time.Minute, func() bool {
+				c := p.collector(t, h.id)
+				return c.LastHeartbeat != nil && c.LastHeartbeat.Image == res.Image && c.DesiredImage == ""
+			})
+			if crashed == "" {
+				continue
+			}
+			if !restarted {
+				t.Errorf("the daemon was not seen restarted after dying at %q", crashed)
+			}
+			t.Logf("daemon killed at %q: the collector recovered to %s in %v", crashed, res.Version, time.Since(asked).Round(time.Millisecond))
+		}
+		id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 2, "prefix": "crashes-", "token": "e2e-upgrade-secret"})
+		if j := p.waitJob(t, p.runJob(t, id).ID, 2*time.Minute); j.State != api.JobSucceeded || j.Attempt != 1 {
+			t.Errorf("a job after the crashes: %+v", j)
 		}
 	})
 

@@ -62,9 +62,9 @@ type Upgrades struct {
 	status   *api.UpgradeStatus
 	busy     bool
 	tookOver bool // a successor's take-over is done
-	// crashAt, in tests, ends the upgrade at a step as a crash would
+	// CrashAt, in tests, ends the upgrade at a step as a crash would
 	// (nothing more done, nothing cleaned up).
-	crashAt func(step string) bool
+	CrashAt func(step string) bool
 	failed  map[string]bool // images refused or rolled back since start
 	wg      sync.WaitGroup
 }
@@ -107,7 +107,7 @@ func (u *Upgrades) Status() *api.UpgradeStatus {
 	return &s
 }
 
-func (u *Upgrades) crash(step string) bool { return u.crashAt != nil && u.crashAt(step) }
+func (u *Upgrades) crash(step string) bool { return u.CrashAt != nil && u.CrashAt(step) }
 
 // pendingTakeOver says whether this daemon is a successor that has not
 // taken the canonical name over yet.

@@ -358,7 +358,7 @@ func TestUpgradeCrashAtEachStep(t *testing.T) {
 			if at == "successor-mid-take-over" {
 				crashStep = "successor"
 			}
-			d.Upgrades.crashAt = func(step string) bool { return step == crashStep }
+			d.Upgrades.CrashAt = func(step string) bool { return step == crashStep }
 			d.maybeUpgrade(t.Context(), imgNew)
 			d.Upgrades.wg.Wait() // died there
 

@@ -197,7 +197,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 	if err != nil {
 		return nil, mapErr(err, "inspect container "+id)
 	}
-	out := &engine.Container{ID: d.ID, Name: strings.TrimPrefix(d.Name, "/"), ImageID: d.Image}
+	out := &engine.Container{ID: d.ID, Name: strings.TrimPrefix(d.Name, "/"), ImageID: d.Image, RestartCount: d.RestartCount}
 	if d.Config != nil {
 		out.Image = d.Config.Image
 		out.Labels = d.Config.Labels

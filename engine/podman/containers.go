@@ -244,6 +244,8 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*engine.Conta
 		Name:    d.Name,
 		Image:   d.ImageName,
 		ImageID: d.Image,
+		// RestartCount counts the policy's restarts.
+		RestartCount: int(d.RestartCount),
 	}
 	if d.Config != nil {
 		out.Labels = d.Config.Labels

@@ -46,6 +46,11 @@ const (
 	// TestUnhealthy, in a test image's environment, makes its health
 	// check fail: the e2e suite's image that must be rolled back.
 	TestUnhealthy = "COLLECTOR_TEST_UNHEALTHY"
+	// TestCrashAt, in a test image's environment, makes its daemon exit
+	// at once (as a kill -9 would leave things) at that step of an
+	// upgrade ("pulled", "drained", "runner", "successor"), once: the
+	// engine's restart of its container spares the restarted daemon.
+	TestCrashAt = "COLLECTOR_TEST_CRASH_AT"
 	// UpgradeSuccessor (its image) and UpgradeSteps (the steps taken
 	// before it) are in the environment of an upgrade's new daemon.
 	UpgradeSuccessor = "COLLECTOR_UPGRADE_SUCCESSOR"
