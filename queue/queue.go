@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -18,12 +19,13 @@ import (
 type Queue interface {
 	// Enqueue adds a queued job for req.IntegrationID on its target's queue:
 	// one collector's, or a pool's (any member may lease it). If the
-	// integration already has a job queued, leased or running, wherever it
-	// is, no job is added: Enqueue returns that job and existed = true.
+	// integration already has a job of req.Mode queued, leased or running,
+	// wherever it is, no job is added: Enqueue returns that job and
+	// existed = true.
 	Enqueue(ctx context.Context, req EnqueueRequest) (job *Job, existed bool, err error)
 
-	// Next leases the oldest queued job of req.CollectorID, or of its pool
-	// req.Pool, that fits beside what the collector already runs (see
+	// Next leases the oldest queued job (validations first) of
+	// req.CollectorID, or of its pool req.Pool, that fits beside what the collector already runs (see
 	// NextRequest: predicted memory and CPU against its capacity, at most
 	// MaxJobs at once), waiting up to req.Wait for one. A pool job goes to
 	// the least loaded waiting member it fits on (a member that is not
@@ -197,6 +199,70 @@ type Job struct {
 	PeakCPUPercent float64
 	// RequestedBy says who enqueued the job, e.g. RequestedByScheduler.
 	RequestedBy string
+	// Mode is what the job does: ModeCollect, or ModeValidate (the
+	// integration checks its access and ingests nothing).
+	Mode Mode
+	// Outcome is a finished validation's result, as the runner reported
+	// it (the integration's result line, JSON); empty otherwise.
+	Outcome string
+}
+
+// Mode is what a job asks of its integration.
+type Mode string
+
+// The modes of a job. A validation is leased before any collection queued
+// for the same collector or pool, gets one attempt (asked for now, it is
+// not worth running later), and never feeds the integration's predicted
+// peaks. An integration has at most one active job per mode: a validation
+// may run beside its collection.
+const (
+	ModeCollect  Mode = ""
+	ModeValidate Mode = "validate"
+)
+
+// Valid reports whether m is a known mode.
+func (m Mode) Valid() bool { return m == ModeCollect || m == ModeValidate }
+
+// MaxOutcomeBytes bounds a validation's stored outcome.
+const MaxOutcomeBytes = 64 << 10
+
+// Attempts is a job's attempts in mode m, collections having max.
+func (m Mode) Attempts(max int) int {
+	if m == ModeValidate {
+		return 1
+	}
+	return max
+}
+
+// Priority orders the queued jobs of a queue: the highest is leased first.
+func (m Mode) Priority() int {
+	if m == ModeValidate {
+		return 1
+	}
+	return 0
+}
+
+// CheckEnqueue checks what every backend's Enqueue requires.
+func CheckEnqueue(req EnqueueRequest) error {
+	if req.IntegrationID == "" || !(Target{CollectorID: req.CollectorID, Pool: req.Pool}).Valid() {
+		return errors.New("enqueue: an integration ID and one target (a collector ID or a pool) are required")
+	}
+	if !req.Mode.Valid() {
+		return fmt.Errorf("enqueue: unknown job mode %q", req.Mode)
+	}
+	return nil
+}
+
+// ClipOutcome is what a backend stores of a finishing job's outcome:
+// nothing for a collection, at most MaxOutcomeBytes of a validation's.
+func ClipOutcome(j *Job, outcome string) string {
+	if j.Mode != ModeValidate {
+		return ""
+	}
+	if len(outcome) > MaxOutcomeBytes {
+		outcome = strings.ToValidUTF8(outcome[:MaxOutcomeBytes], "")
+	}
+	return outcome
 }
 
 // EnqueueRequest asks for a job.
@@ -209,6 +275,8 @@ type EnqueueRequest struct {
 	Pool        string
 	// RequestedBy says who asked, e.g. RequestedByScheduler.
 	RequestedBy string
+	// Mode is the job's mode (ModeCollect when empty).
+	Mode Mode
 }
 
 // Target is where an integration's jobs go: one collector, or a pool.
@@ -278,6 +346,8 @@ type Result struct {
 	// OOMKilled: the engine killed the container at its memory limit. The
 	// integration's next prediction is the limit itself.
 	OOMKilled bool
+	// Outcome is a validation's result (at most MaxOutcomeBytes).
+	Outcome string
 }
 
 // Filter selects jobs for List. Zero fields do not filter.

@@ -21,8 +21,8 @@ import (
 // other processes by the same statement (pg_notify, sent at its commit).
 func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
 	to := queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}
-	if req.IntegrationID == "" || !to.Valid() {
-		return nil, false, errors.New("enqueue: an integration ID and one target (a collector ID or a pool) are required")
+	if err := queue.CheckEnqueue(req); err != nil {
+		return nil, false, err
 	}
 	if q.isClosed() {
 		return nil, false, queue.ErrClosed
@@ -32,7 +32,8 @@ func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.J
 	for range 10 {
 		job, err := scanJob(q.pool.QueryRow(ctx, insertJobSQL, pgx.NamedArgs{
 			"id": ids.Job(), "integration": req.IntegrationID, "collector": req.CollectorID, "pool": req.Pool,
-			"max_attempts": q.cfg.MaxAttempts, "now": q.now(), "requested_by": req.RequestedBy,
+			"max_attempts": req.Mode.Attempts(q.cfg.MaxAttempts), "now": q.now(), "requested_by": req.RequestedBy,
+			"mode": string(req.Mode), "priority": req.Mode.Priority(),
 			"channel": Channel, "payload": q.sender + " " + payloadKey(to),
 		}), nil)
 		if err == nil {
@@ -42,7 +43,7 @@ func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.J
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
 		}
-		job, err = scanJob(q.pool.QueryRow(ctx, activeJobSQL, pgx.NamedArgs{"integration": req.IntegrationID}))
+		job, err = scanJob(q.pool.QueryRow(ctx, activeJobSQL, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
 		if err == nil {
 			return job, true, nil
 		}
@@ -475,6 +476,8 @@ func (q *Queue) Finish(ctx context.Context, jobID, leaseID string, res queue.Res
 		"state": string(state), "exit_code": res.ExitCode, "error": res.Error,
 		"peak_mem": res.PeakMemoryBytes, "peak_cpu": res.PeakCPUPercent,
 		"record": false, "sample_mem": int64(0), "sample_cpu": 0.0, "keep": q.cfg.PeakSamples,
+		// Kept for a validation only (the statement knows the mode).
+		"outcome": queue.ClipOutcome(&queue.Job{Mode: queue.ModeValidate}, res.Outcome),
 	}
 	switch {
 	case res.OOMKilled && q.cfg.LimitMemoryBytes > 0:
@@ -649,16 +652,16 @@ func (q *Queue) Depth(ctx context.Context) (map[queue.State]int, error) {
 // scanJob reads jobColumns, then into extra (nil skips a column).
 func scanJob(s pgx.Row, extra ...any) (*queue.Job, error) {
 	var j queue.Job
-	var state string
+	var state, mode string
 	var leaseExp, started, finished *time.Time
 	var created time.Time
 	dest := []any{&j.ID, &j.IntegrationID, &j.CollectorID, &state, &j.Attempt, &j.MaxAttempts,
 		&j.LeaseID, &leaseExp, &created, &started, &finished,
-		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy, &j.Pool}
+		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy, &j.Pool, &mode, &j.Outcome}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
-	j.State = queue.State(state)
+	j.State, j.Mode = queue.State(state), queue.Mode(mode)
 	j.LeaseExpiresAt = utc(leaseExp)
 	j.CreatedAt = created.UTC()
 	j.StartedAt = utc(started)

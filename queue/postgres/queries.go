@@ -8,7 +8,7 @@ import "fmt"
 
 const jobColumns = `id, integration_id, collector_id, state, attempt, max_attempts,
 	lease_id, lease_expires_at, created_at, started_at, finished_at,
-	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool`
+	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool, mode, outcome`
 
 // Admission, as in queue/sqlite. A job's predicted memory is its
 // integration's recent peak (else @def_mem), never above @lim_mem (0:
@@ -44,15 +44,15 @@ var (
 	// ownSQL and poolSQL select the oldest fitting job of the collector's
 	// own queue and of its pool's; %[1]s is the young-jobs switch (an SQL
 	// boolean), %[2]s a locking clause or nothing.
-	ownSQL = `SELECT j.seq, j.created_at FROM queue_jobs AS j
+	ownSQL = `SELECT j.seq, j.priority, j.created_at FROM queue_jobs AS j
 			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id CROSS JOIN used
 			WHERE j.state = 'queued' AND j.collector_id = @collector::text AND ` + fits + `
-			ORDER BY j.created_at, j.seq LIMIT 1 %[2]s`
-	poolSQL = `SELECT j.seq, j.created_at FROM queue_jobs AS j
+			ORDER BY j.priority DESC, j.created_at, j.seq LIMIT 1 %[2]s`
+	poolSQL = `SELECT j.seq, j.priority, j.created_at FROM queue_jobs AS j
 			LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id CROSS JOIN used
 			WHERE @pool::text <> '' AND j.state = 'queued' AND j.pool = @pool::text AND j.collector_id = ''
 			  AND (j.created_at <= @handoff::timestamptz OR %[1]s) AND ` + fits + `
-			ORDER BY j.created_at, j.seq LIMIT 1 %[2]s`
+			ORDER BY j.priority DESC, j.created_at, j.seq LIMIT 1 %[2]s`
 
 	// expiredSQL: has any lease passed at @now.
 	expiredSQL = `EXISTS (SELECT 1 FROM queue_jobs WHERE state IN ('leased','running') AND lease_expires_at <= @now::timestamptz)`
@@ -80,7 +80,7 @@ var (
 		own AS (` + fmt.Sprintf(ownSQL, "", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pooled AS (` + fmt.Sprintf(poolSQL, "@young::boolean", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pick AS (SELECT seq FROM (SELECT * FROM own UNION ALL SELECT * FROM pooled) AS c
-			ORDER BY created_at, seq LIMIT 1)
+			ORDER BY priority DESC, created_at, seq LIMIT 1)
 		UPDATE queue_jobs SET state = 'leased', lease_id = @lease_id::text,
 			lease_expires_at = @expires::timestamptz, collector_id = @collector::text
 		WHERE seq = (SELECT seq FROM pick) AND state = 'queued'
@@ -128,16 +128,16 @@ const (
 	// active jobs already holds the integration, and tells the other
 	// processes (@payload on @channel, delivered at commit).
 	insertJobSQL = `WITH ins AS (
-			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by)
+			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by, mode, priority)
 			VALUES (@id::text, @integration::text, @collector::text, @pool::text, 'queued', 1, @max_attempts::integer,
-				@now::timestamptz, @requested_by::text)
+				@now::timestamptz, @requested_by::text, @mode::text, @priority::integer)
 			ON CONFLICT DO NOTHING
 			RETURNING ` + jobColumns + `)
 		SELECT ` + jobColumns + `, pg_notify(@channel::text, @payload::text) FROM ins`
 
-	// activeJobSQL: the active job of @integration.
+	// activeJobSQL: the active job of @integration in @mode.
 	activeJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs
-		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`
+		WHERE integration_id = @integration::text AND mode = @mode::text AND state IN ('queued','leased','running')`
 
 	getJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs WHERE id = $1`
 
@@ -186,7 +186,8 @@ const (
 )
 
 var (
-	// finishSQL records the outcome and, when @record, adds the samples
+	// finishSQL records the outcome (a validation's @outcome too) and,
+	// when @record and the job collects, adds the samples
 	// @sample_mem and @sample_cpu (cores; zero: not measured, not added)
 	// to the integration's last @keep and stores their maxima, which Next
 	// counts against a collector's capacity. The lease ID stays, as a
@@ -194,7 +195,8 @@ var (
 	finishSQL = `WITH done AS (
 			UPDATE queue_jobs SET state = @state::text, finished_at = @now::timestamptz, lease_expires_at = NULL,
 				exit_code = @exit_code::integer, error = @error::text,
-				peak_memory_bytes = @peak_mem::bigint, peak_cpu_percent = @peak_cpu::float8
+				peak_memory_bytes = @peak_mem::bigint, peak_cpu_percent = @peak_cpu::float8,
+				outcome = CASE WHEN mode = 'validate' THEN @outcome::text ELSE '' END
 			WHERE ` + leaseHeld + `
 			RETURNING ` + jobColumns + `),
 		peak AS (
@@ -204,7 +206,7 @@ var (
 				greatest(@sample_mem::bigint, 0),
 				CASE WHEN @sample_cpu::float8 > 0 THEN ARRAY[@sample_cpu::float8] ELSE '{}'::float8[] END,
 				greatest(@sample_cpu::float8, 0)
-			FROM done WHERE @record::boolean
+			FROM done WHERE @record::boolean AND done.mode = ''
 			ON CONFLICT (integration_id) DO UPDATE SET
 				recent = ` + lastSamples("recent") + `,
 				peak_memory_bytes = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent") + `) AS v),

@@ -66,6 +66,24 @@ CREATE TABLE queue_integration_peaks (
 	peak_cpu          double precision NOT NULL DEFAULT 0
 );
 `,
+	2: `
+-- Validations: a job's mode ('' collects, 'validate' checks access), its
+-- priority (validations are leased first) and a validation's outcome.
+ALTER TABLE queue_jobs ADD COLUMN mode text NOT NULL DEFAULT '' CHECK (mode IN ('','validate'));
+ALTER TABLE queue_jobs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE queue_jobs ADD COLUMN outcome text NOT NULL DEFAULT '';
+-- Dedupe: one active job per integration and mode.
+DROP INDEX queue_jobs_active_integration;
+CREATE UNIQUE INDEX queue_jobs_active_integration ON queue_jobs(integration_id, mode)
+	WHERE state IN ('queued','leased','running');
+-- Next: the highest priority, then the oldest, queued job.
+DROP INDEX queue_jobs_next;
+CREATE INDEX queue_jobs_next ON queue_jobs(collector_id, priority DESC, created_at, seq)
+	WHERE state = 'queued';
+DROP INDEX queue_jobs_next_pool;
+CREATE INDEX queue_jobs_next_pool ON queue_jobs(pool, priority DESC, created_at, seq)
+	WHERE state = 'queued' AND collector_id = '';
+`,
 }
 
 // migrate brings the queue_ tables to the latest version, in one

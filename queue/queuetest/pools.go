@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +279,82 @@ func testOOMLearned(t *testing.T, newQueue NewQueueFunc) {
 	if n, err := q.Need(ctx, "int-huge"); err != nil || n.MemoryBytes != 512*mib {
 		t.Fatalf("Need of a run above the limit = %+v, %v; want the 512 MiB limit", n, err)
 	}
+}
+
+// testValidation: a validation is queued beside its integration's
+// collection (one active job per mode), leased before the older
+// collections of its queue and of its pool, has one attempt, keeps its
+// outcome (bounded), and never teaches the integration's peaks.
+func testValidation(t *testing.T, newQueue NewQueueFunc) {
+	cfg := Config()
+	cfg.DefaultPeakMemoryBytes = 64 * mib
+	b := newQueue(t, cfg)
+	q := b.Queue
+	ctx := ctxT(t)
+	older := enqueue(t, q, "int-other", "col-a")
+	collect := enqueue(t, q, "int-v", "col-a")
+	val, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-v", CollectorID: "col-a", Mode: queue.ModeValidate, RequestedBy: "admin"})
+	if err != nil || existed || val.Mode != queue.ModeValidate || val.ID == collect.ID {
+		t.Fatalf("Enqueue(validate) beside a queued collection = %s, existed %v, %v; want a new validation", describe(val), existed, err)
+	}
+	if val.MaxAttempts != 1 {
+		t.Errorf("a validation has %d attempts, want 1", val.MaxAttempts)
+	}
+	again, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-v", CollectorID: "col-a", Mode: queue.ModeValidate})
+	if err != nil || !existed || again.ID != val.ID {
+		t.Fatalf("a second validation = %s, existed %v, %v; want the first", describe(again), existed, err)
+	}
+	if _, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-v", CollectorID: "col-a", Mode: "bogus"}); err == nil {
+		t.Error("Enqueue with an unknown mode succeeded")
+	}
+	if g := get(t, q, collect.ID); g.Mode != queue.ModeCollect {
+		t.Errorf("the collection's mode = %q", g.Mode)
+	}
+	first := next(t, q, req("col-a"))
+	if first.ID != val.ID {
+		t.Fatalf("Next leased %s first, want the validation %s (before %s and %s)", first.ID, val.ID, older.ID, collect.ID)
+	}
+	if second := next(t, q, req("col-a")); second.ID != older.ID {
+		t.Errorf("then Next leased %s, want the oldest collection %s", second.ID, older.ID)
+	}
+	long := strings.Repeat("x", queue.MaxOutcomeBytes+100)
+	done, err := q.Finish(ctx, first.ID, first.LeaseID, queue.Result{Succeeded: true, PeakMemoryBytes: 900 * mib, Outcome: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Outcome != long[:queue.MaxOutcomeBytes] || get(t, q, first.ID).Outcome != done.Outcome {
+		t.Errorf("the stored outcome is %d bytes, want the first %d", len(get(t, q, first.ID).Outcome), queue.MaxOutcomeBytes)
+	}
+	if n, err := q.Need(ctx, "int-v"); err != nil || n.Known || n.MemoryBytes != 64*mib {
+		t.Errorf("Need after a validation = %+v, %v; want the default (a validation teaches nothing)", n, err)
+	}
+	// A collection's outcome is not kept.
+	c := next(t, q, req("col-a"))
+	if c.ID != collect.ID {
+		t.Fatalf("Next leased %s, want %s", c.ID, collect.ID)
+	}
+	if f, err := q.Finish(ctx, c.ID, c.LeaseID, queue.Result{Succeeded: true, Outcome: "{}"}); err != nil || f.Outcome != "" {
+		t.Errorf("a collection's outcome = %q, %v; want none kept", f.Outcome, err)
+	}
+
+	// In a pool: a validation goes before an older pool job, and a lost
+	// lease makes it dead at once.
+	old, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-p", Pool: "pool-v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-p", Pool: "pool-v", Mode: queue.ModeValidate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Advance(cfg.PoolHandoff + time.Second) // both past the hand-off: any member takes them
+	l := next(t, q, queue.NextRequest{CollectorID: "col-p", Pool: "pool-v"})
+	if l.ID != pv.ID {
+		t.Fatalf("a pool member leased %s first, want the validation %s (before %s)", l.ID, pv.ID, old.ID)
+	}
+	b.Advance(pastTTL(cfg))
+	if _, err := q.ExpireLeases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, get(t, q, pv.ID), queue.StateDead)
 }

@@ -118,6 +118,7 @@ func Run(t *testing.T, newQueue NewQueueFunc) {
 		{"PoolFairness", testPoolFairness},
 		{"PoolLeastLoaded", testPoolLeastLoaded},
 		{"OOMLearned", testOOMLearned},
+		{"Validation", testValidation},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newQueue) })

@@ -462,16 +462,16 @@ func (q *Queue) Depth(ctx context.Context) (map[queue.State]int, error) {
 
 func scanJob(s interface{ Scan(...any) error }) (*queue.Job, error) {
 	var j queue.Job
-	var state string
+	var state, mode string
 	var leaseExp, started, finished sql.NullInt64
 	var created int64
 	err := s.Scan(&j.ID, &j.IntegrationID, &j.CollectorID, &state, &j.Attempt, &j.MaxAttempts,
 		&j.LeaseID, &leaseExp, &created, &started, &finished,
-		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy, &j.Pool)
+		&j.ExitCode, &j.Error, &j.PeakMemoryBytes, &j.PeakCPUPercent, &j.RequestedBy, &j.Pool, &mode, &j.Outcome)
 	if err != nil {
 		return nil, err
 	}
-	j.State = queue.State(state)
+	j.State, j.Mode = queue.State(state), queue.Mode(mode)
 	j.LeaseExpiresAt = fromNanos(leaseExp)
 	j.CreatedAt = time.Unix(0, created).UTC()
 	j.StartedAt = fromNanos(started)

@@ -52,15 +52,16 @@ func (t *Tx) Now() time.Time { return t.q.now() }
 
 // Enqueue is queue.Queue's Enqueue inside t.
 func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
-	if req.IntegrationID == "" || !(queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}).Valid() {
-		return nil, false, errors.New("enqueue: an integration ID and one target (a collector ID or a pool) are required")
+	if err := queue.CheckEnqueue(req); err != nil {
+		return nil, false, err
 	}
+	attempts, priority := req.Mode.Attempts(t.q.cfg.MaxAttempts), req.Mode.Priority()
 	job, err := scanJob(t.w.QueryRowContext(ctx, insertJobSQL,
-		ids.Job(), req.IntegrationID, req.CollectorID, t.q.cfg.MaxAttempts, t.q.now().UnixNano(), req.RequestedBy, req.Pool))
+		ids.Job(), req.IntegrationID, req.CollectorID, attempts, t.q.now().UnixNano(), req.RequestedBy, req.Pool, string(req.Mode), priority))
 	existed := false
 	if errors.Is(err, sql.ErrNoRows) {
 		existed = true
-		job, err = scanJob(t.w.QueryRowContext(ctx, activeJobSQL, req.IntegrationID))
+		job, err = scanJob(t.w.QueryRowContext(ctx, activeJobSQL, req.IntegrationID, string(req.Mode)))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
@@ -150,11 +151,13 @@ func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result
 		state = queue.StateSucceeded
 	}
 	done, err := scanJob(t.w.QueryRowContext(ctx, finishSQL,
-		string(state), t.q.now().UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, j.ID))
+		string(state), t.q.now().UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, queue.ClipOutcome(j, res.Outcome), j.ID))
 	if err != nil {
 		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
 	}
 	switch {
+	case j.Mode == queue.ModeValidate:
+		// A validation's use says nothing of a collection's.
 	case res.OOMKilled && t.q.cfg.LimitMemoryBytes > 0:
 		// Killed at its limit: it needs all of it (at least) next time.
 		if err := recordPeak(ctx, t.w, j.IntegrationID, t.q.cfg.LimitMemoryBytes, res.PeakCPUPercent/100, t.q.cfg.PeakSamples); err != nil {

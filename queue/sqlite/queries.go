@@ -60,7 +60,8 @@ var (
 // the pool: collector_id ”; one enqueued before ?13, or any when ?14 says
 // ?3 is the least loaded waiting member), that fits: ?5 free memory
 // measured by the collector (0: unknown), ?10 memory and ?11 CPUs of
-// capacity (0: unknown), ?12 jobs at most (0: no limit). Oldest first.
+// capacity (0: unknown), ?12 jobs at most (0: no limit). The highest
+// priority first (validations), then the oldest.
 const (
 	needMem = `(CASE WHEN ?7 > 0 THEN min(coalesce(nullif(%[1]s.peak_memory_bytes, 0), ?6), ?7) ELSE coalesce(nullif(%[1]s.peak_memory_bytes, 0), ?6) END)`
 	needCPU = `(CASE WHEN ?9 > 0 THEN min(coalesce(nullif(%[1]s.peak_cpu, 0), ?8), ?9) ELSE coalesce(nullif(%[1]s.peak_cpu, 0), ?8) END)`
@@ -80,17 +81,17 @@ var (
 	// candidateSQL takes the young pool jobs when young (an SQL boolean)
 	// says so.
 	candidateSQL = `SELECT seq FROM (
-			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next
+			SELECT * FROM (SELECT j.seq, j.priority, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next
 				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
 				WHERE j.state = 'queued' AND j.collector_id = ?3 AND ` + fits + `
-				ORDER BY j.created_at, j.seq LIMIT 1)
+				ORDER BY j.priority DESC, j.created_at, j.seq LIMIT 1)
 			UNION ALL
-			SELECT * FROM (SELECT j.seq, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next_pool
+			SELECT * FROM (SELECT j.seq, j.priority, j.created_at FROM queue_jobs AS j INDEXED BY queue_jobs_next_pool
 				LEFT JOIN queue_integration_peaks AS p ON p.integration_id = j.integration_id, used
 				WHERE ?4 != '' AND j.state = 'queued' AND j.pool = ?4 AND j.collector_id = ''
 				  AND (j.created_at <= ?13 OR %[1]s) AND ` + fits + `
-				ORDER BY j.created_at, j.seq LIMIT 1))
-		ORDER BY created_at, seq LIMIT 1`
+				ORDER BY j.priority DESC, j.created_at, j.seq LIMIT 1))
+		ORDER BY priority DESC, created_at, seq LIMIT 1`
 
 	// candidate is candidateSQL with its young-jobs switch.
 	candidate = func(young string) string { return fmt.Sprintf(candidateSQL, young) }
@@ -111,21 +112,22 @@ var (
 
 const jobColumns = `id, integration_id, collector_id, state, attempt, max_attempts,
 	lease_id, lease_expires_at, created_at, started_at, finished_at,
-	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool`
+	exit_code, error, peak_memory_bytes, peak_cpu_percent, requested_by, pool, mode, outcome`
 
 const (
 	// insertJobSQL: id, integration, collector, max attempts, created at,
-	// requested by. The INSERT does nothing when the partial unique index on
-	// active jobs already holds the integration.
+	// requested by, pool, mode, priority. The INSERT does nothing when the
+	// partial unique index on active jobs already holds the integration
+	// in that mode.
 	insertJobSQL = `
-		INSERT INTO queue_jobs (id, integration_id, collector_id, state, attempt, max_attempts, created_at, requested_by, pool)
-		VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?)
+		INSERT INTO queue_jobs (id, integration_id, collector_id, state, attempt, max_attempts, created_at, requested_by, pool, mode, priority)
+		VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING
 		RETURNING ` + jobColumns
 
-	// activeJobSQL: integration.
+	// activeJobSQL: integration, mode.
 	activeJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs
-		WHERE integration_id = ? AND state IN ('queued','leased','running')`
+		WHERE integration_id = ? AND mode = ? AND state IN ('queued','leased','running')`
 
 	// getJobSQL: job ID.
 	getJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs WHERE id = ?`
@@ -138,10 +140,10 @@ const (
 		WHERE id = ? RETURNING ` + jobColumns
 
 	// finishSQL: state, finished at, exit code, error, peak memory, peak CPU,
-	// job ID. The lease ID stays, as a record of who finished it.
+	// outcome, job ID. The lease ID stays, as a record of who finished it.
 	finishSQL = `UPDATE queue_jobs SET
 			state = ?, finished_at = ?, lease_expires_at = NULL, exit_code = ?, error = ?,
-			peak_memory_bytes = ?, peak_cpu_percent = ?
+			peak_memory_bytes = ?, peak_cpu_percent = ?, outcome = ?
 		WHERE id = ? RETURNING ` + jobColumns
 
 	// cancelSQL: finished at, reason, job ID. Clearing lease_id voids the
