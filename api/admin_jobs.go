@@ -16,6 +16,9 @@ const (
 	PathJobs = "/api/v1/jobs"
 	// PathIntegrationRun is "run now" for an integration: POST {PathIntegrations}/{id}/run.
 	PathIntegrationRun = "/run"
+	// PathIntegrationValidate queues a validation of an integration:
+	// POST {PathIntegrations}/{id}/validate.
+	PathIntegrationValidate = "/validate"
 )
 
 // ItemList is a page of stored entities or relationships.
@@ -44,6 +47,13 @@ type Item struct {
 func (c *AdminClient) RunIntegration(ctx context.Context, id string) (*Job, error) {
 	var out Job
 	return &out, c.do(ctx, http.MethodPost, PathIntegrations+"/"+url.PathEscape(id)+PathIntegrationRun, nil, &out)
+}
+
+// ValidateIntegration queues a validation of the integration's config on
+// its collector or pool (the one queued or in flight, if any, comes back).
+func (c *AdminClient) ValidateIntegration(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	return &out, c.do(ctx, http.MethodPost, PathIntegrations+"/"+url.PathEscape(id)+PathIntegrationValidate, nil, &out)
 }
 
 // JobFilter selects jobs.

@@ -100,6 +100,29 @@ type FinishRequest struct {
 	// limit (exit 137). The next prediction of the integration's memory is
 	// its limit.
 	OOMKilled bool `json:"oom_killed,omitempty"`
+	// Validation is a validation job's result, as the integration wrote it
+	// (nil when it wrote none: the validation failed).
+	Validation *Validation `json:"validation,omitempty"`
+}
+
+// JobModeValidate is the mode of a validation job: the integration
+// connects to its target and checks its access, and ingests nothing.
+const JobModeValidate = "validate"
+
+// Validation is a validation's result.
+type Validation struct {
+	OK bool `json:"ok"`
+	// Reason names the failure ("auth", "certificate", "unreachable", ...).
+	Reason string `json:"reason,omitempty"`
+	// Error is the failure, as the integration said it.
+	Error  string            `json:"error,omitempty"`
+	Checks []ValidationCheck `json:"checks,omitempty"`
+}
+
+// ValidationCheck is one check a validation passed.
+type ValidationCheck struct {
+	Name   string `json:"name"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Job is a job as the admin API shows it.
@@ -133,6 +156,10 @@ type Job struct {
 	// Waiting says why a queued job has not been leased, when nothing it
 	// may run on has room for it (shown by jobs show, not in lists).
 	Waiting string `json:"waiting,omitempty"`
+	// Mode is JobModeValidate for a validation ("" for a collection).
+	Mode string `json:"mode,omitempty"`
+	// Validation is a finished validation's result.
+	Validation *Validation `json:"validation,omitempty"`
 }
 
 // JobList is a page of jobs.

@@ -88,6 +88,9 @@ type Job struct {
 	Network string `json:"network,omitempty"`
 	// Limits are the container resource limits.
 	Limits Limits `json:"limits"`
+	// Mode is "validate" for a validation (the integration checks its
+	// access and emits no record); empty for a collection.
+	Mode string `json:"mode,omitempty"`
 	// NotAfter is when the job goes stale; it is repeated in the header.
 	NotAfter time.Time `json:"not_after"`
 }
@@ -160,6 +163,8 @@ func checkSealInputs(job *Job, collectorID string, platformKey ed25519.PrivateKe
 		return fmt.Errorf("job %q has no not_after", job.JobID)
 	case len(platformKey) != ed25519.PrivateKeySize:
 		return fmt.Errorf("%w: platform ed25519 private key is %d bytes", ErrInvalidKey, len(platformKey))
+	case !validMode(job.Mode):
+		return fmt.Errorf("job %q: unknown mode %q", job.JobID, job.Mode)
 	}
 	// encoding/json would silently turn invalid UTF-8 into U+FFFD: the
 	// runner would get another image or network than the platform meant.
@@ -252,6 +257,12 @@ func (w *wireEnvelope) checkFields() (time.Time, error) {
 	return parseNotAfter(w.NotAfter)
 }
 
+// ModeValidate is Job.Mode of a validation.
+const ModeValidate = "validate"
+
+// validMode: a collection ("") or a validation.
+func validMode(m string) bool { return m == "" || m == ModeValidate }
+
 // hpkeAEADOverhead is the tag size of ChaCha20Poly1305.
 const hpkeAEADOverhead = 16
 
@@ -285,6 +296,9 @@ func decodeJob(plaintext []byte, jobID string, notAfter time.Time) (*Job, error)
 	}
 	if !job.NotAfter.Equal(notAfter) {
 		return nil, fmt.Errorf("%w: job %q sealed not_after %s, header %s", ErrEnvelopeJob, jobID, job.NotAfter.Format(time.RFC3339Nano), notAfter.Format(time.RFC3339Nano))
+	}
+	if !validMode(job.Mode) {
+		return nil, fmt.Errorf("%w: job %q: unknown mode %q", ErrEnvelopeMalformed, jobID, job.Mode)
 	}
 	return &job, nil
 }

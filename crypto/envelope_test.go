@@ -268,6 +268,7 @@ func TestSealEnvelopeBadInput(t *testing.T) {
 		{"bad platform key", testJob(), testCollector, pub, f.platformKey[:32]},
 		{"invalid UTF-8 in image", withJob(func(j *crypto.Job) { j.Image = "reg/img\xff" }), testCollector, pub, f.platformKey},
 		{"invalid config JSON", withJob(func(j *crypto.Job) { j.Config = json.RawMessage("{") }), testCollector, pub, f.platformKey},
+		{"unknown mode", withJob(func(j *crypto.Job) { j.Mode = "collect-everything" }), testCollector, pub, f.platformKey},
 		{"job too large", withJob(func(j *crypto.Job) {
 			j.Config = json.RawMessage(`"` + strings.Repeat("x", crypto.MaxJobSize) + `"`)
 		}), testCollector, pub, f.platformKey},
@@ -276,6 +277,17 @@ func TestSealEnvelopeBadInput(t *testing.T) {
 		if _, err := crypto.SealEnvelope(tt.job, tt.collector, tt.pub, tt.key); err == nil {
 			t.Errorf("%s: SealEnvelope succeeded", tt.name)
 		}
+	}
+}
+
+// TestEnvelopeCarriesMode: a validation's mode is sealed and signed with
+// the job, and comes out as it went in.
+func TestEnvelopeCarriesMode(t *testing.T) {
+	f := newEnvelopeFixture(t)
+	f.job.Mode = crypto.ModeValidate
+	got, err := crypto.OpenEnvelope(f.seal(t), testCollector, testJobID, f.hpkeKey, f.platformPub, testNow)
+	if err != nil || got.Mode != crypto.ModeValidate {
+		t.Fatalf("opened %+v, %v; want mode validate", got, err)
 	}
 }
 

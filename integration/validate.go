@@ -119,6 +119,26 @@ func ParseValidationResult(out []byte) (*ValidationResult, error) {
 	return r, nil
 }
 
+// ReadValidation reads a validation's stdout to its end, keeping no more
+// than a result line may be, and returns its result. An output that is no
+// valid result line gives a failed result that says why; err is only a
+// failure to read. The runner and run-local read with it.
+func ReadValidation(r io.Reader) (*ValidationResult, error) {
+	var b bytes.Buffer
+	_, err := io.Copy(&b, io.LimitReader(r, MaxValidationLine+2))
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, perr := ParseValidationResult(b.Bytes())
+	if perr != nil {
+		return &ValidationResult{OK: false, Reason: "failed", Error: "the integration's validation output: " + perr.Error()}, nil
+	}
+	return v, nil
+}
+
 // clip cuts s to at most n bytes on a character boundary.
 func clip(s string, n int) string {
 	if len(s) <= n {

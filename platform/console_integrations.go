@@ -604,6 +604,21 @@ func (s *Server) runSubmit(w http.ResponseWriter, r *http.Request, p *access.Pri
 	seeOther(w, r, "/jobs/"+j.ID)
 }
 
+// validateSubmit queues a validation ("Test credentials") and shows its job.
+func (s *Server) validateSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+	in, err := s.loadIntegration(r)
+	if err != nil {
+		s.pageError(w, r, p, err)
+		return
+	}
+	j, _, err := s.ValidateAct(r, in.ID)
+	if err != nil {
+		s.pageError(w, r, p, err)
+		return
+	}
+	seeOther(w, r, "/jobs/"+j.ID)
+}
+
 func (s *Server) deleteIntegrationPage(w http.ResponseWriter, r *http.Request, p *access.Principal) {
 	in, err := s.loadIntegration(r)
 	if err != nil {

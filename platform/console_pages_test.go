@@ -331,18 +331,19 @@ func TestConsoleViewerAndCrossOrigin(t *testing.T) {
 		if st != 200 {
 			t.Errorf("viewer GET %s = %d", path, st)
 		}
-		for _, control := range []string{"New collector", "New integration", "Run now", "Delete…", "/edit", "New enrollment token", `action="/integrations/` + in.ID + `/assign"`} {
+		for _, control := range []string{"New collector", "New integration", "Run now", "Test credentials", "Delete…", "/edit", "New enrollment token", `action="/integrations/` + in.ID + `/assign"`} {
 			if strings.Contains(body, control) {
 				t.Errorf("viewer GET %s shows %q", path, control)
 			}
 		}
 	}
 	for path, form := range map[string]url.Values{
-		"/collectors/new":                    {"name": {"x"}},
-		"/integrations/" + in.ID + "/run":    {},
-		"/integrations/" + in.ID + "/assign": {"collector_id": {""}},
-		"/collectors/" + c.ID + "/delete":    {},
-		"/users":                             {"login": {"x"}},
+		"/collectors/new":                      {"name": {"x"}},
+		"/integrations/" + in.ID + "/run":      {},
+		"/integrations/" + in.ID + "/validate": {},
+		"/integrations/" + in.ID + "/assign":   {"collector_id": {""}},
+		"/collectors/" + c.ID + "/delete":      {},
+		"/users":                               {"login": {"x"}},
 	} {
 		if st, _, _ := viewer.post(path, form); st != http.StatusForbidden {
 			t.Errorf("viewer POST %s = %d, want 403", path, st)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/queue"
@@ -280,6 +281,59 @@ func (s *Server) RunNowAct(r *http.Request, id string) (*api.Job, bool, error) {
 		return nil, false, jobError(err)
 	}
 	v := s.jobs.View(r.Context(), job)
+	return &v, existed, nil
+}
+
+// validateIntegration queues a validation of the integration's config on
+// its collector or pool (docs/writing-integrations.md, "Validation").
+func (s *Server) validateIntegration(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.loadIntegration(r)
+	if err != nil {
+		return err
+	}
+	job, existed, err := s.ValidateAct(r, in.ID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, job)
+	return nil
+}
+
+// ValidateAct queues a validation of the integration, ahead of its
+// collector's or pool's collections, deduplicated (existed: one was queued
+// or in flight, returned as is). The image is checked again first, and an
+// image whose manifest says it has no validate mode is refused.
+func (s *Server) ValidateAct(r *http.Request, id string) (*api.Job, bool, error) {
+	ctx := r.Context()
+	in, err := s.st.Integration(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if in.CollectorID == "" && in.Pool == "" {
+		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector or a pool: assign it first", in.ID)
+	}
+	checked, err := s.checkImage(ctx, in.Image)
+	if err != nil {
+		return nil, false, err
+	}
+	if checked != nil && checked.Manifest != nil && !checked.Manifest.Validation.Supported {
+		m := checked.Manifest
+		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest,
+			"integration %s: its image's manifest (%s %s) declares no validate mode (validation.supported is false)", in.ID, termsafe.String(m.Name), termsafe.String(m.Version))
+	}
+	job, existed, err := s.st.EnqueueJob(ctx, queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool,
+		RequestedBy: queue.RequestedByAdmin, Mode: queue.ModeValidate},
+		func(j *queue.Job) store.Event {
+			return s.event(r, "integration.validation_requested", in.ID, map[string]any{"job_id": j.ID, "collector_id": j.CollectorID, "pool": j.Pool})
+		})
+	if err != nil {
+		return nil, false, jobError(err)
+	}
+	v := s.jobs.View(ctx, job)
 	return &v, existed, nil
 }
 

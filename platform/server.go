@@ -274,6 +274,7 @@ func (s *Server) routes() http.Handler {
 	collector("POST "+api.PathJobLogs, s.jobLogs)
 	collector("POST "+api.PathJobFinish, s.jobFinish)
 	operate("POST /api/v1/integrations/{id}/run", s.runIntegration)
+	operate("POST /api/v1/integrations/{id}/validate", s.validateIntegration)
 	read("GET /api/v1/integrations/{id}/entities", s.listItems(api.KindEntity))
 	read("GET /api/v1/integrations/{id}/relationships", s.listItems(api.KindRelationship))
 	read("GET /api/v1/jobs", s.listJobs)

@@ -132,6 +132,53 @@ func TestLDAPThroughCollector(t *testing.T) {
 		}
 	})
 
+	// "Test credentials" through the collector: validate mode binds and
+	// checks read access where the directory is, and ingests nothing.
+	t.Run("ValidateThroughCollector", func(t *testing.T) {
+		if startTLS == "" {
+			t.Fatal("needs the StartTLS integration")
+		}
+		asked := time.Now()
+		var ok api.Job
+		out, err := p.cli("integrations", "validate", startTLS, "--json")
+		if err != nil || jsonInto(out, &ok) != nil {
+			t.Fatalf("validate a good config: %v\n%s", err, out)
+		}
+		took := time.Since(asked)
+		if ok.Mode != api.JobModeValidate || ok.State != api.JobSucceeded || ok.Validation == nil || !ok.Validation.OK || len(ok.Validation.Checks) == 0 || ok.Records != 0 {
+			t.Errorf("validation of a good config: %+v (%+v)", ok, ok.Validation)
+		}
+		t.Logf("a validation through the collector: %v from the CLI's request to its result (checks %+v)", took.Round(time.Millisecond), ok.Validation.Checks)
+		if took > time.Minute {
+			t.Errorf("a validation took %v, want seconds", took)
+		}
+
+		bad := p.ldapIntegration(t, h.id, ldapConfig(srv, map[string]any{"bind_password": "wrong-password-validate"}))
+		var failed api.Job
+		out, err = p.cli("integrations", "validate", bad, "--json")
+		if err == nil {
+			t.Fatalf("validate a wrong password: exit 0\n%s", out)
+		}
+		if jerr := jsonInto(firstJSON(out), &failed); jerr != nil {
+			t.Fatalf("validate a wrong password: %v", jerr)
+		}
+		if failed.State != api.JobFailed || failed.Validation == nil || failed.Validation.OK || failed.Validation.Reason != "auth" ||
+			!strings.Contains(strings.ToLower(failed.Error), "invalid credentials") {
+			t.Errorf("validation of a wrong password: %+v (%+v), want failed for auth naming invalid credentials", failed, failed.Validation)
+		}
+		// Only the validation ran: no collection, nothing stored.
+		var jobs api.JobList
+		p.cliJSON(&jobs, "jobs", "list", "--integration", bad)
+		if len(jobs.Jobs) != 1 || jobs.Jobs[0].ID != failed.ID {
+			t.Errorf("jobs of the integration validated: %+v, want the validation alone", jobs.Jobs)
+		}
+		var text string
+		text, _ = p.cli("integrations", "validate", bad)
+		if !strings.Contains(text, "FAILED (auth)") {
+			t.Errorf("the CLI's text for a failed validation does not say why:\n%s", text)
+		}
+	})
+
 	t.Run("BindPasswordNeverLeaks", func(t *testing.T) {
 		pw := srv.BindPassword
 		for _, id := range []string{startTLS} {
@@ -368,4 +415,14 @@ func (w *jobInspector) text() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return strings.Join(w.texts, "\n")
+}
+
+// firstJSON is the first JSON value of a command's combined output (a
+// failing command prints its --json result, then its error).
+func firstJSON(out string) string {
+	var v json.RawMessage
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&v); err != nil {
+		return out
+	}
+	return string(v)
 }

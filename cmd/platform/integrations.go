@@ -49,6 +49,19 @@ var integrationsCommand = &cli.Command{
 			}),
 		},
 		{
+			Name: "validate", ArgsUsage: "ID",
+			Usage: "test the integration's credentials where its target is: its collector (or a pool member) runs it in validate mode, " +
+				"ahead of queued collections, and it connects and checks its access, ingesting nothing; exit 0 only if it passed",
+			Flags: clientFlags(&cli.DurationFlag{Name: "timeout", Value: 3 * time.Minute, Usage: "how long to wait for the result"}),
+			Action: withClient(func(c *cli.Context, ac *api.AdminClient, out adminctl.Output, args []string) error {
+				id, err := oneArg(c, args, "ID")
+				if err != nil {
+					return err
+				}
+				return adminctl.ValidateAndWait(c.Context, ac, id, c.Duration("timeout"), time.Second, out)
+			}),
+		},
+		{
 			Name: "update", ArgsUsage: "ID", Flags: integrationFlags(false),
 			Usage:  "change the given fields; in a new config, a secret field set to \"********\" keeps its stored value",
 			Action: withClient(updateIntegration),

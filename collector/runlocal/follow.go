@@ -1,7 +1,6 @@
 package runlocal
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,10 +23,9 @@ func (o Options) follow(ctx context.Context, eng Engine, id string, res *Result)
 	}
 	var wg sync.WaitGroup
 	var readErr error
-	var validation bytes.Buffer
 	wg.Go(func() {
 		if o.Validate {
-			_, readErr = io.Copy(&limitedBuffer{b: &validation, n: integration.MaxValidationLine + 2}, outR)
+			res.Validation, readErr = integration.ReadValidation(outR)
 		} else {
 			readErr = runner.ReadRecords(outR, func(_ int, line []byte) error { return res.record(line, o.Records) }, res.refuse)
 		}
@@ -53,8 +51,8 @@ func (o Options) follow(ctx context.Context, eng Engine, id string, res *Result)
 	if code != 0 {
 		res.Reason = integration.ReasonOf(code)
 	}
-	if o.Validate {
-		res.validation(validation.Bytes())
+	if o.Validate && res.Validation == nil {
+		res.Validation = &integration.ValidationResult{OK: false, Reason: "failed", Error: "the integration's validation output could not be read"}
 	}
 }
 
@@ -84,26 +82,4 @@ func (r *Result) refuse(line int, reason string) {
 	if len(r.Refusals) < MaxRefusals {
 		r.Refusals = append(r.Refusals, Refusal{Line: line, Reason: reason})
 	}
-}
-
-// validation reads the validate mode's result line.
-func (r *Result) validation(out []byte) {
-	v, err := integration.ParseValidationResult(out)
-	if err != nil {
-		v = &integration.ValidationResult{OK: false, Reason: "failed", Error: "the integration's validation output: " + err.Error()}
-	}
-	r.Validation = v
-}
-
-// limitedBuffer keeps the first n bytes written and drops the rest.
-type limitedBuffer struct {
-	b *bytes.Buffer
-	n int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.n - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/integration"
 )
 
 // Job defaults where the envelope sets no limit.
@@ -85,9 +86,13 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 	if err != nil {
 		return nil, nil, err
 	}
+	var env map[string]string
+	if j.validating() {
+		env = map[string]string{integration.ModeEnv: integration.ModeValidate}
+	}
 	spec, err := ContainerSpec(JobContainer{
 		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID),
-		Image: image, ImageUser: img.User, Labels: j.labels(),
+		Image: image, ImageUser: img.User, Labels: j.labels(), Env: env,
 		Network: j.network(), Limits: j.job.Limits, SELinuxOptions: label.Options,
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/integration"
 	"github.com/collectorhq/collector/trust"
 )
 
@@ -48,6 +49,9 @@ type outcome struct {
 	err       error
 	records   *recordSink
 	oomKilled bool
+	// validation is a validation's result (nil for a collection, or when
+	// the output could not be read).
+	validation *integration.ValidationResult
 }
 
 // failed is the outcome of a job that ended before its container did.
@@ -200,8 +204,8 @@ func (j *jobRun) watch(ctx context.Context, id string) outcome {
 	var bg sync.WaitGroup
 	bg.Go(func() { j.sampleStats(ctx, id, stop) })
 	bg.Go(func() { j.logs.flushEvery(ctx, stop, logFlushEvery) })
-	records, e := j.follow(runCtx, stopRun, id)
-	out := outcome{records: records}
+	records, validation, e := j.follow(runCtx, stopRun, id)
+	out := outcome{records: records, validation: validation}
 	out.exitCode, out.err = j.judge(ctx, runCtx, id, e)
 	out.err = withRefusals(out.err, records.refusedErr())
 	close(stop)
@@ -244,18 +248,25 @@ type exit struct {
 	lost   error
 }
 
-// follow streams the container's stdout into records and its stderr into
-// the logs until it exits, then takes its exit code, across engine
-// outages. A records upload that fails for good ends runCtx: the job stops
-// at once. Both pumps have returned when it does.
-func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id string) (*recordSink, exit) {
+// follow streams the container's stdout into records (a validation's into
+// its result) and its stderr into the logs until it exits, then takes its
+// exit code, across engine outages. A records upload that fails for good
+// ends runCtx: the job stops at once. Both pumps have returned when it
+// does.
+func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id string) (*recordSink, *integration.ValidationResult, exit) {
 	records := &recordSink{j: j}
+	var validation *integration.ValidationResult
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
 	var e exit
 	var pumps sync.WaitGroup
 	pumps.Go(func() {
-		if e.recErr = records.consume(runCtx, outR); e.recErr != nil {
+		if j.validating() {
+			validation, e.recErr = integration.ReadValidation(outR)
+		} else {
+			e.recErr = records.consume(runCtx, outR)
+		}
+		if e.recErr != nil {
 			stopRun()
 		}
 		outR.CloseWithError(e.recErr) // the engine's writes fail from now on
@@ -268,8 +279,11 @@ func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id s
 	if e.lost == nil {
 		e.code, e.waitErr = j.waitExit(runCtx, id, &e)
 	}
-	return records, e
+	return records, validation, e
 }
+
+// validating says whether the job is a validation.
+func (j *jobRun) validating() bool { return j.job != nil && j.job.Mode == crypto.ModeValidate }
 
 // followLogs copies the container's output to out and errs until it
 // exits; a follow an engine outage cut is made again once the engine
@@ -379,6 +393,19 @@ func (j *jobRun) finishRequest(ctx context.Context, out outcome) api.FinishReque
 	j.statsMu.Unlock()
 	if rs := out.records; rs != nil {
 		req.Batches, req.Records, req.RefusedRecords = rs.seq, rs.sent, rs.refused
+	}
+	if v := out.validation; v != nil {
+		// The integration's words, redacted like its logs.
+		req.Validation = &api.Validation{OK: v.OK, Reason: v.Reason, Error: j.logs.red.redact(v.Error)}
+		for _, c := range v.Checks {
+			req.Validation.Checks = append(req.Validation.Checks, api.ValidationCheck{Name: j.logs.red.redact(c.Name), Detail: j.logs.red.redact(c.Detail)})
+		}
+		if v.OK {
+			j.logf("validation passed: %d check(s)", len(v.Checks))
+		} else {
+			j.logf("validation failed (%s): %s", v.Reason, req.Validation.Error)
+		}
+		j.logs.flush(ctx)
 	}
 	return req
 }

@@ -35,8 +35,14 @@ var env struct {
 // jobScript is the test integration: it echoes its config to stderr (the
 // runner must redact the secret), prints three entities (pausing after the
 // first when the config says pause), then a line that is not a record
-// when the config says bad, and exits 3 when it says fail.
-const jobScript = `cat /run/collector/config.json >&2; echo >&2
+// when the config says bad, and exits 3 when it says fail. In validate
+// mode it writes a passed result whose check holds the config (the
+// runner must redact the secret there too), or, told to fail, a failed
+// one and exits 3.
+const jobScript = `if [ "$COLLECTOR_INTEGRATION_MODE" = validate ]; then
+if grep -q '"fail":true' /run/collector/config.json; then echo '{"validation":{"ok":false,"reason":"auth","error":"invalid credentials"}}'; exit 3; fi
+echo "{\"validation\":{\"ok\":true,\"checks\":[{\"name\":\"bind\",\"detail\":\"$(tr -d '"{}' < /run/collector/config.json)\"}]}}"; exit 0; fi
+cat /run/collector/config.json >&2; echo >&2
 for i in 1 2 3; do echo "{\"entity\":{\"_key\":\"k$i\",\"_type\":\"t\",\"_class\":\"C\"}}"
 if [ $i = 1 ] && grep -q '"pause":true' /run/collector/config.json; then echo pausing >&2; seq 10000 10400 >&2; sleep ` + pauseSeconds + `; fi; done
 if grep -q '"bad":true' /run/collector/config.json; then echo 'not a record'; fi
@@ -156,10 +162,15 @@ func (r *rig) stop() {
 
 // lease seals a job for the rig's collector and queues it.
 func (r *rig) lease(jobID string, cfg map[string]any, mutate func([]byte) []byte) {
+	r.leaseMode(jobID, "", cfg, mutate)
+}
+
+// leaseMode is lease of a job in mode ("" collects, crypto.ModeValidate).
+func (r *rig) leaseMode(jobID, mode string, cfg map[string]any, mutate func([]byte) []byte) {
 	conf, _ := json.Marshal(cfg)
 	job := &crypto.Job{JobID: jobID, IntegrationID: "int_" + jobID, Image: env.image, Config: conf,
 		SecretFields: []string{"token"}, Limits: crypto.Limits{MemoryBytes: 64 << 20, TimeoutSec: 60},
-		NotAfter: time.Now().Add(time.Hour)}
+		NotAfter: time.Now().Add(time.Hour), Mode: mode}
 	envl, err := crypto.SealEnvelope(job, r.collector, r.hpke.PublicKey(), r.platKey)
 	if err != nil {
 		r.t.Fatal(err)
@@ -238,6 +249,40 @@ func TestJobRunsAndStreams(t *testing.T) {
 		t.Logf("no stats sample for a short job (peak memory %d)", fin.PeakMemoryBytes)
 	}
 	r.assertClean("job_ok")
+}
+
+// TestValidationJob: a validation runs the image in validate mode (the
+// mode in its environment, never the config), reports the integration's
+// result with secrets redacted, and uploads no record.
+func TestValidationJob(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	const secret = "tok-validate-5e2a-secret"
+	r.leaseMode("job_val", crypto.ModeValidate, map[string]any{"token": secret}, nil)
+	fin := r.waitFinished("job_val")
+	if fin.ExitCode != 0 || fin.Error != "" || fin.Validation == nil || !fin.Validation.OK || len(fin.Validation.Checks) != 1 {
+		t.Fatalf("finish = %+v (%+v), want a passed validation with one check", fin, fin.Validation)
+	}
+	if d := fin.Validation.Checks[0].Detail; strings.Contains(d, secret) || !strings.Contains(d, "[REDACTED]") {
+		t.Errorf("the check's detail %q: want the secret redacted", d)
+	}
+	r.leaseMode("job_valfail", crypto.ModeValidate, map[string]any{"token": secret, "fail": true}, nil)
+	fin = r.waitFinished("job_valfail")
+	if fin.ExitCode != 3 || fin.Validation == nil || fin.Validation.OK || fin.Validation.Reason != "auth" {
+		t.Errorf("a failed validation: %+v (%+v)", fin, fin.Validation)
+	}
+	r.fake.mu.Lock()
+	recs := len(r.fake.records["job_val"]) + len(r.fake.records["job_valfail"])
+	logs := r.fake.logs["job_valfail"].String()
+	r.fake.mu.Unlock()
+	if recs != 0 {
+		t.Errorf("a validation uploaded %d records", recs)
+	}
+	if !strings.Contains(logs, "validation failed (auth)") {
+		t.Errorf("the failed validation's logs do not say so:\n%s", logs)
+	}
+	r.assertClean("job_val")
+	r.assertClean("job_valfail")
 }
 
 func TestFailingJobReportsExitAndLogs(t *testing.T) {

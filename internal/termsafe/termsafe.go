@@ -130,3 +130,15 @@ func writeHex(b *strings.Builder, v uint32, digits int) {
 	b.WriteString(strings.Repeat("0", digits-len(s)))
 	b.WriteString(s)
 }
+
+// Clip cuts s to at most n bytes, on a character boundary, and drops any
+// invalid UTF-8: a bound on a string from elsewhere.
+func Clip(s string, n int) string {
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "")
+}

@@ -85,5 +85,5 @@ func cleanDescription(s string) string {
 		}
 		return r
 	}, s)
-	return truncate(strings.TrimSpace(s), maxCallbackDesc)
+	return termsafe.Clip(strings.TrimSpace(s), maxCallbackDesc)
 }

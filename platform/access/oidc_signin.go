@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // ErrSSORefused: a single sign-on was refused; the *SSOError says why.
@@ -133,7 +134,7 @@ func (s *SSO) exchange(ctx context.Context, c SSOSettings, f ssoFlow, code strin
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode != "" {
-			return nil, nil, refusal("the provider refused the code: %s %s", re.ErrorCode, truncate(re.ErrorDescription, 200))
+			return nil, nil, refusal("the provider refused the code: %s %s", re.ErrorCode, termsafe.Clip(re.ErrorDescription, 200))
 		}
 		return nil, nil, fmt.Errorf("%w: token request: %v", ErrSSOProvider, err)
 	}

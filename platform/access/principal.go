@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/collectorhq/collector/internal/termsafe"
 )
 
 // Principal is who a request acts for, and through what.
@@ -55,7 +57,7 @@ func MetaOf(r *http.Request) Meta {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return Meta{Source: host, UserAgent: truncate(r.UserAgent(), 256)}
+	return Meta{Source: host, UserAgent: termsafe.Clip(r.UserAgent(), 256)}
 }
 
 // bearer returns an Authorization: Bearer token.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/platform/store"
 )
 
@@ -134,22 +135,10 @@ func (m Meta) details(d map[string]any) map[string]any {
 	}
 	d["source"] = m.Source
 	if m.UserAgent != "" {
-		d["user_agent"] = truncate(m.UserAgent, 256)
+		d["user_agent"] = termsafe.Clip(m.UserAgent, 256)
 	}
 	return d
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // CreateUserRequest creates a local (or, with Password empty, an
 // SSO-only) user.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/platform/store"
 )
 
@@ -69,7 +70,7 @@ func (s *Service) SignIn(ctx context.Context, login, password, deviceCookie stri
 	}
 	if reason != "" {
 		s.recordFailure(ctx, keys)
-		ev := EventFor(s.now(), "anonymous", "user.sign_in_failed", u.ID, m, map[string]any{"login": truncate(login, 256), "reason": reason})
+		ev := EventFor(s.now(), "anonymous", "user.sign_in_failed", u.ID, m, map[string]any{"login": termsafe.Clip(login, 256), "reason": reason})
 		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			s.log.Warn("auditing a failed sign-in failed", "err", err)
 		}
@@ -108,7 +109,7 @@ func (s *Service) startSession(ctx context.Context, u User, method, ssoSubject s
 		return nil, err
 	}
 	sess := Session{Hash: tokenHash(tok), UserID: u.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionAbsolute),
-		Stage: stage, Method: method, SSOSubject: ssoSubject, Source: m.Source, UserAgent: truncate(m.UserAgent, 256)}
+		Stage: stage, Method: method, SSOSubject: ssoSubject, Source: m.Source, UserAgent: termsafe.Clip(m.UserAgent, 256)}
 	ev := EventFor(now, "user:"+u.Login, "user.signed_in", u.ID, m, map[string]any{"method": method, "stage": stage, "sso_subject": ssoSubject})
 	if err := s.st.CreateSession(ctx, sess, &ev); err != nil {
 		return nil, err

@@ -61,23 +61,45 @@ func RunJobAndWait(ctx context.Context, c *api.AdminClient, integrationID string
 	if err != nil {
 		return err
 	}
+	return waitJob(ctx, c, j, timeout, every, out)
+}
+
+// ValidateAndWait queues a validation of the integration, waits for it
+// and prints its result; a failed validation is an error (ErrJobFailed).
+func ValidateAndWait(ctx context.Context, c *api.AdminClient, integrationID string, timeout, every time.Duration, out Output) error {
+	j, err := c.ValidateIntegration(ctx, integrationID)
+	if err != nil {
+		return err
+	}
+	return waitJob(ctx, c, j, timeout, every, out)
+}
+
+// waitJob follows job j until it ends (or timeout) and prints how it
+// ended; a job that did not succeed is an error (ErrJobFailed), after the
+// end of its logs.
+func waitJob(ctx context.Context, c *api.AdminClient, j *api.Job, timeout, every time.Duration, out Output) error {
+	what := "job"
+	if j.Mode == api.JobModeValidate {
+		what = "validation job"
+	}
 	if !out.JSON {
-		out.printf("job %s for integration %s: %s; waiting for it to end\n", j.ID, j.IntegrationID, j.State)
+		out.printf("%s %s for integration %s: %s; waiting for it to end\n", what, j.ID, j.IntegrationID, j.State)
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := j.State
+	var err error
 	for !Final(j.State) {
 		select {
 		case <-wctx.Done():
-			return fmt.Errorf("job %s is still %s after %v (it goes on; `platform jobs show %s`)", j.ID, j.State, timeout, j.ID)
+			return fmt.Errorf("%s %s is still %s after %v (it goes on; `platform jobs show %s`)", what, j.ID, j.State, timeout, j.ID)
 		case <-time.After(every):
 		}
 		if j, err = c.Job(wctx, j.ID); err != nil {
 			return err
 		}
 		if j.State != last && !out.JSON {
-			out.printf("job %s: %s\n", j.ID, j.State)
+			out.printf("%s %s: %s\n", what, j.ID, j.State)
 			last = j.State
 		}
 	}
@@ -96,7 +118,7 @@ func RunJobAndWait(ctx context.Context, c *api.AdminClient, integrationID string
 			out.printf("--- the end of its logs ---\n%s", termsafe.Text(lastLines(logs, 20)))
 		}
 	}
-	return fmt.Errorf("%w: job %s %s: %s", ErrJobFailed, j.ID, j.State, j.Error)
+	return fmt.Errorf("%w: %s %s %s: %s", ErrJobFailed, what, j.ID, j.State, j.Error)
 }
 
 // lastLines is the last n lines of s.
@@ -172,7 +194,21 @@ func printJob(out Output, j *api.Job) error {
 	t.field("Started", fmtTime(j.StartedAt))
 	t.field("Finished", fmtTime(j.FinishedAt))
 	t.field("Exit code", exit)
-	t.field("Records", fmt.Sprintf("%d accepted, %d refused", j.Records, j.RefusedRecords))
+	if j.Mode == api.JobModeValidate {
+		t.field("Mode", "validation (checks access, ingests nothing)")
+		if v := j.Validation; v != nil {
+			result := "passed"
+			if !v.OK {
+				result = "FAILED (" + v.Reason + "): " + v.Error
+			}
+			t.field("Validation", result)
+			for _, c := range v.Checks {
+				t.field("  check "+c.Name, orDash(c.Detail))
+			}
+		}
+	} else {
+		t.field("Records", fmt.Sprintf("%d accepted, %d refused", j.Records, j.RefusedRecords))
+	}
 	t.field("Peak memory", fmt.Sprintf("%d bytes", j.PeakMemoryBytes))
 	t.field("Error", orDash(j.Error))
 	return t.flush()

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/queue"
 )
 
@@ -276,10 +278,19 @@ func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job, 
 	if err != nil {
 		return nil, err
 	}
+	limits := src.Limits
+	if job.Mode == queue.ModeValidate {
+		// A validation connects and checks: it has a minute, at most what
+		// a collection has.
+		limits.TimeoutSec = int64(ValidationTimeout / time.Second)
+		if src.Limits.TimeoutSec > 0 {
+			limits.TimeoutSec = min(limits.TimeoutSec, src.Limits.TimeoutSec)
+		}
+	}
 	env, err := crypto.SealEnvelope(&crypto.Job{
 		JobID: job.ID, IntegrationID: job.IntegrationID, Image: src.Image, Config: src.Config,
-		SecretFields: src.SecretFields, Network: src.Network, Limits: src.Limits,
-		NotAfter: s.now().Add(s.cfg.EnvelopeTTL),
+		SecretFields: src.SecretFields, Network: src.Network, Limits: limits,
+		NotAfter: s.now().Add(s.cfg.EnvelopeTTL), Mode: string(job.Mode),
 	}, collectorID, pub, s.key)
 	if err != nil {
 		return nil, err
@@ -347,6 +358,9 @@ func (s *Service) Records(ctx context.Context, collectorID, jobID, leaseID strin
 	if err != nil {
 		return nil, err
 	}
+	if job.Mode == queue.ModeValidate {
+		return nil, fmt.Errorf("%w: job %s is a validation: it ingests no record", ErrInvalid, jobID)
+	}
 	k := BatchKey{IntegrationID: job.IntegrationID, JobID: jobID, LeaseID: leaseID, Seq: seq}
 	if c, dup, err := s.recs.Applied(ctx, k); err != nil || dup {
 		return &api.IngestResult{Seq: seq, Duplicate: dup, Accepted: c.Accepted, Refused: c.Refused}, err
@@ -410,6 +424,9 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 	if err != nil {
 		return err
 	}
+	if job.Mode == queue.ModeValidate {
+		return s.finishValidation(ctx, job, req)
+	}
 	counts, err := s.recs.Counts(ctx, jobID)
 	if err != nil {
 		return err
@@ -449,6 +466,57 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 	s.log.Info("job succeeded", "job", jobID, "integration", job.IntegrationID, "records", req.Records,
 		"deleted_entities", sw.Entities, "deleted_relationships", sw.Relationships, "dangling_relationships", dangling)
 	return nil
+}
+
+// ValidationTimeout bounds a validation's run (docs/writing-integrations.md).
+const ValidationTimeout = time.Minute
+
+// finishValidation records a validation's outcome: it succeeded when the
+// integration exited 0 and wrote a result that says ok. Nothing is swept:
+// a validation ingests nothing, and its success says nothing of the data.
+func (s *Service) finishValidation(ctx context.Context, job *queue.Job, req api.FinishRequest) error {
+	v := cleanValidation(req.Validation)
+	ok := req.ExitCode == 0 && req.Error == "" && v != nil && v.OK
+	errText := req.Error
+	switch {
+	case v != nil && !v.OK:
+		errText = "validation failed"
+		if v.Reason != "" {
+			errText += " (" + v.Reason + ")"
+		}
+		if v.Error != "" {
+			errText += ": " + v.Error
+		}
+	case v == nil && errText == "":
+		errText = fmt.Sprintf("the integration wrote no validation result (exit %d)", req.ExitCode)
+	case v != nil && v.OK && !ok && errText == "":
+		errText = fmt.Sprintf("the validation said ok but the integration exited %d", req.ExitCode)
+	}
+	var outcome string
+	if v != nil {
+		b, _ := json.Marshal(v)
+		outcome = string(b)
+	}
+	done, err := s.q.Finish(ctx, job.ID, req.LeaseID, queue.Result{Succeeded: ok, ExitCode: req.ExitCode, Error: errText, Outcome: outcome})
+	if err != nil {
+		return mapQueue(err)
+	}
+	s.m.finished.WithLabelValues(string(done.State)).Inc()
+	s.log.Info("validation finished", "job", job.ID, "integration", job.IntegrationID, "ok", ok, "error", errText)
+	return nil
+}
+
+// cleanValidation bounds what a collector reports of a validation: the
+// collector relays the integration's words, which are data.
+func cleanValidation(v *api.Validation) *api.Validation {
+	if v == nil {
+		return nil
+	}
+	out := &api.Validation{OK: v.OK, Reason: termsafe.Clip(v.Reason, 64), Error: termsafe.Clip(v.Error, 4096)}
+	for _, c := range v.Checks[:min(len(v.Checks), 32)] {
+		out.Checks = append(out.Checks, api.ValidationCheck{Name: termsafe.Clip(c.Name, 64), Detail: termsafe.Clip(c.Detail, 512)})
+	}
+	return out
 }
 
 // capPeaks bounds what a collector reports: a job's peak memory cannot be
@@ -573,6 +641,16 @@ func (s *Service) View(ctx context.Context, j *queue.Job) api.Job {
 		v.FinishedAt = &j.FinishedAt
 		code := j.ExitCode
 		v.ExitCode = &code
+	}
+	if j.Mode == queue.ModeValidate {
+		v.Mode = api.JobModeValidate
+		if j.Outcome != "" {
+			var res api.Validation
+			if json.Unmarshal([]byte(j.Outcome), &res) == nil {
+				v.Validation = &res
+			}
+		}
+		return v
 	}
 	if c, err := s.recs.Counts(ctx, j.ID); err == nil {
 		v.Records, v.RefusedRecords, v.DanglingRelationships = c.Records, c.Refused, c.Dangling
