@@ -19,7 +19,7 @@ type CollectorClient struct {
 	id       string
 	key      ed25519.PrivateKey
 	audience string
-	now      func() time.Time
+	clock    *PlatformClock
 
 	mu      sync.Mutex
 	access  string
@@ -28,10 +28,17 @@ type CollectorClient struct {
 
 // NewCollectorClient returns a client for collector id, signing assertions
 // with key for audience (the platform's public URL, as enrollment returned).
-// key and audience may be nil and "" for Enroll alone.
+// key and audience may be nil and "" for Enroll alone. Every answer
+// measures the platform's clock (Clock), in whose time the client signs.
 func NewCollectorClient(baseURL, id string, key ed25519.PrivateKey, audience string, hc *http.Client) *CollectorClient {
-	return &CollectorClient{t: newTransport(baseURL, hc), id: id, key: key, audience: audience, now: time.Now}
+	clock := NewPlatformClock()
+	return &CollectorClient{t: newTransport(baseURL, watchClock(hc, clock)), id: id, key: key, audience: audience, clock: clock}
 }
+
+// Clock is the platform's clock as the client measures it.
+func (c *CollectorClient) Clock() *PlatformClock { return c.clock }
+
+func (c *CollectorClient) now() time.Time { return c.clock.Now() }
 
 // Enroll sends the collector's public keys with its one-time token.
 func (c *CollectorClient) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResponse, error) {
@@ -49,16 +56,26 @@ func (c *CollectorClient) SetAudience(aud string) {
 	c.mu.Unlock()
 }
 
-// ExchangeAssertion signs a fresh assertion and trades it for an access token.
+// ExchangeAssertion signs a fresh assertion and trades it for an access
+// token. An assertion refused while the answer showed the platform's clock
+// elsewhere than believed (the first exchange of a host whose clock is
+// off) is signed again in the platform's time, once.
 func (c *CollectorClient) ExchangeAssertion(ctx context.Context) (*TokenResponse, error) {
 	c.mu.Lock()
 	aud := c.audience
 	c.mu.Unlock()
-	assertion, err := crypto.SignAssertion(c.key, c.id, aud, c.now())
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		before, _ := c.clock.Offset()
+		assertion, err := crypto.SignAssertion(c.key, c.id, aud, c.now())
+		if err != nil {
+			return nil, err
+		}
+		out, err := c.Exchange(ctx, assertion)
+		after, _ := c.clock.Offset()
+		if err == nil || try > 0 || StatusOf(err) != http.StatusUnauthorized || after == before {
+			return out, err
+		}
 	}
-	return c.Exchange(ctx, assertion)
 }
 
 // Exchange trades an already signed assertion for an access token.

@@ -221,6 +221,9 @@ func (r TokenRequest) Validate() error {
 
 // Validate checks a heartbeat. Its strings are shown to administrators
 // (collectors show): each must be printable text on one line.
+// MaxClockOffsetMs bounds the clock offset a heartbeat may report.
+const MaxClockOffsetMs = 365 * 24 * 3600 * 1000
+
 func (h Heartbeat) Validate() error {
 	for _, f := range []struct {
 		name string
@@ -239,6 +242,8 @@ func (h Heartbeat) Validate() error {
 		return invalidf("capacity values must not be negative")
 	case h.RunningJobs < 0:
 		return invalidf("running_jobs must not be negative")
+	case h.ClockOffsetMs > MaxClockOffsetMs || h.ClockOffsetMs < -MaxClockOffsetMs:
+		return invalidf("clock_offset_ms: at most %d (a year) either way", int64(MaxClockOffsetMs))
 	case h.Storage != nil && (h.Storage.TotalBytes < 0 || h.Storage.UsedBytes < 0 || h.Storage.UsedBytes > h.Storage.TotalBytes):
 		return invalidf("storage: used_bytes must be between 0 and total_bytes")
 	case h.Image != "" && !ValidDigestRef(h.Image):

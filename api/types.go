@@ -176,6 +176,11 @@ type Heartbeat struct {
 	Image string `json:"image,omitempty"`
 	// Upgrade is where its last upgrade stands, if it had one.
 	Upgrade *UpgradeStatus `json:"upgrade,omitempty"`
+	// ClockOffsetMs is the platform's clock minus the collector host's,
+	// as the collector measures it from the platform's answers (to about
+	// a second). The collector works in platform time; a large offset is
+	// the host's time sync to fix.
+	ClockOffsetMs int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // StorageUse is the file system holding a collector's container storage.

@@ -98,6 +98,7 @@ func RunDaemon(ctx context.Context, e Env) error {
 	e.Log.Info("daemon starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
 	d := daemon.New(cfg, e.Engine, c, e.Log)
 	d.HealthFile = e.healthFile()
+	d.Clock = c.Clock()
 	if images, err := e.images(cfg); err != nil {
 		e.Log.Warn("no upgrades: the image verifier cannot start", "err", err)
 	} else {
@@ -150,6 +151,9 @@ func RunRunner(ctx context.Context, e Env) error {
 	rc := runner.DefaultConfig()
 	rc.CollectorID, rc.HPKEKey, rc.PlatformKey = cfg.CollectorID, keys.HPKE, cfg.PlatformSigningKey
 	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
+	// Envelopes expire in the platform's time, as it measures (a host
+	// clock that drifted would refuse them all, or run stale ones).
+	rc.Now = c.Clock().Now
 	p := &progress{path: e.healthFile(), stall: cfg.RunnerStall(), now: time.Now, log: e.Log}
 	ledger := housekeeping.NewLedger(cfg.StateDir)
 	jobs := &watchedAPI{JobAPI: c, p: p, logs: joblogs.New(cfg.StateDir), log: e.Log, now: time.Now}

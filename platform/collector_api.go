@@ -178,7 +178,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	if hb.Storage != nil {
 		rec.StorageTotal, rec.StorageUsed = hb.Storage.TotalBytes, hb.Storage.UsedBytes
 	}
-	rec.Image = hb.Image
+	rec.Image, rec.ClockOffsetMs = hb.Image, hb.ClockOffsetMs
 	if u := hb.Upgrade; u != nil {
 		rec.UpgradeState, rec.UpgradeImage, rec.UpgradeReason, rec.UpgradeSteps = u.State, u.Image, u.Reason, u.Steps
 	}
@@ -287,7 +287,7 @@ func heartbeatView(hb store.Heartbeat) api.Heartbeat {
 	if hb.StorageTotal > 0 {
 		v.Storage = &api.StorageUse{TotalBytes: hb.StorageTotal, UsedBytes: hb.StorageUsed}
 	}
-	v.Image = hb.Image
+	v.Image, v.ClockOffsetMs = hb.Image, hb.ClockOffsetMs
 	if hb.UpgradeState != "" {
 		v.Upgrade = &api.UpgradeStatus{State: hb.UpgradeState, Image: hb.UpgradeImage, Reason: hb.UpgradeReason}
 	}

@@ -213,6 +213,16 @@ func (s *Server) pruneLoop(ctx context.Context) {
 	}
 }
 
+// dated stamps every answer's Date with the platform's clock, the one it
+// checks assertions and expiries with: collectors measure it from there
+// (api.PlatformClock) and sign in it.
+func (s *Server) dated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	methods := map[string][]string{} // path -> allowed methods, for 405s
@@ -311,7 +321,7 @@ func (s *Server) routes() http.Handler {
 	// browser act. Clients that send neither header (the CLI, collectors)
 	// are not browsers and carry their credential explicitly.
 	csrf := http.NewCrossOriginProtection()
-	return s.metrics.instrument(markRequest(s.withBodyDeadline(securityHeaders(csrf.Handler(mux)))))
+	return s.metrics.instrument(markRequest(s.withBodyDeadline(s.dated(securityHeaders(csrf.Handler(mux))))))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

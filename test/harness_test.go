@@ -150,7 +150,8 @@ type platformProc struct {
 	cmd     *exec.Cmd
 	log     *testutil.Buffer
 	args    []string
-	token   string // an admin's API token, made at the first start
+	env     []string // added to the process's environment
+	token   string   // an admin's API token, made at the first start
 }
 
 func freeAddr(t *testing.T) string {
@@ -165,10 +166,11 @@ func freeAddr(t *testing.T) string {
 // startPlatform starts the platform with short intervals for tests.
 func startPlatform(t *testing.T) *platformProc { return startPlatformWith(t, world.policy) }
 
-// startPlatformWith starts the platform with the image policy at policy.
-func startPlatformWith(t *testing.T, policy string) *platformProc {
+// startPlatformWith starts the platform with the image policy at policy,
+// and env added to its environment.
+func startPlatformWith(t *testing.T, policy string, env ...string) *platformProc {
 	addr := freeAddr(t)
-	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}}
+	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}, env: env}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
 		"--collector-image", world.collectorImage, "--image-policy", policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}
@@ -179,6 +181,7 @@ func startPlatformWith(t *testing.T, policy string) *platformProc {
 
 func (p *platformProc) start() {
 	p.cmd = exec.Command(filepath.Join(world.bin, "platform"), p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

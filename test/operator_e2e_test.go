@@ -329,7 +329,7 @@ func TestOperatorPodman(t *testing.T) {
 			skew time.Duration
 			want ops.Result
 			code int
-		}{{2 * time.Minute, ops.Fail, 1}, {-20 * time.Second, ops.Warn, 0}} {
+		}{{2 * time.Hour, ops.Fail, 1}, {2 * time.Minute, ops.Warn, 0}, {-20 * time.Second, ops.Warn, 0}} {
 			proxy := skewedProxy(t, p, c.skew)
 			etc := copyConfig(t, h.etc, func(m map[string]any) { m["platform_url"] = proxy })
 			rep, code, _ := h.doctor(t, good, etc)

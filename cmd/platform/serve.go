@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/collectorhq/collector/internal/cliutil"
+	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/logging"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/store/sqlite"
@@ -104,7 +105,16 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records(), Access: st}, log)
+	var opts []platform.Option
+	if v := env.Get(env.TestPlatformClockOffset); v != "" {
+		off, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: %w", env.TestPlatformClockOffset, v, err)
+		}
+		log.Warn("TEST: the platform's clock is moved", "offset", off.String(), "env", env.TestPlatformClockOffset)
+		opts = append(opts, platform.WithClock(func() time.Time { return time.Now().Add(off) }))
+	}
+	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records(), Access: st}, log, opts...)
 	if err != nil {
 		return fmt.Errorf("start platform: %w", err)
 	}

@@ -75,14 +75,19 @@ type Daemon struct {
 	// Upgrades, when set, lets the daemon upgrade the collector to the
 	// image the platform asks for.
 	Upgrades *Upgrades
+	// Clock, when set, is the platform's clock as the client measures
+	// it: its offset goes in each heartbeat.
+	Clock interface{ Offset() (time.Duration, bool) }
 
 	image string // the image the collector's containers run
 
-	engineDown     bool      // what the last heartbeat found, to log changes only
-	startedAt      time.Time // when Run began
-	lastAck        time.Time // when the platform last acknowledged a heartbeat
-	runnerRestart  time.Time // when the daemon last restarted an unhealthy runner
-	runnerRestarts int       // how many times, since the daemon started
+	engineDown     bool          // what the last heartbeat found, to log changes only
+	startedAt      time.Time     // when Run began
+	lastAck        time.Time     // when the platform last acknowledged a heartbeat
+	runnerRestart  time.Time     // when the daemon last restarted an unhealthy runner
+	runnerRestarts int           // how many times, since the daemon started
+	clockFar       bool          // the host's clock was ClockWarnAt or more off the platform's
+	clockOff       time.Duration // the offset last logged
 }
 
 // runnerRestartGrace is how long a restarted runner has to become healthy
@@ -178,6 +183,27 @@ const (
 	ensureTimeout     = 2 * time.Minute
 )
 
+// ClockWarnAt is the offset from the platform's clock past which the
+// daemon warns (the collector works in platform time whatever it is).
+const ClockWarnAt = 5 * time.Second
+
+// noteClock logs the host's offset from the platform's clock when it
+// crosses ClockWarnAt, either way.
+func (d *Daemon) noteClock(off time.Duration) {
+	off = off.Round(time.Second)
+	far := off.Abs() >= ClockWarnAt
+	if far == d.clockFar && (!far || off == d.clockOff) {
+		return
+	}
+	d.clockFar, d.clockOff = far, off
+	if far {
+		d.log.Warn("this host's clock is off the platform's: the collector uses the platform's time (assertions, envelope expiry); fix the host's time sync (chronyd)",
+			"platform_minus_host", off.String())
+	} else {
+		d.log.Info("this host's clock agrees with the platform's again")
+	}
+}
+
 // heartbeat gathers what the daemon reports. While the engine does not
 // answer, the heartbeat says why in EngineError and the runner's state is
 // unknown, so the platform shows the collector degraded, not active.
@@ -188,6 +214,12 @@ func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
 		Upgrade:  d.Upgrades.Status()}
 	if api.ValidDigestRef(d.image) {
 		hb.Image = d.image
+	}
+	if d.Clock != nil {
+		if off, ok := d.Clock.Offset(); ok {
+			hb.ClockOffsetMs = off.Milliseconds()
+			d.noteClock(off)
+		}
 	}
 	info, err := d.info(ctx)
 	if err == nil {

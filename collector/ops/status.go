@@ -16,6 +16,7 @@ import (
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/termsafe"
+	"github.com/collectorhq/collector/internal/units"
 )
 
 // Status is what `collector status` reports.
@@ -54,6 +55,10 @@ type PlatformStatus struct {
 	// daemon's heartbeat, as the daemon's health check says.
 	LastHeartbeatAck *time.Time `json:"last_heartbeat_ack,omitempty"`
 	DaemonSays       string     `json:"daemon_says,omitempty"`
+	// ClockOffsetMs is the platform's clock minus this host's, from the
+	// Date of its answer (to about a second); the collector works in the
+	// platform's time.
+	ClockOffsetMs int64 `json:"clock_offset_ms"`
 }
 
 // EngineStatus is the container engine.
@@ -243,10 +248,12 @@ var ackAt = regexp.MustCompile(`acknowledged at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ
 
 func platformStatus(ctx context.Context, e *Env, cfg *config.Config, roles []RoleContainer) *PlatformStatus {
 	ps := &PlatformStatus{URL: stripUserinfo(cfg.PlatformURL)}
-	if _, err := probePlatform(ctx, e, cfg); err != nil {
+	before := e.now()
+	if date, err := probePlatform(ctx, e, cfg); err != nil {
 		ps.Error = errString(err)
 	} else {
 		ps.Reachable = true
+		ps.ClockOffsetMs = platformOffset(date, before, e.now()).Milliseconds()
 	}
 	for _, r := range roles {
 		if r.Name == e.roleNames()[0] && r.HealthDetail != "" {
@@ -259,6 +266,14 @@ func platformStatus(ctx context.Context, e *Env, cfg *config.Config, roles []Rol
 		}
 	}
 	return ps
+}
+
+// platformOffset is the platform's clock minus this host's, from the Date
+// of an answer to a request sent at before and answered at after: Date has
+// whole seconds, so its middle against the middle of the call.
+func platformOffset(date, before, after time.Time) time.Duration {
+	local := before.Add(after.Sub(before) / 2)
+	return date.Add(500 * time.Millisecond).Sub(local)
 }
 
 // probePlatform asks the platform's /healthz through the pinned CA and
@@ -302,6 +317,9 @@ func WriteStatus(w io.Writer, s *Status) {
 		}
 		if p.LastHeartbeatAck != nil {
 			fmt.Fprintf(w, "; last heartbeat acknowledged %s ago", s.since(*p.LastHeartbeatAck))
+		}
+		if off := time.Duration(p.ClockOffsetMs) * time.Millisecond; p.Reachable && off.Abs() >= 2*time.Second {
+			fmt.Fprintf(w, "; this host's clock is %s (the collector works in platform time)", units.ClockOffset(off))
 		}
 		fmt.Fprintln(w)
 	}

@@ -51,6 +51,10 @@ const (
 	// upgrade ("pulled", "drained", "runner", "successor"), once: the
 	// engine's restart of its container spares the restarted daemon.
 	TestCrashAt = "COLLECTOR_TEST_CRASH_AT"
+	// TestPlatformClockOffset moves `platform serve`'s clock by a Go
+	// duration ("-10m"): the e2e suite's platform whose collectors' host
+	// clocks are off. Never set it in production.
+	TestPlatformClockOffset = "COLLECTOR_TEST_PLATFORM_CLOCK_OFFSET"
 	// UpgradeSuccessor (its image) and UpgradeSteps (the steps taken
 	// before it) are in the environment of an upgrade's new daemon.
 	UpgradeSuccessor = "COLLECTOR_UPGRADE_SUCCESSOR"

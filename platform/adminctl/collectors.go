@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/units"
 )
 
 // CreateCollector creates a collector and prints its enrollment token and
@@ -132,6 +134,9 @@ func showHeartbeat(t *table, hb *api.Heartbeat) {
 		hb.Capacity.MemoryFreeBytes>>20, hb.Capacity.MemoryTotalBytes>>20))
 	t.field("Running jobs", fmt.Sprint(hb.RunningJobs))
 	t.field("Runner", orDash(hb.RunnerState))
+	if hb.ClockOffsetMs != 0 {
+		t.field("Host clock", units.ClockOffset(time.Duration(hb.ClockOffsetMs)*time.Millisecond)+" (it works in platform time)")
+	}
 	if hb.Image != "" {
 		t.field("Image", hb.Image)
 	}

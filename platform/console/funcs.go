@@ -34,6 +34,7 @@ var funcs = template.FuncMap{
 		return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`,
 			u.Format(time.RFC3339), u.Format("2006-01-02 15:04:05 UTC"), u.Format("2006-01-02 15:04 UTC")))
 	},
+	"clockOffset": func(ms int64) string { return units.ClockOffset(time.Duration(ms) * time.Millisecond) },
 	"bytes": func(n int64) string {
 		if n <= 0 {
 			return "–"

@@ -171,6 +171,9 @@ type Heartbeat struct {
 	UpgradeImage  string   `json:"upgrade_image,omitempty"`
 	UpgradeReason string   `json:"upgrade_reason,omitempty"`
 	UpgradeSteps  []string `json:"upgrade_steps,omitempty"`
+	// ClockOffsetMs is the platform's clock minus the host's, as the
+	// collector measured it.
+	ClockOffsetMs int64 `json:"clock_offset_ms,omitempty"`
 }
 
 // Integration is an integration instance. Config is sealed (encrypted) by the
