@@ -58,6 +58,7 @@ const (
 	CodeUnavailable      = "unavailable"            // 503: retry later
 	CodeBusy             = "busy"                   // 429: too many uploads in flight; retry with backoff
 	CodeIntegrity        = "integrity"              // 500: a stored record failed its integrity check
+	CodeStorageFull      = "storage_full"           // 503: the platform's disk is full; retry after Retry-After
 	CodeNoImagePolicy    = "no_image_policy"        // 503: enrollment refused before the token is used: the platform has no image policy
 	CodeForbidden        = "forbidden"              // 403: signed in, but the role does not allow it
 	CodeStepUp           = "step_up_required"       // 403: verify the second factor again (destructive act)

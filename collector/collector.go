@@ -65,6 +65,10 @@ func PlatformHTTPClient(pin, platformURL string, eg egress.Settings, log *slog.L
 	rc.RetryWaitMin = 500 * time.Millisecond
 	rc.RetryWaitMax = 15 * time.Second
 	rc.RetryMax = 6
+	rc.CheckRetry = retryWithin
+	// A call that still fails after its retries returns the platform's
+	// last answer (its status and reason), not a bare "giving up".
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	rc.Logger = nil
 	if log != nil {
 		rc.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
@@ -74,6 +78,20 @@ func PlatformHTTPClient(pin, platformURL string, eg egress.Settings, log *slog.L
 		}
 	}
 	return rc.StandardClient(), nil
+}
+
+// retryWithin is retryablehttp's default policy, except that an answer
+// that says when to come back (Retry-After: a full disk, a busy platform)
+// is returned at once with its reason, for the caller's own loop to retry
+// on its schedule: sleeping it out here, under the call's deadline, would
+// hide the reason behind "context deadline exceeded", and stack a second
+// backoff on the caller's.
+func retryWithin(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	retry, perr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	if retry && resp != nil && resp.Header.Get("Retry-After") != "" {
+		return false, nil
+	}
+	return retry, perr
 }
 
 // client loads the config and keys and returns the platform client.

@@ -14,6 +14,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/queue"
 )
 
 // httpError is an error with the status and code the client gets.
@@ -54,6 +55,10 @@ func toHTTPError(err error) (*httpError, bool) {
 		return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, message: err.Error()}, true
 	case errors.Is(err, store.ErrConflict):
 		return &httpError{status: http.StatusConflict, code: api.CodeConflict, message: err.Error()}, true
+	case errors.Is(err, queue.ErrStorageFull):
+		// Known, but logged: an operator must act.
+		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeStorageFull, retryAfter: 10,
+			message: "the platform's disk is full: it stores nothing until an operator frees space; send it again later"}, false
 	case errors.Is(err, store.ErrIntegrity):
 		// Logged in full by serve; the client learns only that it failed.
 		return &httpError{status: http.StatusInternalServerError, code: api.CodeIntegrity,

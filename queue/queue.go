@@ -381,6 +381,10 @@ var (
 	ErrNoJob = errors.New("no job available")
 	// ErrClosed: the queue was closed.
 	ErrClosed = errors.New("queue closed")
+	// ErrStorageFull: a write failed because the storage under the queue
+	// (and whatever shares it) is full; it succeeds again once space is
+	// freed. Nothing was written.
+	ErrStorageFull = errors.New("storage full")
 )
 
 // Config tunes a queue. Start from DefaultConfig.

@@ -169,8 +169,13 @@ func startPlatform(t *testing.T) *platformProc { return startPlatformWith(t, wor
 // startPlatformWith starts the platform with the image policy at policy,
 // and env added to its environment.
 func startPlatformWith(t *testing.T, policy string, env ...string) *platformProc {
+	return startPlatformIn(t, filepath.Join(t.TempDir(), "platform"), policy, env...)
+}
+
+// startPlatformIn is startPlatformWith with the data directory dataDir.
+func startPlatformIn(t *testing.T, dataDir, policy string, env ...string) *platformProc {
 	addr := freeAddr(t)
-	p := &platformProc{t: t, dataDir: filepath.Join(t.TempDir(), "platform"), addr: addr, url: "https://" + addr, log: &testutil.Buffer{}, env: env}
+	p := &platformProc{t: t, dataDir: dataDir, addr: addr, url: "https://" + addr, log: &testutil.Buffer{}, env: env}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
 		"--collector-image", world.collectorImage, "--image-policy", policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}

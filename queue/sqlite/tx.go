@@ -56,6 +56,10 @@ func (w *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 // fn's error rolls the transaction back. database/sql rolls it back too if
 // ctx ends, so a pooled connection never keeps an open transaction.
 func (q *Queue) write(ctx context.Context, fn func(w *wtx) error) error {
+	return Classify(q.writeTx(ctx, fn))
+}
+
+func (q *Queue) writeTx(ctx context.Context, fn func(w *wtx) error) error {
 	if q.isClosed() {
 		return queue.ErrClosed
 	}

@@ -216,17 +216,18 @@ func (s *Store) checkpointLoop() {
 	}
 }
 
-// tx runs fn in one IMMEDIATE transaction on the writer.
+// tx runs fn in one IMMEDIATE transaction on the writer. A full disk is
+// queue.ErrStorageFull (qsqlite.Classify).
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return qsqlite.Classify(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return qsqlite.Classify(err)
 	}
-	return tx.Commit()
+	return qsqlite.Classify(tx.Commit())
 }
 
 // appendAudit adds ev to the chain inside tx, with its MAC.
