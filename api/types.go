@@ -67,6 +67,7 @@ const (
 	CodeSecondFactor     = "second_factor_refused"  // 401: wrong, replayed or unknown code or passkey
 	CodeThrottled        = "throttled"              // 429: too many failed sign-ins; Retry-After says when
 	CodeImageRefused     = "image_refused"          // 400: the integration's image fails the signature policy or is not in its registry
+	CodeImageUnchecked   = "image_unchecked"        // 502: strict: the image could not be checked now (its registry did not answer)
 	CodeRequestTimeout   = "request_timeout"        // 408: the body did not arrive in time; retry (smaller)
 )
 
@@ -221,6 +222,12 @@ type IntegrationRequest struct {
 	// Pool, instead of CollectorID: any active member of the pool may run it.
 	Pool    string `json:"pool,omitempty"`
 	Network string `json:"network,omitempty"`
+	// Strict refuses the integration when its image cannot be checked now
+	// (the registry does not answer, or has no such image): without it
+	// the integration is saved with a warning, and the collector verifies
+	// the image before each run anyway. An image the signature policy
+	// refuses is refused either way.
+	Strict bool `json:"strict,omitempty"`
 }
 
 // IntegrationUpdate changes the fields it carries and leaves the rest. In
@@ -233,6 +240,8 @@ type IntegrationUpdate struct {
 	SecretFields *[]string       `json:"secret_fields,omitempty"`
 	IntervalSec  *int            `json:"interval_sec,omitempty"`
 	Network      *string         `json:"network,omitempty"`
+	// Strict: as IntegrationRequest's, for a new image.
+	Strict bool `json:"strict,omitempty"`
 }
 
 // AssignRequest moves an integration to another collector.
@@ -264,6 +273,9 @@ type Integration struct {
 	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
+	// Warnings, in the answer to a create or an update, say what could
+	// not be checked (an image whose registry did not answer).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ConfigSchemaLabel is the image label in which an integration declares

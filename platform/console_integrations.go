@@ -575,7 +575,11 @@ func (s *Server) integrationFormSubmit(w http.ResponseWriter, r *http.Request, p
 		fail(http.StatusBadRequest, err)
 		return
 	}
-	seeOther(w, r, "/integrations/"+v.ID+"?done=saved")
+	done := "saved"
+	if len(v.Warnings) > 0 {
+		done = "saved-unchecked"
+	}
+	seeOther(w, r, "/integrations/"+v.ID+"?done="+done)
 }
 
 func (s *Server) assignSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {

@@ -55,6 +55,8 @@ func toHTTPError(err error) (*httpError, bool) {
 		return &httpError{status: http.StatusNotFound, code: api.CodeNotFound, message: err.Error()}, true
 	case errors.Is(err, store.ErrConflict):
 		return &httpError{status: http.StatusConflict, code: api.CodeConflict, message: err.Error()}, true
+	case errors.As(err, new(*uncheckedError)):
+		return &httpError{status: http.StatusBadGateway, code: api.CodeImageUnchecked, message: err.Error()}, true
 	case errors.Is(err, queue.ErrStorageFull):
 		// Known, but logged: an operator must act.
 		return &httpError{status: http.StatusServiceUnavailable, code: api.CodeStorageFull, retryAfter: 10,

@@ -82,6 +82,10 @@ func (s *Server) checkImage(ctx context.Context, ref string) (*checkedImage, err
 	defer cancel()
 	digest, err := v.Verify(ctx, ref)
 	var re *trust.RefusalError
+	if errors.Is(err, trust.ErrRegistryUnreachable) || errors.Is(err, trust.ErrImageNotFound) {
+		// Not a verdict on the image: it could not be looked at now.
+		return nil, &uncheckedError{err: err}
+	}
 	if errors.As(err, &re) {
 		return nil, errorf(http.StatusBadRequest, api.CodeImageRefused, "image: %v", re)
 	}
@@ -109,6 +113,33 @@ func (s *Server) checkImage(ctx context.Context, ref string) (*checkedImage, err
 		}
 	}
 	return out, nil
+}
+
+// uncheckedError: the image could not be checked now (its registry did
+// not answer, or has no such image yet).
+type uncheckedError struct{ err error }
+
+func (e *uncheckedError) Error() string { return "image: " + e.err.Error() }
+func (e *uncheckedError) Unwrap() error { return e.err }
+
+// checkImageOrWarn is checkImage for a save: an image the policy refuses
+// is an error; one that could not be checked now (its registry did not
+// answer, or has no such image yet) is an error when strict, else a
+// warning, and the integration is saved unchecked (the collector verifies
+// the image before each run).
+func (s *Server) checkImageOrWarn(ctx context.Context, ref string, strict bool) (*checkedImage, string, error) {
+	checked, err := s.checkImage(ctx, ref)
+	var ue *uncheckedError
+	switch {
+	case err == nil:
+		return checked, "", nil
+	case !errors.As(err, &ue) || ctx.Err() != nil:
+		return nil, "", err
+	case strict:
+		return nil, "", errorf(http.StatusBadGateway, api.CodeImageUnchecked, "image %s could not be checked now (strict): %v", ref, ue.err)
+	}
+	s.log.Warn("integration image not checked; saved with a warning", "image", ref, "err", ue.err)
+	return nil, fmt.Sprintf("image %s was not checked: %v; it is saved unchecked (no config schema read) and the collector verifies it before each run; check it again with an update, or save with strict to refuse this", ref, err), nil
 }
 
 // validateConfig checks a config against the integration's schema, if it

@@ -123,7 +123,7 @@ func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationReques
 	if err != nil {
 		return nil, err
 	}
-	checked, err := s.checkImage(r.Context(), req.Image)
+	checked, warning, err := s.checkImageOrWarn(r.Context(), req.Image, req.Strict)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +152,9 @@ func (s *Server) CreateIntegrationAct(r *http.Request, req api.IntegrationReques
 	}
 	s.log.Info("integration created", "integration", in.ID, "name", in.Name, "collector", in.CollectorID)
 	v, err := s.integrationView(in)
+	if warning != "" {
+		v.Warnings = []string{warning}
+	}
 	return &v, err
 }
 
@@ -213,13 +216,15 @@ func (s *Server) UpdateIntegrationAct(r *http.Request, id string, req api.Integr
 	if err != nil {
 		return nil, err
 	}
+	var warning string
 	if req.Image != nil && *req.Image != in.Image {
 		// A new image is checked as a new integration's is, and brings
 		// its own schema (or none).
-		checked, err := s.checkImage(r.Context(), *req.Image)
+		checked, w, err := s.checkImageOrWarn(r.Context(), *req.Image, req.Strict)
 		if err != nil {
 			return nil, err
 		}
+		warning = w
 		if checked != nil {
 			in.ConfigSchema = nil
 			if checked.Schema != nil {
@@ -240,6 +245,9 @@ func (s *Server) UpdateIntegrationAct(r *http.Request, id string, req api.Integr
 	}
 	s.log.Info("integration updated", "integration", in.ID, "changed", changed)
 	v, err := s.integrationView(in)
+	if warning != "" {
+		v.Warnings = []string{warning}
+	}
 	return &v, err
 }
 

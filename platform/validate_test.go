@@ -194,3 +194,37 @@ func FuzzFinishValidation(f *testing.F) {
 		}
 	})
 }
+
+// TestCreateWithUncheckedImage: an image whose registry does not answer
+// is saved with a warning (the collector verifies it before each run),
+// or refused with --strict; nothing is saved then.
+func TestCreateWithUncheckedImage(t *testing.T) {
+	e := platformtest.Start(t, func(c *platform.Config) {
+		c.VerifyImages = true
+		c.ImagePolicy = []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`)
+	})
+	const ref = "127.0.0.1:9/nowhere/integration:1" // nothing listens on the discard port
+	req := api.IntegrationRequest{Name: "unchecked", Image: ref, Config: json.RawMessage(`{}`), IntervalSec: 3600}
+	in, err := e.Admin.CreateIntegration(ctx, req)
+	if err != nil {
+		t.Fatalf("create with an unreachable registry: %v, want saved with a warning", err)
+	}
+	if len(in.Warnings) != 1 || !strings.Contains(in.Warnings[0], "not checked") || !strings.Contains(in.Warnings[0], ref) {
+		t.Errorf("warnings %q", in.Warnings)
+	}
+	if got, err := e.Admin.Integration(ctx, in.ID); err != nil || len(got.Warnings) != 0 {
+		t.Errorf("the warning is the answer's, not stored: %+v, %v", got, err)
+	}
+	req.Name, req.Strict = "strict", true
+	_, err = e.Admin.CreateIntegration(ctx, req)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeImageUnchecked || !strings.Contains(ae.Message, "could not be checked") {
+		t.Fatalf("strict create with an unreachable registry: %v, want image_unchecked", err)
+	}
+	list, _ := e.Admin.Integrations(ctx)
+	for _, i := range list {
+		if i.Name == "strict" {
+			t.Error("a strict create that failed saved the integration")
+		}
+	}
+}

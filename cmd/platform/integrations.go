@@ -20,6 +20,8 @@ func integrationFlags(create bool) []cli.Flag {
 		&cli.StringFlag{Name: "collector", Usage: "collector ID to run it on"},
 		&cli.StringFlag{Name: "pool", Usage: "pool to run it on (any active member), instead of --collector"},
 		&cli.StringFlag{Name: "network", Usage: "network of the job container: none, host or bridge"},
+		&cli.BoolFlag{Name: "strict", Usage: "refuse to save when the image cannot be checked now (its registry does not answer or has no such image); " +
+			"without it such an image is saved with a warning. An image the signature policy refuses is refused either way"},
 	)
 }
 
@@ -113,6 +115,7 @@ func createIntegration(c *cli.Context, ac *api.AdminClient, out adminctl.Output,
 	return adminctl.CreateIntegration(c.Context, ac, api.IntegrationRequest{
 		Name: c.String("name"), Image: c.String("image"), Config: cfg, SecretFields: c.StringSlice("secret-field"),
 		IntervalSec: int(c.Duration("interval").Seconds()), CollectorID: c.String("collector"), Pool: c.String("pool"), Network: c.String("network"),
+		Strict: c.Bool("strict"),
 	}, out)
 }
 
@@ -136,6 +139,7 @@ func updateIntegration(c *cli.Context, ac *api.AdminClient, out adminctl.Output,
 		return &v
 	}
 	upd.Name, upd.Image, upd.Network = str("name"), str("image"), str("network")
+	upd.Strict = c.Bool("strict")
 	if c.IsSet("secret-field") {
 		f := c.StringSlice("secret-field")
 		upd.SecretFields = &f

@@ -99,5 +99,8 @@ func printIntegration(out Output, in *api.Integration) error {
 	t.field("Secret fields", orDash(strings.Join(in.SecretFields, ", ")))
 	t.field("Config", string(in.Config))
 	t.field("Updated", fmtTime(&in.UpdatedAt))
+	for _, w := range in.Warnings {
+		t.field("WARNING", w)
+	}
 	return t.flush()
 }
