@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/collectorhq/collector/internal/env"
 )
 
 // SmallDisk mounts a tmpfs of size bytes on a new temporary directory
@@ -22,7 +24,7 @@ func SmallDisk(t testing.TB, size int64) string {
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
 		os.Remove(dir)
-		if os.Getenv("CI") == "true" {
+		if env.InCI() {
 			t.Fatalf("mount a tmpfs: %v: %s", err, out)
 		}
 		t.Skipf("mount a tmpfs (needs root): %v: %s", err, out)
