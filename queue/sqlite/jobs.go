@@ -68,7 +68,9 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 			return nil, queue.ErrNoJob
 		}
 		q.park(req.CollectorID, 1)
-		err = q.sleep(ctx, woken, poolWoken, min(remaining, q.cfg.PollInterval))
+		// Woken by a write that concerns it, or by the shared poll
+		// (pollLoop) when its queue has queued jobs, or at its deadline.
+		err = q.sleep(ctx, woken, poolWoken, remaining)
 		q.park(req.CollectorID, -1)
 		release()
 		releasePool()

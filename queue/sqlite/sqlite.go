@@ -159,6 +159,7 @@ func New(db *sql.DB, cfg queue.Config, opts ...Option) (*Queue, error) {
 		q.rstmts.close()
 		return nil, fmt.Errorf("new sqlite queue: %w", err)
 	}
+	go q.pollLoop()
 	return q, nil
 }
 
