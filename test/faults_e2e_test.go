@@ -5,12 +5,19 @@ package test
 // collector recovers by itself.
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/internal/testutil"
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
@@ -74,4 +81,158 @@ func TestPlatformDiskFull(t *testing.T) {
 	}
 	t.Logf("disk full for %v; the job %s succeeded on attempt %d, %v after space was freed",
 		freed.Sub(filled).Round(time.Millisecond), j.ID, j.Attempt, time.Since(freed).Round(time.Millisecond))
+}
+
+// TestPlatformKilledDuringIngest: the platform is killed (SIGKILL) while a
+// job's records are being ingested, and started again on the same data.
+// Nothing is half-written: the job ends succeeded (on its first attempt,
+// or on the next once its lease ran out), every record is there once, the
+// database is intact, and the collector leaves no job container or secret.
+func TestPlatformKilledDuringIngest(t *testing.T) {
+	need(t)
+	p := startPlatform(t)
+	k := podmanKit(t)
+	h := install(t, p, k)
+	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	const count = 60000
+	id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": count, "prefix": "kill-", "token": "e2e-kill-secret"})
+	job := p.runJob(t, id)
+	var before int64
+	waitFor(t, "records being ingested", 2*time.Minute, func() bool {
+		before = p.job(t, job.ID).Records
+		return before > 0
+	})
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	p.cmd = nil
+	killed := time.Now()
+	time.Sleep(2 * time.Second)
+	p.start()
+	j := p.waitJob(t, job.ID, 5*time.Minute)
+	if j.State != api.JobSucceeded {
+		logs, _ := p.cli("jobs", "logs", j.ID)
+		t.Fatalf("the job after the platform's kill: %+v\n%s", j, logs)
+	}
+	if keys := p.entityKeys(t, id); len(keys) != count+1 {
+		t.Errorf("%d entities, want %d once each", len(keys), count+1)
+	}
+	db, err := qsqlite.OpenDB(filepath.Join(p.dataDir, "platform.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check after the kill: %q, %v", check, err)
+	}
+	waitFor(t, "no job container or secret left", time.Minute, func() bool {
+		left, err := h.eng.ListContainers(context.Background(), map[string]string{runner.LabelRole: runner.RoleJob})
+		files, _ := os.ReadDir(k.secretDir)
+		return err == nil && len(left) == 0 && len(files) == 0
+	})
+	t.Logf("platform killed with %d of %d records ingested; the job succeeded on attempt %d, %v after the kill",
+		before, count+1, j.Attempt, j.FinishedAt.Sub(killed).Round(time.Millisecond))
+}
+
+// flakyTCP is a TCP proxy to a backend that counts the connections it
+// accepts and, while down, closes each at once (the registry "down" as a
+// firewall reset or a crashed service looks).
+type flakyTCP struct {
+	ln      net.Listener
+	backend string
+	down    atomic.Bool
+	conns   atomic.Int64
+}
+
+func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyTCP{ln: ln, backend: backend}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.conns.Add(1)
+			if f.down.Load() {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", f.backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go io.Copy(b, c)
+				io.Copy(c, b)
+			}()
+		}
+	}()
+	return f
+}
+
+func (f *flakyTCP) addr() string { return f.ln.Addr().String() }
+
+// TestRegistryDownDuringPull: the integration's registry goes down before
+// a job pulls its image. The job fails with a clear error naming the
+// registry, after a bounded number of attempts (no retry storm); once the
+// registry is back the next run succeeds.
+func TestRegistryDownDuringPull(t *testing.T) {
+	need(t)
+	reg := startFlakyTCP(t, world.registry.Addr)
+	image := reg.addr() + "/collectorhq/integration-example:e2e-flaky"
+	if out, err := world.podman.Run("push", "--tls-verify=false", world.exampleImage, "docker://"+image); err != nil {
+		t.Fatalf("push through the proxy: %v\n%s", err, out)
+	}
+	keys := filepath.Join(world.dir, "keys")
+	if _, err := run(keys, []string{"COSIGN_PASSWORD=e2e-password"}, filepath.Join(world.bin, "collector-release"),
+		"sign", "--insecure", "--key", filepath.Join(keys, "cosign.key"), image); err != nil {
+		t.Fatal(err)
+	}
+	// The e2e policy, trusting the same key for the proxy's repositories.
+	var policy map[string]any
+	raw, err := os.ReadFile(world.policy)
+	if err != nil || json.Unmarshal(raw, &policy) != nil {
+		t.Fatalf("read the policy: %v", err)
+	}
+	docker := policy["transports"].(map[string]any)["docker"].(map[string]any)
+	docker[reg.addr()+"/collectorhq"] = docker[world.registry.Addr+"/collectorhq"]
+	raw, _ = json.Marshal(policy)
+	policyFile := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(policyFile, raw, 0o644)
+
+	p := startPlatformWith(t, policyFile)
+	k := podmanKit(t)
+	h := install(t, p, k)
+	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	id := p.integration(t, h.id, image, map[string]any{"count": 5, "prefix": "down-", "token": "e2e-down-secret"})
+
+	reg.down.Store(true)
+	before := reg.conns.Load()
+	j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute)
+	attempts := reg.conns.Load() - before
+	logs, _ := p.cli("jobs", "logs", j.ID)
+	if j.State != api.JobFailed || !strings.Contains(j.Error, reg.addr()) || !strings.Contains(strings.ToLower(j.Error+logs), "registry") {
+		t.Errorf("a job whose registry is down: %+v, want failed naming the registry %s\n%s", j, reg.addr(), logs)
+	}
+	if attempts > 20 {
+		t.Errorf("%d connections to the registry for one failed job: a retry storm", attempts)
+	}
+	if keys := p.entityKeys(t, id); len(keys) != 0 {
+		t.Errorf("%d entities from a job that could not pull", len(keys))
+	}
+	t.Logf("registry down: job failed after %d connection attempts: %s", attempts, j.Error)
+
+	reg.down.Store(false)
+	if j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute); j.State != api.JobSucceeded {
+		t.Errorf("the next run with the registry back: %+v", j)
+	}
 }
