@@ -95,14 +95,19 @@ func (h *host) installArgs(vars map[string]string) []string {
 		// the installer needs only the socket, so label=disable stands in.
 		args = []string{"run", "--rm", "-i", "--security-opt", "label=disable", "--network", "host"}
 	}
+	insecure := world.registry.Addr
 	for k, v := range vars {
+		if k == env.InsecureRegistries { // the e2e registry stays insecure too
+			insecure = v + "," + insecure
+			continue
+		}
 		args = append(args, "-e", k+"="+v)
 	}
 	sockDir, sd := filepath.Dir(sock), h.kit.secretDir
 	args = append(args,
 		"-e", "COLLECTOR_CONFIG_DIR="+h.etc, "-e", "COLLECTOR_STATE_DIR="+h.state,
 		"-e", "COLLECTOR_ENGINE_HOST=unix://"+sock, "-e", "COLLECTOR_JOB_NETWORK=host",
-		"-e", "COLLECTOR_INSECURE_REGISTRIES="+world.registry.Addr, "-e", "COLLECTOR_SECRET_DIR="+sd,
+		"-e", env.InsecureRegistries+"="+insecure, "-e", "COLLECTOR_SECRET_DIR="+sd,
 		"-v", h.etc+":"+h.etc+":Z", "-v", sockDir+":"+sockDir, "-v", h.state+":"+h.state, "-v", sd+":"+sd)
 	return append(args, world.collectorImage, "install")
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/collector/runner"
+	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/testutil"
 	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
@@ -211,7 +212,7 @@ func TestRegistryDownDuringPull(t *testing.T) {
 
 	p := startPlatformWith(t, policyFile)
 	k := podmanKit(t)
-	h := install(t, p, k)
+	h := installHost(t, p, k, map[string]string{env.InsecureRegistries: reg.addr()})
 	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
 	id := p.integration(t, h.id, image, map[string]any{"count": 5, "prefix": "down-", "token": "e2e-down-secret"})
 
@@ -220,7 +221,8 @@ func TestRegistryDownDuringPull(t *testing.T) {
 	j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute)
 	attempts := reg.conns.Load() - before
 	logs, _ := p.cli("jobs", "logs", j.ID)
-	if j.State != api.JobFailed || !strings.Contains(j.Error, reg.addr()) || !strings.Contains(strings.ToLower(j.Error+logs), "registry") {
+	if j.State != api.JobFailed || !strings.Contains(j.Error, reg.addr()) || !strings.Contains(j.Error, "could not be fetched") ||
+		!strings.Contains(strings.ToLower(j.Error+logs), "registry unreachable") {
 		t.Errorf("a job whose registry is down: %+v, want failed naming the registry %s\n%s", j, reg.addr(), logs)
 	}
 	if attempts > 20 {

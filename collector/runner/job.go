@@ -135,6 +135,9 @@ func (j *jobRun) pull(ctx context.Context) (string, error) {
 		return image, nil
 	case errors.Is(err, errGivenBack):
 		return "", err
+	case errors.Is(err, trust.ErrRegistryUnreachable), errors.Is(err, trust.ErrImageNotFound):
+		// Not a verdict on the image: it could not be looked at.
+		return "", fmt.Errorf("image %s could not be fetched, nothing ran: %w", j.job.Image, err)
 	case errors.As(err, &refusal):
 		return "", fmt.Errorf("image %s refused, nothing ran: %w", j.job.Image, err)
 	}
