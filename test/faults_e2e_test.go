@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,6 +146,34 @@ type flakyTCP struct {
 	backend string
 	down    atomic.Bool
 	conns   atomic.Int64
+
+	mu   sync.Mutex
+	live map[net.Conn]bool // forwarded connections, both ends
+	hole bool              // black hole: new connections are held, silent
+	held []net.Conn
+}
+
+// blackHole cuts every forwarded connection and holds new ones open
+// without a byte either way, as a dropped route does, until heal.
+func (f *flakyTCP) blackHole() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hole = true
+	for c := range f.live {
+		c.Close()
+	}
+}
+
+// heal ends the black hole: held connections are closed (their clients
+// connect again), new ones are forwarded.
+func (f *flakyTCP) heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hole = false
+	for _, c := range f.held {
+		c.Close()
+	}
+	f.held = nil
 }
 
 func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
@@ -152,7 +181,7 @@ func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &flakyTCP{ln: ln, backend: backend}
+	f := &flakyTCP{ln: ln, backend: backend, live: map[net.Conn]bool{}}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -165,6 +194,13 @@ func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
 				c.Close()
 				continue
 			}
+			f.mu.Lock()
+			if f.hole {
+				f.held = append(f.held, c)
+				f.mu.Unlock()
+				continue
+			}
+			f.mu.Unlock()
 			go func() {
 				defer c.Close()
 				b, err := net.Dial("tcp", f.backend)
@@ -172,6 +208,15 @@ func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
 					return
 				}
 				defer b.Close()
+				f.mu.Lock()
+				f.live[c], f.live[b] = true, true
+				f.mu.Unlock()
+				defer func() {
+					f.mu.Lock()
+					delete(f.live, c)
+					delete(f.live, b)
+					f.mu.Unlock()
+				}()
 				go io.Copy(b, c)
 				io.Copy(c, b)
 			}()
@@ -237,4 +282,76 @@ func TestRegistryDownDuringPull(t *testing.T) {
 	if j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute); j.State != api.JobSucceeded {
 		t.Errorf("the next run with the registry back: %+v", j)
 	}
+}
+
+// TestNetworkBlackHoledPastALease: the route between the collector and the
+// platform drops everything (a black hole, not a reset) for longer than a
+// lease while a job runs. The platform hands the job over when its lease
+// expires; when the route comes back the collector's heartbeats resume,
+// the old run learns its lease is lost and is stopped, and the job ends
+// succeeded with every record once. At no moment do two containers run the
+// job.
+func TestNetworkBlackHoledPastALease(t *testing.T) {
+	need(t)
+	p := startPlatform(t)
+	route := startFlakyTCP(t, p.addr)
+	k := podmanKit(t)
+	h := installHost(t, p, k, map[string]string{env.PlatformURL: "https://" + route.addr()})
+	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 20, "prefix": "hole-", "token": "e2e-hole-secret", "sleep_seconds": 15})
+	job := p.runJob(t, id)
+	waitFor(t, "the job running", 90*time.Second, func() bool { return p.job(t, job.ID).State == api.JobRunning })
+
+	// Watch the job's containers all along.
+	stop := make(chan struct{})
+	var most atomic.Int64
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			list, err := h.eng.ListContainers(context.Background(), map[string]string{runner.LabelJob: job.ID})
+			if err != nil {
+				continue
+			}
+			running := int64(0)
+			for _, c := range list {
+				if c.Running {
+					running++
+				}
+			}
+			if running > most.Load() {
+				most.Store(running)
+			}
+		}
+	})
+	holed := time.Now()
+	route.blackHole()
+	waitFor(t, "the lease handed over", time.Minute, func() bool { return p.job(t, job.ID).Attempt > 1 })
+	time.Sleep(4 * time.Second) // past a lease, and past a heartbeat or two
+	route.heal()
+	healed := time.Now()
+	hb := p.collector(t, h.id).LastHeartbeatAt
+	waitFor(t, "heartbeats again", time.Minute, func() bool {
+		c := p.collector(t, h.id)
+		return c.LastHeartbeatAt != nil && (hb == nil || c.LastHeartbeatAt.After(*hb)) && c.Status == api.CollectorStatusActive
+	})
+	j := p.waitJob(t, job.ID, 3*time.Minute)
+	close(stop)
+	watch.Wait()
+	if j.State != api.JobSucceeded {
+		logs, _ := p.cli("jobs", "logs", j.ID)
+		t.Fatalf("the job after the black hole: %+v\n%s", j, logs)
+	}
+	if keys := p.entityKeys(t, id); len(keys) != 21 {
+		t.Errorf("%d entities, want 21 once each", len(keys))
+	}
+	if n := most.Load(); n > 1 {
+		t.Errorf("%d containers ran the job at once", n)
+	}
+	t.Logf("black hole for %v: the job was handed over (attempt %d) and succeeded %v after the route healed; at most %d container ran it at a time",
+		healed.Sub(holed).Round(time.Millisecond), j.Attempt, j.FinishedAt.Sub(healed).Round(time.Millisecond), most.Load())
 }
