@@ -303,12 +303,12 @@ type Container struct {
 	Running  bool
 	ExitCode int
 	// OOMKilled: the kernel killed it at its memory limit (exit 137).
-	OOMKilled      bool
-	StartedAt      time.Time
-	FinishedAt     time.Time
-	Restart        RestartPolicy
+	OOMKilled  bool
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Restart    RestartPolicy
 	// RestartCount counts the engine's restarts of it by its policy.
-	RestartCount int
+	RestartCount   int
 	MemoryLimit    int64
 	Ulimits        []Ulimit
 	ReadOnlyRootfs bool
