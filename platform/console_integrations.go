@@ -594,33 +594,22 @@ func (s *Server) assignSubmit(w http.ResponseWriter, r *http.Request, p *access.
 	seeOther(w, r, "/integrations/"+in.ID+"?done=assigned")
 }
 
-func (s *Server) runSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
-	in, err := s.loadIntegration(r)
-	if err != nil {
-		s.pageError(w, r, p, err)
-		return
+// enqueueSubmit queues a job by act ("Run now", "Test credentials") and
+// shows it.
+func (s *Server) enqueueSubmit(act func(*http.Request, store.Integration) (*api.Job, bool, error)) func(http.ResponseWriter, *http.Request, *access.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p *access.Principal) {
+		in, err := s.loadIntegration(r)
+		if err != nil {
+			s.pageError(w, r, p, err)
+			return
+		}
+		j, _, err := act(r, in)
+		if err != nil {
+			s.pageError(w, r, p, err)
+			return
+		}
+		seeOther(w, r, "/jobs/"+j.ID)
 	}
-	j, _, err := s.RunNowAct(r, in.ID)
-	if err != nil {
-		s.pageError(w, r, p, err)
-		return
-	}
-	seeOther(w, r, "/jobs/"+j.ID)
-}
-
-// validateSubmit queues a validation ("Test credentials") and shows its job.
-func (s *Server) validateSubmit(w http.ResponseWriter, r *http.Request, p *access.Principal) {
-	in, err := s.loadIntegration(r)
-	if err != nil {
-		s.pageError(w, r, p, err)
-		return
-	}
-	j, _, err := s.ValidateAct(r, in.ID)
-	if err != nil {
-		s.pageError(w, r, p, err)
-		return
-	}
-	seeOther(w, r, "/jobs/"+j.ID)
 }
 
 func (s *Server) deleteIntegrationPage(w http.ResponseWriter, r *http.Request, p *access.Principal) {

@@ -39,8 +39,8 @@ func (s *Server) pageRoutes() []console.Route {
 		{Pattern: "GET /integrations/{id}/edit", Permission: op, Handler: s.integrationFormPage},
 		{Pattern: "POST /integrations/{id}/edit", Permission: op, Handler: s.integrationFormSubmit},
 		{Pattern: "POST /integrations/{id}/assign", Permission: op, Handler: s.assignSubmit},
-		{Pattern: "POST /integrations/{id}/run", Permission: op, Handler: s.runSubmit},
-		{Pattern: "POST /integrations/{id}/validate", Permission: op, Handler: s.validateSubmit},
+		{Pattern: "POST /integrations/{id}/run", Permission: op, Handler: s.enqueueSubmit(s.RunNowAct)},
+		{Pattern: "POST /integrations/{id}/validate", Permission: op, Handler: s.enqueueSubmit(s.ValidateAct)},
 		{Pattern: "GET /integrations/{id}/delete", Permission: op, Handler: s.deleteIntegrationPage},
 		{Pattern: "POST /integrations/{id}/delete", Permission: op, Handler: s.deleteIntegrationSubmit},
 

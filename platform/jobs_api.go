@@ -244,79 +244,46 @@ func (s *Server) jobFinish(w http.ResponseWriter, r *http.Request, collectorID s
 	return nil
 }
 
-// runIntegration enqueues a job now ("run now"), deduplicated; the job and
-// its audit entry commit together.
-func (s *Server) runIntegration(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.loadIntegration(r)
-	if err != nil {
-		return err
+// enqueueEndpoint answers POST /api/v1/integrations/{id}/<act>: 201 and
+// the new job, or 200 and the one already queued or in flight.
+func (s *Server) enqueueEndpoint(act func(*http.Request, store.Integration) (*api.Job, bool, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		in, err := s.loadIntegration(r)
+		if err != nil {
+			return err
+		}
+		job, existed, err := act(r, in)
+		if err != nil {
+			return err
+		}
+		status := http.StatusCreated
+		if existed {
+			status = http.StatusOK
+		}
+		writeJSON(w, status, job)
+		return nil
 	}
-	job, existed, err := s.RunNowAct(r, in.ID)
-	if err != nil {
-		return err
-	}
-	status := http.StatusCreated
-	if existed {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, job)
-	return nil
 }
 
-// RunNowAct enqueues the integration's job now, deduplicated (existed:
-// the integration had a job queued or in flight, returned as is).
-func (s *Server) RunNowAct(r *http.Request, id string) (*api.Job, bool, error) {
-	in, err := s.st.Integration(r.Context(), id)
-	if err != nil {
-		return nil, false, err
-	}
-	if in.CollectorID == "" && in.Pool == "" {
-		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector or a pool: assign it first", in.ID)
-	}
-	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool, RequestedBy: queue.RequestedByAdmin},
-		func(j *queue.Job) store.Event {
-			return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID, "pool": j.Pool})
-		})
-	if err != nil {
-		return nil, false, jobError(err)
-	}
-	v := s.jobs.View(r.Context(), job)
-	return &v, existed, nil
-}
-
-// validateIntegration queues a validation of the integration's config on
-// its collector or pool (docs/writing-integrations.md, "Validation").
-func (s *Server) validateIntegration(w http.ResponseWriter, r *http.Request) error {
-	in, err := s.loadIntegration(r)
-	if err != nil {
-		return err
-	}
-	job, existed, err := s.ValidateAct(r, in.ID)
-	if err != nil {
-		return err
-	}
-	status := http.StatusCreated
-	if existed {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, job)
-	return nil
+// RunNowAct enqueues the integration's job now ("run now"), deduplicated
+// (existed: the integration had a job queued or in flight, returned as
+// is); the job and its audit entry commit together.
+func (s *Server) RunNowAct(r *http.Request, in store.Integration) (*api.Job, bool, error) {
+	return s.enqueueAct(r, in, queue.ModeCollect, func(j *queue.Job) store.Event {
+		return s.event(r, "job.requested", j.ID, map[string]any{"integration_id": in.ID, "collector_id": j.CollectorID, "pool": j.Pool})
+	})
 }
 
 // ValidateAct queues a validation of the integration, ahead of its
-// collector's or pool's collections, deduplicated (existed: one was queued
-// or in flight, returned as is). The image is checked again first, and an
-// image whose manifest says it has no validate mode is refused.
-func (s *Server) ValidateAct(r *http.Request, id string) (*api.Job, bool, error) {
-	ctx := r.Context()
-	in, err := s.st.Integration(ctx, id)
-	if err != nil {
+// collector's or pool's collections, deduplicated as RunNowAct is, per
+// mode (docs/writing-integrations.md, "Validation"). The image is checked
+// again first, and an image whose manifest says it has no validate mode
+// is refused.
+func (s *Server) ValidateAct(r *http.Request, in store.Integration) (*api.Job, bool, error) {
+	if err := assigned(in); err != nil {
 		return nil, false, err
 	}
-	if in.CollectorID == "" && in.Pool == "" {
-		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector or a pool: assign it first", in.ID)
-	}
-	checked, err := s.checkImage(ctx, in.Image)
+	checked, err := s.checkImage(r.Context(), in.Image)
 	if err != nil {
 		return nil, false, err
 	}
@@ -325,16 +292,32 @@ func (s *Server) ValidateAct(r *http.Request, id string) (*api.Job, bool, error)
 		return nil, false, errorf(http.StatusBadRequest, api.CodeInvalidRequest,
 			"integration %s: its image's manifest (%s %s) declares no validate mode (validation.supported is false)", in.ID, termsafe.String(m.Name), termsafe.String(m.Version))
 	}
-	job, existed, err := s.st.EnqueueJob(ctx, queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool,
-		RequestedBy: queue.RequestedByAdmin, Mode: queue.ModeValidate},
-		func(j *queue.Job) store.Event {
-			return s.event(r, "integration.validation_requested", in.ID, map[string]any{"job_id": j.ID, "collector_id": j.CollectorID, "pool": j.Pool})
-		})
+	return s.enqueueAct(r, in, queue.ModeValidate, func(j *queue.Job) store.Event {
+		return s.event(r, "integration.validation_requested", in.ID, map[string]any{"job_id": j.ID, "collector_id": j.CollectorID, "pool": j.Pool})
+	})
+}
+
+// enqueueAct queues a job of mode for in on its collector or pool, audited
+// by ev in the same transaction when one is added.
+func (s *Server) enqueueAct(r *http.Request, in store.Integration, mode queue.Mode, ev func(*queue.Job) store.Event) (*api.Job, bool, error) {
+	if err := assigned(in); err != nil {
+		return nil, false, err
+	}
+	job, existed, err := s.st.EnqueueJob(r.Context(), queue.EnqueueRequest{IntegrationID: in.ID, CollectorID: in.CollectorID, Pool: in.Pool,
+		RequestedBy: queue.RequestedByAdmin, Mode: mode}, ev)
 	if err != nil {
 		return nil, false, jobError(err)
 	}
-	v := s.jobs.View(ctx, job)
+	v := s.jobs.View(r.Context(), job)
 	return &v, existed, nil
+}
+
+// assigned refuses an integration that is on no collector and no pool.
+func assigned(in store.Integration) error {
+	if in.CollectorID == "" && in.Pool == "" {
+		return errorf(http.StatusBadRequest, api.CodeInvalidRequest, "integration %s is not assigned to a collector or a pool: assign it first", in.ID)
+	}
+	return nil
 }
 
 // listJobs is a page of jobs, newest first: ?integration=, ?collector=,

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,7 +90,7 @@ func TestSlowClients(t *testing.T) {
 	beatFor(time.Second) // connections up
 	underB, allB := heartbeatsUnder(t, srv.HTTP, srv.URL, "0.05")
 	base := beatFor(5 * time.Second)
-	rss0 := procStatusKB(t, srv.pid, "VmRSS")
+	rss0 := procStatusKiB(t, srv.pid, "VmRSS")
 	under0, all0 := heartbeatsUnder(t, srv.HTTP, srv.URL, "0.05")
 
 	// The load.
@@ -173,7 +172,7 @@ func TestSlowClients(t *testing.T) {
 	time.Sleep(2 * time.Second) // the polls are waiting
 	setup := time.Since(started)
 	loaded := beatFor(5 * time.Second)
-	rss1 := procStatusKB(t, srv.pid, "VmRSS")
+	rss1 := procStatusKiB(t, srv.pid, "VmRSS")
 	under1, all1 := heartbeatsUnder(t, srv.HTTP, srv.URL, "0.05")
 	limit := max(50*time.Millisecond, 2*p99(base))
 	t.Logf("heartbeats: p50 %v, p99 %v before; p50 %v, p99 %v (%d beats) beside %d idle connections, %d slowloris, %d slow bodies and %d long polls (set up in %v); bound %v",
@@ -261,22 +260,4 @@ func heartbeatsUnder(t *testing.T, hc *http.Client, url, le string) (under, all 
 		}
 	}
 	return under, all
-}
-
-// procStatusKB reads a kB field of /proc/PID/status.
-func procStatusKB(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
 }

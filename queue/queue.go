@@ -253,16 +253,13 @@ func CheckEnqueue(req EnqueueRequest) error {
 	return nil
 }
 
-// ClipOutcome is what a backend stores of a finishing job's outcome:
-// nothing for a collection, at most MaxOutcomeBytes of a validation's.
-func ClipOutcome(j *Job, outcome string) string {
-	if j.Mode != ModeValidate {
-		return ""
-	}
+// ClipOutcome bounds a validation's outcome to MaxOutcomeBytes of valid
+// UTF-8. A backend stores it for a validation only.
+func ClipOutcome(outcome string) string {
 	if len(outcome) > MaxOutcomeBytes {
-		outcome = strings.ToValidUTF8(outcome[:MaxOutcomeBytes], "")
+		outcome = outcome[:MaxOutcomeBytes]
 	}
-	return outcome
+	return strings.ToValidUTF8(outcome, "")
 }
 
 // EnqueueRequest asks for a job.

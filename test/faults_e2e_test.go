@@ -61,26 +61,14 @@ func TestPlatformDiskFull(t *testing.T) {
 	time.Sleep(5 * time.Second) // let it retry a while against the full disk
 	free()
 	freed := time.Now()
-	j := p.waitJob(t, job.ID, 3*time.Minute)
-	if j.State != api.JobSucceeded {
-		// The lease may have expired while nothing could be written: the
-		// next attempt is the job's.
-		logs, _ := p.cli("jobs", "logs", j.ID)
-		t.Fatalf("the job after the disk was freed: %+v\n%s", j, logs)
-	}
+	// The lease may have expired while nothing could be written: the next
+	// attempt is the job's.
+	j := p.waitSucceeded(t, job.ID, 3*time.Minute, "the job after the disk was freed")
 	if keys := p.entityKeys(t, id); len(keys) != count+1 {
 		t.Errorf("%d entities after the full disk, want %d (the records and the secret proof), once each", len(keys), count+1)
 	}
 	waitFor(t, "collector active again", time.Minute, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
-	db, err := qsqlite.OpenDB(filepath.Join(p.dataDir, "platform.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var check string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Errorf("integrity_check after the full disk: %q, %v", check, err)
-	}
+	p.checkIntegrity(t, "after the full disk")
 	t.Logf("disk full for %v; the job %s succeeded on attempt %d, %v after space was freed",
 		freed.Sub(filled).Round(time.Millisecond), j.ID, j.Attempt, time.Since(freed).Round(time.Millisecond))
 }
@@ -112,23 +100,11 @@ func TestPlatformKilledDuringIngest(t *testing.T) {
 	killed := time.Now()
 	time.Sleep(2 * time.Second)
 	p.start()
-	j := p.waitJob(t, job.ID, 5*time.Minute)
-	if j.State != api.JobSucceeded {
-		logs, _ := p.cli("jobs", "logs", j.ID)
-		t.Fatalf("the job after the platform's kill: %+v\n%s", j, logs)
-	}
+	j := p.waitSucceeded(t, job.ID, 5*time.Minute, "the job after the platform's kill")
 	if keys := p.entityKeys(t, id); len(keys) != count+1 {
 		t.Errorf("%d entities, want %d once each", len(keys), count+1)
 	}
-	db, err := qsqlite.OpenDB(filepath.Join(p.dataDir, "platform.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var check string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Errorf("integrity_check after the kill: %q, %v", check, err)
-	}
+	p.checkIntegrity(t, "after the kill")
 	waitFor(t, "no job container or secret left", time.Minute, func() bool {
 		left, err := h.eng.ListContainers(context.Background(), map[string]string{runner.LabelRole: runner.RoleJob})
 		files, _ := os.ReadDir(k.secretDir)
@@ -279,9 +255,7 @@ func TestRegistryDownDuringPull(t *testing.T) {
 	t.Logf("registry down: job failed after %d connection attempts: %s", attempts, j.Error)
 
 	reg.down.Store(false)
-	if j := p.waitJob(t, p.runJob(t, id).ID, 5*time.Minute); j.State != api.JobSucceeded {
-		t.Errorf("the next run with the registry back: %+v", j)
-	}
+	p.waitSucceeded(t, p.runJob(t, id).ID, 5*time.Minute, "the next run with the registry back")
 }
 
 // TestNetworkBlackHoledPastALease: the route between the collector and the
@@ -328,6 +302,8 @@ func TestNetworkBlackHoledPastALease(t *testing.T) {
 			}
 		}
 	})
+	stopWatch := sync.OnceFunc(func() { close(stop); watch.Wait() })
+	defer stopWatch()
 	holed := time.Now()
 	route.blackHole()
 	waitFor(t, "the lease handed over", time.Minute, func() bool { return p.job(t, job.ID).Attempt > 1 })
@@ -339,13 +315,8 @@ func TestNetworkBlackHoledPastALease(t *testing.T) {
 		c := p.collector(t, h.id)
 		return c.LastHeartbeatAt != nil && (hb == nil || c.LastHeartbeatAt.After(*hb)) && c.Status == api.CollectorStatusActive
 	})
-	j := p.waitJob(t, job.ID, 3*time.Minute)
-	close(stop)
-	watch.Wait()
-	if j.State != api.JobSucceeded {
-		logs, _ := p.cli("jobs", "logs", j.ID)
-		t.Fatalf("the job after the black hole: %+v\n%s", j, logs)
-	}
+	j := p.waitSucceeded(t, job.ID, 3*time.Minute, "the job after the black hole")
+	stopWatch()
 	if keys := p.entityKeys(t, id); len(keys) != 21 {
 		t.Errorf("%d entities, want 21 once each", len(keys))
 	}
@@ -354,4 +325,30 @@ func TestNetworkBlackHoledPastALease(t *testing.T) {
 	}
 	t.Logf("black hole for %v: the job was handed over (attempt %d) and succeeded %v after the route healed; at most %d container ran it at a time",
 		healed.Sub(holed).Round(time.Millisecond), j.Attempt, j.FinishedAt.Sub(healed).Round(time.Millisecond), most.Load())
+}
+
+// waitSucceeded waits for job id to end and fails the test, with the job's
+// logs, unless it succeeded.
+func (p *platformProc) waitSucceeded(t *testing.T, id string, d time.Duration, what string) api.Job {
+	t.Helper()
+	j := p.waitJob(t, id, d)
+	if j.State != api.JobSucceeded {
+		logs, _ := p.cli("jobs", "logs", j.ID)
+		t.Fatalf("%s: %+v\n%s", what, j, logs)
+	}
+	return j
+}
+
+// checkIntegrity runs SQLite's integrity check on the platform's database.
+func (p *platformProc) checkIntegrity(t *testing.T, when string) {
+	t.Helper()
+	db, err := qsqlite.OpenDB(filepath.Join(p.dataDir, "platform.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check %s: %q, %v", when, check, err)
+	}
 }

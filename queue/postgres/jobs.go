@@ -477,7 +477,7 @@ func (q *Queue) Finish(ctx context.Context, jobID, leaseID string, res queue.Res
 		"peak_mem": res.PeakMemoryBytes, "peak_cpu": res.PeakCPUPercent,
 		"record": false, "sample_mem": int64(0), "sample_cpu": 0.0, "keep": q.cfg.PeakSamples,
 		// Kept for a validation only (the statement knows the mode).
-		"outcome": queue.ClipOutcome(&queue.Job{Mode: queue.ModeValidate}, res.Outcome),
+		"outcome": queue.ClipOutcome(res.Outcome),
 	}
 	switch {
 	case res.OOMKilled && q.cfg.LimitMemoryBytes > 0:

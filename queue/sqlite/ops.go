@@ -150,8 +150,12 @@ func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result
 	if res.Succeeded {
 		state = queue.StateSucceeded
 	}
+	outcome := ""
+	if j.Mode == queue.ModeValidate {
+		outcome = queue.ClipOutcome(res.Outcome)
+	}
 	done, err := scanJob(t.w.QueryRowContext(ctx, finishSQL,
-		string(state), t.q.now().UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, queue.ClipOutcome(j, res.Outcome), j.ID))
+		string(state), t.q.now().UnixNano(), res.ExitCode, res.Error, res.PeakMemoryBytes, res.PeakCPUPercent, outcome, j.ID))
 	if err != nil {
 		return nil, fmt.Errorf("finish job %q: %w", jobID, err)
 	}

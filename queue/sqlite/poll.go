@@ -15,7 +15,7 @@ import (
 // between its wake-ups, however many wait: a thousand long polls are one
 // query a second, not a thousand (TestSlowClients measures it).
 const (
-	// queuedTargetsSQL: the collectors and pools with queued jobs, each
+	// queuedCollectorsSQL and queuedPoolsSQL: the collectors and pools with queued jobs, each
 	// through its partial index.
 	queuedCollectorsSQL = `SELECT DISTINCT collector_id FROM queue_jobs INDEXED BY queue_jobs_next
 		WHERE state = 'queued' AND collector_id != ''`
@@ -61,18 +61,18 @@ func (q *Queue) pollOnce(ctx context.Context) {
 			return err
 		})
 	}
-	for query, key := range map[string]func(string) string{
-		queuedCollectorsSQL: func(c string) string { return c },
-		queuedPoolsSQL:      poolKey,
-	} {
-		rows, err := q.rdb.QueryContext(ctx, query)
+	for _, look := range []struct {
+		query string
+		key   func(string) string
+	}{{queuedCollectorsSQL, func(c string) string { return c }}, {queuedPoolsSQL, poolKey}} {
+		rows, err := q.rdb.QueryContext(ctx, look.query)
 		if err != nil {
 			continue
 		}
 		for rows.Next() {
 			var target string
 			if rows.Scan(&target) == nil {
-				q.notifier.Notify(key(target))
+				q.notifier.Notify(look.key(target))
 			}
 		}
 		rows.Close()
