@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"github.com/collectorhq/collector/collector/joblogs"
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/internal/egressconf"
 	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/selinux"
 	"github.com/collectorhq/collector/trust"
@@ -39,7 +41,11 @@ type Images interface {
 }
 
 // ImagesFunc builds the verifier for a policy.json.
-type ImagesFunc func(policy json.RawMessage, insecureRegistries []string, eg egress.Settings, eng engine.Engine, log *slog.Logger) (Images, error)
+type ImagesFunc func(ImagesConfig) (Images, error)
+
+// FetchDir, under the state dir, holds the archives of the images the
+// runner fetches through its proxy or mirrors while it loads them.
+const FetchDir = "fetch"
 
 // Env is what every role shares.
 type Env struct {
@@ -117,7 +123,7 @@ func RunDaemon(ctx context.Context, e Env) error {
 	d := daemon.New(cfg, e.Engine, c, e.Log)
 	d.HealthFile = e.healthFile()
 	d.Clock = c.Clock()
-	if images, err := e.images(cfg); err != nil {
+	if images, err := e.images(cfg, ""); err != nil {
 		e.Log.Warn("no upgrades: the image verifier cannot start", "err", err)
 	} else {
 		d.Upgrades = &daemon.Upgrades{Engine: e.Engine, Images: images,
@@ -162,11 +168,16 @@ func RunRunner(ctx context.Context, e Env) error {
 	if err := os.MkdirAll(os.TempDir(), 0o700); err != nil {
 		return fmt.Errorf("temporary dir: %w", err)
 	}
-	images, err := e.images(cfg)
+	fetchDir := filepath.Join(cfg.StateDir, FetchDir)
+	removeStaleFetches(fetchDir, time.Hour, time.Now(), e.Log)
+	images, err := e.images(cfg, fetchDir)
 	if err != nil {
 		return err
 	}
 	rc := runner.DefaultConfig()
+	if cfg.Proxy != "" {
+		rc.JobEgress = &egressconf.Job{Proxy: cfg.Proxy, NoProxy: cfg.NoProxy, ExtraCA: cfg.ExtraCA}
+	}
 	rc.CollectorID, rc.HPKEKey, rc.PlatformKey = cfg.CollectorID, keys.HPKE, cfg.PlatformSigningKey
 	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
 	// Envelopes expire in the platform's time, as it measures (a host
@@ -232,7 +243,7 @@ func (e Env) healthFile() string {
 // images builds the verifier from the platform's policy, once the policy
 // passes the operator's trust root: the platform cannot widen what the
 // collector runs by rewriting policy.json.
-func (e Env) images(cfg *config.Config) (Images, error) {
+func (e Env) images(cfg *config.Config, fetchDir string) (Images, error) {
 	policy, err := readPolicy(e.Dir)
 	if err != nil {
 		return nil, err
@@ -258,7 +269,8 @@ func (e Env) images(cfg *config.Config) (Images, error) {
 	if err := trust.CheckPolicy(policy, root, cfg.AllowInsecurePolicy); err != nil {
 		return nil, fmt.Errorf("image policy in %s refused: %w", e.Dir, err)
 	}
-	return e.NewImages(policy, cfg.InsecureRegistries, cfg.Egress(), e.Engine, e.Log)
+	return e.NewImages(ImagesConfig{Policy: policy, Insecure: cfg.InsecureRegistries, Egress: cfg.Egress(),
+		Engine: e.Engine, Log: e.Log, FetchDir: fetchDir})
 }
 
 func readPolicy(dir string) (json.RawMessage, error) {

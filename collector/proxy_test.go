@@ -4,12 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,82 +15,9 @@ import (
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/collector/ops"
-	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/internal/testutil"
 	"github.com/collectorhq/collector/platform/platformtest"
 )
-
-// tinyproxy is a real proxy (Debian's tinyproxy) on its own 127.0.0.1
-// port, with its own config and log in a temporary dir, allowing CONNECT
-// to connectPort only and asking for user:password.
-type tinyproxy struct {
-	addr, log string
-}
-
-func startTinyproxy(t *testing.T, connectPort, user, password string) *tinyproxy {
-	t.Helper()
-	bin, err := exec.LookPath("tinyproxy")
-	if err != nil {
-		if env.InCI() {
-			t.Fatalf("tinyproxy is not installed (.ci/run installs it): %v", err)
-		}
-		t.Skipf("tinyproxy is not installed (apt-get install tinyproxy): %v", err)
-	}
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	tp := &tinyproxy{addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(dir, "tinyproxy.log")}
-	conf := fmt.Sprintf(`Port %d
-Listen 127.0.0.1
-Timeout 60
-LogFile "%s"
-LogLevel Connect
-PidFile "%s"
-MaxClients 20
-Allow 127.0.0.1
-ConnectPort %s
-BasicAuth %s %s
-`, port, tp.log, filepath.Join(dir, "tinyproxy.pid"), connectPort, user, password)
-	confPath := filepath.Join(dir, "tinyproxy.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-d", "-c", confPath)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", tp.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return tp
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(tp.log)
-			t.Fatalf("tinyproxy does not listen on %s: %v\n%s", tp.addr, err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// connects counts the CONNECTs to addr in tinyproxy's log.
-func (tp *tinyproxy) connects(t *testing.T, addr string) int {
-	t.Helper()
-	b, err := os.ReadFile(tp.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(string(b), "CONNECT "+addr+" HTTP/1.1")
-}
 
 // TestPlatformThroughProxy: behind a real proxy (tinyproxy, with
 // credentials), the collector's platform client, as the daemon and runner
@@ -110,11 +33,11 @@ func TestPlatformThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	platformAddr := pu.Host
-	tp := startTinyproxy(t, pu.Port(), "alice", "pr0xy-pw")
+	tp := testutil.StartTinyproxy(t, pu.Port(), "alice", "pr0xy-pw")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	eg := egress.Settings{Proxy: "http://alice:pr0xy-pw@" + tp.addr}
+	eg := egress.Settings{Proxy: "http://alice:pr0xy-pw@" + tp.Addr}
 	pin := p.Server.CAPin()
 	hc, err := collector.PlatformHTTPClient(pin, p.URL, eg, nil)
 	if err != nil {
@@ -136,9 +59,9 @@ func TestPlatformThroughProxy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enroll through the proxy: %v", err)
 	}
-	afterEnroll := tp.connects(t, platformAddr)
+	afterEnroll := tp.Connects(t, platformAddr)
 	if afterEnroll == 0 {
-		b, _ := os.ReadFile(tp.log)
+		b, _ := os.ReadFile(tp.Log)
 		t.Fatalf("the enrollment did not go through the proxy: no CONNECT %s in its log:\n%s", platformAddr, b)
 	}
 
@@ -155,12 +78,12 @@ func TestPlatformThroughProxy(t *testing.T) {
 		Engine: api.Engine{Kind: "podman", Version: "5"}}); err != nil {
 		t.Fatalf("heartbeat through the proxy: %v", err)
 	}
-	if n := tp.connects(t, platformAddr); n <= afterEnroll {
+	if n := tp.Connects(t, platformAddr); n <= afterEnroll {
 		t.Fatalf("the heartbeat did not open a CONNECT to %s through the proxy (%d before, %d after)", platformAddr, afterEnroll, n)
 	}
 
 	// Wrong credentials: the proxy refuses the tunnel (no retries here).
-	bad, err := egress.PlatformClient(pin, p.URL, egress.Settings{Proxy: "http://alice:wrong@" + tp.addr})
+	bad, err := egress.PlatformClient(pin, p.URL, egress.Settings{Proxy: "http://alice:wrong@" + tp.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,15 +105,15 @@ func TestPlatformThroughProxy(t *testing.T) {
 			t.Errorf("doctor %s: %+v, want pass", id, c)
 		}
 	}
-	cfg.Proxy = "http://alice:wrong-pw@" + tp.addr
+	cfg.Proxy = "http://alice:wrong-pw@" + tp.Addr
 	if err := config.Save(dir, cfg, keys); err != nil {
 		t.Fatal(err)
 	}
 	rep = ops.Doctor(ctx, &ops.Env{Dir: dir, StateDir: t.TempDir(), HostRoot: t.TempDir(), EngineErr: errors.New("no engine in this test"),
 		EngineSocket: "/nonexistent.sock", HTTPTimeout: 10 * time.Second})
 	c := check(rep, "proxy")
-	if c == nil || c.Result != ops.Fail || !strings.Contains(c.Detail, tp.addr) || strings.Contains(c.Detail+c.Fix, "wrong-pw") || c.Fix == "" {
-		t.Errorf("doctor proxy with a wrong password: %+v, want fail naming %s without the password", c, tp.addr)
+	if c == nil || c.Result != ops.Fail || !strings.Contains(c.Detail, tp.Addr) || strings.Contains(c.Detail+c.Fix, "wrong-pw") || c.Fix == "" {
+		t.Errorf("doctor proxy with a wrong password: %+v, want fail naming %s without the password", c, tp.Addr)
 	}
 	if c := check(rep, "platform-tls"); c == nil || c.Result != ops.Warn {
 		t.Errorf("doctor platform-tls after a failed CONNECT: %+v, want warn (not checked)", c)

@@ -45,6 +45,10 @@ type Engine interface {
 	PullImage(ctx context.Context, ref string, opts PullOptions) (*Image, error)
 	// RemoveImage removes a local image.
 	RemoveImage(ctx context.Context, ref string, force bool) error
+	// LoadImage loads a docker-archive tar into the engine's store: an
+	// image the collector fetched and verified itself (through its proxy,
+	// from its mirrors), which the engine then runs by its ID.
+	LoadImage(ctx context.Context, archive io.Reader) error
 
 	// CreateContainer creates a container from spec and returns its ID.
 	CreateContainer(ctx context.Context, spec *ContainerSpec) (string, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -79,6 +80,12 @@ func Main(name string, run RunFunc, opts ...Option) {
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("integration", name).Error("integration failed", "err", err)
 		os.Exit(ExitUsage)
+	}
+	if proxy, err := useEgress(EgressPath, http.DefaultTransport); err != nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("integration", name).Error("integration failed", "err", err)
+		os.Exit(ExitFailed)
+	} else if proxy != "" {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("integration", name).Info("HTTP requests go through the collector's proxy", "proxy", proxy)
 	}
 	os.Exit(Execute(name, inv, os.Stdout, os.Stderr, run, opts...))
 }

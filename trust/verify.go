@@ -43,6 +43,9 @@ type Config struct {
 	// ExtraCA is a PEM bundle trusted beside the system's roots for
 	// registries (a TLS-inspecting proxy's CA).
 	ExtraCA []byte
+	// Mirrors are read before the registries they mirror. The host's
+	// registries.conf is never read: these are the only mirrors.
+	Mirrors []Mirror
 }
 
 // ConfigError names the bad field of a Config.
@@ -62,6 +65,11 @@ func (c *Config) Validate() error {
 	if _, err := ParsePolicy(c.Policy); err != nil {
 		return &ConfigError{Field: "Policy", Err: err}
 	}
+	for _, m := range c.Mirrors {
+		if m.Prefix == "" || len(m.Locations) == 0 {
+			return &ConfigError{Field: "Mirrors", Err: fmt.Errorf("mirror %+v: want a prefix and a location", m)}
+		}
+	}
 	return nil
 }
 
@@ -74,6 +82,7 @@ type Verifier struct {
 	log      *slog.Logger
 	agent    string
 	regsDir  string // private registries.d: read sigstore attachments
+	regsConf string // private registries.conf: the mirrors
 	proxy    func(*url.URL) (*url.URL, error)
 	certDir  string // the extra CA as containers/image's certs dir, or ""
 }
@@ -96,21 +105,25 @@ func New(cfg Config) (*Verifier, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("trust: %w", err)
 	}
-	certDir := ""
+	v := &Verifier{policy: policy, insecure: slices.Clone(cfg.InsecureRegistries), loopback: cfg.InsecureLoopback,
+		log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir, proxy: cfg.Proxy, regsConf: filepath.Join(dir, "registries.conf")}
+	if err := os.WriteFile(v.regsConf, []byte(registriesConf(cfg.Mirrors, v.insecureHost)), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("trust: registries.conf: %w", err)
+	}
 	if len(cfg.ExtraCA) > 0 {
 		// containers/image adds every *.crt of DockerCertPath to the
 		// system's roots.
-		certDir = filepath.Join(dir, "certs")
-		if err := os.Mkdir(certDir, 0o700); err == nil {
-			err = os.WriteFile(filepath.Join(certDir, "extra-ca.crt"), cfg.ExtraCA, 0o600)
+		v.certDir = filepath.Join(dir, "certs")
+		if err := os.Mkdir(v.certDir, 0o700); err == nil {
+			err = os.WriteFile(filepath.Join(v.certDir, "extra-ca.crt"), cfg.ExtraCA, 0o600)
 		}
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("trust: extra CA: %w", err)
 		}
 	}
-	return &Verifier{policy: policy, insecure: slices.Clone(cfg.InsecureRegistries), loopback: cfg.InsecureLoopback,
-		log: cfg.Logger, agent: cfg.UserAgent, regsDir: dir, proxy: cfg.Proxy, certDir: certDir}, nil
+	return v, nil
 }
 
 // Close releases the Verifier's files.
@@ -118,9 +131,9 @@ func (v *Verifier) Close() error { return os.RemoveAll(v.regsDir) }
 
 func (v *Verifier) systemContext(named reference.Named) *types.SystemContext {
 	sys := &types.SystemContext{RegistriesDirPath: v.regsDir, DockerRegistryUserAgent: v.agent,
-		DockerProxy: v.proxy, DockerCertPath: v.certDir}
-	domain := reference.Domain(named)
-	if slices.Contains(v.insecure, domain) || v.loopback && isLoopback(domain) {
+		DockerProxy: v.proxy, DockerCertPath: v.certDir,
+		SystemRegistriesConfPath: v.regsConf, SystemRegistriesConfDirPath: filepath.Join(v.regsDir, "registries.conf.d")}
+	if v.insecureHost(reference.Domain(named)) {
 		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 	}
 	return sys

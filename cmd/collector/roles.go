@@ -85,6 +85,7 @@ var installCommand = &cli.Command{
 		&cli.IntFlag{Name: "job-cpus", EnvVars: []string{env.JobCPUs}, Usage: "CPUs the collector offers its jobs (default: the host's)"},
 		&cli.StringFlag{Name: "proxy", EnvVars: []string{env.Proxy}, Usage: "HTTP(S) proxy the daemon and runner reach the platform and registries through: http://[user:password@]host:port (kept in the config dir only, 0600); none removes it"},
 		&cli.StringFlag{Name: "no-proxy", EnvVars: []string{env.NoProxy}, Usage: "hosts reached without the proxy, comma-separated: names (and their subdomains), .suffixes, IPs, CIDRs, * (none: empty the list)"},
+		&cli.StringFlag{Name: "registry-mirror", EnvVars: []string{env.RegistryMirrors}, Usage: "registry mirrors of integration images: PREFIX=LOCATION[,LOCATION...], entries separated by ';' (quay.io=mirror.corp:5000/quay); signatures are still checked against PREFIX; none removes them"},
 		&cli.StringFlag{Name: "extra-ca", EnvVars: []string{env.ExtraCA}, Usage: "CA bundle (PEM, or the path of a PEM file mounted into the installer) of a TLS-inspecting or https:// proxy, trusted for the proxy and registries; never for the platform, which stays pinned; none removes it"},
 		&cli.DurationFlag{Name: "upgrade-window", EnvVars: []string{env.UpgradeWindow}, Usage: "how long a new runner or daemon has to become healthy in an upgrade before it is rolled back (default 2m)"},
 		&cli.StringFlag{Name: "name-prefix", EnvVars: []string{env.NamePrefix}, Usage: "start the names of the collector's containers with this (e.g. b- for b-collector-daemon), so that several collectors share one engine"},
@@ -118,6 +119,15 @@ var installCommand = &cli.Command{
 				noProxy = egress.ParseNoProxy(v)
 			}
 		}
+		var mirrors []egress.Mirror
+		if c.IsSet("registry-mirror") {
+			mirrors = []egress.Mirror{}
+			if v := c.String("registry-mirror"); v != install.ProxyNone {
+				if mirrors, err = egress.ParseMirrors(v); err != nil {
+					return fmt.Errorf("%w (--registry-mirror, %s)", err, env.RegistryMirrors)
+				}
+			}
+		}
 		out, closeLog := installLog(c.String("state-dir"), c.App.Writer)
 		defer closeLog()
 		_, err = install.Install(c.Context, e.Engine, install.Options{
@@ -131,14 +141,14 @@ var installCommand = &cli.Command{
 				return collector.PlatformHTTPClient(pin, platformURL, eg, e.Log)
 			},
 			NewImages: func(policy json.RawMessage, insecure []string, eg egress.Settings) (install.Images, error) {
-				return collector.TrustImages(policy, insecure, eg, e.Engine, e.Log)
+				return collector.TrustImages(collector.ImagesConfig{Policy: policy, Insecure: insecure, Egress: eg, Engine: e.Engine, Log: e.Log})
 			},
 			Out:         out,
 			SELinuxType: c.String("selinux-type"),
 			Quadlet:     c.Bool("quadlet"), QuadletDir: c.String("quadlet-dir"),
 			RunnerStall: c.Duration("runner-stall-timeout"), ImageGrace: c.Duration("image-grace"),
 			JobMemory: c.Int64("job-memory"), JobCPUs: c.Int("job-cpus"), NamePrefix: c.String("name-prefix"), UpgradeWindow: c.Duration("upgrade-window"),
-			Proxy: c.String("proxy"), NoProxy: noProxy, ExtraCA: extraCA,
+			Proxy: c.String("proxy"), NoProxy: noProxy, ExtraCA: extraCA, RegistryMirrors: mirrors,
 		})
 		return err
 	},

@@ -109,11 +109,14 @@ type Config struct {
 	// https:// proxy and for registries behind a TLS-inspecting proxy;
 	// never for the platform, which stays pinned.
 	ExtraCA string `json:"extra_ca,omitempty"`
+	// RegistryMirrors are read before the registries they mirror, for
+	// integration images (egress.Mirror).
+	RegistryMirrors []egress.Mirror `json:"registry_mirrors,omitempty"`
 }
 
 // Egress is the config's proxy settings.
 func (c *Config) Egress() egress.Settings {
-	return egress.Settings{Proxy: c.Proxy, NoProxy: c.NoProxy, ExtraCA: []byte(c.ExtraCA)}
+	return egress.Settings{Proxy: c.Proxy, NoProxy: c.NoProxy, ExtraCA: []byte(c.ExtraCA), Mirrors: c.RegistryMirrors}
 }
 
 // Supervisors of the collector's own containers.

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/egressconf"
 )
 
 // Settings are the operator's egress choices, as the config keeps them.
@@ -42,7 +43,67 @@ type Settings struct {
 	// ExtraCA is a PEM bundle trusted beside the system's roots for the
 	// proxy and registries (not for the platform, which is pinned).
 	ExtraCA []byte
+	// Mirrors are registry mirrors the collector reads integration images
+	// from before the registries they mirror.
+	Mirrors []Mirror
 }
+
+// Mirror is a registry mirror: images whose name starts with Prefix (a
+// registry host[:port], optionally with a repository path) are read from
+// Locations first, in order, then from the registry itself. Signatures
+// are checked against the image's name, never the mirror's.
+type Mirror struct {
+	Prefix    string   `json:"prefix"`
+	Locations []string `json:"locations"`
+}
+
+// ParseMirrors parses PREFIX=LOCATION[,LOCATION...] entries separated by
+// ";" or newlines: "quay.io=mirror.corp:5000/quay;docker.io=mirror.corp:5000/hub".
+func ParseMirrors(s string) ([]Mirror, error) {
+	var out []Mirror
+	for _, entry := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == '\n' }) {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		prefix, locs, ok := strings.Cut(entry, "=")
+		if !ok {
+			return nil, fmt.Errorf("registry mirror %q: want PREFIX=LOCATION[,LOCATION...]", entry)
+		}
+		m := Mirror{Prefix: strings.TrimSpace(prefix)}
+		for _, l := range strings.Split(locs, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				m.Locations = append(m.Locations, l)
+			}
+		}
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Validate checks a mirror: a prefix and at least one location, each a
+// registry host[:port] with an optional path, without a scheme.
+func (m Mirror) Validate() error {
+	if len(m.Locations) == 0 {
+		return fmt.Errorf("registry mirror of %q: no location", m.Prefix)
+	}
+	for _, loc := range append([]string{m.Prefix}, m.Locations...) {
+		host, _, _ := strings.Cut(loc, "/")
+		if host == "" || strings.HasSuffix(loc, "/") || strings.Contains(loc, "://") ||
+			strings.ContainsFunc(loc, func(r rune) bool { return r <= ' ' || r > '~' || strings.ContainsRune("\"'@\\[]{}#", r) }) {
+			return fmt.Errorf("registry mirror of %q: %q is not a registry host[:port][/path]", m.Prefix, loc)
+		}
+	}
+	return nil
+}
+
+// Fetches says whether the collector fetches integration images itself
+// (through its proxy, from its mirrors) rather than leaving the pull to
+// the engine, which knows neither.
+func (s Settings) Fetches() bool { return s.Proxy != "" || len(s.Mirrors) > 0 }
 
 // Proxy is a parsed proxy setting.
 type Proxy struct {
@@ -97,6 +158,11 @@ func (s Settings) Validate() error {
 			return err
 		}
 	}
+	for _, m := range s.Mirrors {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -121,14 +187,7 @@ func (p *Proxy) ForURL(u *url.URL) *url.URL {
 	if p == nil || p.URL == nil || u == nil {
 		return nil
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	if Bypass(p.NoProxy, u.Hostname(), port) {
-		return nil
-	}
-	return p.URL
+	return egressconf.ProxyFor(p.URL, p.NoProxy, u)
 }
 
 // Func is an http.Transport's Proxy. Unlike http.ProxyFromEnvironment it
@@ -147,50 +206,8 @@ func (p *Proxy) URLFunc() func(*url.URL) (*url.URL, error) {
 func (p *Proxy) String() string { return Redact(p.URL.String()) }
 
 // Bypass says whether host (a name or an address) at port is on the
-// no-proxy list.
-func Bypass(noProxy []string, host, port string) bool {
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	ip := net.ParseIP(host)
-	for _, e := range noProxy {
-		e = strings.ToLower(strings.TrimSpace(e))
-		if e == "" {
-			continue
-		}
-		if e == "*" {
-			return true
-		}
-		if _, n, err := net.ParseCIDR(e); err == nil {
-			if ip != nil && n.Contains(ip) {
-				return true
-			}
-			continue
-		}
-		name, ePort := e, ""
-		if h, p, err := net.SplitHostPort(e); err == nil {
-			name, ePort = h, p
-		}
-		name = strings.TrimSuffix(strings.Trim(name, "[]"), ".")
-		if ePort != "" && ePort != port {
-			continue
-		}
-		if eip := net.ParseIP(name); eip != nil {
-			if ip != nil && eip.Equal(ip) {
-				return true
-			}
-			continue
-		}
-		if sub, ok := strings.CutPrefix(name, "."); ok {
-			if strings.HasSuffix(host, "."+sub) {
-				return true
-			}
-			continue
-		}
-		if host == name || strings.HasSuffix(host, "."+name) {
-			return true
-		}
-	}
-	return false
-}
+// no-proxy list (egressconf.Bypass, shared with the integration SDK).
+func Bypass(noProxy []string, host, port string) bool { return egressconf.Bypass(noProxy, host, port) }
 
 // ParseNoProxy splits a no-proxy list given as one string (commas or
 // spaces, as NO_PROXY is written).

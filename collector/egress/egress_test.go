@@ -3,6 +3,7 @@ package egress
 import (
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -113,4 +114,54 @@ func TestExtraCA(t *testing.T) {
 	if err := (Settings{}).Validate(); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestParseMirrors: PREFIX=LOCATION[,LOCATION] entries separated by ';'
+// or newlines; a malformed entry is an error naming it.
+func TestParseMirrors(t *testing.T) {
+	got, err := ParseMirrors(" quay.io=mirror.corp:5000/quay, backup.corp/quay ;\nregistry.example/team=mirror.corp:5000/team;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mirror{{Prefix: "quay.io", Locations: []string{"mirror.corp:5000/quay", "backup.corp/quay"}},
+		{Prefix: "registry.example/team", Locations: []string{"mirror.corp:5000/team"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseMirrors = %+v, want %+v", got, want)
+	}
+	if m, err := ParseMirrors(""); err != nil || m != nil {
+		t.Errorf("ParseMirrors(\"\") = %v, %v; want none", m, err)
+	}
+	for _, bad := range []string{"quay.io", "quay.io=", "=mirror.corp", "quay.io=https://mirror.corp", "quay.io=mirror corp",
+		"quay.io=mirror.corp/", `quay.io=mirror"corp`, "quay.io=user@mirror.corp", "quay.io=mirror.corp\x1b[31m"} {
+		if _, err := ParseMirrors(bad); err == nil {
+			t.Errorf("ParseMirrors(%q) passed", bad)
+		}
+	}
+	if err := (Settings{Mirrors: []Mirror{{Prefix: "quay.io"}}}).Validate(); err == nil {
+		t.Error("Validate passed a mirror without a location")
+	}
+}
+
+// FuzzParseMirrors: any input parses or fails cleanly; what parses
+// validates, and has no character that could break out of the
+// registries.conf string it is written into.
+func FuzzParseMirrors(f *testing.F) {
+	f.Add("quay.io=mirror.corp:5000/quay,backup/quay;docker.io=m/hub")
+	f.Add("a=b\nc=d")
+	f.Fuzz(func(t *testing.T, s string) {
+		ms, err := ParseMirrors(s)
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("parsed %+v does not validate: %v", m, err)
+			}
+			for _, l := range append([]string{m.Prefix}, m.Locations...) {
+				if strings.ContainsAny(l, "\"\\\n\r") {
+					t.Fatalf("location %q could break the TOML string", l)
+				}
+			}
+		}
+	})
 }

@@ -92,6 +92,8 @@ type Options struct {
 	Proxy   string
 	NoProxy []string
 	ExtraCA string
+	// RegistryMirrors replace the config's when not nil (empty: none).
+	RegistryMirrors []egress.Mirror
 }
 
 // ProxyNone, given as the proxy or the extra CA, removes it from the config.
@@ -129,6 +131,12 @@ func withEgressOptions(c config.Config, o Options) config.Config {
 	default:
 		c.ExtraCA = o.ExtraCA
 	}
+	if o.RegistryMirrors != nil {
+		c.RegistryMirrors = nil
+		if len(o.RegistryMirrors) > 0 {
+			c.RegistryMirrors = o.RegistryMirrors
+		}
+	}
 	return c
 }
 
@@ -136,7 +144,7 @@ func withEgressOptions(c config.Config, o Options) config.Config {
 func checkEgress(o Options) error {
 	eg := egressOf(nil, o)
 	if err := eg.Validate(); err != nil {
-		return fmt.Errorf("%w (--proxy, --no-proxy, --extra-ca)", err)
+		return fmt.Errorf("%w (--proxy, --no-proxy, --extra-ca, --registry-mirror)", err)
 	}
 	return nil
 }
@@ -244,6 +252,9 @@ func Install(ctx context.Context, eng engine.Engine, o Options) (*Result, error)
 
 // sayEgress says what the proxy is used for, without its password.
 func sayEgress(eg egress.Settings, p func(string, ...any)) {
+	for _, m := range eg.Mirrors {
+		p("      registry mirror: %s from %s (signatures checked against %s)", m.Prefix, strings.Join(m.Locations, ", "), m.Prefix)
+	}
 	px, _ := eg.ParseProxy()
 	if px == nil {
 		if len(eg.ExtraCA) > 0 {
@@ -256,7 +267,8 @@ func sayEgress(eg egress.Settings, p func(string, ...any)) {
 		np = strings.Join(eg.NoProxy, ",")
 	}
 	p("      egress: the daemon and runner reach the platform (CONNECT tunnel, CA pin kept) and registries through %s (no proxy for: %s); "+
-		"the engine pulls images with its own proxy settings (docs/collector.md, Behind a proxy)", px, np)
+		"the runner fetches integration images through it and loads them into the engine; "+
+		"the engine pulls the collector's own image with its own proxy settings (docs/collector.md, Behind a proxy)", px, np)
 }
 
 // roleSELinuxType resolves Options.SELinuxType: "" means labels disabled.

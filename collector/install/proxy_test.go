@@ -3,12 +3,14 @@ package install
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/engine"
 )
 
@@ -83,6 +85,22 @@ func TestEgressOptions(t *testing.T) {
 	removed := withInstallOptions(base, Options{Proxy: ProxyNone, ExtraCA: ProxyNone}, img, "")
 	if removed.Proxy != "" || removed.NoProxy != nil || removed.ExtraCA != "" {
 		t.Errorf("--proxy none --extra-ca none: got %q %q %q", removed.Proxy, removed.NoProxy, removed.ExtraCA)
+	}
+
+	mirrors := []egress.Mirror{{Prefix: "quay.io", Locations: []string{"mirror.corp:5000/quay"}}}
+	withMirrors := withInstallOptions(base, Options{RegistryMirrors: mirrors}, img, "")
+	if !reflect.DeepEqual(withMirrors.RegistryMirrors, mirrors) || !reflect.DeepEqual(withMirrors.Egress().Mirrors, mirrors) {
+		t.Errorf("--registry-mirror: got %+v", withMirrors.RegistryMirrors)
+	}
+	if kept := withInstallOptions(withMirrors, Options{}, img, ""); !reflect.DeepEqual(kept.RegistryMirrors, mirrors) {
+		t.Errorf("re-install without --registry-mirror: got %+v, want the config's", kept.RegistryMirrors)
+	}
+	if none := withInstallOptions(withMirrors, Options{RegistryMirrors: []egress.Mirror{}}, img, ""); none.RegistryMirrors != nil {
+		t.Errorf("--registry-mirror none: got %+v", none.RegistryMirrors)
+	}
+	if _, err := Install(t.Context(), nil, Options{RegistryMirrors: []egress.Mirror{{Prefix: "quay.io", Locations: []string{"https://m"}}}}); err == nil ||
+		!strings.Contains(err.Error(), "--registry-mirror") {
+		t.Errorf("a bad mirror: %v, want a refusal naming --registry-mirror", err)
 	}
 }
 

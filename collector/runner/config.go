@@ -8,6 +8,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/egressconf"
 )
 
 // Config is what a runner needs.
@@ -40,7 +41,11 @@ type Config struct {
 	// given back (not reported: its lease expires and it runs again). A
 	// job whose container runs waits for the engine up to its time limit.
 	EngineWait time.Duration
-	Now        func() time.Time
+	// JobEgress is the collector's proxy, handed to the jobs whose
+	// integration's manifest asks for it (network.proxy) as a second
+	// secret at egressconf.JobPath; nil: the collector has none.
+	JobEgress *egressconf.Job
+	Now       func() time.Time
 }
 
 // DefaultConfig returns the defaults for the optional fields.

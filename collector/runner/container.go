@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/integration"
+	"github.com/collectorhq/collector/integration/manifest"
+	"github.com/collectorhq/collector/internal/egressconf"
 )
 
 // Job defaults where the envelope sets no limit.
@@ -20,16 +23,18 @@ const (
 	defaultTimeout = time.Hour
 )
 
-func secretName(jobID string) string    { return "collector-job-" + jobID }
-func containerName(jobID string) string { return "collector-job-" + jobID }
+func secretName(jobID string) string       { return "collector-job-" + jobID }
+func egressSecretName(jobID string) string { return "collector-job-" + jobID + "-egress" }
+func containerName(jobID string) string    { return "collector-job-" + jobID }
 
 // JobContainer is what a job container is made from. The runner fills it
 // from a job's envelope; `collector run-local` from its flags and the
 // image's manifest, so that both run an integration the same way.
 type JobContainer struct {
 	// Name names the container; SecretName the engine secret holding the
-	// config, mounted at ConfigPath.
-	Name, SecretName string
+	// config, mounted at ConfigPath; EgressSecret, when set, the one
+	// holding the collector's proxy, mounted at egressconf.JobPath.
+	Name, SecretName, EgressSecret string
 	// Image is the reference the container is created from (a digest
 	// reference in production); ImageUser is its configured user, which
 	// must be numeric: the secret is owned by it.
@@ -55,12 +60,16 @@ func ContainerSpec(c JobContainer) (*engine.ContainerSpec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job image %s: %w", c.Image, err)
 	}
+	secrets := []engine.SecretMount{{Name: c.SecretName, Target: ConfigPath, Mode: 0o400, UID: uid, GID: gid}}
+	if c.EgressSecret != "" {
+		secrets = append(secrets, engine.SecretMount{Name: c.EgressSecret, Target: egressconf.JobPath, Mode: 0o400, UID: uid, GID: gid})
+	}
 	return &engine.ContainerSpec{
 		Name:            c.Name,
 		Image:           c.Image,
 		Env:             c.Env,
 		Labels:          c.Labels,
-		Secrets:         []engine.SecretMount{{Name: c.SecretName, Target: ConfigPath, Mode: 0o400, UID: uid, GID: gid}},
+		Secrets:         secrets,
 		Restart:         engine.RestartNo,
 		Network:         c.Network,
 		Resources:       JobResources(c.Limits),
@@ -91,7 +100,7 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 		env = map[string]string{integration.ModeEnv: integration.ModeValidate}
 	}
 	spec, err := ContainerSpec(JobContainer{
-		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID),
+		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID), EgressSecret: j.egressSecret(img),
 		Image: image, ImageUser: img.User, Labels: j.labels(), Env: env,
 		Network: j.network(), Limits: j.job.Limits, SELinuxOptions: label.Options,
 	})
@@ -100,6 +109,29 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 		return nil, nil, err
 	}
 	return spec, label.Release, nil
+}
+
+// egressSecret names the secret of the collector's proxy when the job
+// gets it: its image's manifest asks (network.proxy) and the collector
+// has one; "" otherwise. A manifest the runner cannot read asks nothing.
+func (j *jobRun) egressSecret(img *engine.Image) string {
+	doc, ok := img.Labels[manifest.Label]
+	if !ok {
+		return ""
+	}
+	m, err := manifest.Parse([]byte(doc))
+	if err != nil {
+		j.log.Warn("the job image's manifest label is not valid: no proxy for the job", "err", err)
+		return ""
+	}
+	if !m.Network.Proxy {
+		return ""
+	}
+	if j.r.cfg.JobEgress == nil {
+		j.log.Info("the integration asks for the collector's proxy, and the collector has none: the job connects directly")
+		return ""
+	}
+	return egressSecretName(j.job.JobID)
 }
 
 // labels name the job container's role, job, integration and collector.
@@ -162,8 +194,20 @@ func numericUser(u string) (int, int, error) {
 // startContainer hands the config over as a secret, then creates and
 // starts the container.
 func (j *jobRun) startContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error) {
-	if err := j.createSecret(ctx); err != nil {
+	if err := j.createSecret(ctx, secretName(j.job.JobID), j.job.Config); err != nil {
 		return "", err
+	}
+	for _, s := range spec.Secrets {
+		if s.Target != egressconf.JobPath {
+			continue
+		}
+		doc, err := json.Marshal(j.r.cfg.JobEgress)
+		if err != nil {
+			return "", err
+		}
+		if err := j.createSecret(ctx, s.Name, doc); err != nil {
+			return "", err
+		}
 	}
 	id, err := j.r.eng.CreateContainer(ctx, spec)
 	if errors.Is(err, engine.ErrConflict) {
@@ -197,14 +241,13 @@ func (j *jobRun) removeStale(ctx context.Context, name string, conflict error) e
 	return j.r.eng.RemoveContainer(ctx, name, true)
 }
 
-// createSecret hands the config to the engine; a secret left by an earlier
-// run of this job is replaced.
-func (j *jobRun) createSecret(ctx context.Context) error {
-	name := secretName(j.job.JobID)
-	err := j.r.eng.CreateSecret(ctx, name, j.job.Config)
+// createSecret hands a secret of the job (its config, its proxy) to the
+// engine; a secret left by an earlier run of this job is replaced.
+func (j *jobRun) createSecret(ctx context.Context, name string, data []byte) error {
+	err := j.r.eng.CreateSecret(ctx, name, data)
 	if errors.Is(err, engine.ErrConflict) {
 		if err = j.r.eng.RemoveSecret(ctx, name); err == nil {
-			err = j.r.eng.CreateSecret(ctx, name, j.job.Config)
+			err = j.r.eng.CreateSecret(ctx, name, data)
 		}
 	}
 	if err != nil {
@@ -243,8 +286,10 @@ func (r *Runner) removeJobObjects(ctx context.Context, jobID string) error {
 	if err := r.eng.RemoveContainer(ctx, containerName(jobID), true); err != nil && !errors.Is(err, engine.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("remove job container: %w", err))
 	}
-	if err := r.eng.RemoveSecret(ctx, secretName(jobID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
-		errs = append(errs, fmt.Errorf("remove job secret: %w", err))
+	for _, name := range []string{secretName(jobID), egressSecretName(jobID)} {
+		if err := r.eng.RemoveSecret(ctx, name); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("remove job secret: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

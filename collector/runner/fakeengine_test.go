@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +42,13 @@ type fakeEngine struct {
 	running    map[string]int            // running containers by integration
 	maxRunning map[string]int            // the most that ever ran at once, by integration
 	maxAll     int                       // the most containers that ever ran at once
-	procs      sync.WaitGroup
+	// imageLabels are the labels of every image; everSecrets every
+	// secret ever created, and mounts every container's secret mounts,
+	// by container name (neither forgets a removal).
+	imageLabels map[string]string
+	everSecrets map[string][]byte
+	mounts      map[string][]engine.SecretMount
+	procs       sync.WaitGroup
 }
 
 var _ runner.Engine = (*fakeEngine)(nil)
@@ -62,7 +69,8 @@ type fakeContainer struct {
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{secrets: map[string][]byte{}, containers: map[string]*fakeContainer{}, programs: map[string]program{}, oom: map[string]bool{},
-		running: map[string]int{}, maxRunning: map[string]int{}, cut: make(chan struct{})}
+		running: map[string]int{}, maxRunning: map[string]int{}, cut: make(chan struct{}),
+		everSecrets: map[string][]byte{}, mounts: map[string][]engine.SecretMount{}}
 }
 
 // setDown stops (true) or starts (false) the engine's API; what it runs
@@ -156,7 +164,9 @@ func (e *fakeEngine) InspectImage(ctx context.Context, ref string) (*engine.Imag
 	if _, err := e.enter("inspect-image", ref); err != nil {
 		return nil, err
 	}
-	return &engine.Image{ID: "sha256:fake", RepoDigests: []string{ref}, User: "1000:1000"}, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return &engine.Image{ID: "sha256:fake", RepoDigests: []string{ref}, User: "1000:1000", Labels: maps.Clone(e.imageLabels)}, nil
 }
 
 func (e *fakeEngine) CreateContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error) {
@@ -168,6 +178,7 @@ func (e *fakeEngine) CreateContainer(ctx context.Context, spec *engine.Container
 	if _, ok := e.containers[spec.Name]; ok {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, engine.ErrConflict)
 	}
+	e.mounts[spec.Name] = slices.Clone(spec.Secrets)
 	for _, s := range spec.Secrets {
 		if _, ok := e.secrets[s.Name]; !ok {
 			return "", fmt.Errorf("create container %s: secret %s: %w", spec.Name, s.Name, engine.ErrNotFound)
@@ -417,6 +428,7 @@ func (e *fakeEngine) CreateSecret(ctx context.Context, name string, data []byte)
 		return fmt.Errorf("create secret %s: %w", name, engine.ErrConflict)
 	}
 	e.secrets[name] = bytes.Clone(data)
+	e.everSecrets[name] = bytes.Clone(data)
 	return nil
 }
 

@@ -156,7 +156,7 @@ func (j *jobRun) open() error {
 	if j.r.state.isFinished(job.JobID) {
 		return fmt.Errorf("job %s already ran on this collector: replay refused, nothing ran", job.JobID)
 	}
-	red, err := redactorFor(job)
+	red, err := redactorFor(job, j.r.cfg.JobEgress)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/egressconf"
 )
 
 // redactedMark replaces every secret in what the runner uploads.
@@ -52,11 +53,17 @@ type redactor struct {
 	forms []string // longest first
 }
 
-// redactorFor builds the redactor of a job's config.
-func redactorFor(job *crypto.Job) (*redactor, error) {
+// redactorFor builds the redactor of a job's config and of the
+// collector's proxy password, if any (the job may have been given it).
+func redactorFor(job *crypto.Job, eg *egressconf.Job) (*redactor, error) {
 	secrets, fields, err := secretValues(job)
 	if err != nil {
 		return nil, err
+	}
+	if eg != nil {
+		if p := eg.Password(); p != "" {
+			secrets = append(secrets, p)
+		}
 	}
 	return newRedactor(secrets, fields), nil
 }

@@ -21,7 +21,7 @@ func TestRedactionCoversNestedAndMultiLineSecrets(t *testing.T) {
 		Config:       []byte(`{"key":"-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----","sa":{"private":"nested-secret-value","n":[1,"list-secret-value"]},"url":"https://example"}`),
 		SecretFields: []string{"key", "sa"},
 	}
-	red, err := redactorFor(job)
+	red, err := redactorFor(job, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func redactedLogs(t *testing.T, cfg map[string]any, secretFields []string, stder
 	if err != nil {
 		t.Fatal(err)
 	}
-	red, err := redactorFor(&crypto.Job{Config: conf, SecretFields: secretFields})
+	red, err := redactorFor(&crypto.Job{Config: conf, SecretFields: secretFields}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestFinishErrorAndCollectorLinesRedacted(t *testing.T) {
 	if r.state, err = openState(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	red, _ := redactorFor(&crypto.Job{Config: []byte(`{"token":` + strconv.Quote(secret) + `}`), SecretFields: []string{"token"}})
+	red, _ := redactorFor(&crypto.Job{Config: []byte(`{"token":` + strconv.Quote(secret) + `}`), SecretFields: []string{"token"}}, nil)
 	j := &jobRun{r: r, lease: &api.Lease{JobID: "job_1", LeaseID: "lease_1"}, log: r.log, job: &crypto.Job{JobID: "job_1"}}
 	j.logs = newLogSink(j, red)
 	j.finish(context.Background(), outcome{exitCode: -1, err: fmt.Errorf("connect to https://admin:%s@h.example: %q refused", url.PathEscape(secret), secret)})

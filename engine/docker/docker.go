@@ -177,6 +177,21 @@ func (e *Engine) PullImage(ctx context.Context, ref string, opts engine.PullOpti
 	return e.InspectImage(ctx, ref)
 }
 
+// LoadImage loads a docker-archive tar (POST /images/load), reading the
+// progress stream to its end so that an error reported inside it fails
+// the load.
+func (e *Engine) LoadImage(ctx context.Context, archive io.Reader) error {
+	resp, err := e.cli.ImageLoad(ctx, archive, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return mapErr(err, "load image")
+	}
+	defer resp.Body.Close()
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil); err != nil {
+		return mapErr(err, "load image")
+	}
+	return nil
+}
+
 // RemoveImage removes a local image.
 func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error {
 	_, err := e.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})

@@ -50,6 +50,7 @@ func Run(t *testing.T, eng engine.Engine, o Options) {
 		return // the rest needs the image
 	}
 	t.Run("PullMissing", s.testPullMissing)
+	t.Run("Load", s.testLoad)
 	t.Run("ExitCode", s.testExitCode)
 	t.Run("StdoutStderrApart", s.testStreams)
 	t.Run("FollowDeliversEverything", s.testFollow)

@@ -247,6 +247,20 @@ func (e *Engine) PullImage(ctx context.Context, ref string, opts engine.PullOpti
 	return e.InspectImage(ctx, ids[0])
 }
 
+// LoadImage loads a docker-archive tar (POST /images/load).
+func (e *Engine) LoadImage(ctx context.Context, archive io.Reader) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	rep, err := images.Load(c, archive)
+	if err != nil {
+		return mapErr(err, "load image")
+	}
+	if len(rep.Names) == 0 {
+		return errors.New("load image: the engine reported no image")
+	}
+	return nil
+}
+
 // RemoveImage removes a local image.
 func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error {
 	c, cancel := e.call(ctx)

@@ -84,6 +84,10 @@ type Resources struct {
 type Network struct {
 	Access      NetworkAccess
 	Description string
+	// Proxy asks for the collector's proxy, if it has one: the job then
+	// finds it at egressconf.JobPath, and the SDK's Main routes
+	// net/http's default transport through it. Outbound access only.
+	Proxy bool
 }
 
 // Validation says whether the integration has a validate mode, and how
@@ -118,6 +122,7 @@ type wireResources struct {
 type wireNetwork struct {
 	Access      string `json:"access"`
 	Description string `json:"description,omitempty"`
+	Proxy       bool   `json:"proxy,omitempty"`
 }
 
 type wireValidation struct {
@@ -182,7 +187,7 @@ func (m *Manifest) Label() string {
 		}
 	}
 	if m.Network.Access != "" {
-		w.Network = &wireNetwork{Access: string(m.Network.Access), Description: m.Network.Description}
+		w.Network = &wireNetwork{Access: string(m.Network.Access), Description: m.Network.Description, Proxy: m.Network.Proxy}
 	}
 	if m.Validation.Supported {
 		w.Validation = &wireValidation{Supported: true, Timeout: durationText(m.Validation.Timeout)}
@@ -316,7 +321,10 @@ func (w *wireNetwork) check() (Network, error) {
 		if len(w.Description) > maxText || !printable(w.Description) {
 			return Network{}, fmt.Errorf("network.description: want at most %d printable characters", maxText)
 		}
-		return Network{Access: a, Description: w.Description}, nil
+		if w.Proxy && a != NetworkOutbound {
+			return Network{}, fmt.Errorf("network.proxy: only with access %q", NetworkOutbound)
+		}
+		return Network{Access: a, Description: w.Description, Proxy: w.Proxy}, nil
 	}
 	return Network{}, fmt.Errorf("network.access: %q: want %q or %q", w.Access, NetworkNone, NetworkOutbound)
 }

@@ -34,7 +34,7 @@ version: 0.3.1
 description: Hosts from ACME.
 config_schema: config.schema.json
 resources: {memory: 256Mi, cpus: 0.5, pids: 64, timeout: 30m}
-network: {access: outbound, description: "HTTPS to the ACME API"}
+network: {access: outbound, description: "HTTPS to the ACME API", proxy: true}
 validation: {supported: true}
 `,
 		"config.schema.json": schema,
@@ -44,7 +44,7 @@ validation: {supported: true}
 		t.Fatal(err)
 	}
 	want := manifest.Resources{MemoryBytes: 256 << 20, CPUs: 0.5, Pids: 64, Timeout: 30 * time.Minute}
-	if m.Name != "acme-hosts" || m.Version != "0.3.1" || m.Resources != want || m.Network.Access != manifest.NetworkOutbound {
+	if m.Name != "acme-hosts" || m.Version != "0.3.1" || m.Resources != want || m.Network.Access != manifest.NetworkOutbound || !m.Network.Proxy {
 		t.Errorf("manifest = %+v", m)
 	}
 	if !m.Validation.Supported || m.Validation.Timeout != manifest.DefaultValidationTimeout {
@@ -111,6 +111,7 @@ func TestParseRefuses(t *testing.T) {
 		"pids":              {map[string]any{"resources": map[string]any{"pids": 0}}, "resources.pids"},
 		"timeout":           {map[string]any{"resources": map[string]any{"timeout": "forever"}}, "resources.timeout"},
 		"network":           {map[string]any{"network": map[string]any{"access": "host"}}, "network.access"},
+		"proxy without net": {map[string]any{"network": map[string]any{"access": "none", "proxy": true}}, "network.proxy"},
 		"validation":        {map[string]any{"validation": map[string]any{"supported": true, "timeout": "1h"}}, "validation.timeout"},
 	}
 	for name, c := range cases {

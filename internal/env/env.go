@@ -68,6 +68,9 @@ const (
 	Proxy   = "COLLECTOR_PROXY"
 	NoProxy = "COLLECTOR_NO_PROXY"
 	ExtraCA = "COLLECTOR_EXTRA_CA"
+	// RegistryMirrors are PREFIX=LOCATION[,LOCATION] entries separated
+	// by ";" (egress.ParseMirrors); "none" removes them.
+	RegistryMirrors = "COLLECTOR_REGISTRY_MIRRORS"
 
 	// The operator commands: the root of the host's file system as they
 	// see it (/ on the host; where it is mounted when they run in a
