@@ -30,6 +30,8 @@ type host struct {
 	kit   *kit
 	// prefix starts its containers' names (COLLECTOR_NAME_PREFIX).
 	prefix string
+	// mounts are host dirs the installer container gets at the same path.
+	mounts []string
 }
 
 // kit is an engine as the e2e suite drives it: its CLI (as an operator
@@ -102,6 +104,9 @@ func (h *host) installArgs(vars map[string]string) []string {
 			continue
 		}
 		args = append(args, "-e", k+"="+v)
+	}
+	for _, m := range h.mounts {
+		args = append(args, "-v", m+":"+m)
 	}
 	sockDir, sd := filepath.Dir(sock), h.kit.secretDir
 	args = append(args,

@@ -1,12 +1,10 @@
 package install_test
 
 import (
-	"bufio"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/install"
 	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/internal/testutil"
 	"github.com/collectorhq/collector/selinux"
 )
 
@@ -129,12 +128,7 @@ func TestQuadletGeneratesVerifiedServices(t *testing.T) {
 		t.Skipf("systemd-analyze not installed: %v", err)
 	}
 	tmp := t.TempDir()
-	quadlet := filepath.Join(tmp, "quadlet")
-	build := exec.Command("go", "build", "-o", quadlet, "github.com/containers/podman/v5/cmd/quadlet")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build quadlet: %v\n%s", err, out)
-	}
+	quadlet := testutil.BuildQuadlet(t)
 	for _, cfg := range []*config.Config{referenceConfig(), func() *config.Config {
 		c := referenceConfig()
 		c.SELinuxType, c.Network = "", "host"
@@ -144,20 +138,14 @@ func TestQuadletGeneratesVerifiedServices(t *testing.T) {
 		if _, _, err := install.WriteQuadletUnits(units, cfg); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(quadlet, "-dryrun")
-		cmd.Env = append(os.Environ(), env.QuadletUnitDirs+"="+units)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("quadlet -dryrun: %v\n%s", err, out)
-		}
-		services := splitDryrun(t, string(out))
+		services := testutil.QuadletDryrun(t, quadlet, units)
 		gen := filepath.Join(tmp, "gen-"+cfg.SELinuxType)
 		os.MkdirAll(gen, 0o755)
 		var paths []string
 		for _, name := range []string{"collector-daemon.service", "collector-runner.service"} {
 			body, ok := services[name]
 			if !ok {
-				t.Fatalf("quadlet generated no %s:\n%s", name, out)
+				t.Fatalf("quadlet generated no %s, only %d units", name, len(services))
 			}
 			checkExecStart(t, name, body, cfg)
 			p := filepath.Join(gen, name)
@@ -174,43 +162,11 @@ func TestQuadletGeneratesVerifiedServices(t *testing.T) {
 	}
 }
 
-// splitDryrun splits quadlet -dryrun's output ("---NAME.service---" then
-// the unit) into units by name.
-func splitDryrun(t *testing.T, out string) map[string]string {
-	units := map[string]string{}
-	head := regexp.MustCompile(`^---(.+)---$`)
-	var name string
-	var b strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if m := head.FindStringSubmatch(sc.Text()); m != nil {
-			if name != "" {
-				units[name] = b.String()
-			}
-			name = m[1]
-			b.Reset()
-			continue
-		}
-		if name != "" {
-			b.WriteString(sc.Text() + "\n")
-		}
-	}
-	if name != "" {
-		units[name] = b.String()
-	}
-	return units
-}
-
 // checkExecStart looks for the spec in the podman command line Quadlet
 // generated.
 func checkExecStart(t *testing.T, name, body string, cfg *config.Config) {
 	t.Helper()
-	var exec string
-	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, "ExecStart=") {
-			exec = l
-		}
-	}
+	exec := testutil.ExecStart(body)
 	want := []string{"--name collector-", `--health-cmd "[\"/usr/bin/collector\",\"health\"]"`, "--cap-drop all", "--read-only",
 		"--security-opt=no-new-privileges", "--ulimit nofile=4096:4096", "--memory 268435456", "--log-driver journald", cfg.Image}
 	if cfg.SELinuxType == "" {
