@@ -34,6 +34,7 @@ const (
 const (
 	ConfigPathEnv = env.IntegrationConfig
 	ModeEnv       = env.IntegrationMode
+	RecordsEnv    = env.IntegrationRecords
 )
 
 // Invocation is how a program was asked to run: the config file and the
@@ -41,13 +42,16 @@ const (
 type Invocation struct {
 	ConfigPath string // DefaultConfigPath when empty
 	Mode       string // ModeRun when empty
+	// Records is the records channel the runner reads (RecordsEnv): a
+	// FIFO records are written to instead of stdout; "" for stdout.
+	Records string
 }
 
 // ParseInvocation reads the command line (--config PATH, --validate) and
 // the environment (ConfigPathEnv, ModeEnv); a flag wins over the
 // environment.
 func ParseInvocation(args []string, getenv func(string) string) (Invocation, error) {
-	inv := Invocation{ConfigPath: getenv(ConfigPathEnv), Mode: getenv(ModeEnv)}
+	inv := Invocation{ConfigPath: getenv(ConfigPathEnv), Mode: getenv(ModeEnv), Records: getenv(RecordsEnv)}
 	fs := flag.NewFlagSet("integration", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", "", "the config file (default $"+ConfigPathEnv+", else "+DefaultConfigPath+")")
@@ -116,10 +120,14 @@ func Execute(name string, inv Invocation, stdout, stderr io.Writer, run RunFunc,
 	if err != nil {
 		return o.fail(log, err, 0)
 	}
-	out := NewEmitter(stdout)
+	w, closeRecords := recordsOut(inv.Records, stdout, log)
+	out := NewEmitter(w)
 	err = run(ctx, config, out, log)
 	if ferr := out.Flush(); err == nil {
 		err = ferr
+	}
+	if cerr := closeRecords(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return o.fail(log, err, out.Count())
@@ -138,3 +146,19 @@ func (o *options) fail(log *slog.Logger, err error, records int64) int {
 // errNoValidate: the integration was asked to validate and has no
 // validate mode.
 var errNoValidate = errors.New("this integration has no validate mode (its manifest says validation.supported: false)")
+
+// recordsOut is where records go: the runner's records channel when it
+// gives one (a FIFO it reads directly, past the container engine's log
+// path), else stdout. A channel that cannot be opened is logged and
+// stdout used: the runner reads both.
+func recordsOut(path string, stdout io.Writer, log *slog.Logger) (io.Writer, func() error) {
+	if path == "" {
+		return stdout, func() error { return nil }
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		log.Warn("the records channel cannot be opened: writing records to stdout", "err", err)
+		return stdout, func() error { return nil }
+	}
+	return f, f.Close
+}

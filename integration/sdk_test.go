@@ -275,3 +275,45 @@ func TestPaginate(t *testing.T) {
 		t.Errorf("fetch error: %v", err)
 	}
 }
+
+// TestRecordsChannel: with the runner's records channel named, records go
+// there and stdout carries none; a channel that cannot be opened is
+// logged and stdout used.
+func TestRecordsChannel(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfg, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	channel := filepath.Join(dir, "records")
+	if err := os.WriteFile(channel, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(ctx context.Context, config []byte, out *integration.Emitter, log *slog.Logger) error {
+		for i := range 3 {
+			if err := out.Entity(fmt.Sprintf("k%d", i), "t", "C"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var stdout, stderr bytes.Buffer
+	code := integration.Execute("t", integration.Invocation{ConfigPath: cfg, Records: channel}, &stdout, &stderr, run)
+	got, _ := os.ReadFile(channel)
+	if code != integration.ExitOK || stdout.Len() != 0 || bytes.Count(got, []byte("\n")) != 3 {
+		t.Errorf("exit %d, stdout %q, channel %q; want the 3 records in the channel only\n%s", code, stdout.String(), got, stderr.String())
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	code = integration.Execute("t", integration.Invocation{ConfigPath: cfg, Records: filepath.Join(dir, "absent", "records")}, &stdout, &stderr, run)
+	if code != integration.ExitOK || bytes.Count(stdout.Bytes(), []byte("\n")) != 3 || !strings.Contains(stderr.String(), "records channel cannot be opened") {
+		t.Errorf("exit %d, stdout %q, stderr %s; want the records on stdout and a warning", code, stdout.String(), stderr.String())
+	}
+	inv, err := integration.ParseInvocation(nil, func(k string) string {
+		return map[string]string{integration.RecordsEnv: "/run/collector/records/records"}[k]
+	})
+	if err != nil || inv.Records != "/run/collector/records/records" {
+		t.Errorf("ParseInvocation = %+v, %v; want the channel from %s", inv, err, integration.RecordsEnv)
+	}
+}

@@ -435,14 +435,35 @@ func mib(n int64) float64 { return float64(n) / (1 << 20) }
 const million = 1_000_000
 
 // BenchmarkMillionEntities sends a million entities from the example
-// integration through a freshly installed runner to the platform.
+// integration through a freshly installed runner to the platform, twice
+// in the same run: records on stdout (through the engine's log path: the
+// baseline, as an integration without the SDK writes them) and through
+// the records channel (as the SDK writes them). It reports each run's
+// records per second and CPU, and the ratio channel/stdout.
 func BenchmarkMillionEntities(b *testing.B) {
 	benchNeed(b)
 	r := newBenchRig(b)
-	ctx := context.Background()
-	integ := r.integration(b, map[string]any{"count": million, "token": "bench-token"})
 	pid := containerPid(b, r.h.kit, "collector-runner")
 	idleHWM, _ := procStatus(pid, "VmHWM")
+	rate := map[string]float64{}
+	for _, path := range []string{"stdout", "channel"} {
+		b.Run(path, func(b *testing.B) {
+			rate[path] = r.millionRun(b, pid, map[string]any{"count": million, "token": "bench-token", "stdout": path == "stdout", "prefix": path + "-"})
+		})
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(mib(idleHWM), "runner-idle-peak-MiB")
+	if rate["stdout"] > 0 {
+		b.ReportMetric(rate["channel"]/rate["stdout"], "channel/stdout")
+		b.Logf("records/s (run..succeeded): stdout %.0f, channel %.0f: ratio %.2f", rate["stdout"], rate["channel"], rate["channel"]/rate["stdout"])
+	}
+}
+
+// millionRun runs one million-entity job of the example with cfg and
+// returns its records per second, run..succeeded.
+func (r *benchRig) millionRun(b *testing.B, pid int, cfg map[string]any) float64 {
+	ctx := context.Background()
+	integ := r.integration(b, cfg)
 	platformPid := r.p.cmd.Process.Pid
 	servicePid := podmanServicePid()
 	cpu0 := map[string]float64{"runner": cpuSeconds(pid), "platform": cpuSeconds(platformPid), "podman-service": cpuSeconds(servicePid)}
@@ -486,10 +507,11 @@ func BenchmarkMillionEntities(b *testing.B) {
 	b.ReportMetric(float64(j.Records)/run.Seconds(), "records/s-started..finished")
 	b.ReportMetric(float64(j.Records)/wall.Seconds(), "records/s-run..succeeded")
 	b.ReportMetric(mib(peak), "runner-peak-MiB")
-	b.ReportMetric(mib(idleHWM), "runner-idle-peak-MiB")
 	b.ReportMetric(mib(platformPeak), "platform-peak-MiB")
+	b.ReportMetric(cpu["podman-service"], "podman-service-cpu-s")
 	b.Logf("job %s: %d records, %d refused, started..finished %v, run..succeeded %v, job peak memory %.1f MiB, entities counted %d",
 		j.ID, j.Records, j.RefusedRecords, run, wall, mib(j.PeakMemoryBytes), n)
+	return float64(j.Records) / wall.Seconds()
 }
 
 // cpuSeconds is a process's user+system CPU time so far (0 if unknown).

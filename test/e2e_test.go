@@ -319,6 +319,12 @@ func flow(t *testing.T, k *kit) {
 		if len(after) != len(keys)-10 {
 			t.Errorf("%d live entities after the second run, want %d", len(after), len(keys)-10)
 		}
+		// The SDK wrote them to the records channel, past the engine's
+		// log path: the runner read none from stdout.
+		out, _ := k.run("logs", "collector-runner")
+		if !strings.Contains(out, `"records_channel":40,"records_stdout":0`) {
+			t.Errorf("the runner's log does not say the second run's 40 records (20 entities, 19 relationships, the proof) came through the records channel:\n%s", out)
+		}
 	})
 
 	t.Run("LargeJobLosesNoRecord", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,8 @@ type JobContainer struct {
 	// Env is the container's environment: never secrets (the config is
 	// the secret), only the integration's mode (docs/integration-contract.md).
 	Env map[string]string
+	// Mounts are bind mounts (the records channel).
+	Mounts []engine.Mount
 	// Network is the network mode ("" = the engine's default).
 	Network string
 	// Limits are the job's limits; zero fields take the runner's defaults.
@@ -70,6 +73,7 @@ func ContainerSpec(c JobContainer) (*engine.ContainerSpec, error) {
 		Env:             c.Env,
 		Labels:          c.Labels,
 		Secrets:         secrets,
+		Mounts:          c.Mounts,
 		Restart:         engine.RestartNo,
 		Network:         c.Network,
 		Resources:       JobResources(c.Limits),
@@ -96,12 +100,24 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 		return nil, nil, err
 	}
 	var env map[string]string
+	var mounts []engine.Mount
 	if j.validating() {
 		env = map[string]string{integration.ModeEnv: integration.ModeValidate}
+	} else if j.r.cfg.StateDir != "" {
+		uid, gid, _ := numericUser(img.User) // checked above
+		if j.channel != nil {
+			j.channel.close() // an earlier try's, cut by an engine outage
+		}
+		var m engine.Mount
+		if j.channel, m, env, err = j.r.newChannel(j.job.JobID, uid, gid); err != nil {
+			label.Release()
+			return nil, nil, err
+		}
+		mounts = append(mounts, m)
 	}
 	spec, err := ContainerSpec(JobContainer{
 		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID), EgressSecret: j.egressSecret(img),
-		Image: image, ImageUser: img.User, Labels: j.labels(), Env: env,
+		Image: image, ImageUser: img.User, Labels: j.labels(), Env: env, Mounts: mounts,
 		Network: j.network(), Limits: j.job.Limits, SELinuxOptions: label.Options,
 	})
 	if err != nil {
@@ -291,6 +307,9 @@ func (r *Runner) removeJobObjects(ctx context.Context, jobID string) error {
 			errs = append(errs, fmt.Errorf("remove job secret: %w", err))
 		}
 	}
+	if err := r.removeChannel(jobID); err != nil {
+		errs = append(errs, fmt.Errorf("remove records channel: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -311,6 +330,12 @@ func (r *Runner) CleanLeftovers(ctx context.Context) error {
 	}
 	for _, id := range r.state.inflight() {
 		ids[id] = true
+	}
+	if r.cfg.StateDir != "" {
+		entries, _ := os.ReadDir(channelsDir(r.cfg.StateDir))
+		for _, e := range entries {
+			ids[e.Name()] = true // a channel made before its job was recorded in flight
+		}
 	}
 	delete(ids, "")
 	var errs []error

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/engine"
+	"github.com/collectorhq/collector/integration"
 )
 
 // program is what a fake job container does: it writes its output and
@@ -46,6 +50,10 @@ type fakeEngine struct {
 	// secret ever created, and mounts every container's secret mounts,
 	// by container name (neither forgets a removal).
 	imageLabels map[string]string
+	// channel: programs write their stdout to the records channel the
+	// runner gives, as the SDK does (false: to stdout, as an integration
+	// without the SDK does).
+	channel     bool
 	everSecrets map[string][]byte
 	mounts      map[string][]engine.SecretMount
 	procs       sync.WaitGroup
@@ -215,8 +223,20 @@ func (e *fakeEngine) StartContainer(ctx context.Context, id string) error {
 	}
 	e.maxAll = max(e.maxAll, all)
 	c.notify()
+	var stdout io.Writer = &fakeOutput{e: e, c: c, b: &c.stdout}
+	var channel *os.File
+	if path := channelPath(c.spec); e.channel && path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("start %s: open the records channel: %w", id, err)
+		}
+		stdout, channel = f, f
+	}
 	e.procs.Go(func() {
-		code := prog(pctx, &fakeOutput{e: e, c: c, b: &c.stdout}, &fakeOutput{e: e, c: c, b: &c.stderr})
+		code := prog(pctx, stdout, &fakeOutput{e: e, c: c, b: &c.stderr})
+		if channel != nil {
+			channel.Close() // the process is gone
+		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		c.state, c.exit = "exited", code
@@ -505,4 +525,16 @@ func (e *fakeEngine) caughtUp(name string) bool {
 	defer e.mu.Unlock()
 	c, ok := e.containers[name]
 	return ok && c.stdout.Len() > 0 && c.read == c.stdout.Len()
+}
+
+// channelPath is the host path of the records channel a spec names, "" if
+// none.
+func channelPath(spec *engine.ContainerSpec) string {
+	inside := spec.Env[integration.RecordsEnv]
+	for _, m := range spec.Mounts {
+		if rest, ok := strings.CutPrefix(inside, m.Target+"/"); ok {
+			return filepath.Join(m.Source, rest)
+		}
+	}
+	return ""
 }

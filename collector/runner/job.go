@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ type jobRun struct {
 	// cleanPending: removing the job's container and secret failed (the
 	// engine away as the job ended); retryCleanup removes them.
 	cleanPending bool
+	// channel is the job's records channel (a collection's; nil for a
+	// validation, or without a state dir).
+	channel *recordsChannel
 }
 
 // outcome is how a job ended, as Finish reports it.
@@ -262,23 +266,54 @@ func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id s
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
 	var e exit
+	var outErr, chErr error
 	var pumps sync.WaitGroup
 	pumps.Go(func() {
 		if j.validating() {
-			validation, e.recErr = integration.ReadValidation(outR)
+			validation, outErr = integration.ReadValidation(outR)
 		} else {
-			e.recErr = records.consume(runCtx, outR)
+			outErr = records.consume(runCtx, outR, srcOutput)
 		}
-		if e.recErr != nil {
+		if outErr != nil {
 			stopRun()
 		}
-		outR.CloseWithError(e.recErr) // the engine's writes fail from now on
+		outR.CloseWithError(outErr) // the engine's writes fail from now on
 	})
 	pumps.Go(func() { j.logs.consume(errR) })
+	ch := j.channel
+	if ch != nil {
+		pumps.Go(func() {
+			if chErr = ch.consume(runCtx, records); chErr != nil {
+				stopRun()
+			}
+		})
+		defer ch.close()
+	}
+	// A run that ends early (timed out, stopped) reads the channel no more.
+	stopAbort := context.AfterFunc(runCtx, func() {
+		if ch != nil {
+			ch.abort()
+		}
+	})
+	defer stopAbort()
 	e.logErr = j.followLogs(runCtx, id, newStream("stdout", outW), newStream("stderr", errW), &e)
 	outW.Close()
 	errW.Close()
+	if ch != nil {
+		if e.logErr != nil || e.lost != nil {
+			ch.abort() // the container may run on: judged below
+		} else {
+			ch.ended()
+		}
+	}
 	pumps.Wait()
+	e.recErr = cmp.Or(outErr, chErr)
+	if !j.validating() {
+		if e.recErr == nil {
+			e.recErr = records.flushLast(runCtx)
+		}
+		j.log.Info("job output read", "records_channel", records.bySource[srcChannel], "records_stdout", records.bySource[srcOutput])
+	}
 	if e.lost == nil {
 		e.code, e.waitErr = j.waitExit(runCtx, id, &e)
 	}

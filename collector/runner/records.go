@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/collectorhq/collector/api"
@@ -19,9 +20,14 @@ import (
 // line does not stop it: it counts every refusal (its own and the
 // platform's), keeps the first, and the job fails (refusedErr).
 type recordSink struct {
-	j       *jobRun
+	j *jobRun
+	// mu: stdout and the records channel are read at once, each by its
+	// own consume.
+	mu      sync.Mutex
 	buf     bytes.Buffer
-	lines   []int // the output line number of each record in buf
+	lines   []lineRef // where each record in buf came from
+	// bySource counts the valid records read from each source.
+	bySource map[string]int64
 	seq     int
 	sent    int64
 	refused int64
@@ -31,22 +37,40 @@ type recordSink struct {
 
 // refusal is one refused output line.
 type refusal struct {
-	line   int
+	line   lineRef
 	reason string
 }
+
+// lineRef names an output line: its number in its source.
+type lineRef struct {
+	n   int
+	src string // srcOutput or srcChannel
+}
+
+// The sources of records.
+const (
+	srcOutput  = "output"          // the container's stdout
+	srcChannel = "records channel" // the FIFO the runner reads directly
+)
+
+func (l lineRef) String() string { return fmt.Sprintf("%s line %d", l.src, l.n) }
 
 // maxLoggedRefusals bounds the refused lines the job's logs name one by one.
 const maxLoggedRefusals = 20
 
-// consume reads r to its end (ReadRecords), uploading the valid records
-// in batches and counting the refused lines.
-func (s *recordSink) consume(ctx context.Context, r io.Reader) error {
-	err := ReadRecords(r,
-		func(line int, rec []byte) error { return s.add(ctx, line, rec) },
-		func(line int, reason string) { s.refuse(line, reason, "") })
-	if err != nil {
-		return err
-	}
+// consume reads r, the source src, to its end (ReadRecords), uploading
+// the valid records in batches and counting the refused lines. The last
+// batch waits for flush (another source may add to it).
+func (s *recordSink) consume(ctx context.Context, r io.Reader, src string) error {
+	return ReadRecords(r,
+		func(line int, rec []byte) error { return s.add(ctx, lineRef{line, src}, rec) },
+		func(line int, reason string) { s.refuse(lineRef{line, src}, reason, "") })
+}
+
+// flushLast uploads what is left once every source is read.
+func (s *recordSink) flushLast(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.flush(ctx)
 }
 
@@ -103,12 +127,18 @@ func readLine(n int, line []byte, ok func(int, []byte) error, refused func(int, 
 }
 
 // add queues one valid record, uploading the batch first when it is full.
-func (s *recordSink) add(ctx context.Context, n int, line []byte) error {
+func (s *recordSink) add(ctx context.Context, n lineRef, line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.buf.Len()+len(line)+1 > s.batchBytes() || len(s.lines) >= s.j.r.cfg.BatchRecords {
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
 	}
+	if s.bySource == nil {
+		s.bySource = map[string]int64{}
+	}
+	s.bySource[n.src]++
 	s.buf.Write(line)
 	s.buf.WriteByte('\n')
 	s.lines = append(s.lines, n)
@@ -116,14 +146,20 @@ func (s *recordSink) add(ctx context.Context, n int, line []byte) error {
 }
 
 // refuse counts a refused line, keeps the first and logs the first few.
-func (s *recordSink) refuse(line int, reason, by string) {
+func (s *recordSink) refuse(line lineRef, reason, by string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseLocked(line, reason, by)
+}
+
+func (s *recordSink) refuseLocked(line lineRef, reason, by string) {
 	s.refused++
 	if s.refused == 1 {
 		s.first = refusal{line: line, reason: reason}
 	}
 	switch {
 	case s.refused <= maxLoggedRefusals:
-		s.j.logf("record on output line %d refused%s: %s", line, by, reason)
+		s.j.logf("record on %s refused%s: %s", line, by, reason)
 	case s.refused == maxLoggedRefusals+1:
 		s.j.logf("more records refused: they are counted, not logged one by one")
 	}
@@ -136,7 +172,7 @@ func (s *recordSink) refusedErr() error {
 	if s.refused == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d output line(s) refused, the first is line %d: %s; a run with refused lines is not a complete sync",
+	return fmt.Errorf("%d output line(s) refused, the first is %s: %s; a run with refused lines is not a complete sync",
 		s.refused, s.first.line, s.first.reason)
 }
 
@@ -218,11 +254,11 @@ func timedOut(err error) bool {
 // named by their output line numbers.
 func (s *recordSink) platformRefused(res *api.IngestResult) {
 	for _, e := range res.Errors {
-		line := 0
+		line := lineRef{src: srcOutput}
 		if e.Line >= 1 && e.Line <= len(s.lines) {
 			line = s.lines[e.Line-1]
 		}
-		s.refuse(line, e.Reason, " by the platform")
+		s.refuseLocked(line, e.Reason, " by the platform")
 	}
 	s.refused += int64(max(res.Refused-len(res.Errors), 0)) // counted, not listed
 }

@@ -3,9 +3,13 @@ package runner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/collectorhq/collector/api"
@@ -41,14 +45,14 @@ func TestRefusalsCountedAndNamedByOutputLine(t *testing.T) {
 	rec := func(k string) string { return fmt.Sprintf(`{"entity":{"_key":%q,"_type":"t","_class":"C"}}`, k) }
 	out := strings.Join([]string{rec("a"), "", "not a record", rec("b"), rec("c")}, "\n") + "\n"
 	s := &recordSink{j: j}
-	if err := s.consume(context.Background(), strings.NewReader(out)); err != nil {
+	if err := consumeAll(s, strings.NewReader(out)); err != nil {
 		t.Fatal(err)
 	}
 	if s.refused != 2 || s.sent != 2 {
 		t.Errorf("refused %d, sent %d: want 2 and 2", s.refused, s.sent)
 	}
 	err := s.refusedErr()
-	if err == nil || !strings.HasPrefix(err.Error(), "2 output line(s) refused, the first is line 3: ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "2 output line(s) refused, the first is output line 3: ") {
 		t.Errorf("refusedErr = %v, want 2 refused, the first line 3", err)
 	}
 	logs := j.logs.buf.String()
@@ -60,7 +64,7 @@ func TestRefusalsCountedAndNamedByOutputLine(t *testing.T) {
 func TestManyRefusalsCountedLogsBounded(t *testing.T) {
 	j := testJob(t, nil)
 	s := &recordSink{j: j}
-	if err := s.consume(context.Background(), strings.NewReader(strings.Repeat("{}\n", 10_000))); err != nil {
+	if err := consumeAll(s, strings.NewReader(strings.Repeat("{}\n", 10_000))); err != nil {
 		t.Fatal(err)
 	}
 	if s.refused != 10_000 {
@@ -70,4 +74,84 @@ func TestManyRefusalsCountedLogsBounded(t *testing.T) {
 	if n := strings.Count(logs, " refused: invalid record"); n != maxLoggedRefusals || !strings.Contains(logs, "more records refused") {
 		t.Errorf("%d refusals logged one by one, want %d and a note:\n%s", n, maxLoggedRefusals, logs)
 	}
+}
+
+// consumeAll reads r as the job's stdout and uploads the last batch.
+func consumeAll(s *recordSink, r io.Reader) error {
+	if err := s.consume(context.Background(), r, srcOutput); err != nil {
+		return err
+	}
+	return s.flushLast(context.Background())
+}
+
+// TestTwoSourcesOneSink: stdout and the records channel read at once into
+// one sink: every record uploaded once, in sequenced batches, counted by
+// source.
+func TestTwoSourcesOneSink(t *testing.T) {
+	p := &countingAPI{}
+	j := testJob(t, p)
+	s := &recordSink{j: j}
+	gen := func(prefix string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"entity":{"_key":"%s%d","_type":"t","_class":"C"}}`+"\n", prefix, i)
+		}
+		return b.String()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = s.consume(context.Background(), strings.NewReader(gen("out-", 7000)), srcOutput) })
+	wg.Go(func() { errs[1] = s.consume(context.Background(), strings.NewReader(gen("ch-", 9000)), srcChannel) })
+	wg.Wait()
+	if err := errors.Join(append(errs, s.flushLast(context.Background()))...); err != nil {
+		t.Fatal(err)
+	}
+	if s.sent != 16000 || s.bySource[srcOutput] != 7000 || s.bySource[srcChannel] != 9000 {
+		t.Errorf("sent %d, by source %v; want 16000: 7000 and 9000", s.sent, s.bySource)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.keys) != 16000 {
+		t.Errorf("%d distinct records uploaded, want 16000", len(p.keys))
+	}
+	for k, n := range p.keys {
+		if n != 1 {
+			t.Errorf("record %s uploaded %d times", k, n)
+		}
+	}
+}
+
+// countingAPI counts each record key uploaded, and checks the batches'
+// sequence numbers follow one another.
+type countingAPI struct {
+	JobAPI
+	mu   sync.Mutex
+	keys map[string]int
+	seq  int
+}
+
+func (f *countingAPI) UploadRecords(ctx context.Context, jobID, leaseID string, seq int, ndjson []byte) (*api.IngestResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if seq != f.seq+1 {
+		return nil, fmt.Errorf("batch %d after %d", seq, f.seq)
+	}
+	f.seq = seq
+	if f.keys == nil {
+		f.keys = map[string]int{}
+	}
+	n := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(ndjson), []byte("\n")) {
+		var rec struct {
+			Entity struct {
+				Key string `json:"_key"`
+			} `json:"entity"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, err
+		}
+		f.keys[rec.Entity.Key]++
+		n++
+	}
+	return &api.IngestResult{Seq: seq, Accepted: n}, nil
 }

@@ -220,7 +220,7 @@ func TestJobRunsAndStreams(t *testing.T) {
 	fin := r.waitFinished("job_ok")
 	// The script's fourth line is not a record: the run exits 0 but fails,
 	// so the platform does not take it for a full sync.
-	if fin.ExitCode != 0 || !strings.Contains(fin.Error, "1 output line(s) refused, the first is line 4: ") {
+	if fin.ExitCode != 0 || !strings.Contains(fin.Error, "1 output line(s) refused, the first is output line 4: ") {
 		t.Fatalf("finish = %+v, want exit 0 and an error naming line 4; logs:\n%s", fin, r.fake.logs["job_ok"])
 	}
 	if fin.Records != 3 || fin.RefusedRecords != 1 || fin.Batches != 1 {

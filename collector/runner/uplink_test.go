@@ -160,7 +160,7 @@ func TestSlowUplinkBatchAppliedOnce(t *testing.T) {
 	}
 	s := &recordSink{j: j}
 	start := time.Now()
-	if err := s.consume(context.Background(), strings.NewReader(out.String())); err != nil {
+	if err := consumeAll(s, strings.NewReader(out.String())); err != nil {
 		t.Fatalf("records over a slow uplink: %v", err)
 	}
 	t.Logf("%d KiB in %d batches in %v", out.Len()>>10, s.seq, time.Since(start))

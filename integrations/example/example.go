@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"time"
 
@@ -46,6 +47,10 @@ type Config struct {
 	Token integration.Secret `json:"token"`
 	// Prefix starts every key, so two instances do not collide.
 	Prefix string `json:"prefix"`
+	// Stdout writes the records to stdout even where the runner offers
+	// its records channel: the path of an integration without the SDK,
+	// the baseline of the benchmarks.
+	Stdout bool `json:"stdout"`
 }
 
 // Validate names the first bad field.
@@ -80,6 +85,10 @@ func Run(ctx context.Context, raw []byte, out *integration.Emitter, log *slog.Lo
 	log.Info("run started", "count", cfg.Count, "relationships", cfg.Relationships,
 		"fail", cfg.Fail, "sleep_seconds", cfg.SleepSeconds, "token_set", !cfg.Token.IsZero())
 	deadline := time.Now().Add(time.Duration(cfg.SleepSeconds * float64(time.Second)))
+	if cfg.Stdout {
+		out = integration.NewEmitter(os.Stdout)
+		defer out.Flush()
+	}
 	if !cfg.Token.IsZero() {
 		if err := out.Entity(cfg.Prefix+ProofKey, ProofType, "Record", integration.String("sha256", TokenProof(cfg.Token.Reveal()))); err != nil {
 			return err

@@ -176,4 +176,7 @@ const (
 	// IntegrationMode is "validate" for a validation run (connect, check
 	// access, emit nothing); unset or "run" for a collection.
 	IntegrationMode = "COLLECTOR_INTEGRATION_MODE"
+	// IntegrationRecords is the path of the records channel (a FIFO the
+	// runner reads directly, past the engine's log path); unset: stdout.
+	IntegrationRecords = "COLLECTOR_INTEGRATION_RECORDS"
 )
