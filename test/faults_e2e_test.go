@@ -352,3 +352,71 @@ func (p *platformProc) checkIntegrity(t *testing.T, when string) {
 		t.Errorf("integrity_check %s: %q, %v", when, check, err)
 	}
 }
+
+// TestEngineStoppedAMinute: the Podman service stops for a minute while a
+// job runs (its container runs on under conmon, and ends meanwhile). The
+// collector is shown degraded, naming the engine, while it is away; the
+// job's records reach the platform through the records channel without
+// the engine; once the service is back the job ends succeeded with every
+// record once and the collector is active again, its own containers
+// neither restarted nor recreated.
+func TestEngineStoppedAMinute(t *testing.T) {
+	need(t)
+	p := startPlatform(t)
+	k := podmanKit(t)
+	h := installHost(t, p, k, nil)
+	waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	before := roleContainers(t, h)
+	const n = 20_000 // several batches: the last one waits for the job's end
+	id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": n, "relationships": true, "sleep_seconds": 20, "prefix": "away-", "token": "e2e-engine-away"})
+	j := p.runJob(t, id)
+	waitFor(t, "job running", time.Minute, func() bool { return p.job(t, j.ID).State == api.JobRunning })
+
+	k.stopService()
+	stopped := time.Now()
+	restarted := false
+	defer func() {
+		if !restarted {
+			k.startService()
+		}
+	}()
+	var reason string
+	waitFor(t, "the collector shown degraded", 30*time.Second, func() bool {
+		c := p.collector(t, h.id)
+		reason = c.StatusReason
+		return c.Status == api.CollectorStatusDegraded
+	})
+	if !strings.Contains(reason, "container engine unreachable") {
+		t.Errorf("degraded with reason %q, want the engine named", reason)
+	}
+	var stored int64
+	waitFor(t, "the job's records stored while the engine is away", 30*time.Second, func() bool {
+		stored, _ = liveEntities(p.dataDir, id)
+		return stored >= n/2
+	})
+	if time.Since(stopped) > time.Minute {
+		t.Fatalf("the records arrived only %v after the engine stopped", time.Since(stopped))
+	}
+	time.Sleep(time.Until(stopped.Add(time.Minute)))
+	if err := k.startService(); err != nil {
+		t.Fatalf("start the engine again: %v", err)
+	}
+	restarted = true
+	t.Logf("the Podman service was away %v; %d entities were stored meanwhile", time.Since(stopped).Round(time.Second), stored)
+
+	done := p.waitSucceeded(t, j.ID, 3*time.Minute, "the job across a minute without the engine")
+	if want := int64(n + n - 1 + 1); done.Records != want || done.Attempt != 1 {
+		t.Errorf("job: %d records on attempt %d, want %d on the first", done.Records, done.Attempt, want)
+	}
+	if live, err := liveEntities(p.dataDir, id); err != nil || live != n+1 {
+		t.Errorf("%d entities (%v), want %d", live, err, n+1)
+	}
+	waitFor(t, "collector active again", time.Minute, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	for name, b := range before {
+		c, err := h.eng.InspectContainer(context.Background(), name)
+		if err != nil || c.ID != b.ID || !c.StartedAt.Equal(b.StartedAt) {
+			t.Errorf("%s was recreated or restarted across the outage: %+v, %v", name, c, err)
+		}
+	}
+	p.checkIntegrity(t, "after the engine's minute away")
+}
