@@ -123,6 +123,11 @@ type flakyTCP struct {
 	down    atomic.Bool
 	conns   atomic.Int64
 
+	// delay holds every chunk read from either side that long before it
+	// is written to the other (latency, not a bandwidth bound: later
+	// chunks are read meanwhile). Set before the first connection.
+	delay time.Duration
+
 	mu   sync.Mutex
 	live map[net.Conn]bool // forwarded connections, both ends
 	hole bool              // black hole: new connections are held, silent
@@ -193,8 +198,8 @@ func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
 					delete(f.live, b)
 					f.mu.Unlock()
 				}()
-				go io.Copy(b, c)
-				io.Copy(c, b)
+				go f.copy(b, c)
+				f.copy(c, b)
 			}()
 		}
 	}()
@@ -202,6 +207,43 @@ func startFlakyTCP(t *testing.T, backend string) *flakyTCP {
 }
 
 func (f *flakyTCP) addr() string { return f.ln.Addr().String() }
+
+// copy forwards src to dst, each chunk f.delay after it was read.
+func (f *flakyTCP) copy(dst, src net.Conn) {
+	if f.delay == 0 {
+		io.Copy(dst, src)
+		return
+	}
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{buf[:n], time.Now().Add(f.delay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.b); err != nil {
+			break
+		}
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		tc.CloseWrite() // the source's end, passed on after its delay
+	}
+	for range q { // let the reader finish
+	}
+}
 
 // TestRegistryDownDuringPull: the integration's registry goes down before
 // a job pulls its image. The job fails with a clear error naming the
@@ -419,4 +461,33 @@ func TestEngineStoppedAMinute(t *testing.T) {
 		}
 	}
 	p.checkIntegrity(t, "after the engine's minute away")
+}
+
+// TestDelayedPackets: every packet between the collector and the platform
+// is held 2 s each way (a congested satellite link). With a lease and a
+// heartbeat interval sized for such a link the collector enrolls, stays
+// active, and a job runs once, on its first attempt, every record once.
+func TestDelayedPackets(t *testing.T) {
+	need(t)
+	p := startPlatformFlags(t, "--heartbeat-interval", "10s", "--lease-ttl", "60s")
+	route := startFlakyTCP(t, p.addr)
+	route.delay = 2 * time.Second
+	k := podmanKit(t)
+	start := time.Now()
+	h := installHost(t, p, k, map[string]string{env.PlatformURL: "https://" + route.addr()})
+	t.Logf("enrolled through the delayed route in %v", time.Since(start).Round(time.Second))
+	waitFor(t, "collector active", 3*time.Minute, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+	id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 3000, "relationships": true, "prefix": "slow-", "token": "e2e-delay-secret"})
+	start = time.Now()
+	j := p.waitSucceeded(t, p.runJob(t, id).ID, 5*time.Minute, "a job over the delayed route")
+	if j.Attempt != 1 || j.Records != 3000+2999+1 {
+		t.Errorf("job: attempt %d, %d records; want the first attempt, %d records", j.Attempt, j.Records, 3000+2999+1)
+	}
+	if live, err := liveEntities(p.dataDir, id); err != nil || live != 3001 {
+		t.Errorf("%d entities (%v), want 3001 once each", live, err)
+	}
+	if c := p.collector(t, h.id); c.Status != api.CollectorStatusActive {
+		t.Errorf("collector %s after the job (%s), want active", c.Status, c.StatusReason)
+	}
+	t.Logf("the job took %v over a route holding every packet 2 s", time.Since(start).Round(time.Second))
 }

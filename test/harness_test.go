@@ -172,13 +172,24 @@ func startPlatformWith(t *testing.T, policy string, env ...string) *platformProc
 	return startPlatformIn(t, filepath.Join(t.TempDir(), "platform"), policy, env...)
 }
 
+// startPlatformFlags starts the platform with flags added to serve's
+// (a flag given again overrides the tests' short intervals).
+func startPlatformFlags(t *testing.T, flags ...string) *platformProc {
+	return startPlatformArgs(t, filepath.Join(t.TempDir(), "platform"), world.policy, flags)
+}
+
 // startPlatformIn is startPlatformWith with the data directory dataDir.
 func startPlatformIn(t *testing.T, dataDir, policy string, env ...string) *platformProc {
+	return startPlatformArgs(t, dataDir, policy, nil, env...)
+}
+
+func startPlatformArgs(t *testing.T, dataDir, policy string, flags []string, env ...string) *platformProc {
 	addr := freeAddr(t)
 	p := &platformProc{t: t, dataDir: dataDir, addr: addr, url: "https://" + addr, log: &testutil.Buffer{}, env: env}
 	p.args = []string{"--log-format", "json", "serve", "--data-dir", p.dataDir, "--listen", addr, "--public-url", p.url,
 		"--collector-image", world.collectorImage, "--image-policy", policy,
 		"--heartbeat-interval", "1s", "--lease-ttl", "4s"}
+	p.args = append(p.args, flags...)
 	p.start()
 	t.Cleanup(p.stop)
 	return p
