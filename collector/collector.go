@@ -101,7 +101,9 @@ func retryWithin(ctx context.Context, resp *http.Response, err error) (bool, err
 }
 
 // client loads the config and keys and returns the platform client.
-func (e Env) client() (*config.Config, *config.Keys, *api.CollectorClient, error) {
+// crash, in a test image, ends the process once at "token": when the
+// platform has issued an access token, before it is read.
+func (e Env) client(crash func(string) bool) (*config.Config, *config.Keys, *api.CollectorClient, error) {
 	cfg, keys, err := config.Load(e.Dir)
 	if err != nil {
 		return nil, nil, nil, err
@@ -110,12 +112,15 @@ func (e Env) client() (*config.Config, *config.Keys, *api.CollectorClient, error
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if crash != nil {
+		hc.Transport = crashAfterToken{rt: hc.Transport, crash: crash}
+	}
 	return cfg, keys, api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, keys.Identity, cfg.Audience, hc), nil
 }
 
 // RunDaemon runs the daemon role until ctx ends.
 func RunDaemon(ctx context.Context, e Env) error {
-	cfg, _, c, err := e.client()
+	cfg, _, c, err := e.client(e.crashAt("daemon"))
 	if err != nil {
 		return err
 	}
@@ -131,37 +136,78 @@ func RunDaemon(ctx context.Context, e Env) error {
 		if s := env.Get(daemon.StepsEnv); s != "" {
 			d.Upgrades.Steps = strings.Split(s, ",")
 		}
-		if step := env.Get(env.TestCrashAt); step != "" {
-			d.Upgrades.CrashAt = crashOnce(e.Log, e.Engine, cfg.DaemonName(), step)
-		}
+		d.Upgrades.CrashAt = e.crashAt("daemon")
 	}
 	return d.Run(ctx)
 }
 
-// crashOnce is a test image's crash (env.TestCrashAt): the process exits
-// at step, without a word to anyone, unless the engine restarted its
-// container already (the restarted daemon goes on). The daemon has no
-// writable directory that outlives a restart: the restart count is the
-// marker.
-func crashOnce(log *slog.Logger, eng engine.Engine, self, step string) func(string) bool {
+// crashAt is a test image's crash (env.TestCrashAt, a comma-separated
+// list of steps, "runner-finished" naming the runner's step "finished"):
+// the role's process exits at one of its steps, without a word to anyone,
+// unless the engine restarted its container already (the restarted role
+// goes on). The roles have no writable directory that outlives a
+// restart: the restart count is the marker. nil outside test images.
+func (e Env) crashAt(role string) func(string) bool {
+	steps := crashSteps(env.Get(env.TestCrashAt), role)
+	if len(steps) == 0 {
+		return nil
+	}
 	return func(at string) bool {
-		if at != step {
+		if !steps[at] {
 			return false
 		}
+		cfg, _, err := config.Load(e.Dir)
+		if err != nil {
+			return false
+		}
+		self := map[string]string{"daemon": cfg.DaemonName(), "runner": cfg.RunnerName()}[role]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if c, err := eng.InspectContainer(ctx, self); err != nil || c.RestartCount > 0 {
+		if c, err := e.Engine.InspectContainer(ctx, self); err != nil || c.RestartCount > 0 {
 			return false
 		}
-		log.Warn("test crash: exiting at an upgrade step", "step", step, "env", env.TestCrashAt)
+		e.Log.Warn("test crash: exiting", "role", role, "step", at, "env", env.TestCrashAt)
 		os.Exit(137)
 		return true
 	}
 }
 
+// crashSteps are role's steps in a TestCrashAt list.
+func crashSteps(list, role string) map[string]bool {
+	steps := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			if r, step, ok := strings.Cut(s, "-"); ok && (r == "daemon" || r == "runner") {
+				if r == role {
+					steps[step] = true
+				}
+			} else if role == "daemon" { // the upgrade's steps: "pulled", ...
+				steps[s] = true
+			}
+		}
+	}
+	return steps
+}
+
+// crashAfterToken ends a test image's process (crash "token") once the
+// platform answered an exchange with a token: the assertion is spent, the
+// token never used.
+type crashAfterToken struct {
+	rt    http.RoundTripper
+	crash func(string) bool
+}
+
+func (t crashAfterToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err == nil && r.URL.Path == api.PathToken && resp.StatusCode == http.StatusOK {
+		t.crash("token")
+	}
+	return resp, err
+}
+
 // RunRunner runs the runner role until ctx ends.
 func RunRunner(ctx context.Context, e Env) error {
-	cfg, keys, c, err := e.client()
+	cfg, keys, c, err := e.client(nil)
 	if err != nil {
 		return err
 	}
@@ -183,6 +229,7 @@ func RunRunner(ctx context.Context, e Env) error {
 	// Envelopes expire in the platform's time, as it measures (a host
 	// clock that drifted would refuse them all, or run stale ones).
 	rc.Now = c.Clock().Now
+	rc.CrashAt = e.crashAt("runner")
 	p := &progress{path: e.healthFile(), stall: cfg.RunnerStall(), now: time.Now, log: e.Log}
 	ledger := housekeeping.NewLedger(cfg.StateDir)
 	jobs := &watchedAPI{JobAPI: c, p: p, logs: joblogs.New(cfg.StateDir), log: e.Log, now: time.Now}

@@ -491,3 +491,77 @@ func TestDelayedPackets(t *testing.T) {
 	}
 	t.Logf("the job took %v over a route holding every packet 2 s", time.Since(start).Round(time.Second))
 }
+
+// TestRolesKilledAtTheirSteps: the daemon and the runner die as kill -9
+// leaves things, once each, at chosen steps (a test image's
+// COLLECTOR_TEST_CRASH_AT), and the engine's restart policy brings them
+// back:
+//   - the daemon right after the platform issued it an access token (the
+//     assertion spent, the token never read): the restarted daemon signs a
+//     new assertion and heartbeats; the collector stays enrolled;
+//   - the runner once a job's container ended and was removed, before its
+//     report: the lease expires, the job runs again and succeeds, every
+//     record once;
+//   - the runner after the platform took a job's report, before it
+//     recorded the job finished: the job stays succeeded on its first
+//     attempt and is not run again.
+//
+// Nothing of a job is left on the host after any of them.
+func TestRolesKilledAtTheirSteps(t *testing.T) {
+	need(t)
+	repo := world.registry.Addr + "/collectorhq/collector"
+	p := startPlatform(t)
+	k := podmanKit(t)
+	for _, c := range []struct {
+		name, steps string
+		attempt     int
+	}{
+		{"DaemonAtTokenRunnerAtJobEnd", "daemon-token,runner-ended", 2},
+		{"RunnerAfterReport", "runner-finished", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := collectorVariant(t, repo, "e2e-crash-"+strings.ReplaceAll(c.steps, ",", "-"), true,
+				`ENV `+env.TestCrashAt+`=`+c.steps)
+			h := installHost(t, p, k, map[string]string{env.Image: img})
+			ctx := context.Background()
+			waitFor(t, "collector active", 90*time.Second, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
+			restarts := func(name string) int {
+				ct, err := h.eng.InspectContainer(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ct.RestartCount
+			}
+			if strings.Contains(c.steps, "daemon-token") {
+				if n := restarts("collector-daemon"); n != 1 {
+					t.Errorf("the daemon restarted %d times, want once (it died at its first token)", n)
+				}
+				hb := p.collector(t, h.id).LastHeartbeatAt
+				waitFor(t, "heartbeats after the daemon's restart", 30*time.Second, func() bool {
+					c := p.collector(t, h.id)
+					return c.LastHeartbeatAt != nil && hb != nil && c.LastHeartbeatAt.After(*hb)
+				})
+			}
+			id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 50, "relationships": true, "prefix": "crash-", "token": "e2e-crash-secret"})
+			j := p.waitSucceeded(t, p.runJob(t, id).ID, 3*time.Minute, "a job whose runner died")
+			// records: counted over all attempts (docs/api.md), 100 each.
+			if want := int64(c.attempt) * (50 + 49 + 1); j.Attempt != c.attempt || j.Records != want {
+				t.Errorf("job: attempt %d, %d records; want attempt %d, %d records", j.Attempt, j.Records, c.attempt, want)
+			}
+			waitFor(t, "the runner restarted once, after its crash", 30*time.Second, func() bool { return restarts("collector-runner") == 1 })
+			time.Sleep(6 * time.Second) // past a lease: a job run again would show
+			if again := p.job(t, j.ID); again.State != api.JobSucceeded || again.Attempt != j.Attempt {
+				t.Errorf("the job after a lease's time: %s, attempt %d; want it left succeeded on attempt %d", again.State, again.Attempt, j.Attempt)
+			}
+			if live, err := liveEntities(p.dataDir, id); err != nil || live != 51 {
+				t.Errorf("%d entities (%v), want 51 once each", live, err)
+			}
+			waitFor(t, "nothing of the job left on the host", 30*time.Second, func() bool {
+				list, err := h.eng.ListContainers(ctx, map[string]string{runner.LabelJob: j.ID})
+				secrets, _ := os.ReadDir(k.secretDir)
+				channels, _ := os.ReadDir(filepath.Join(h.state, "channels"))
+				return err == nil && len(list) == 0 && len(secrets) == 0 && len(channels) == 0
+			})
+		})
+	}
+}

@@ -46,6 +46,11 @@ type Config struct {
 	// secret at egressconf.JobPath; nil: the collector has none.
 	JobEgress *egressconf.Job
 	Now       func() time.Time
+	// CrashAt, in tests, ends the process at a step as a kill -9 would:
+	// "ended" (the job's container ended and was removed, before the
+	// platform is told), "finished" (the platform took the report,
+	// before the runner records the job finished).
+	CrashAt func(step string) bool
 }
 
 // DefaultConfig returns the defaults for the optional fields.

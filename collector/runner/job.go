@@ -82,6 +82,7 @@ func (r *Runner) runLease(ctx context.Context, lease *api.Lease) {
 	out := failed(opened)
 	if opened == nil {
 		out = j.run(jobCtx)
+		r.crash("ended")
 	}
 	j.report(ctx, jobCtx, out)
 	abandon(nil) // reported or given back: a new lease of the job is a new run
@@ -409,6 +410,7 @@ func (j *jobRun) finish(ctx context.Context, out outcome) {
 		j.log.Error("finishing the job failed", "err", err)
 		return
 	}
+	j.r.crash("finished")
 	if j.job != nil {
 		if err := j.r.state.markFinished(j.job.JobID); err != nil {
 			j.log.Warn("recording the finished job failed", "err", err)
@@ -446,4 +448,11 @@ func (j *jobRun) finishRequest(ctx context.Context, out outcome) api.FinishReque
 		j.logs.flush(ctx)
 	}
 	return req
+}
+
+// crash is the test crash at step (Config.CrashAt).
+func (r *Runner) crash(step string) {
+	if r.cfg.CrashAt != nil {
+		r.cfg.CrashAt(step)
+	}
 }

@@ -46,10 +46,13 @@ const (
 	// TestUnhealthy, in a test image's environment, makes its health
 	// check fail: the e2e suite's image that must be rolled back.
 	TestUnhealthy = "COLLECTOR_TEST_UNHEALTHY"
-	// TestCrashAt, in a test image's environment, makes its daemon exit
-	// at once (as a kill -9 would leave things) at that step of an
-	// upgrade ("pulled", "drained", "runner", "successor"), once: the
-	// engine's restart of its container spares the restarted daemon.
+	// TestCrashAt, in a test image's environment, makes its daemon or
+	// runner exit at once (as a kill -9 would leave things) at a step,
+	// once: the engine's restart of its container spares the restarted
+	// role. A comma-separated list: the upgrade's steps ("pulled",
+	// "drained", "runner", "successor"), "daemon-token" (an access token
+	// issued, not read), "runner-ended" and "runner-finished" (a job's
+	// container removed, before and after its report).
 	TestCrashAt = "COLLECTOR_TEST_CRASH_AT"
 	// TestPlatformClockOffset moves `platform serve`'s clock by a Go
 	// duration ("-10m"): the e2e suite's platform whose collectors' host
