@@ -223,7 +223,13 @@ func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPl
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
 	}
-	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir}, args...)...)
+	// A policy, as every platform that enrolls collectors has one (this
+	// one accepts no image: nothing here pulls).
+	policy := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"reject"}]}`), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir, "--image-policy", policy}, args...)...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
