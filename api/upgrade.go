@@ -69,7 +69,7 @@ type HeartbeatAnswer struct {
 }
 
 // digestRef is an image reference by digest.
-var digestRef = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/:+-]{0,254}@sha256:[0-9a-f]{64}$`)
+var digestRef = bounded{regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/:+-]*@sha256:[0-9a-f]{64}$`), 255 + len("@sha256:") + 64}
 
 // ValidDigestRef says whether s is an image reference by sha256 digest.
 func ValidDigestRef(s string) bool { return digestRef.MatchString(s) }

@@ -30,8 +30,14 @@ const (
 // EndMarker starts the line written when a job is finished.
 const EndMarker = "[collector: job finished"
 
-// validID is what a job ID looks like; anything else never names a file.
-var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+// validID is what a job ID looks like (at most 128 bytes, checked apart:
+// a counted repetition compiles into that many copies); anything else
+// never names a file.
+var validID = idPattern{regexp.MustCompile(`^[A-Za-z0-9_-]+$`)}
+
+type idPattern struct{ re *regexp.Regexp }
+
+func (p idPattern) MatchString(s string) bool { return len(s) <= 128 && p.re.MatchString(s) }
 
 // Store appends job logs under one state dir.
 type Store struct {
