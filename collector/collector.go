@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,15 +139,33 @@ func RunDaemon(ctx context.Context, e Env) error {
 		}
 		d.Upgrades.CrashAt = e.crashAt("daemon")
 	}
+	defer releaseStartup()()
 	return d.Run(ctx)
 }
+
+// releaseStartup hands the memory the process's start used and no longer
+// needs back to the host, now and once the first calls are made: the
+// packages' init (schemas, protobuf descriptors) and the first TLS
+// handshakes leave megabytes of garbage that the runtime would otherwise
+// return only slowly, on a collector that idles for hours. The returned
+// func stops the later release.
+func releaseStartup() func() {
+	debug.FreeOSMemory()
+	t := time.AfterFunc(startupSettle, debug.FreeOSMemory)
+	return func() { t.Stop() }
+}
+
+// startupSettle is when the start's first calls are over.
+const startupSettle = 3 * time.Second
 
 // crashAt is a test image's crash (env.TestCrashAt, a comma-separated
 // list of steps, "runner-finished" naming the runner's step "finished"):
 // the role's process exits at one of its steps, without a word to anyone,
-// unless the engine restarted its container already (the restarted role
-// goes on). The roles have no writable directory that outlives a
-// restart: the restart count is the marker. nil outside test images.
+// once. The runner marks the crash in its state dir; the daemon has no
+// writable directory that outlives a restart, so its marker is the
+// engine's restart of its container (nothing else restarts the daemon,
+// while the daemon itself starts a stopped runner, which the engine does
+// not count). nil outside test images.
 func (e Env) crashAt(role string) func(string) bool {
 	steps := crashSteps(env.Get(env.TestCrashAt), role)
 	if len(steps) == 0 {
@@ -160,11 +179,19 @@ func (e Env) crashAt(role string) func(string) bool {
 		if err != nil {
 			return false
 		}
-		self := map[string]string{"daemon": cfg.DaemonName(), "runner": cfg.RunnerName()}[role]
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := e.Engine.InspectContainer(ctx, self); err != nil || c.RestartCount > 0 {
-			return false
+		if role == "runner" {
+			marker := filepath.Join(cfg.StateDir, "test-crash-"+at)
+			f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return false // crashed here before, or no state dir
+			}
+			f.Close()
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if c, err := e.Engine.InspectContainer(ctx, cfg.DaemonName()); err != nil || c.RestartCount > 0 {
+				return false
+			}
 		}
 		e.Log.Warn("test crash: exiting", "role", role, "step", at, "env", env.TestCrashAt)
 		os.Exit(137)
@@ -241,6 +268,7 @@ func RunRunner(ctx context.Context, e Env) error {
 	gc := &housekeeping.Collector{Ledger: ledger, Engine: e.Engine, Grace: cfg.ImageGrace(), Protect: []string{cfg.Image},
 		Log: e.Log, Now: time.Now}
 	e.Log.Info("runner starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
+	defer releaseStartup()()
 	p.note("starting")
 	var wg sync.WaitGroup
 	gcCtx, stopGC := context.WithCancel(ctx)

@@ -111,7 +111,7 @@ func TestFromForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(cfg)
-	if got := string(b); got != `{"count":12,"fail":false,"prefix":"a\"b","relationships":true}` {
+	if got := string(b); got != `{"count":12,"fail":false,"prefix":"a\"b","relationships":true,"stdout":false}` {
 		t.Errorf("config = %s", got)
 	}
 	form["count"] = "12; drop"
