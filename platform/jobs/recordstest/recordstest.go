@@ -40,6 +40,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		"PageByteBudget":             testPageByteBudget,
 		"PruneFinishedJobs":          testPruneFinishedJobs,
 		"CountsIncludeRunnerRefused": testCountsIncludeRunnerRefused,
+		"LargeBatchLastRecordWins":   testLargeBatchLastRecordWins,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })
 	}
@@ -368,5 +369,53 @@ func testCountsIncludeRunnerRefused(t *testing.T, b Backend) {
 	c, err := b.Records.Counts(ctx, j.ID)
 	if err != nil || c.Records != 1 || c.Refused != 4 {
 		t.Errorf("counts = %+v, %v; want 1 record, 4 refused (1 by the platform, 3 by the runner)", c, err)
+	}
+}
+
+// testLargeBatchLastRecordWins: a batch of many records, entities and
+// relationships interleaved, is stored whole (however the backend splits
+// its writes), and a key given twice in it keeps its last record.
+func testLargeBatchLastRecordWins(t *testing.T, b Backend) {
+	j := lease(t, b, "i1")
+	var lines []string
+	for i := range 1000 {
+		lines = append(lines, Entity(fmt.Sprintf("e%04d", i), "user"))
+		if i%3 == 0 {
+			lines = append(lines, relationship(fmt.Sprintf("r%04d", i), fmt.Sprintf("e%04d", i), "e0000"))
+		}
+		if i == 500 { // the same keys again, each with a later record
+			lines = append(lines, `{"entity":{"_key":"e0007","_type":"admin","_class":"Record","v":2}}`,
+				relationship("r0003", "e0003", "e0999"))
+		}
+	}
+	ingest(t, b, j, 1, lines...)
+	if c, _ := b.Records.Counts(ctx, j.ID); c.Records != int64(len(lines)) {
+		t.Errorf("records counted %d, want %d", c.Records, len(lines))
+	}
+	count := func(kind string) (n int, byKey map[string]api.Item) {
+		byKey = map[string]api.Item{}
+		after := ""
+		for {
+			p, err := b.Records.List(ctx, kind, jobs.ListFilter{IntegrationID: "i1", Limit: jobs.MaxPageItems, After: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range p.Items {
+				byKey[it.Key] = it
+			}
+			n += len(p.Items)
+			if p.Next == "" {
+				return n, byKey
+			}
+			after = p.Next
+		}
+	}
+	ents, e := count(api.KindEntity)
+	rels, r := count(api.KindRelationship)
+	if ents != 1000 || rels != 334 {
+		t.Errorf("%d entities and %d relationships stored, want 1000 and 334", ents, rels)
+	}
+	if e["e0007"].Type != "admin" || r["r0003"].To != "e0999" {
+		t.Errorf("a key given twice kept %+v and %+v, want the batch's later records", e["e0007"], r["r0003"])
 	}
 }
