@@ -30,7 +30,9 @@ const channelFile = "records"
 func channelsDir(stateDir string) string { return filepath.Join(stateDir, "channels") }
 
 // channelDir is a job's channel directory on the host.
-func (r *Runner) channelDir(jobID string) string { return filepath.Join(channelsDir(r.cfg.StateDir), jobID) }
+func (r *Runner) channelDir(jobID string) string {
+	return filepath.Join(channelsDir(r.cfg.StateDir), jobID)
+}
 
 // recordsChannel is one job's FIFO, as the runner reads it. The runner
 // holds the read end, and a write end of its own until the container has

@@ -23,16 +23,16 @@ type recordSink struct {
 	j *jobRun
 	// mu: stdout and the records channel are read at once, each by its
 	// own consume.
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	lines   []lineRef // where each record in buf came from
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []lineRef // where each record in buf came from
 	// bySource counts the valid records read from each source.
 	bySource map[string]int64
-	seq     int
-	sent    int64
-	refused int64
-	first   refusal // the first refused line
-	limit   int     // the byte bound of the next batch (batchBytes)
+	seq      int
+	sent     int64
+	refused  int64
+	first    refusal // the first refused line
+	limit    int     // the byte bound of the next batch (batchBytes)
 }
 
 // refusal is one refused output line.
