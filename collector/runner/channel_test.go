@@ -109,3 +109,34 @@ func TestChannelHeldOpenPastTheTimeout(t *testing.T) {
 	}
 	r.gone("job_h")
 }
+
+// startRefused is the fake engine refusing to start any container.
+type startRefused struct{ *fakeEngine }
+
+func (e startRefused) StartContainer(ctx context.Context, id string) error {
+	return fmt.Errorf("start %s: the OCI runtime refused", id)
+}
+
+// TestChannelClosedWhenTheContainerNeverStarts: a job whose container the
+// engine refuses to start fails, and the runner holds no descriptor of
+// its records channel afterwards (it opened both ends before the start).
+func TestChannelClosedWhenTheContainerNeverStarts(t *testing.T) {
+	r := newFakeRig(t)
+	r.engine = startRefused{r.eng}
+	r.plat.push(r.lease("job_f", "int_f", "lease-1", 30, map[string]any{"token": "tok-refused"}))
+	r.start()
+	if fin := r.finished("job_f"); !strings.Contains(fin.Error, "the OCI runtime refused") {
+		t.Fatalf("finish = %+v, want the start's refusal", fin)
+	}
+	r.gone("job_f")
+	dir := filepath.Join(r.cfg.StateDir, "channels", "job_f")
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir) {
+			t.Errorf("fd %s still open on %s", fd.Name(), target)
+		}
+	}
+}

@@ -286,6 +286,9 @@ func (j *jobRun) stop(id string) {
 // pending: retryCleanup removes it once the engine answers, or the next
 // start of the runner does.
 func (j *jobRun) cleanup() {
+	if j.channel != nil {
+		j.channel.close() // a container that never started never ended it
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := j.r.removeJobObjects(ctx, j.job.JobID); err != nil {
