@@ -49,8 +49,9 @@ func ReadJob(path string) (*Job, error) {
 	}
 	defer f.Close()
 	var j Job
+	// Unknown fields are a newer runner's: an image built with this SDK
+	// must keep working under it.
 	dec := json.NewDecoder(io.LimitReader(f, MaxJobSize)) // longer: a decode error
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
 		return nil, fmt.Errorf("egress document %s: %w", path, err)
 	}
