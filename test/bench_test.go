@@ -18,8 +18,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"github.com/collectorhq/collector/engine/enginetest"
-	"github.com/collectorhq/collector/internal/testutil"
 	"math"
 	"net"
 	"net/http"
@@ -34,6 +32,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/collectorhq/collector/engine/enginetest"
+	"github.com/collectorhq/collector/internal/testutil"
 
 	_ "modernc.org/sqlite" // counts entities in the platform's database, read-only
 

@@ -514,20 +514,42 @@ func engineRestart(t *testing.T, p *platformProc, h *host, secret string) {
 	t.Logf("the job running across the restart ended %s (attempt %d): %s", during.State, during.Attempt, during.Error)
 	mustSucceed("after an engine restart during a job")
 
-	for name, b := range before {
-		c, err := h.eng.InspectContainer(ctx, name)
-		if err != nil {
-			t.Fatalf("%s after the restarts: %v", name, err)
-		}
-		if c.ID != b.ID || !c.StartedAt.Equal(b.StartedAt) {
-			t.Errorf("%s was recreated or restarted: %s started %v, was %s started %v", name, c.ID, c.StartedAt, b.ID, b.StartedAt)
-		}
-	}
+	rolesUntouched(t, h, before, "the restarts")
 	// Not asserted: the runner removes a job's objects once, and during
 	// the restart that fails (reported to the runner's owner).
 	if list, err := h.eng.ListContainers(ctx, map[string]string{"io.collector.role": "job"}); err == nil && len(list) > 0 {
 		left, _ := os.ReadDir(h.kit.secretDir)
 		t.Logf("left by the job the restart interrupted: %d job container(s), %d secret file(s)", len(list), len(left))
+	}
+}
+
+// rolesStarted waits until collector-daemon and collector-runner run,
+// both started after start.
+func rolesStarted(t *testing.T, h *host, what string, start time.Time) {
+	t.Helper()
+	waitFor(t, what, 30*time.Second, func() bool {
+		for _, n := range []string{"collector-daemon", "collector-runner"} {
+			c, err := h.eng.InspectContainer(context.Background(), n)
+			if err != nil || !c.Running || c.StartedAt.Before(start) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// rolesUntouched checks that the collector's containers are those of
+// before: neither recreated nor restarted.
+func rolesUntouched(t *testing.T, h *host, before map[string]*engine.Container, across string) {
+	t.Helper()
+	for name, b := range before {
+		c, err := h.eng.InspectContainer(context.Background(), name)
+		if err != nil {
+			t.Fatalf("%s after %s: %v", name, across, err)
+		}
+		if c.ID != b.ID || !c.StartedAt.Equal(b.StartedAt) {
+			t.Errorf("%s was recreated or restarted across %s: %s started %v, was %s started %v", name, across, c.ID, c.StartedAt, b.ID, b.StartedAt)
+		}
 	}
 }
 

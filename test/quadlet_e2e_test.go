@@ -76,15 +76,7 @@ func TestQuadletInstall(t *testing.T) {
 		}
 		t.Cleanup(func() { world.podman.CLI("rm", "-f", "-t", "0", strings.TrimSuffix(name, ".service")).Run() })
 	}
-	waitFor(t, "the collector's containers running from their units", 30*time.Second, func() bool {
-		for _, n := range []string{"collector-daemon", "collector-runner"} {
-			c, err := h.eng.InspectContainer(ctx, n)
-			if err != nil || !c.Running || c.StartedAt.Before(start) {
-				return false
-			}
-		}
-		return true
-	})
+	rolesStarted(t, h, "the collector's containers running from their units", start)
 	waitFor(t, "collector active from its units", 60*time.Second, func() bool {
 		return p.collector(t, h.id).Status == api.CollectorStatusActive
 	})

@@ -98,15 +98,7 @@ func rebootComesBack(t *testing.T, p *platformProc, h *host) {
 	t.Logf("ran podman-restart.service's ExecStart: podman %s", strings.Join(boot, " "))
 
 	ctx := context.Background()
-	waitFor(t, "the collector's containers running again", 30*time.Second, func() bool {
-		for _, n := range []string{"collector-daemon", "collector-runner"} {
-			c, err := h.eng.InspectContainer(ctx, n)
-			if err != nil || !c.Running || c.StartedAt.Before(start) {
-				return false
-			}
-		}
-		return true
-	})
+	rolesStarted(t, h, "the collector's containers running again", start)
 	if c, err := h.eng.InspectContainer(ctx, control); err != nil || c.Running {
 		t.Errorf("the unless-stopped control container after boot: %+v, %v; want it still stopped (proof that the boot path starts only always)", c, err)
 	}

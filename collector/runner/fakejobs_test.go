@@ -384,20 +384,28 @@ func TestDrainLetsRunningJobsFinish(t *testing.T) {
 
 // TestJobTimedOutIsStopped: a job past its time limit is stopped and
 // fails, saying so.
+// With the records channel (channel: true) the integration holds the
+// FIFO open and writes nothing more: the reading ends with the run (no
+// goroutine waits on the FIFO: the rig checks).
 func TestJobTimedOutIsStopped(t *testing.T) {
-	r := newFakeRig(t)
-	r.timeout = 1
-	r.eng.setProgram("job_t", untilStopped(func(stdout io.Writer) { records(stdout, "k", 3) }))
-	r.plat.push(r.lease("job_t", "int_t", "lease-1", 30, map[string]any{"token": "tok-timeout"}))
-	r.start()
-	fin := r.finished("job_t")
-	if fin.ExitCode != -1 || fin.Error != "job timed out after 1s and was stopped" {
-		t.Errorf("finish = %+v, want a timeout", fin)
+	for _, channel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("channel=%v", channel), func(t *testing.T) {
+			r := newFakeRig(t)
+			r.eng.channel = channel
+			r.timeout = 1
+			r.eng.setProgram("job_t", untilStopped(func(stdout io.Writer) { records(stdout, "k", 3) }))
+			r.plat.push(r.lease("job_t", "int_t", "lease-1", 30, map[string]any{"token": "tok-timeout"}))
+			r.start()
+			fin := r.finished("job_t")
+			if fin.ExitCode != -1 || fin.Error != "job timed out after 1s and was stopped" {
+				t.Errorf("finish = %+v, want a timeout", fin)
+			}
+			if !r.eng.has("stop collector-job-job_t") {
+				t.Errorf("the container was not stopped: %q", r.eng.log())
+			}
+			r.gone("job_t")
+		})
 	}
-	if !r.eng.has("stop collector-job-job_t") {
-		t.Errorf("the container was not stopped: %q", r.eng.log())
-	}
-	r.gone("job_t")
 }
 
 // TestLeftoversCleanedAtStartOnFake: what a crashed runner of this
