@@ -424,15 +424,20 @@ func (q *Queue) leaseCall(ctx context.Context, what, query string, args pgx.Name
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
+	return leaseCallOn(ctx, q.pool, what, query, args, jobID, leaseID, now, requireLeased)
+}
+
+// leaseCallOn is leaseCall on db (the pool, or a transaction).
+func leaseCallOn(ctx context.Context, db querier, what, query string, args pgx.NamedArgs, jobID, leaseID string, now time.Time, requireLeased bool) (*queue.Job, error) {
 	args["id"], args["lease_id"], args["now"] = jobID, leaseID, now
-	job, err := scanJob(q.pool.QueryRow(ctx, query, args))
+	job, err := scanJob(db.QueryRow(ctx, query, args))
 	if err == nil {
 		return job, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s job %q: %w", what, jobID, err)
 	}
-	j, err := q.getJob(ctx, jobID)
+	j, err := getJobOn(ctx, db, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("%s job %q: %w", what, jobID, err)
 	}
@@ -468,6 +473,11 @@ func (q *Queue) MarkRunning(ctx context.Context, jobID, leaseID string) (*queue.
 // its memory limit, the limit) become a sample of the integration's
 // prediction in the same statement.
 func (q *Queue) Finish(ctx context.Context, jobID, leaseID string, res queue.Result) (*queue.Job, error) {
+	return q.leaseCall(ctx, "finish", finishSQL, q.finishArgs(res), jobID, leaseID, q.now(), false)
+}
+
+// finishArgs are finishSQL's arguments for res, but for the lease's.
+func (q *Queue) finishArgs(res queue.Result) pgx.NamedArgs {
 	state := queue.StateFailed
 	if res.Succeeded {
 		state = queue.StateSucceeded
@@ -486,7 +496,7 @@ func (q *Queue) Finish(ctx context.Context, jobID, leaseID string, res queue.Res
 	case res.Succeeded && (res.PeakMemoryBytes > 0 || res.PeakCPUPercent > 0):
 		args["record"], args["sample_mem"], args["sample_cpu"] = true, res.PeakMemoryBytes, res.PeakCPUPercent/100
 	}
-	return q.leaseCall(ctx, "finish", finishSQL, args, jobID, leaseID, q.now(), false)
+	return args
 }
 
 // Cancel implements queue.Queue.
@@ -553,7 +563,12 @@ func (q *Queue) Get(ctx context.Context, jobID string) (*queue.Job, error) {
 }
 
 func (q *Queue) getJob(ctx context.Context, jobID string) (*queue.Job, error) {
-	j, err := scanJob(q.pool.QueryRow(ctx, getJobSQL, jobID))
+	return getJobOn(ctx, q.pool, jobID)
+}
+
+// getJobOn reads a job on db (the pool, or a transaction).
+func getJobOn(ctx context.Context, db querier, jobID string) (*queue.Job, error) {
+	j, err := scanJob(db.QueryRow(ctx, getJobSQL, jobID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, queue.ErrNotFound
 	}

@@ -178,6 +178,32 @@ const (
 		WHERE integration_id = @integration::text AND state = 'queued'
 		  AND (collector_id <> @collector::text OR pool <> @pool::text)`
 
+	// cancelIntegrationSQL: every active job of @integration (queued,
+	// leased or running), with @reason as its error.
+	cancelIntegrationSQL = `UPDATE queue_jobs SET
+			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
+		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`
+
+	// cancelCollectorSQL: the jobs queued for @collector (its in-flight
+	// jobs end with their leases).
+	cancelCollectorSQL = `UPDATE queue_jobs SET
+			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
+		WHERE collector_id = @collector::text AND state = 'queued'`
+
+	// deleteFinishedSQL: up to @limit jobs finished before @cutoff, oldest
+	// first (finished_at is set exactly for the final states).
+	deleteFinishedSQL = `DELETE FROM queue_jobs WHERE seq IN (
+			SELECT seq FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < @cutoff::timestamptz
+			ORDER BY finished_at LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
+		RETURNING id`
+
+	// deleteIntegrationJobsSQL: up to @limit finished jobs of @integration.
+	deleteIntegrationJobsSQL = `DELETE FROM queue_jobs WHERE seq IN (
+			SELECT seq FROM queue_jobs
+			WHERE integration_id = @integration::text AND state NOT IN ('queued','leased','running')
+			LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
+		RETURNING id`
+
 	// depthSQL counts the active jobs by state.
 	depthSQL = `SELECT state, count(*) FROM queue_jobs WHERE state IN ('queued','leased','running') GROUP BY state`
 

@@ -1,0 +1,206 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/collectorhq/collector/queue"
+	"github.com/collectorhq/collector/queue/internal/ids"
+)
+
+// querier is what the queue's statements run on: the pool, or a
+// transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Tx is a transaction on the queue's database, as queue/sqlite's Tx:
+// backends that keep their tables in the same database (the platform's
+// store and record store) act on a job in the same transaction as their
+// own writes through it. Waiters, here and in the other processes, are
+// woken after the commit.
+type Tx struct {
+	q  *Queue
+	tx pgx.Tx
+	// publish: targets to wake here and, through Channel, elsewhere;
+	// local: targets whose other processes the statement itself told.
+	publish, local []queue.Target
+}
+
+// Update runs fn in one transaction; fn's error rolls it back. Collectors
+// that got work are woken once it commits.
+func (q *Queue) Update(ctx context.Context, fn func(t *Tx) error) error {
+	if q.isClosed() {
+		return queue.ErrClosed
+	}
+	var t *Tx
+	err := pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
+		t = &Tx{q: q, tx: tx}
+		return fn(t)
+	})
+	if err != nil {
+		return err
+	}
+	for _, to := range t.local {
+		q.notifier.Notify(wakeKey(to))
+	}
+	q.publish(ctx, t.publish)
+	return nil
+}
+
+// SQL returns the transaction, for the caller's own statements.
+func (t *Tx) SQL() pgx.Tx { return t.tx }
+
+// Now is the queue's clock.
+func (t *Tx) Now() time.Time { return t.q.now() }
+
+// Enqueue is queue.Queue's Enqueue inside t.
+func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
+	if err := queue.CheckEnqueue(req); err != nil {
+		return nil, false, err
+	}
+	to := queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}
+	job, err := scanJob(t.tx.QueryRow(ctx, insertJobSQL, pgx.NamedArgs{
+		"id": ids.Job(), "integration": req.IntegrationID, "collector": req.CollectorID, "pool": req.Pool,
+		"max_attempts": req.Mode.Attempts(t.q.cfg.MaxAttempts), "now": t.q.now(), "requested_by": req.RequestedBy,
+		"mode": string(req.Mode), "priority": req.Mode.Priority(),
+		"channel": Channel, "payload": t.q.sender + " " + payloadKey(to),
+	}), nil)
+	if err == nil {
+		t.local = append(t.local, to)
+		return job, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
+	}
+	// The INSERT found an active job: it is still there (its row is
+	// locked by the conflict check until this transaction ends).
+	job, err = scanJob(t.tx.QueryRow(ctx, activeJobSQL, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
+	if err != nil {
+		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
+	}
+	return job, true, nil
+}
+
+// Get reads a job inside t.
+func (t *Tx) Get(ctx context.Context, jobID string) (*queue.Job, error) {
+	return getJobOn(ctx, t.tx, jobID)
+}
+
+// CheckLease returns the job if leaseID is its current, unexpired lease;
+// else queue.ErrLeaseLost (or queue.ErrNotFound). The job's row is locked
+// for share until t ends, so a finish, cancel or expiry of the job waits
+// for t's writes (an expiry sweep passes over it) and a write made under
+// the lease is never committed after the lease ended.
+func (t *Tx) CheckLease(ctx context.Context, jobID, leaseID string) (*queue.Job, error) {
+	j, err := scanJob(t.tx.QueryRow(ctx, getJobSQL+` FOR SHARE`, jobID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, queue.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if leaseID == "" || leaseID != j.LeaseID {
+		return nil, fmt.Errorf("job %s is %s under another or no lease: %w", jobID, j.State, queue.ErrLeaseLost)
+	}
+	if !j.State.Active() {
+		return nil, fmt.Errorf("job %s is %s: %w", jobID, j.State, queue.ErrLeaseLost)
+	}
+	if !j.LeaseExpiresAt.After(t.q.now()) {
+		return nil, fmt.Errorf("lease expired at %s: %w", j.LeaseExpiresAt.Format(time.RFC3339Nano), queue.ErrLeaseLost)
+	}
+	return j, nil
+}
+
+// Finish is queue.Queue's Finish inside t.
+func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result) (*queue.Job, error) {
+	return leaseCallOn(ctx, t.tx, "finish", finishSQL, t.q.finishArgs(res), jobID, leaseID, t.q.now(), false)
+}
+
+// Cancel is queue.Queue's Cancel inside t; reason, if set, replaces the
+// default error text ("canceled while <state>").
+func (t *Tx) Cancel(ctx context.Context, jobID, reason string) (*queue.Job, error) {
+	job, err := scanJob(t.tx.QueryRow(ctx, cancelSQL, pgx.NamedArgs{"id": jobID, "now": t.q.now(), "reason": reason}))
+	if err == nil {
+		return job, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("cancel job %q: %w", jobID, err)
+	}
+	j, err := getJobOn(ctx, t.tx, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("cancel job %q: %w", jobID, err)
+	}
+	return nil, fmt.Errorf("cancel job %q: job is %s: %w", jobID, j.State, queue.ErrInvalidState)
+}
+
+// CancelActive cancels every active job of an integration (integrationID
+// set) or every queued job on a collector's queue (collectorID set), with
+// reason as their error, and reports how many.
+func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reason string) (int, error) {
+	var tag pgconn.CommandTag
+	var err error
+	switch {
+	case integrationID != "" && collectorID == "":
+		tag, err = t.tx.Exec(ctx, cancelIntegrationSQL, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "integration": integrationID})
+	case collectorID != "" && integrationID == "":
+		tag, err = t.tx.Exec(ctx, cancelCollectorSQL, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "collector": collectorID})
+	default:
+		return 0, errors.New("cancel active jobs: want an integration ID or a collector ID")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cancel active jobs: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Reassign is queue.Queue's Reassign inside t.
+func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target) (int, error) {
+	if integrationID == "" || !to.Valid() {
+		return 0, errors.New("reassign: an integration ID and one target (a collector ID or a pool) are required")
+	}
+	tag, err := t.tx.Exec(ctx, reassignSQL, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
+	if err != nil {
+		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
+	}
+	n := int(tag.RowsAffected())
+	if n > 0 {
+		t.publish = append(t.publish, to)
+	}
+	return n, nil
+}
+
+// DeleteFinished deletes up to limit jobs that reached a final state
+// before cutoff (retention) and returns their IDs, for the caller to drop
+// what it keeps per job in the same transaction.
+func (t *Tx) DeleteFinished(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
+	ids, err := collectIDs(t.tx.Query(ctx, deleteFinishedSQL, pgx.NamedArgs{"cutoff": cutoff, "limit": limit}))
+	if err != nil {
+		return nil, fmt.Errorf("delete finished jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// DeleteIntegrationJobs deletes up to limit finished jobs of an integration
+// (its active ones are canceled first by the caller) and returns their IDs.
+func (t *Tx) DeleteIntegrationJobs(ctx context.Context, integrationID string, limit int) ([]string, error) {
+	ids, err := collectIDs(t.tx.Query(ctx, deleteIntegrationJobsSQL, pgx.NamedArgs{"integration": integrationID, "limit": limit}))
+	if err != nil {
+		return nil, fmt.Errorf("delete jobs of integration %q: %w", integrationID, err)
+	}
+	return ids, nil
+}
+
+func collectIDs(rows pgx.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
