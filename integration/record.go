@@ -49,7 +49,8 @@ var reservedNames = [numReserved]string{"_key", "_type", "_class", "_fromEntityK
 // the runner and the platform do: a JSON object with exactly one member,
 // "entity" or "relationship", whose value is an object carrying non-empty
 // string "_key", "_type" and "_class" (and "_fromEntityKey",
-// "_toEntityKey" for a relationship), each at most MaxKeyBytes. The error
+// "_toEntityKey" for a relationship), each at most MaxKeyBytes and without
+// a NUL character. The error
 // says why a line is refused.
 //
 // Member names match exactly, compared after unescaping ("\u005fkey" is
@@ -259,6 +260,10 @@ func (r *Record) reserved(name string, v []byte, keep bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s must be a non-empty string", r.Kind, name)
 	case len(b) > MaxKeyBytes:
 		return nil, fmt.Errorf("%s %s is over %d bytes", r.Kind, name, MaxKeyBytes)
+	case bytes.IndexByte(b, 0) >= 0:
+		// PostgreSQL's text cannot hold one; refused on every backend so
+		// that a record valid on one is valid on all.
+		return nil, fmt.Errorf("%s %s holds a NUL character (\u0000)", r.Kind, name)
 	}
 	return b, nil
 }

@@ -44,6 +44,8 @@ func TestParseRecordReasons(t *testing.T) {
 		`{"entity":{"_key":"k","_type":"t","_class":"c"}} {}`:                                                              "after the first JSON value",
 		"{\"entity\":{\"_key\":\"\xff\",\"_type\":\"t\",\"_class\":\"c\"}}":                                                "UTF-8",
 		`{"entity":{"_key":"` + strings.Repeat("k", 2000) + `","_type":"t","_class":"c"}}`:                                 "over 1024",
+		`{"entity":{"_key":"a\u0000b","_type":"t","_class":"c"}}`:                                                          "NUL",
+		`{"relationship":{"_key":"k","_type":"t","_class":"c","_fromEntityKey":"\u0000","_toEntityKey":"b"}}`:              "NUL",
 		`{"entity":{"_key":"k","_type":"t","_class":"c","big":"` + strings.Repeat("x", integration.MaxRecordBytes) + `"}}`: "over the",
 	}
 	for line, want := range bad {

@@ -66,7 +66,7 @@ func OpenDataDir(cfg Config, log *slog.Logger) (*DataDir, error) {
 	if d.SigningKey, err = loadSigningKey(d.Path, log); err != nil {
 		return nil, err
 	}
-	if d.DataKey, err = loadDataKey(d.Path, log); err != nil {
+	if d.DataKey, err = loadDataKey(d.Path, cfg.DataKeyFile, log); err != nil {
 		return nil, err
 	}
 	if d.IntegrityKey, err = hkdf.Key(sha256.New, d.DataKey, nil, "collector platform integrity v1", 32); err != nil {
@@ -118,6 +118,18 @@ func writeSecretFile(path string, b []byte) error {
 	return f.Close()
 }
 
+// readSecretFile reads a key file that only its owner may read or write.
+func readSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o: others may read or write it; chmod 600 it", fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}
+
 // loadOrCreate returns the file's bytes, creating it with create() first if
 // it does not exist.
 func loadOrCreate(path string, create func() ([]byte, error)) (b []byte, created bool, err error) {
@@ -161,10 +173,18 @@ func loadSigningKey(dir string, log *slog.Logger) (ed25519.PrivateKey, error) {
 }
 
 // loadDataKey loads or creates the at-rest data key (32 raw bytes).
-func loadDataKey(dir string, log *slog.Logger) ([]byte, error) {
+func loadDataKey(dir, file string, log *slog.Logger) ([]byte, error) {
 	path := filepath.Join(dir, DataKeyFile)
-	k, created, err := loadOrCreate(path, crypto.NewDataKey)
-	if err != nil {
+	var k []byte
+	var created bool
+	var err error
+	if file != "" {
+		// Given, never created: see Config.DataKeyFile.
+		path = file
+		if k, err = readSecretFile(file); err != nil {
+			return nil, fmt.Errorf("data key file %s: %w (create it once, for every replica: head -c %d /dev/urandom > FILE; chmod 600 FILE)", file, err, crypto.DataKeySize)
+		}
+	} else if k, created, err = loadOrCreate(path, crypto.NewDataKey); err != nil {
 		return nil, fmt.Errorf("data key %s: %w", path, err)
 	}
 	if len(k) != crypto.DataKeySize {

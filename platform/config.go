@@ -21,8 +21,17 @@ type Config struct {
 	Listen string
 	// DataDir holds the CA, keys, admin token and (by default) the database.
 	DataDir string
-	// Database is the SQLite file; "" means <DataDir>/platform.db.
+	// Database is the SQLite file ("" means <DataDir>/platform.db), or a
+	// postgres:// URL (see DatabaseIsPostgres).
 	Database string
+	// DatabaseMaxConns bounds a PostgreSQL database's connection pool
+	// (0: twice the CPUs, at least 8).
+	DatabaseMaxConns int
+	// DataKeyFile, if set, holds the at-rest data key instead of
+	// <DataDir>/data.key: replicas sharing a database are all given the
+	// same file (it is never created: a replica making its own would seal
+	// what the others cannot open).
+	DataKeyFile string
 	// PublicURL is the URL collectors reach the platform at: install commands
 	// point at it and it is the audience of collector assertions. "" means
 	// https://<Listen>.
@@ -184,6 +193,11 @@ func (c Config) Validate() error {
 }
 
 // DatabasePath returns the SQLite file's path.
+// DatabaseIsPostgres reports whether Database is a PostgreSQL URL.
+func (c Config) DatabaseIsPostgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
 func (c Config) DatabasePath() string {
 	if c.Database != "" {
 		return c.Database

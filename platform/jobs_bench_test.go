@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/platformtest"
+	"github.com/collectorhq/collector/platform/store/postgres"
 	"github.com/collectorhq/collector/queue"
 )
 
@@ -29,24 +32,77 @@ const ingestBatch = 5000
 
 // BenchmarkIngestHTTP sends BENCH_INGEST_RECORDS (1,000,000) entities of one
 // job through the HTTP API (UploadRecords, batches of 5,000, one after the
-// other) into the SQLite file of a `platform serve` process, and reports
+// other) into the database of a `platform serve` process, and reports
 // records/s and the server's peak RSS (VmHWM of its own process, so the
-// load generator's memory is not counted). The baseline, in the same run, is
-// the same batches through jobs.Data.Ingest on a store opened the way the
-// server opens it (no HTTP, TLS, auth or lease checks); http/direct is the
-// share of the direct rate the API keeps. Run it once per measure:
+// load generator's memory is not counted): sqlite into the data
+// directory's file, postgres into a PostgreSQL the benchmark starts
+// (internal/pgtest). The baseline, in the same run, is the same batches
+// through jobs.Records.Ingest on a store of the same backend opened the
+// way the server opens it (no HTTP, TLS, auth or lease checks);
+// http/direct is the share of the direct rate the API keeps. Run it once
+// per measure:
 //
 //	go test -run '^$' -bench BenchmarkIngestHTTP -benchtime 1x ./platform/
 func BenchmarkIngestHTTP(b *testing.B) {
 	n := envInt("BENCH_INGEST_RECORDS", 1_000_000)
-	srv := startPlatformServe(b, "", "--lease-ttl", "10m")
+	b.Run("sqlite", func(b *testing.B) {
+		benchIngestHTTP(b, n, "", func(b *testing.B) (jobs.Records, queue.Queue) {
+			cfg := platform.DefaultConfig()
+			cfg.DataDir = filepath.Join(b.TempDir(), "direct")
+			cfg.Queue.LeaseTTL = time.Hour
+			_, st := platformtest.OpenStore(b, cfg)
+			b.Cleanup(func() { st.Close() })
+			return st.Records(), st.Queue()
+		})
+	})
+	b.Run("postgres", func(b *testing.B) {
+		pg := startPostgres(b)
+		db, err := pg.CreateDB()
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchIngestHTTP(b, n, pg.URL(db), func(b *testing.B) (jobs.Records, queue.Queue) {
+			db, err := pg.CreateDB()
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := platform.DefaultConfig()
+			cfg.Queue.LeaseTTL = time.Hour
+			st, err := postgres.Open(ctx, pg.URL(db), postgres.Options{IntegrityKey: make([]byte, 32), Queue: cfg.QueueConfig()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st.Records(), st.Queue()
+		})
+	})
+}
+
+// startPostgres starts a PostgreSQL server for the benchmark (skipped,
+// or failed under CI=true, when PostgreSQL is missing).
+func startPostgres(b *testing.B) *pgtest.Server {
+	b.Helper()
+	pgtest.Need(b)
+	pg, err := pgtest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pg.Stop)
+	return pg
+}
+
+// benchIngestHTTP is BenchmarkIngestHTTP on database ("" for SQLite),
+// with openDirect opening the baseline's store.
+func benchIngestHTTP(b *testing.B, n int, database string, openDirect func(*testing.B) (jobs.Records, queue.Queue)) {
+	srv := startPlatformServeOn(b, "", database, "--lease-ttl", "10m")
 	c := srv.enroll(b, "bench")
 	var batch bytes.Buffer
 	var direct, viaHTTP time.Duration
 	round := 0
 	for b.Loop() {
 		round++
-		direct += ingestDirect(b, filepath.Join(b.TempDir(), "direct"), n, &batch)
+		recs, q := openDirect(b)
+		direct += ingestDirect(b, recs, q, n, &batch)
 		in := newJobIntegration(b, srv.Env, fmt.Sprintf("ldap-%d", round), c.ID)
 		viaHTTP += ingestHTTP(b, srv.Env, c, in.ID, n, &batch)
 	}
@@ -59,24 +115,18 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	b.ReportMetric(float64(procStatusKiB(b, srv.pid, "VmHWM"))/1024, "server-peak-RSS-MiB")
 }
 
-// ingestDirect ingests n entities in batches straight into a new store file
+// ingestDirect ingests n entities in batches straight into a new store
 // and returns the time it took.
-func ingestDirect(b *testing.B, dataDir string, n int, buf *bytes.Buffer) time.Duration {
+func ingestDirect(b *testing.B, recs jobs.Records, q queue.Queue, n int, buf *bytes.Buffer) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	cfg := platform.DefaultConfig()
-	cfg.DataDir = dataDir
-	cfg.Queue.LeaseTTL = time.Hour
-	_, st := platformtest.OpenStore(b, cfg)
-	defer st.Close()
-	if _, _, err := st.Queue().Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_direct", CollectorID: "col_direct"}); err != nil {
+	if _, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int_direct", CollectorID: "col_direct"}); err != nil {
 		b.Fatal(err)
 	}
-	job, err := st.Queue().Next(ctx, queue.NextRequest{CollectorID: "col_direct"})
+	job, err := q.Next(ctx, queue.NextRequest{CollectorID: "col_direct"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	recs := st.Records()
 	start := time.Now()
 	for seq, first := 1, 0; first < n; seq, first = seq+1, first+ingestBatch {
 		count := min(ingestBatch, n-first)
@@ -208,6 +258,14 @@ type servedPlatform struct {
 // own process on dataDir ("" = a fresh one), until the test ends.
 func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPlatform {
 	tb.Helper()
+	return startPlatformServeOn(tb, dataDir, "", args...)
+}
+
+// startPlatformServeOn is startPlatformServe on database (a postgres://
+// URL; "" for the data directory's SQLite file).
+func startPlatformServeOn(tb testing.TB, dataDir, database string, args ...string) *servedPlatform {
+	tb.Helper()
+	dbEnv := append(os.Environ(), env.PlatformDatabase+"="+database)
 	dir := tb.TempDir()
 	bin := filepath.Join(dir, "platform")
 	build := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bin, "github.com/collectorhq/collector/cmd/platform")
@@ -230,6 +288,7 @@ func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPl
 		tb.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"--log-level", "warn", "serve", "--listen", addr, "--data-dir", dataDir, "--image-policy", policy}, args...)...)
+	cmd.Env = dbEnv
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -260,6 +319,7 @@ func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPl
 	// An admin and its API token, through the host-side command (the way
 	// automation gets one).
 	create := exec.Command(bin, "users", "create", "--data-dir", dataDir, "--login", "bench-admin", "--role", "admin", "--token", "bench")
+	create.Env = dbEnv
 	out, err := create.CombinedOutput()
 	if err != nil {
 		tb.Fatalf("platform users create: %v\n%s", err, out)

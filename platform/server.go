@@ -30,6 +30,17 @@ type Backends struct {
 	Queue   queue.Queue
 	Records jobs.Records
 	Access  access.Store
+	// Leader runs the work one replica at a time does (the scheduler) while
+	// this process holds the leadership; nil: this process is the only
+	// one (SQLite), and always leads.
+	Leader Leader
+}
+
+// Leader elects one of the replicas sharing a database to run a task.
+type Leader interface {
+	// Lead runs fn whenever this process holds the leadership of name,
+	// with a context that ends when it loses it, until ctx ends.
+	Lead(ctx context.Context, name string, fn func(context.Context))
 }
 
 // Server is the platform's HTTPS server.
@@ -37,6 +48,7 @@ type Server struct {
 	cfg       Config
 	dd        *DataDir
 	st        store.Store
+	leader    Leader // nil: always lead
 	log       *slog.Logger
 	now       func() time.Time
 	publicURL *url.URL
@@ -82,7 +94,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 	if b.Store == nil || b.Queue == nil || b.Records == nil || b.Access == nil {
 		return nil, errors.New("platform: the store, the queue, the record store and the account store are all required")
 	}
-	s := &Server{cfg: cfg, dd: dd, st: b.Store, log: log, now: time.Now,
+	s := &Server{cfg: cfg, dd: dd, st: b.Store, leader: b.Leader, log: log, now: time.Now,
 		signKey: dd.SigningKey, dataKey: dd.DataKey, cert: dd.Cert, caPin: dd.CAPin}
 	for _, o := range opts {
 		o(s)
@@ -163,7 +175,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"ca_pin", s.caPin, "ca_file", s.caFile())
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.pruneLoop, s.jobs.RunScheduler, s.housekeepingLoop, s.reloadOnHUP} {
+	scheduler := s.jobs.RunScheduler
+	if s.leader != nil {
+		scheduler = func(ctx context.Context) { s.leader.Lead(ctx, "scheduler", s.jobs.RunScheduler) }
+	}
+	for _, loop := range []func(context.Context){s.pruneLoop, scheduler, s.housekeepingLoop, s.reloadOnHUP} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}

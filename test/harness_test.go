@@ -207,7 +207,7 @@ func (p *platformProc) start() {
 		p.t.Fatalf("%v:\n%s", err, p.log)
 	}
 	if p.token == "" {
-		tok, err := adminToken(p.dataDir)
+		tok, err := adminToken(p.dataDir, p.env...)
 		if err != nil {
 			p.t.Fatal(err)
 		}
@@ -232,9 +232,10 @@ func waitPlatform(dataDir, addr string) error {
 }
 
 // adminToken creates an admin on the host side, as an operator's first
-// `platform users create` does, and returns its API token.
-func adminToken(dataDir string) (string, error) {
-	out, err := run("", nil, filepath.Join(world.bin, "platform"), "users", "create", "--login", "e2e-admin", "--role", "admin",
+// `platform users create` does (with the platform's environment env: its
+// database), and returns its API token.
+func adminToken(dataDir string, env ...string) (string, error) {
+	out, err := run("", env, filepath.Join(world.bin, "platform"), "users", "create", "--login", "e2e-admin", "--role", "admin",
 		"--token", "e2e", "--data-dir", dataDir)
 	if err != nil {
 		return "", err

@@ -8,6 +8,8 @@ const (
 	envListen              = env.PlatformListen
 	envDataDir             = env.PlatformDataDir
 	envDatabase            = env.PlatformDatabase
+	envDatabaseMaxConns    = env.PlatformDatabaseMaxConns
+	envDataKeyFile         = env.PlatformDataKeyFile
 	envPublicURL           = env.PlatformPublicURL
 	envTLSCert             = env.PlatformTLSCert
 	envTLSKey              = env.PlatformTLSKey

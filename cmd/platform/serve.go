@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -14,7 +13,6 @@ import (
 	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/logging"
 	"github.com/collectorhq/collector/platform"
-	"github.com/collectorhq/collector/platform/store/sqlite"
 )
 
 var serveDefaults = platform.DefaultConfig()
@@ -30,10 +28,9 @@ var serveCommand = &cli.Command{
 	Description: "On first start, creates in --data-dir: a CA and server certificate (unless --tls-cert is given),\n" +
 		"the one-time setup link of the first administrator (setup-link, 0600), the job-signing key and the at-rest data key.\n" +
 		"Logs the CA pin and the setup link.",
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: serveDefaults.Listen, EnvVars: []string{envListen}, Usage: "host:port to listen on"},
 		dataDirFlag(),
-		&cli.StringFlag{Name: "database", EnvVars: []string{envDatabase}, Usage: "SQLite database file (default <data-dir>/platform.db)"},
 		&cli.StringFlag{Name: "public-url", EnvVars: []string{envPublicURL}, Usage: "URL collectors reach the platform at (default https://<listen>)"},
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{envTLSCert}, Usage: "PEM certificate chain (default: generated from a local CA)"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{envTLSKey}, Usage: "PEM private key of --tls-cert"},
@@ -53,14 +50,15 @@ var serveCommand = &cli.Command{
 		&cli.BoolFlag{Name: "no-image-check", EnvVars: []string{envNoImageCheck}, Usage: "do not verify an integration's image against --image-policy and its registry when it is saved (collectors still verify before every run)"},
 		&cli.StringFlag{Name: "min-collector-version", EnvVars: []string{envMinCollectorVersion}, Usage: "refuse collector upgrades to an image whose version label is below this (e.g. 1.4.0)"},
 		&cli.BoolFlag{Name: "require-mfa", EnvVars: []string{envRequireMFA}, Usage: "require a second factor of every user (admins always need one)"},
-	},
+	}, databaseFlags()...),
 	Action: func(c *cli.Context) error {
 		log, err := logging.FromContext(c)
 		if err != nil {
 			return cliutil.Exit(cliutil.ExitUsage, err)
 		}
 		cfg := serveDefaults
-		cfg.Listen, cfg.DataDir, cfg.Database = c.String("listen"), c.String("data-dir"), c.String("database")
+		cfg.Listen, cfg.DataDir = c.String("listen"), c.String("data-dir")
+		databaseConfig(c, &cfg)
 		cfg.PublicURL, cfg.TLSCert, cfg.TLSKey = c.String("public-url"), c.String("tls-cert"), c.String("tls-key")
 		cfg.CollectorImage = c.String("collector-image")
 		cfg.HeartbeatInterval, cfg.EnrollmentTokenTTL = c.Duration("heartbeat-interval"), c.Duration("enrollment-token-ttl")
@@ -89,22 +87,15 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return cliutil.Exit(cliutil.ExitUsage, err)
 	}
-	if strings.Contains(cfg.Database, "://") {
-		return cliutil.Usagef("--database %q: only an SQLite file path is supported for now", cfg.Database)
-	}
 	dd, err := platform.OpenDataDir(cfg, log)
 	if err != nil {
 		return fmt.Errorf("start platform: %w", err)
 	}
-	// The backends are chosen here, and only here. SQLite keeps the store,
-	// the job queue and the record store in one file.
-	st, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.Options{
-		IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted(),
-	})
+	b, closeBackends, err := openBackends(ctx, cfg, dd, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeBackends()
 	var opts []platform.Option
 	if v := env.Get(env.TestPlatformClockOffset); v != "" {
 		off, err := time.ParseDuration(v)
@@ -114,7 +105,7 @@ func serve(ctx context.Context, cfg platform.Config, log *slog.Logger) error {
 		log.Warn("TEST: the platform's clock is moved", "offset", off.String(), "env", env.TestPlatformClockOffset)
 		opts = append(opts, platform.WithClock(func() time.Time { return time.Now().Add(off) }))
 	}
-	srv, err := platform.New(ctx, cfg, dd, platform.Backends{Store: st, Queue: st.Queue(), Records: st.Records(), Access: st}, log, opts...)
+	srv, err := platform.New(ctx, cfg, dd, b, log, opts...)
 	if err != nil {
 		return fmt.Errorf("start platform: %w", err)
 	}

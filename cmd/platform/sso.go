@@ -17,7 +17,6 @@ import (
 	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/access"
-	"github.com/collectorhq/collector/platform/store/sqlite"
 )
 
 // ssoCommand sets up single sign-on on the platform's host, straight on
@@ -76,19 +75,20 @@ func withSSO(action func(c *cli.Context, h *ssoEnv, args []string) error) cli.Ac
 			return err
 		}
 		cfg := platform.DefaultConfig()
-		cfg.DataDir, cfg.Database = c.String("data-dir"), c.String("database")
+		cfg.DataDir = c.String("data-dir")
+		databaseConfig(c, &cfg)
 		cfg.PublicURL, cfg.Listen = c.String("public-url"), c.String("listen")
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		dd, err := platform.OpenDataDir(cfg, log)
 		if err != nil {
 			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
 		}
-		st, err := sqlite.Open(c.Context, cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted()})
+		b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		svc, err := platform.OpenAccess(cfg, dd, st, log, nil)
+		defer closeBackends()
+		svc, err := platform.OpenAccess(cfg, dd, b.Access, log, nil)
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/adminctl"
-	"github.com/collectorhq/collector/platform/store/sqlite"
 )
 
 // usersCommand manages users on the platform's host, straight on its data
@@ -47,9 +46,8 @@ var usersCommand = &cli.Command{
 }
 
 func hostFlags(extra ...cli.Flag) []cli.Flag {
-	return append([]cli.Flag{dataDirFlag(),
-		&cli.StringFlag{Name: "database", EnvVars: []string{envDatabase}, Usage: "SQLite database file (default <data-dir>/platform.db)"},
-		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines"}}, extra...)
+	flags := append([]cli.Flag{dataDirFlag()}, databaseFlags()...)
+	return append(append(flags, &cli.BoolFlag{Name: "json", Usage: "print JSON for machines"}), extra...)
 }
 
 // hostEnv is the account service on the host's data directory.
@@ -68,18 +66,19 @@ func withHost(action func(c *cli.Context, h *hostEnv, args []string) error) cli.
 			return err
 		}
 		cfg := platform.DefaultConfig()
-		cfg.DataDir, cfg.Database = c.String("data-dir"), c.String("database")
+		cfg.DataDir = c.String("data-dir")
+		databaseConfig(c, &cfg)
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		dd, err := platform.OpenDataDir(cfg, log)
 		if err != nil {
 			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
 		}
-		st, err := sqlite.Open(c.Context, cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted()})
+		b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		svc, err := platform.OpenAccess(cfg, dd, st, log, nil)
+		defer closeBackends()
+		svc, err := platform.OpenAccess(cfg, dd, b.Access, log, nil)
 		if err != nil {
 			return err
 		}

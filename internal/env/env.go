@@ -93,6 +93,8 @@ const (
 	PlatformListen              = "PLATFORM_LISTEN"
 	PlatformDataDir             = "PLATFORM_DATA_DIR"
 	PlatformDatabase            = "PLATFORM_DATABASE"
+	PlatformDatabaseMaxConns    = "PLATFORM_DATABASE_MAX_CONNS"
+	PlatformDataKeyFile         = "PLATFORM_DATA_KEY_FILE"
 	PlatformPublicURL           = "PLATFORM_PUBLIC_URL"
 	PlatformTLSCert             = "PLATFORM_TLS_CERT"
 	PlatformTLSKey              = "PLATFORM_TLS_KEY"

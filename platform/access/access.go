@@ -165,7 +165,21 @@ type Throttle struct {
 	BlockedUntil time.Time
 }
 
-// Store is what the access service keeps. Backends: platform/store/sqlite.
+// Count adds a failure at now to t, whose last failure was at last: the
+// count starts over when last is older than window; block says how long
+// a count blocks from now. Backends call it inside RecordFailure's
+// transaction.
+func (t *Throttle) Count(last, now time.Time, window time.Duration, block func(failures int) time.Duration) {
+	if now.Sub(last) > window {
+		t.Failures = 0
+	}
+	t.Failures++
+	t.LastFailure = now
+	t.BlockedUntil = now.Add(block(t.Failures))
+}
+
+// Store is what the access service keeps. Backends: platform/store/sqlite
+// and platform/store/postgres.
 // Every write that is an administrative or security act appends its event
 // to the audit log in the same transaction.
 type Store interface {
@@ -202,7 +216,12 @@ type Store interface {
 	// "").
 	Throttles(ctx context.Context, keys ...string) ([]Throttle, error)
 	ActiveThrottles(ctx context.Context, since time.Time) ([]Throttle, error)
-	RecordFailure(ctx context.Context, t Throttle) error
+	// RecordFailure counts a failure of key at now and returns the
+	// counter: in one transaction, so that failures counted at once (by
+	// several platform processes on one database) all count. The count
+	// starts over when the last failure is older than window; block says
+	// how long a count blocks from now.
+	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, block func(failures int) time.Duration) (Throttle, error)
 	ClearThrottle(ctx context.Context, key string, ev *store.Event) error
 
 	// AppendAudit records a security event with no other write (a refused

@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,13 +18,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform/access"
+	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/platform/store/postgres"
 	"github.com/collectorhq/collector/platform/store/sqlite"
 	"github.com/collectorhq/collector/queue"
 )
+
+// TestMain starts the PostgreSQL server of the tests that run on it too;
+// without PostgreSQL those subtests skip and the SQLite ones still run.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 var ctx = context.Background()
 
@@ -53,21 +63,114 @@ func (s sealer) Open(c, aad []byte) ([]byte, error) { return crypto.OpenAtRest(s
 // testParams keep argon2 cheap in tests (the defaults are benchmarked).
 var testParams = access.PasswordParams{MemoryKiB: 1024, Time: 1, Threads: 1, SaltBytes: 16, KeyBytes: 32}
 
-type env struct {
-	svc   *access.Service
-	st    *sqlite.Store
-	clock *clock
+// testStore is what the tests use of a backend's store.
+type testStore interface {
+	access.Store
+	AuditEntries(ctx context.Context, after int64, limit int) ([]store.AuditEntry, error)
 }
 
-func newEnv(t *testing.T, edit ...func(*access.Config)) *env {
-	t.Helper()
-	key := bytes.Repeat([]byte{5}, 32)
-	c := &clock{}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), sqlite.Options{IntegrityKey: key, Queue: queue.DefaultConfig(), Now: c.Now})
+// sqlDB is a connection to the store's database behind its back (the
+// tampering tests' attacker); queries take ? placeholders on every
+// backend.
+type sqlDB interface {
+	Exec(query string, args ...any) (sql.Result, error)
+	QueryRow(query string, args ...any) *sql.Row
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// backend is a store the service's tests run on.
+type backend struct {
+	name string
+	// open opens a new, empty store with the integrity key and clock,
+	// and returns how to reach its database directly.
+	open func(t *testing.T, key []byte, now func() time.Time) (testStore, func(*testing.T) sqlDB)
+}
+
+var (
+	onSQLite   = backend{"sqlite", openSQLite}
+	onPostgres = backend{"postgres", openPostgres}
+)
+
+// eachBackend runs test once per backend, as subtests named for them.
+func eachBackend(t *testing.T, test func(*testing.T, backend)) {
+	for _, b := range []backend{onSQLite, onPostgres} {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
+func openSQLite(t *testing.T, key []byte, now func() time.Time) (testStore, func(*testing.T) sqlDB) {
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), sqlite.Options{IntegrityKey: key, Queue: queue.DefaultConfig(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st, func(t *testing.T) sqlDB {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+st.Path()+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+}
+
+// openPostgres opens a store on a new database of the test server (it
+// skips t without PostgreSQL).
+func openPostgres(t *testing.T, key []byte, now func() time.Time) (testStore, func(*testing.T) sqlDB) {
+	st, err := postgres.Open(ctx, pgtest.NewDB(t), postgres.Options{IntegrityKey: key, Queue: queue.DefaultConfig(), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, func(t *testing.T) sqlDB {
+		db := stdlib.OpenDBFromPool(st.Pool())
+		t.Cleanup(func() { db.Close() })
+		return pgDB{db}
+	}
+}
+
+// pgDB numbers the tests' ? placeholders as PostgreSQL's $1, $2, ...
+type pgDB struct{ db *sql.DB }
+
+func numbered(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (p pgDB) Exec(query string, args ...any) (sql.Result, error) {
+	return p.db.Exec(numbered(query), args...)
+}
+
+func (p pgDB) QueryRow(query string, args ...any) *sql.Row {
+	return p.db.QueryRow(numbered(query), args...)
+}
+
+func (p pgDB) Query(query string, args ...any) (*sql.Rows, error) {
+	return p.db.Query(numbered(query), args...)
+}
+
+type env struct {
+	svc   *access.Service
+	st    testStore
+	raw   func(*testing.T) sqlDB
+	clock *clock
+}
+
+func newEnv(t *testing.T, b backend, edit ...func(*access.Config)) *env {
+	t.Helper()
+	key := bytes.Repeat([]byte{5}, 32)
+	c := &clock{}
+	st, raw := b.open(t, key, c.Now)
 	cfg := access.DefaultConfig()
 	cfg.Password = testParams
 	for _, e := range edit {
@@ -77,7 +180,7 @@ func newEnv(t *testing.T, edit ...func(*access.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{svc: svc, st: st, clock: c}
+	return &env{svc: svc, st: st, raw: raw, clock: c}
 }
 
 var meta = access.Meta{Source: "192.0.2.1", UserAgent: "test"}
@@ -159,8 +262,10 @@ func TestPasswordHashSelfDescribing(t *testing.T) {
 	}
 }
 
-func TestLogins(t *testing.T) {
-	e := newEnv(t)
+func TestLogins(t *testing.T) { eachBackend(t, testLogins) }
+
+func testLogins(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	long := strings.Repeat("é", access.MaxLoginRunes)
 	for _, tc := range []struct {
 		in, want string
@@ -189,8 +294,10 @@ func TestLogins(t *testing.T) {
 
 // TestSignInRefusalsAreOne: a wrong password, an unknown login and a
 // disabled user get the same error.
-func TestSignInRefusalsAreOne(t *testing.T) {
-	e := newEnv(t)
+func TestSignInRefusalsAreOne(t *testing.T) { eachBackend(t, testSignInRefusalsAreOne) }
+
+func testSignInRefusalsAreOne(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	u := e.user(t, "ann", access.RoleViewer)
 	if _, err := e.svc.SetDisabled(ctx, e.user(t, "dan", access.RoleViewer).ID, true, "test", meta); err != nil {
 		t.Fatal(err)
@@ -214,7 +321,11 @@ func TestSignInRefusalsAreOne(t *testing.T) {
 // wait, doubling; an attacker's failures from elsewhere do not slow the
 // user's own browser (device cookie); nothing locks for good.
 func TestThrottleBacksOffAndKnownDeviceGoesOn(t *testing.T) {
-	e := newEnv(t)
+	eachBackend(t, testThrottleBacksOffAndKnownDeviceGoesOn)
+}
+
+func testThrottleBacksOffAndKnownDeviceGoesOn(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	e.user(t, "ann", access.RoleViewer)
 	own, err := e.svc.SignIn(ctx, "ann", goodPassword, "", access.Meta{Source: "198.51.100.7"})
 	if err != nil {
@@ -266,8 +377,10 @@ func TestThrottleBacksOffAndKnownDeviceGoesOn(t *testing.T) {
 }
 
 // TestSourceThrottle: one address spraying many logins is slowed too.
-func TestSourceThrottle(t *testing.T) {
-	e := newEnv(t)
+func TestSourceThrottle(t *testing.T) { eachBackend(t, testSourceThrottle) }
+
+func testSourceThrottle(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	spray := access.Meta{Source: "203.0.113.50"}
 	var err error
 	for i := 0; i < 30 && !errors.Is(err, access.ErrThrottled); i++ {
@@ -282,8 +395,10 @@ func TestSourceThrottle(t *testing.T) {
 // in to the enrolment stage only; TOTP enrolment completes it; the next
 // sign-in asks for a code, once per code (replay refused), and recovery
 // codes work once.
-func TestAdminMustEnrollThenVerify(t *testing.T) {
-	e := newEnv(t)
+func TestAdminMustEnrollThenVerify(t *testing.T) { eachBackend(t, testAdminMustEnrollThenVerify) }
+
+func testAdminMustEnrollThenVerify(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	e.user(t, "root", access.RoleAdmin)
 	in, err := e.svc.SignIn(ctx, "root", goodPassword, "", meta)
 	if err != nil || in.Session.Stage != access.StageEnroll {
@@ -344,8 +459,10 @@ func TestAdminMustEnrollThenVerify(t *testing.T) {
 
 // TestTokens: a token's role is at most its user's, it expires, it can be
 // revoked, and a disabled user's tokens and sessions stop at once.
-func TestTokens(t *testing.T) {
-	e := newEnv(t)
+func TestTokens(t *testing.T) { eachBackend(t, testTokens) }
+
+func testTokens(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	op := e.user(t, "olga", access.RoleOperator)
 	in, err := e.svc.SignIn(ctx, "olga", goodPassword, "", meta)
 	if err != nil {
@@ -395,8 +512,10 @@ func TestTokens(t *testing.T) {
 }
 
 // TestSessionTimeouts: idle and absolute.
-func TestSessionTimeouts(t *testing.T) {
-	e := newEnv(t)
+func TestSessionTimeouts(t *testing.T) { eachBackend(t, testSessionTimeouts) }
+
+func testSessionTimeouts(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	e.user(t, "ann", access.RoleViewer)
 	in, _ := e.svc.SignIn(ctx, "ann", goodPassword, "", meta)
 	e.clock.Advance(31 * time.Minute)
@@ -417,8 +536,10 @@ func TestSessionTimeouts(t *testing.T) {
 }
 
 // TestSetupOnce: the setup token creates the first admin once.
-func TestSetupOnce(t *testing.T) {
-	e := newEnv(t)
+func TestSetupOnce(t *testing.T) { eachBackend(t, testSetupOnce) }
+
+func testSetupOnce(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	tok, err := e.svc.NewSetupToken(ctx)
 	if err != nil || !strings.HasPrefix(tok, access.SetupTokenPrefix) {
 		t.Fatalf("setup token %q, %v", tok, err)
@@ -457,8 +578,10 @@ func TestSetupOnce(t *testing.T) {
 
 // TestTamperedUserRowGrantsNothing: raising a role in the database
 // (without the integrity key) makes the user unusable, not an admin.
-func TestTamperedUserRowGrantsNothing(t *testing.T) {
-	e := newEnv(t)
+func TestTamperedUserRowGrantsNothing(t *testing.T) { eachBackend(t, testTamperedUserRowGrantsNothing) }
+
+func testTamperedUserRowGrantsNothing(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	u := e.user(t, "vic", access.RoleViewer)
 	in, _ := e.svc.SignIn(ctx, "vic", goodPassword, "", meta)
 	db := rawDB(t, e)
@@ -500,12 +623,7 @@ func BenchmarkPasswordHash(b *testing.B) {
 	b.ReportMetric(float64(cpu)/float64(time.Millisecond), "cpu-ms/op")
 }
 
-func rawDB(t *testing.T, e *env) *sql.DB {
+func rawDB(t *testing.T, e *env) sqlDB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+e.st.Path()+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return e.raw(t)
 }

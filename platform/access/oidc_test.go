@@ -67,8 +67,10 @@ func TestSSOSettingsValidate(t *testing.T) {
 // the settings row, not in the audit log), kept by a change without one
 // for the same client, required for another client; disabling removes
 // the settings.
-func TestSSOSecretSealedAndKept(t *testing.T) {
-	e := newEnv(t)
+func TestSSOSecretSealedAndKept(t *testing.T) { eachBackend(t, testSSOSecretSealedAndKept) }
+
+func testSSOSecretSealedAndKept(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	p := oidctest.Start(t, oidctest.Config{RedirectURI: callbackURL})
 	sso := access.NewSSO(e.svc, callbackURL)
 	if _, err := sso.Settings(ctx); !errors.Is(err, access.ErrSSODisabled) {
@@ -121,8 +123,10 @@ func TestSSOSecretSealedAndKept(t *testing.T) {
 
 // TestSSOSettingsTampered: a group mapping changed in the database (to
 // make a group admin) switches single sign-on off instead.
-func TestSSOSettingsTampered(t *testing.T) {
-	e := newEnv(t)
+func TestSSOSettingsTampered(t *testing.T) { eachBackend(t, testSSOSettingsTampered) }
+
+func testSSOSettingsTampered(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	p := oidctest.Start(t, oidctest.Config{RedirectURI: callbackURL})
 	sso := access.NewSSO(e.svc, callbackURL)
 	if _, err := sso.Put(ctx, ssoSettings(p), "test", meta); err != nil {
@@ -144,8 +148,10 @@ func TestSSOSettingsTampered(t *testing.T) {
 
 // TestSSOFlowCookie: the flow cookie is sealed: one changed byte, another
 // flow's state, or a flow past its lifetime are refused and audited.
-func TestSSOFlowCookie(t *testing.T) {
-	e := newEnv(t)
+func TestSSOFlowCookie(t *testing.T) { eachBackend(t, testSSOFlowCookie) }
+
+func testSSOFlowCookie(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	p := oidctest.Start(t, oidctest.Config{RedirectURI: callbackURL})
 	sso := access.NewSSO(e.svc, callbackURL)
 	if _, err := sso.Put(ctx, ssoSettings(p), "test", meta); err != nil {

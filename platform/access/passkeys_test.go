@@ -197,8 +197,10 @@ func (e *env) audits(t *testing.T, action string) []map[string]any {
 // TestPasskeyEnrolThenSecondFactor: an admin enrols a passkey as its first
 // factor (recovery codes, a rotated full session), then signs in with it;
 // the user handle is random, not the user ID.
-func TestPasskeyEnrolThenSecondFactor(t *testing.T) {
-	e := newEnv(t)
+func TestPasskeyEnrolThenSecondFactor(t *testing.T) { eachBackend(t, testPasskeyEnrolThenSecondFactor) }
+
+func testPasskeyEnrolThenSecondFactor(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	pk := newPasskeys(t, e)
 	u := e.user(t, "root", access.RoleAdmin)
 	p, enrolToken := e.signIn(t, "root")
@@ -278,8 +280,10 @@ func TestPasskeyEnrolThenSecondFactor(t *testing.T) {
 
 // TestPasskeyRefusals: another origin, another user's passkey, a cloned
 // authenticator, an expired ceremony: each refused, failures audited.
-func TestPasskeyRefusals(t *testing.T) {
-	e := newEnv(t)
+func TestPasskeyRefusals(t *testing.T) { eachBackend(t, testPasskeyRefusals) }
+
+func testPasskeyRefusals(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	pk := newPasskeys(t, e)
 	e.user(t, "ann", access.RoleAdmin)
 	e.user(t, "bob", access.RoleOperator)
@@ -362,8 +366,10 @@ func (e *env) must(t *testing.T, login string) *access.Principal {
 
 // TestPasskeyStepUp: with a second factor, adding a passkey needs it
 // recently; verifying a passkey gives a step-up.
-func TestPasskeyStepUp(t *testing.T) {
-	e := newEnv(t)
+func TestPasskeyStepUp(t *testing.T) { eachBackend(t, testPasskeyStepUp) }
+
+func testPasskeyStepUp(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	pk := newPasskeys(t, e)
 	e.user(t, "ann", access.RoleAdmin)
 	k := newSoftKey(t)
@@ -405,7 +411,11 @@ func TestPasskeyStepUp(t *testing.T) {
 // TestPasskeyTamperedRowGrantsNothing: a key swapped in the database (an
 // attacker with write access and no integrity key) is no passkey.
 func TestPasskeyTamperedRowGrantsNothing(t *testing.T) {
-	e := newEnv(t)
+	eachBackend(t, testPasskeyTamperedRowGrantsNothing)
+}
+
+func testPasskeyTamperedRowGrantsNothing(t *testing.T, b backend) {
+	e := newEnv(t, b)
 	pk := newPasskeys(t, e)
 	u := e.user(t, "ann", access.RoleOperator)
 	e.user(t, "mallory", access.RoleViewer)
@@ -430,7 +440,7 @@ func TestPasskeyTamperedRowGrantsNothing(t *testing.T) {
 // TestPasskeysNeedAHostName: browsers take no IP address as a relying
 // party, so the platform says so instead of failing every ceremony.
 func TestPasskeysNeedAHostName(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, onSQLite) // no store involved
 	u, _ := url.Parse("https://127.0.0.1:8443")
 	if _, err := access.NewPasskeys(e.svc, access.PasskeyConfig{PublicURL: u}); !errors.Is(err, access.ErrPasskeysUnavailable) {
 		t.Errorf("NewPasskeys(%s) = %v, want ErrPasskeysUnavailable", u, err)

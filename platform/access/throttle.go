@@ -100,26 +100,11 @@ func (s *Service) checkThrottle(ctx context.Context, keys []string) error {
 
 // recordFailure counts a failure on each key and sets its wait.
 func (s *Service) recordFailure(ctx context.Context, keys []string) {
-	ts, err := s.st.Throttles(ctx, keys...)
-	if err != nil {
-		s.log.Warn("reading sign-in throttles failed", "err", err)
-		return
-	}
-	byKey := map[string]Throttle{}
-	for _, t := range ts {
-		byKey[t.Key] = t
-	}
 	now := s.now()
 	for _, k := range keys {
-		t := byKey[k]
-		t.Key = k
-		if now.Sub(t.LastFailure) > s.cfg.Throttle.Window {
-			t.Failures = 0
-		}
-		t.Failures++
-		t.LastFailure = now
-		t.BlockedUntil = now.Add(s.cfg.Throttle.backoff(t.Failures, s.cfg.Throttle.free(k)))
-		if err := s.st.RecordFailure(ctx, t); err != nil {
+		free := s.cfg.Throttle.free(k)
+		block := func(failures int) time.Duration { return s.cfg.Throttle.backoff(failures, free) }
+		if _, err := s.st.RecordFailure(ctx, k, now, s.cfg.Throttle.Window, block); err != nil {
 			s.log.Warn("recording a failed sign-in failed", "err", err)
 		}
 	}

@@ -15,7 +15,9 @@ const migrateLockKey = 0x636f6c6c73746f72 // "collstor"
 // migrations are applied in order, each once, all in one transaction.
 // Append only: never edit a migration that has shipped. Version 1 is the
 // schema of SQLite's ten migrations, in PostgreSQL's types: times are Unix
-// nanoseconds (0: not yet), byte strings bytea.
+// nanoseconds (0: not yet), byte strings bytea. The columns pages are
+// ordered by compare bytes (COLLATE "C"), as SQLite does, whatever the
+// database's locale.
 var migrations = []string{
 	1: `
 CREATE TABLE settings (
@@ -24,8 +26,8 @@ CREATE TABLE settings (
 	mac   bytea
 );
 CREATE TABLE collectors (
-	id              text PRIMARY KEY,
-	name            text NOT NULL,
+	id              text COLLATE "C" PRIMARY KEY,
+	name            text COLLATE "C" NOT NULL,
 	pool            text NOT NULL DEFAULT '',
 	created_at      bigint NOT NULL,
 	enrolled_at     bigint NOT NULL DEFAULT 0,
@@ -83,8 +85,8 @@ CREATE TABLE heartbeat_rollups (
 	PRIMARY KEY (collector_id, bucket)
 );
 CREATE TABLE integrations (
-	id            text PRIMARY KEY,
-	name          text NOT NULL UNIQUE,
+	id            text COLLATE "C" PRIMARY KEY,
+	name          text COLLATE "C" NOT NULL UNIQUE,
 	image         text NOT NULL,
 	config        bytea NOT NULL,
 	secret_fields text NOT NULL,
@@ -114,9 +116,12 @@ CREATE INDEX audit_log_action ON audit_log(action, seq);
 CREATE INDEX audit_log_target ON audit_log(target, seq);
 CREATE INDEX audit_log_time ON audit_log(time);
 
+-- The record keys collate "C" (byte order, as SQLite's BINARY), whatever
+-- the database's locale: List's pages and key-prefix ranges run on the
+-- primary key. Log chunks are bytea: logs are stored as sent, any bytes.
 CREATE TABLE data_entities (
 	integration_id text NOT NULL,
-	key            text NOT NULL,
+	key            text COLLATE "C" NOT NULL,
 	type           text NOT NULL,
 	class          text NOT NULL,
 	properties     text NOT NULL,
@@ -128,11 +133,11 @@ CREATE TABLE data_entities (
 CREATE INDEX data_entities_type ON data_entities(integration_id, type);
 CREATE TABLE data_relationships (
 	integration_id text NOT NULL,
-	key            text NOT NULL,
+	key            text COLLATE "C" NOT NULL,
 	type           text NOT NULL,
 	class          text NOT NULL,
-	from_key       text NOT NULL,
-	to_key         text NOT NULL,
+	from_key       text COLLATE "C" NOT NULL,
+	to_key         text COLLATE "C" NOT NULL,
 	properties     text NOT NULL,
 	last_job_id    text NOT NULL,
 	updated_at     bigint NOT NULL,
@@ -152,7 +157,7 @@ CREATE TABLE data_batches (
 CREATE TABLE data_job_logs (
 	job_id text NOT NULL,
 	chunk  bigint NOT NULL,
-	text   text NOT NULL,
+	text   bytea NOT NULL,
 	PRIMARY KEY (job_id, chunk)
 );
 CREATE TABLE data_job_stats (

@@ -364,12 +364,22 @@ func (s *Store) ActiveThrottles(ctx context.Context, since time.Time) ([]access.
 		WHERE last_failure >= ? ORDER BY blocked_until DESC, key`, nanos(since))
 }
 
-// RecordFailure implements access.Store.
-func (s *Store) RecordFailure(ctx context.Context, t access.Throttle) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO login_throttles(key, failures, last_failure, blocked_until) VALUES (?,?,?,?)
-		ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure, blocked_until = excluded.blocked_until`,
-		t.Key, t.Failures, nanos(t.LastFailure), nanos(t.BlockedUntil))
-	return err
+// RecordFailure implements access.Store (the one writer serializes it).
+func (s *Store) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, block func(int) time.Duration) (access.Throttle, error) {
+	t := access.Throttle{Key: key}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var last int64
+		err := tx.QueryRowContext(ctx, `SELECT failures, last_failure FROM login_throttles WHERE key = ?`, key).Scan(&t.Failures, &last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		t.Count(fromNanos(last), now, window, block)
+		_, err = tx.ExecContext(ctx, `INSERT INTO login_throttles(key, failures, last_failure, blocked_until) VALUES (?,?,?,?)
+			ON CONFLICT(key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure, blocked_until = excluded.blocked_until`,
+			t.Key, t.Failures, nanos(t.LastFailure), nanos(t.BlockedUntil))
+		return err
+	})
+	return t, err
 }
 
 // ClearThrottle implements access.Store.
