@@ -265,6 +265,20 @@ func startPlatformServe(tb testing.TB, dataDir string, args ...string) *servedPl
 // URL; "" for the data directory's SQLite file).
 func startPlatformServeOn(tb testing.TB, dataDir, database string, args ...string) *servedPlatform {
 	tb.Helper()
+	return startServe(tb, serveOptions{dataDir: dataDir, database: database}, args...)
+}
+
+// serveOptions are startServe's: the data directory ("" = a fresh one),
+// the database ("" = its SQLite file), and whether to leave out the admin
+// (a second replica on a database that has one).
+type serveOptions struct {
+	dataDir, database string
+	noAdmin           bool
+}
+
+func startServe(tb testing.TB, o serveOptions, args ...string) *servedPlatform {
+	tb.Helper()
+	dataDir, database := o.dataDir, o.database
 	dbEnv := append(os.Environ(), env.PlatformDatabase+"="+database)
 	dir := tb.TempDir()
 	bin := filepath.Join(dir, "platform")
@@ -315,6 +329,9 @@ func startPlatformServeOn(tb testing.TB, dataDir, database string, args ...strin
 			resp.Body.Close()
 			break
 		}
+	}
+	if o.noAdmin {
+		return &servedPlatform{Env: e, pid: cmd.Process.Pid}
 	}
 	// An admin and its API token, through the host-side command (the way
 	// automation gets one).

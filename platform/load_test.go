@@ -7,9 +7,13 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptrace"
+	neturl "net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,12 +24,14 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/internal/pgtest"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/platformtest"
 	"github.com/collectorhq/collector/platform/store"
+	"github.com/collectorhq/collector/platform/store/postgres"
 )
 
 func envInt(name string, def int) int {
@@ -45,7 +51,9 @@ func envInt(name string, def int) int {
 // PLATFORM_LOAD_INTERVAL seconds (30) for PLATFORM_LOAD_SECONDS (30). The
 // collectors are enrolled straight through the store for speed; the server
 // is the real `platform serve` binary, so its CPU is measured apart from the
-// load generator's.
+// load generator's. With PLATFORM_LOAD_POSTGRES=1 the platform is two
+// replicas on one PostgreSQL (internal/pgtest), each collector beating at
+// one of them, and the CPU is the two servers'.
 func TestHeartbeatLoad(t *testing.T) {
 	if env.Get(env.PlatformLoad) == "" {
 		t.Skip("set PLATFORM_LOAD=1 to run the heartbeat load test")
@@ -56,12 +64,42 @@ func TestHeartbeatLoad(t *testing.T) {
 
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
+	database := ""
+	if env.Get(env.PlatformLoadPostgres) != "" {
+		pgtest.Need(t)
+		pg, err := pgtest.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pg.Stop)
+		db, err := pg.CreateDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		database = pg.URL(db)
+	}
 	start := time.Now()
-	tokens := enrollDirect(t, dataDir, n)
+	tokens := enrollDirect(t, dataDir, database, n)
 	t.Logf("enrolled %d collectors through the store in %v", n, time.Since(start).Round(time.Millisecond))
 
-	srv := startPlatformServe(t, dataDir)
-	url, pid := srv.URL, srv.pid
+	servers := []*servedPlatform{startServe(t, serveOptions{dataDir: dataDir, database: database})}
+	if database != "" {
+		// A second replica, with a copy of the first one's keys.
+		second := filepath.Join(dir, "data2")
+		if out, err := exec.Command("cp", "-a", dataDir, second).CombinedOutput(); err != nil {
+			t.Fatalf("copy the data directory: %v\n%s", err, out)
+		}
+		servers = append(servers, startServe(t, serveOptions{dataDir: second, database: database, noAdmin: true}))
+	}
+	url := servers[0].URL
+	serverCPU := func() time.Duration {
+		var cpu time.Duration
+		for _, s := range servers {
+			cpu += procCPU(t, s.pid)
+		}
+		return cpu
+	}
+	t.Logf("%d server process(es), database %q", len(servers), redact(database))
 	tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +134,7 @@ func TestHeartbeatLoad(t *testing.T) {
 	fails := make([]int, total)
 	ph := make([]phases, total)
 	var wg sync.WaitGroup
-	cpu0, self0 := procCPU(t, pid), selfCPU()
+	cpu0, self0 := serverCPU(), selfCPU()
 	t0 := time.Now()
 	for i := 0; i < total; i++ {
 		due := t0.Add(time.Duration(i) * gap)
@@ -104,12 +142,12 @@ func TestHeartbeatLoad(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			lat[i], fails[i] = beat(clients[i%n], url, tokens[i%n], body, due, &ph[i])
+			lat[i], fails[i] = beat(clients[i%n], servers[i%n%len(servers)].URL, tokens[i%n], body, due, &ph[i])
 		}(i)
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
-	cpu, self := procCPU(t, pid)-cpu0, selfCPU()-self0
+	cpu, self := serverCPU()-cpu0, selfCPU()-self0
 
 	failed := 0
 	for _, f := range fails {
@@ -151,13 +189,28 @@ func TestHeartbeatLoad(t *testing.T) {
 }
 
 // enrollDirect creates and enrolls n collectors and gives each an access
-// token, straight through the store.
-func enrollDirect(t *testing.T, dataDir string, n int) []string {
+// token, straight through the store (of database, "" for the data
+// directory's SQLite file).
+func enrollDirect(t *testing.T, dataDir, database string, n int) []string {
 	t.Helper()
 	ctx := context.Background()
 	cfg := platform.DefaultConfig()
 	cfg.DataDir = dataDir
-	_, st := platformtest.OpenStore(t, cfg)
+	var st store.Store
+	if database == "" {
+		_, lite := platformtest.OpenStore(t, cfg)
+		st = lite
+	} else {
+		dd, err := platform.OpenDataDir(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg, err := postgres.Open(ctx, database, postgres.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = pg
+	}
 	defer st.Close()
 	_, hk := platformtestKeys(t)
 	now := time.Now()
@@ -184,6 +237,15 @@ func enrollDirect(t *testing.T, dataDir string, n int) []string {
 		tokens[i] = access
 	}
 	return tokens
+}
+
+// redact drops a URL's user information, for logs.
+func redact(database string) string {
+	if u, err := neturl.Parse(database); err == nil {
+		u.User = nil
+		return u.String()
+	}
+	return ""
 }
 
 func platformtestKeys(t *testing.T) ([]byte, []byte) {

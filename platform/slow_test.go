@@ -43,7 +43,7 @@ func TestSlowClients(t *testing.T) {
 		idle, slowHeaders, slowBodies, polls, beaters = 2000, 200, 100, 1000, 20
 	)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	tokens := enrollDirect(t, dataDir, polls+beaters)
+	tokens := enrollDirect(t, dataDir, "", polls+beaters)
 	srv := startPlatformServe(t, dataDir, "--metrics-public")
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	tc, err := api.CATLSConfig(filepath.Join(dataDir, platform.CACertFile))

@@ -144,6 +144,7 @@ const (
 	PlatformLoadInterval   = "PLATFORM_LOAD_INTERVAL"
 	PlatformLoadSeconds    = "PLATFORM_LOAD_SECONDS"
 	PlatformLoadConns      = "PLATFORM_LOAD_CONNS"
+	PlatformLoadPostgres   = "PLATFORM_LOAD_POSTGRES"
 	// TestChromium is the browser the Chromium harness runs
 	// (internal/browsertest; default /usr/bin/chromium).
 	TestChromium = "COLLECTOR_TEST_CHROMIUM"
