@@ -20,6 +20,9 @@ type CollectorClient struct {
 	key      ed25519.PrivateKey
 	audience string
 	clock    *PlatformClock
+	// keys, if set, gives the identity keys to sign with, in order: a
+	// rotation replaces the key files under a running daemon or runner.
+	keys func() []ed25519.PrivateKey
 
 	mu      sync.Mutex
 	access  string
@@ -33,6 +36,28 @@ type CollectorClient struct {
 func NewCollectorClient(baseURL, id string, key ed25519.PrivateKey, audience string, hc *http.Client) *CollectorClient {
 	clock := NewPlatformClock()
 	return &CollectorClient{t: newTransport(baseURL, watchClock(hc, clock)), id: id, key: key, audience: audience, clock: clock}
+}
+
+// SetKeySource makes the client sign each assertion with the keys keys
+// returns then, instead of the key it was made with: with the first, and
+// with each next one while the platform refuses the assertion (the keys
+// of a rotation the platform may or may not have taken yet).
+func (c *CollectorClient) SetKeySource(keys func() []ed25519.PrivateKey) {
+	c.mu.Lock()
+	c.keys = keys
+	c.mu.Unlock()
+}
+
+func (c *CollectorClient) signingKeys() []ed25519.PrivateKey {
+	c.mu.Lock()
+	keys := c.keys
+	c.mu.Unlock()
+	if keys != nil {
+		if ks := keys(); len(ks) > 0 {
+			return ks
+		}
+	}
+	return []ed25519.PrivateKey{c.key}
 }
 
 // Clock is the platform's clock as the client measures it.
@@ -59,14 +84,27 @@ func (c *CollectorClient) SetAudience(aud string) {
 // ExchangeAssertion signs a fresh assertion and trades it for an access
 // token. An assertion refused while the answer showed the platform's clock
 // elsewhere than believed (the first exchange of a host whose clock is
-// off) is signed again in the platform's time, once.
+// off) is signed again in the platform's time, once. One refused for good
+// is signed with the key source's next key, if it has one.
 func (c *CollectorClient) ExchangeAssertion(ctx context.Context) (*TokenResponse, error) {
+	var out *TokenResponse
+	var err error
+	for _, key := range c.signingKeys() {
+		out, err = c.exchangeWith(ctx, key)
+		if StatusOf(err) != http.StatusUnauthorized {
+			break
+		}
+	}
+	return out, err
+}
+
+func (c *CollectorClient) exchangeWith(ctx context.Context, key ed25519.PrivateKey) (*TokenResponse, error) {
 	c.mu.Lock()
 	aud := c.audience
 	c.mu.Unlock()
 	for try := 0; ; try++ {
 		before, _ := c.clock.Offset()
-		assertion, err := crypto.SignAssertion(c.key, c.id, aud, c.now())
+		assertion, err := crypto.SignAssertion(key, c.id, aud, c.now())
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/collectorhq/collector/crypto"
 )
 
 // Paths of the collector's job endpoints. {id} is a job ID; the collector
@@ -57,6 +59,10 @@ type Lease struct {
 	LeaseTTLSec    int       `json:"lease_ttl_sec"`
 	Attempt        int       `json:"attempt"`
 	Envelope       []byte    `json:"envelope"` // crypto.SealEnvelope output, base64 on the wire
+	// PlatformKeys, during a rotation of the platform's envelope-signing
+	// key, states the keys the collector is to accept, signed by keys it
+	// already accepts (docs/auth.md §8).
+	PlatformKeys *crypto.SignedKeySet `json:"platform_keys,omitempty"`
 }
 
 // LeaseRequest names the lease a call is made under.

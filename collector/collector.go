@@ -101,10 +101,12 @@ func retryWithin(ctx context.Context, resp *http.Response, err error) (bool, err
 	return retry, perr
 }
 
-// client loads the config and keys and returns the platform client.
-// crash, in a test image, ends the process once at "token": when the
-// platform has issued an access token, before it is read.
-func (e Env) client(crash func(string) bool) (*config.Config, *config.Keys, *api.CollectorClient, error) {
+// client loads the config and keys and returns the platform client,
+// which signs with the identity key on disk at each exchange (a key
+// rotation replaces it). crash, in a test image, ends the process once at
+// "token": when the platform has issued an access token, before it is
+// read.
+func (e Env) client(crash func(string) bool) (*config.Config, *config.KeyRing, *api.CollectorClient, error) {
 	cfg, keys, err := config.Load(e.Dir)
 	if err != nil {
 		return nil, nil, nil, err
@@ -116,7 +118,10 @@ func (e Env) client(crash func(string) bool) (*config.Config, *config.Keys, *api
 	if crash != nil {
 		hc.Transport = crashAfterToken{rt: hc.Transport, crash: crash}
 	}
-	return cfg, keys, api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, keys.Identity, cfg.Audience, hc), nil
+	ring := config.NewKeyRing(e.Dir, keys)
+	c := api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, keys.Identity, cfg.Audience, hc)
+	c.SetKeySource(ring.Identities)
+	return cfg, ring, c, nil
 }
 
 // RunDaemon runs the daemon role until ctx ends.
@@ -251,7 +256,12 @@ func RunRunner(ctx context.Context, e Env) error {
 	if cfg.Proxy != "" {
 		rc.JobEgress = &egressconf.Job{Proxy: cfg.Proxy, NoProxy: cfg.NoProxy, ExtraCA: cfg.ExtraCA}
 	}
-	rc.CollectorID, rc.HPKEKey, rc.PlatformKey = cfg.CollectorID, keys.HPKE, cfg.PlatformSigningKey
+	rc.CollectorID, rc.HPKEKeys, rc.PlatformKey = cfg.CollectorID, keys.HPKEKeys, cfg.PlatformSigningKey
+	platformKeys, err := config.NewPlatformKeys(cfg.StateDir, cfg.PlatformSigningKey, c.Clock().Now)
+	if err != nil {
+		return err
+	}
+	rc.PlatformKeys, rc.PinPlatformKeys = platformKeys.Accepted, platformKeys.Apply
 	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
 	// Envelopes expire in the platform's time, as it measures (a host
 	// clock that drifted would refuse them all, or run stale ones).

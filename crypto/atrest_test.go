@@ -21,10 +21,13 @@ func TestAtRestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sealed[0] != 0x01 {
-			t.Errorf("version byte 0x%02x, want 0x01", sealed[0])
+		if sealed[0] != 0x02 {
+			t.Errorf("version byte 0x%02x, want 0x02", sealed[0])
 		}
-		if want := 1 + 12 + len(plain) + 16; len(sealed) != want {
+		if id, ok := crypto.SealedKeyID(sealed); !ok || id != crypto.DataKeyID(key) {
+			t.Errorf("sealed names key %q, %v; want %s", id, ok, crypto.DataKeyID(key))
+		}
+		if want := 1 + 4 + 12 + len(plain) + 16; len(sealed) != want {
 			t.Errorf("sealed is %d bytes, want %d", len(sealed), want)
 		}
 		got, err := crypto.OpenAtRest(key, sealed, []byte("int_7"))
@@ -64,7 +67,8 @@ func TestOpenAtRestRejects(t *testing.T) {
 		{"no aad", key, sealed, nil},
 		{"wrong key", otherKey, sealed, aad},
 		{"tampered version", key, flip(0), aad},
-		{"tampered nonce", key, flip(3), aad},
+		{"tampered key ID", key, flip(3), aad},
+		{"tampered nonce", key, flip(8), aad},
 		{"tampered ciphertext", key, flip(20), aad},
 		{"tampered tag", key, flip(len(sealed) - 1), aad},
 		{"truncated", key, sealed[:len(sealed)-1], aad},

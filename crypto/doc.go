@@ -8,7 +8,9 @@
 //     docs/auth.md);
 //   - the job envelope: a job sealed with HPKE to one collector and signed
 //     by the platform (docs/envelope.md);
-//   - sealing of integration configs at rest on the platform (AES-256-GCM);
+//   - sealing of secrets at rest on the platform (AES-256-GCM) under a key
+//     ring, each value naming its key, and the data key file that holds
+//     the ring;
 //   - random bearer tokens (enrollment tokens and the like) and the hash the
 //     platform stores in their place.
 //

@@ -12,19 +12,12 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
-	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/access"
 )
 
 // SetupLinkFile holds the one-time setup link of a platform with no user
 // yet (0600, in the data dir): whoever has it creates the first admin.
 const SetupLinkFile = "setup-link"
-
-// atRest seals small secrets (TOTP seeds) with the data key.
-type atRest struct{ key []byte }
-
-func (a atRest) Seal(p, aad []byte) ([]byte, error) { return crypto.SealAtRest(a.key, p, aad) }
-func (a atRest) Open(c, aad []byte) ([]byte, error) { return crypto.OpenAtRest(a.key, c, aad) }
 
 // ensureSetupLink makes, on a start with no user, a one-time setup link,
 // writes it to the data dir (0600) and prints it: the way to create the
@@ -544,7 +537,13 @@ func (s *Server) deviceApprove(w http.ResponseWriter, r *http.Request) error {
 }
 
 // OpenAccess returns the account service on st, as the server builds it:
-// for the host-side break-glass commands (`platform users`) and tests.
+// for the host-side break-glass commands (`platform users`) and tests. It
+// reads (or, on a first start, stores) the service's key in st, without a
+// caller's context: a short read at start.
 func OpenAccess(cfg Config, dd *DataDir, st access.Store, log *slog.Logger, now func() time.Time) (*access.Service, error) {
-	return access.New(cfg.Access, st, atRest{dd.DataKey}, dd.IntegrityKey, log, now)
+	ak, err := accessKey(context.Background(), st, dd.Keys)
+	if err != nil {
+		return nil, err
+	}
+	return access.New(cfg.Access, st, dd.Keys, ak, log, now)
 }

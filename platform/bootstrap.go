@@ -43,14 +43,23 @@ const (
 type DataDir struct {
 	Path       string
 	SigningKey ed25519.PrivateKey
-	// DataKey seals secrets at rest.
+	// Signing is the envelope-signing key ring (SigningKey is its current
+	// key at start): a rotation changes it under the running platform.
+	Signing *SigningRing
+	// Keys is the at-rest key ring, the current key first: it seals
+	// new secrets, every key opens (a rotation in progress, docs/auth.md).
+	Keys *crypto.KeyRing
+	// DataKey is the ring's current key.
 	DataKey []byte
 	// IntegrityKey keys the MACs of the database's trust-bearing rows. It
 	// is derived from DataKey, so one file holds both.
 	IntegrityKey []byte
-	Cert         tls.Certificate
-	CAPin        string
-	log          *slog.Logger
+	// PreviousIntegrityKeys are derived from the ring's other keys: MACs
+	// under them still verify, new ones are never written with them.
+	PreviousIntegrityKeys [][]byte
+	Cert                  tls.Certificate
+	CAPin                 string
+	log                   *slog.Logger
 }
 
 // OpenDataDir creates or loads the data directory's keys and certificate.
@@ -63,14 +72,12 @@ func OpenDataDir(cfg Config, log *slog.Logger) (*DataDir, error) {
 		return nil, err
 	}
 	var err error
-	if d.SigningKey, err = loadSigningKey(d.Path, log); err != nil {
+	if d.Signing, err = openSigningRing(d.Path, log); err != nil {
 		return nil, err
 	}
-	if d.DataKey, err = loadDataKey(d.Path, cfg.DataKeyFile, log); err != nil {
+	d.SigningKey = d.Signing.Current()
+	if err := d.loadKeys(cfg.DataKeyFile); err != nil {
 		return nil, err
-	}
-	if d.IntegrityKey, err = hkdf.Key(sha256.New, d.DataKey, nil, "collector platform integrity v1", 32); err != nil {
-		return nil, fmt.Errorf("derive integrity key: %w", err)
 	}
 	if d.Cert, d.CAPin, err = loadTLS(cfg, certHosts(cfg), log); err != nil {
 		return nil, err
@@ -172,26 +179,71 @@ func loadSigningKey(dir string, log *slog.Logger) (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
-// loadDataKey loads or creates the at-rest data key (32 raw bytes).
-func loadDataKey(dir, file string, log *slog.Logger) ([]byte, error) {
+// loadKeys loads (or, in the data directory, creates) the key ring and
+// derives the integrity keys from it.
+func (d *DataDir) loadKeys(file string) error {
+	keys, err := loadDataKeys(d.Path, file, d.log)
+	if err != nil {
+		return err
+	}
+	if d.Keys, err = crypto.NewKeyRing(keys...); err != nil {
+		return fmt.Errorf("data key file: %w", err)
+	}
+	d.DataKey = d.Keys.Current()
+	for i, k := range keys {
+		ik, err := integrityKey(k)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			d.IntegrityKey = ik
+		} else {
+			d.PreviousIntegrityKeys = append(d.PreviousIntegrityKeys, ik)
+		}
+	}
+	return nil
+}
+
+// integrityKey derives the integrity key of a data key.
+func integrityKey(dataKey []byte) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, dataKey, nil, "collector platform integrity v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive integrity key: %w", err)
+	}
+	return k, nil
+}
+
+// loadDataKeys loads the data keys, the current first, from file if given
+// (never created: see Config.DataKeyFile), else from the data directory's
+// data.key, created with one new key on first start. The format is
+// crypto.ParseDataKeyFile's.
+func loadDataKeys(dir, file string, log *slog.Logger) ([][]byte, error) {
 	path := filepath.Join(dir, DataKeyFile)
-	var k []byte
+	var b []byte
 	var created bool
 	var err error
 	if file != "" {
-		// Given, never created: see Config.DataKeyFile.
 		path = file
-		if k, err = readSecretFile(file); err != nil {
-			return nil, fmt.Errorf("data key file %s: %w (create it once, for every replica: head -c %d /dev/urandom > FILE; chmod 600 FILE)", file, err, crypto.DataKeySize)
+		if b, err = readSecretFile(file); err != nil {
+			return nil, fmt.Errorf("data key file %s: %w (create it once, for every replica: platform keys add --data-key-file FILE)", file, err)
 		}
-	} else if k, created, err = loadOrCreate(path, crypto.NewDataKey); err != nil {
+	} else if b, created, err = loadOrCreate(path, newDataKeyFile); err != nil {
 		return nil, fmt.Errorf("data key %s: %w", path, err)
 	}
-	if len(k) != crypto.DataKeySize {
-		return nil, fmt.Errorf("data key %s: %d bytes, want %d", path, len(k), crypto.DataKeySize)
+	keys, err := crypto.ParseDataKeyFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("data key file %s: %w", path, err)
 	}
 	if created {
-		log.Info("created at-rest data key", "path", path)
+		log.Info("created at-rest data key", "path", path, "key", crypto.DataKeyID(keys[0]))
 	}
-	return k, nil
+	return keys, nil
+}
+
+func newDataKeyFile() ([]byte, error) {
+	k, err := crypto.NewDataKey()
+	if err != nil {
+		return nil, err
+	}
+	return crypto.FormatDataKeyFile([][]byte{k}), nil
 }

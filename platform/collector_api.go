@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"net/http"
 	"slices"
@@ -87,21 +86,7 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now()
-	var keyFP string
-	a, err := crypto.ParseAssertion(req.Assertion, s.audience, now, func(id string) (ed25519.PublicKey, error) {
-		if !api.ValidCollectorID(id) {
-			return nil, errUnknownCollector
-		}
-		c, err := s.st.Collector(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIntegrity) || err == nil && len(c.IdentityKey) != ed25519.PublicKeySize {
-			if errors.Is(err, store.ErrIntegrity) {
-				s.log.Error("collector keys fail their integrity check: refusing its assertions", "collector", id)
-			}
-			return nil, errUnknownCollector
-		}
-		keyFP = crypto.Fingerprint(c.IdentityKey)
-		return c.IdentityKey, err
-	})
+	a, keyFP, err := s.verifyAssertion(r.Context(), req.Assertion, now)
 	if err != nil {
 		return s.assertionError(err)
 	}

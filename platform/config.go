@@ -27,10 +27,10 @@ type Config struct {
 	// DatabaseMaxConns bounds a PostgreSQL database's connection pool
 	// (0: twice the CPUs, at least 8).
 	DatabaseMaxConns int
-	// DataKeyFile, if set, holds the at-rest data key instead of
-	// <DataDir>/data.key: replicas sharing a database are all given the
-	// same file (it is never created: a replica making its own would seal
-	// what the others cannot open).
+	// DataKeyFile, if set, holds the at-rest data keys (the key ring, the
+	// first seals: docs/auth.md) instead of <DataDir>/data.key: replicas
+	// sharing a database are all given the same file (it is never created:
+	// a replica making its own would seal what the others cannot open).
 	DataKeyFile string
 	// PublicURL is the URL collectors reach the platform at: install commands
 	// point at it and it is the audience of collector assertions. "" means
@@ -48,6 +48,10 @@ type Config struct {
 	EnrollmentTokenTTL time.Duration
 	// AccessTokenTTL is how long a collector access token lives.
 	AccessTokenTTL time.Duration
+	// CollectorKeyGrace is how long a collector's identity key is still
+	// accepted after a key rotation replaced it: its daemon and runner
+	// switch to the new key meanwhile (docs/auth.md §7).
+	CollectorKeyGrace time.Duration
 	// HeartbeatHistory is how many heartbeats are kept per collector.
 	HeartbeatHistory int
 	// MaxBodyBytes bounds request bodies.
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:    30 * time.Second,
 		EnrollmentTokenTTL:   24 * time.Hour,
 		AccessTokenTTL:       15 * time.Minute,
+		CollectorKeyGrace:    time.Hour,
 		HeartbeatHistory:     100,
 		MaxBodyBytes:         1 << 20,
 		ShutdownTimeout:      15 * time.Second,
@@ -169,6 +174,8 @@ func (c Config) Validate() error {
 		return bad("enrollment-token-ttl", "must be between 1m and 720h")
 	case c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour:
 		return bad("access-token-ttl", "must be between 1m and 1h")
+	case c.CollectorKeyGrace < 0 || c.CollectorKeyGrace > 7*24*time.Hour:
+		return bad("collector-key-grace", "must be between 0 and 168h")
 	case c.HeartbeatHistory < 1 || c.HeartbeatHistory > 10000:
 		return bad("heartbeat-history", "must be between 1 and 10000")
 	case c.MaxBodyBytes < 1024:

@@ -83,7 +83,7 @@ func (s *Server) adoptSealedConfigs(ctx context.Context) error {
 		if _, err := s.open(in); err == nil {
 			continue
 		}
-		plain, err := crypto.OpenAtRest(s.dataKey, in.SealedConfig, []byte(in.ID))
+		plain, err := s.keys.Open(in.SealedConfig, []byte(in.ID))
 		if err != nil {
 			return fmt.Errorf("integration %s: its config opens neither as it is nor as an older version wrote it: %w", in.ID, err)
 		}

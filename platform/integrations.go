@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
-	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/configschema"
 	"github.com/collectorhq/collector/platform/store"
 )
@@ -42,11 +41,11 @@ func (s *Server) seal(in store.Integration, cfg map[string]json.RawMessage) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return crypto.SealAtRest(s.dataKey, plain, ConfigAAD(in))
+	return s.keys.Seal(plain, ConfigAAD(in))
 }
 
 func (s *Server) open(in store.Integration) (map[string]json.RawMessage, error) {
-	plain, err := crypto.OpenAtRest(s.dataKey, in.SealedConfig, ConfigAAD(in))
+	plain, err := s.keys.Open(in.SealedConfig, ConfigAAD(in))
 	if err != nil {
 		return nil, fmt.Errorf("open config of integration %s: %w", in.ID, err)
 	}

@@ -22,10 +22,15 @@ const secretValue = "hunter2-very-secret-password-7f3a"
 // with the data key from the data dir: what the runner will eventually get.
 func storedConfig(t *testing.T, e *platformtest.Env, id string) map[string]any {
 	t.Helper()
-	key, err := os.ReadFile(filepath.Join(e.DataDir, platform.DataKeyFile))
+	b, err := os.ReadFile(filepath.Join(e.DataDir, platform.DataKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys, err := crypto.ParseDataKeyFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keys[0]
 	in, err := e.Store.Integration(ctx, id)
 	if err != nil {
 		t.Fatal(err)

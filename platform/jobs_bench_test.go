@@ -192,14 +192,40 @@ func fillBatch(buf *bytes.Buffer, first, count int) {
 // call) to the return of a runner's long poll that was already waiting, over
 // BENCH_PICKUP_ITERATIONS (200) jobs, each finished before the next. The
 // baseline, in the same run, is the round trip of the admin call alone.
+// "sqlite" is one platform; "replicas" two on one PostgreSQL, the call
+// made at one and the long poll waiting at the other (the wake-up crosses
+// processes by LISTEN/NOTIFY).
 func BenchmarkPickupLatency(b *testing.B) {
 	iters := envInt("BENCH_PICKUP_ITERATIONS", 200)
-	e := platformtest.Start(b)
-	c := e.EnrollNew(b, "bench")
-	in := newJobIntegration(b, e, "ldap", c.ID)
+	b.Run("sqlite", func(b *testing.B) {
+		e := platformtest.Start(b)
+		c := e.EnrollNew(b, "bench")
+		benchPickup(b, iters, e, e, c)
+	})
+	b.Run("replicas", func(b *testing.B) {
+		pg := startPostgres(b)
+		db, err := pg.CreateDB()
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := platformtest.Start(b, func(cfg *platform.Config) { cfg.Database = pg.URL(db) })
+		r := platformtest.StartReplica(b, a)
+		c := a.EnrollNew(b, "bench")
+		// The collector's calls go to the replica.
+		c.Client = api.NewCollectorClient(r.URL, c.ID, c.Key, "", r.HTTP)
+		c.Client.SetAudience(c.Enrolled.Audience)
+		benchPickup(b, iters, a, r, c)
+	})
+}
+
+// benchPickup runs BenchmarkPickupLatency's loop: "run now" at admin, the
+// long poll of c at poll (which may be the same platform).
+func benchPickup(b *testing.B, iters int, admin, poll *platformtest.Env, c *platformtest.Collector) {
+	in := newJobIntegration(b, admin, "ldap", c.ID)
 	if _, err := c.Client.AccessToken(ctx); err != nil {
 		b.Fatal(err)
 	}
+	waiting := poll.Backends.Queue.(interface{ Waiting(string) int })
 	type polled struct {
 		l   *api.Lease
 		err error
@@ -214,13 +240,13 @@ func BenchmarkPickupLatency(b *testing.B) {
 				got <- polled{l, err, time.Now()}
 			}()
 			// Wait until the poll is parked in the queue (a wake, not a race).
-			for deadline := time.Now().Add(5 * time.Second); e.Store.Queue().Waiting(c.ID) == 0; time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(5 * time.Second); waiting.Waiting(c.ID) == 0; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					b.Fatal("the long poll did not reach the queue within 5 s")
 				}
 			}
 			t0 := time.Now()
-			job, err := e.Admin.RunIntegration(ctx, in.ID)
+			job, err := admin.Admin.RunIntegration(ctx, in.ID)
 			call = append(call, time.Since(t0))
 			if err != nil {
 				b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/console"
 	"github.com/collectorhq/collector/platform/jobs"
@@ -53,8 +54,8 @@ type Server struct {
 	now       func() time.Time
 	publicURL *url.URL
 	audience  string
-	signKey   ed25519.PrivateKey
-	dataKey   []byte
+	signing   *SigningRing
+	keys      *crypto.KeyRing // the at-rest key ring
 	cert      tls.Certificate
 	certs     *certs
 	caPin     string
@@ -95,7 +96,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		return nil, errors.New("platform: the store, the queue, the record store and the account store are all required")
 	}
 	s := &Server{cfg: cfg, dd: dd, st: b.Store, leader: b.Leader, log: log, now: time.Now,
-		signKey: dd.SigningKey, dataKey: dd.DataKey, cert: dd.Cert, caPin: dd.CAPin}
+		signing: dd.Signing, keys: dd.Keys, cert: dd.Cert, caPin: dd.CAPin}
 	for _, o := range opts {
 		o(s)
 	}
@@ -110,8 +111,11 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		}
 	}
 	s.accessCfg = cfg.Access
-	var err error
-	if s.access, err = access.New(cfg.Access, b.Access, atRest{s.dataKey}, dd.IntegrityKey, log, s.now); err != nil {
+	ak, err := accessKey(ctx, b.Store, dd.Keys)
+	if err != nil {
+		return nil, err
+	}
+	if s.access, err = access.New(cfg.Access, b.Access, dd.Keys, ak, log, s.now); err != nil {
 		return nil, err
 	}
 	if err := s.ensureSetupLink(ctx); err != nil {
@@ -127,7 +131,8 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 	if err := s.ensureMetricsToken(ctx); err != nil {
 		return nil, err
 	}
-	s.jobs = jobs.New(cfg.Jobs, b.Queue, b.Records, jobsDirectory{s}, s.signKey, log, s.metrics.reg, jobs.WithClock(s.now))
+	s.jobs = jobs.New(cfg.Jobs, b.Queue, b.Records, jobsDirectory{s}, dd.SigningKey, log, s.metrics.reg, jobs.WithClock(s.now),
+		jobs.WithSigningKey(s.signing.Current))
 	s.polls, s.endPolls = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
@@ -142,8 +147,8 @@ func (s *Server) CAPin() string { return s.caPin }
 // Audience returns the audience collector assertions must carry.
 func (s *Server) Audience() string { return s.audience }
 
-// SigningPublicKey returns the platform's job-signing public key.
-func (s *Server) SigningPublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
+// SigningPublicKey returns the platform's current job-signing public key.
+func (s *Server) SigningPublicKey() ed25519.PublicKey { return s.signing.Public() }
 
 // Run listens on cfg.Listen and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
@@ -292,6 +297,8 @@ func (s *Server) routes() http.Handler {
 	public("POST /api/v1/collector/enroll", s.enroll)
 	public("POST /api/v1/collector/token", s.exchangeToken)
 	collector("POST /api/v1/collector/heartbeat", s.heartbeat)
+	collector("GET "+api.PathCollectorKeys, s.collectorKeys)
+	collector("POST "+api.PathCollectorKeys, s.rotateKeys)
 
 	collector("POST "+api.PathJobsNext, s.jobsNext)
 	collector("POST "+api.PathJobRenew, s.jobRenew)

@@ -19,7 +19,7 @@ func newApp() *cli.App {
 		Version: buildinfo.String(),
 		Flags:   logging.Flags,
 		Commands: []*cli.Command{installCommand, daemonCommand, runnerCommand, healthCommand,
-			statusCommand, logsCommand, doctorCommand, bundleCommand, uninstallCommand, engineCommand, runLocalCommand},
+			statusCommand, logsCommand, doctorCommand, bundleCommand, uninstallCommand, engineCommand, runLocalCommand, keysCommand},
 		// Errors are reported once, by main, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -23,7 +23,7 @@ func newApp() *cli.App {
 		Usage:    "the Collector control plane: server and admin CLI",
 		Version:  buildinfo.String(),
 		Flags:    logging.Flags,
-		Commands: []*cli.Command{serveCommand, collectorsCommand, integrationsCommand, jobsCommand, entitiesCommand, relationshipsCommand, auditCommand, usersCommand, ssoCommand, tokensCommand, throttlesCommand, loginCommand, backupCommand},
+		Commands: []*cli.Command{serveCommand, collectorsCommand, integrationsCommand, jobsCommand, entitiesCommand, relationshipsCommand, auditCommand, usersCommand, ssoCommand, tokensCommand, throttlesCommand, loginCommand, backupCommand, keysCommand},
 		// Errors are reported once, by main, with their exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {

@@ -23,7 +23,7 @@ func databaseFlags() []cli.Flag {
 		&cli.IntFlag{Name: "database-max-conns", EnvVars: []string{envDatabaseMaxConns},
 			Usage: "connections this process keeps to PostgreSQL at most (0: twice the CPUs, at least 8)"},
 		&cli.StringFlag{Name: "data-key-file", EnvVars: []string{envDataKeyFile},
-			Usage: "at-rest data key (32 bytes, 0600) instead of <data-dir>/data.key; every replica on one PostgreSQL database is given the same file"},
+			Usage: "at-rest data keys (0600; one base64 key per line, the first seals) instead of <data-dir>/data.key; every replica on one PostgreSQL database is given the same file"},
 	}
 }
 
@@ -43,7 +43,7 @@ func openBackends(ctx context.Context, cfg platform.Config, dd *platform.DataDir
 				log.Warn("the database URL holds a password: any user of this host can read a command line; use PGPASSFILE, PGPASSWORD or the 0600 environment file")
 			}
 		}
-		st, err := postgres.Open(ctx, cfg.Database, postgres.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), MaxConns: cfg.DatabaseMaxConns})
+		st, err := postgres.Open(ctx, cfg.Database, postgres.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys, Queue: cfg.QueueConfig(), MaxConns: cfg.DatabaseMaxConns})
 		if err != nil {
 			return b, nil, err
 		}
@@ -53,7 +53,8 @@ func openBackends(ctx context.Context, cfg platform.Config, dd *platform.DataDir
 		return b, nil, cliutil.Usagef("--database %q: want an SQLite file path or a postgres:// URL", redactURL(cfg.Database))
 	}
 	st, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.Options{
-		IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted(),
+		IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys, Queue: cfg.QueueConfig(),
+		AdoptIntegrity: !dd.IntegrityAdopted(),
 	})
 	if err != nil {
 		return b, nil, err

@@ -16,6 +16,7 @@ const (
 	envCollectorImage      = env.PlatformCollectorImage
 	envHeartbeatInterval   = env.PlatformHeartbeatInterval
 	envEnrollmentTTL       = env.PlatformEnrollmentTTL
+	envCollectorKeyGrace   = env.PlatformCollectorKeyGrace
 	envImagePolicy         = env.PlatformImagePolicy
 	envLeaseTTL            = env.PlatformLeaseTTL
 	envMaxAttempts         = env.PlatformMaxAttempts

@@ -37,6 +37,7 @@ var serveCommand = &cli.Command{
 		&cli.StringFlag{Name: "collector-image", Value: serveDefaults.CollectorImage, EnvVars: []string{envCollectorImage}, Usage: "collector image the install commands run"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: serveDefaults.HeartbeatInterval, EnvVars: []string{envHeartbeatInterval}, Usage: "heartbeat interval collectors are told to use"},
 		&cli.DurationFlag{Name: "enrollment-token-ttl", Value: serveDefaults.EnrollmentTokenTTL, EnvVars: []string{envEnrollmentTTL}, Usage: "lifetime of an enrollment token"},
+		&cli.DurationFlag{Name: "collector-key-grace", Value: serveDefaults.CollectorKeyGrace, EnvVars: []string{envCollectorKeyGrace}, Usage: "how long a collector's identity key is still accepted after a key rotation replaced it (0 to 168h)"},
 		&cli.StringFlag{Name: "image-policy", EnvVars: []string{envImagePolicy}, Usage: "containers/image policy.json (sigstoreSigned) collectors verify every image against; sent at enrollment"},
 		&cli.DurationFlag{Name: "lease-ttl", Value: serveDefaults.Queue.LeaseTTL, EnvVars: []string{envLeaseTTL}, Usage: "how long a job lease lasts unless the runner renews it"},
 		&cli.IntFlag{Name: "max-attempts", Value: serveDefaults.Queue.MaxAttempts, EnvVars: []string{envMaxAttempts}, Usage: "leases a job gets before it is dead"},
@@ -62,6 +63,7 @@ var serveCommand = &cli.Command{
 		cfg.PublicURL, cfg.TLSCert, cfg.TLSKey = c.String("public-url"), c.String("tls-cert"), c.String("tls-key")
 		cfg.CollectorImage = c.String("collector-image")
 		cfg.HeartbeatInterval, cfg.EnrollmentTokenTTL = c.Duration("heartbeat-interval"), c.Duration("enrollment-token-ttl")
+		cfg.CollectorKeyGrace = c.Duration("collector-key-grace")
 		cfg.Queue.LeaseTTL, cfg.Queue.MaxAttempts = c.Duration("lease-ttl"), c.Int("max-attempts")
 		cfg.JobLimits.MemoryBytes, cfg.JobLimits.TimeoutSec = c.Int64("job-memory"), int64(c.Duration("job-timeout")/time.Second)
 		cfg.JobLimits.CPUs, cfg.Jobs.MaxJobsPerCollector = c.Float64("job-cpus"), c.Int("max-jobs-per-collector")

@@ -472,6 +472,9 @@ func enroll(ctx context.Context, o Options, info *engine.Info, p func(string, ..
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, false, err
 	}
+	if err := config.ForgetPlatformKeys(o.StateDir); err != nil {
+		return nil, false, err
+	}
 	p("[2/4] enrollment: enrolled as %s with %s; keys and config in %s (0700)", cfg.CollectorID, o.PlatformURL, o.Dir)
 	return cfg, true, nil
 }

@@ -51,8 +51,11 @@ var publicConfigFields = map[string]bool{
 func NewRedactor(dir string) *Redactor {
 	r := &Redactor{}
 	for _, f := range []string{config.IdentityFile, config.HPKEFile} {
-		if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
-			r.addKey(b)
+		// With the keys of a rotation in progress or just done.
+		for _, suffix := range []string{"", config.NextSuffix, config.PreviousSuffix} {
+			if b, err := os.ReadFile(filepath.Join(dir, f+suffix)); err == nil {
+				r.addKey(b)
+			}
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, config.ConfigFile)); err == nil {

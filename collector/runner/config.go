@@ -15,7 +15,21 @@ import (
 type Config struct {
 	CollectorID string
 	HPKEKey     *crypto.HPKEKey
+	// HPKEKeys, when set, are the keys an envelope is opened with
+	// instead, tried in order: a key rotation replaces the key under a
+	// running runner, and a job leased before it is sealed to the old
+	// key (config.KeyRing.HPKEKeys).
+	HPKEKeys    func() []*crypto.HPKEKey
 	PlatformKey ed25519.PublicKey
+	// PlatformKeys, when set, are the platform keys an envelope's
+	// signature is checked with instead, tried in order: a rotation of
+	// the platform's signing key changes them under a running runner
+	// (config.PlatformKeys.Accepted).
+	PlatformKeys func() []ed25519.PublicKey
+	// PinPlatformKeys, when set, pins the key set a lease carries during
+	// such a rotation, if a key already accepted signed it, and says
+	// whether the accepted keys changed (config.PlatformKeys.Apply).
+	PinPlatformKeys func(*crypto.SignedKeySet) (bool, error)
 	// StateDir keeps the record of finished and in-flight jobs.
 	StateDir string
 	// MaxParallel bounds the jobs run at once.
@@ -73,9 +87,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.CollectorID == "":
 		return errors.New("runner config: CollectorID is empty")
-	case c.HPKEKey == nil:
+	case c.HPKEKey == nil && c.HPKEKeys == nil:
 		return errors.New("runner config: HPKEKey is nil")
-	case len(c.PlatformKey) != ed25519.PublicKeySize:
+	case c.PlatformKeys == nil && len(c.PlatformKey) != ed25519.PublicKeySize:
 		return errors.New("runner config: PlatformKey is not an Ed25519 public key")
 	case c.StateDir == "":
 		return errors.New("runner config: StateDir is empty")

@@ -3,6 +3,7 @@ package runner
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -152,6 +153,7 @@ func (j *jobRun) pull(ctx context.Context) (string, error) {
 // open verifies and decrypts the envelope, refuses a replay, and sets the
 // logs' redaction of the job's secrets.
 func (j *jobRun) open() error {
+	j.r.pinPlatformKeys(j.cur(), j.log)
 	job, err := j.r.open(j.cur())
 	if err != nil {
 		return fmt.Errorf("envelope refused, nothing ran: %w", err)
@@ -169,9 +171,39 @@ func (j *jobRun) open() error {
 	return nil
 }
 
-// open verifies and decrypts a lease's envelope.
+// open verifies and decrypts a lease's envelope, with each platform key
+// the collector accepts in turn while only the signature fails (a
+// rotation of the platform's signing key), and each of the collector's
+// HPKE keys in turn while only the decryption fails.
 func (r *Runner) open(l *api.Lease) (*crypto.Job, error) {
-	return crypto.OpenEnvelope(l.Envelope, r.cfg.CollectorID, l.JobID, r.cfg.HPKEKey, r.cfg.PlatformKey, r.cfg.Now())
+	platformKeys := []ed25519.PublicKey{r.cfg.PlatformKey}
+	if r.cfg.PlatformKeys != nil {
+		platformKeys = r.cfg.PlatformKeys()
+	}
+	err := fmt.Errorf("open envelope: %w: no platform key", crypto.ErrInvalidKey)
+	for _, pk := range platformKeys {
+		var job *crypto.Job
+		if job, err = r.openSignedBy(l, pk); !errors.Is(err, crypto.ErrEnvelopeSignature) {
+			return job, err
+		}
+	}
+	return nil, fmt.Errorf("%w (signed by none of the %d platform keys this collector accepts: the platform switched signing keys before this collector pinned the new one, or the old key's grace is over)",
+		err, len(platformKeys))
+}
+
+func (r *Runner) openSignedBy(l *api.Lease, platformKey ed25519.PublicKey) (*crypto.Job, error) {
+	keys := []*crypto.HPKEKey{r.cfg.HPKEKey}
+	if r.cfg.HPKEKeys != nil {
+		keys = r.cfg.HPKEKeys()
+	}
+	err := fmt.Errorf("open envelope: %w: no hpke key", crypto.ErrInvalidKey)
+	for _, k := range keys {
+		var job *crypto.Job
+		if job, err = crypto.OpenEnvelope(l.Envelope, r.cfg.CollectorID, l.JobID, k, platformKey, r.cfg.Now()); !errors.Is(err, crypto.ErrEnvelopeDecrypt) {
+			return job, err
+		}
+	}
+	return nil, err
 }
 
 // runContainer creates, starts and watches the job container; a step the

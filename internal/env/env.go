@@ -101,6 +101,7 @@ const (
 	PlatformCollectorImage      = "PLATFORM_COLLECTOR_IMAGE"
 	PlatformHeartbeatInterval   = "PLATFORM_HEARTBEAT_INTERVAL"
 	PlatformEnrollmentTTL       = "PLATFORM_ENROLLMENT_TOKEN_TTL"
+	PlatformCollectorKeyGrace   = "PLATFORM_COLLECTOR_KEY_GRACE"
 	PlatformImagePolicy         = "PLATFORM_IMAGE_POLICY"
 	PlatformLeaseTTL            = "PLATFORM_LEASE_TTL"
 	PlatformMaxAttempts         = "PLATFORM_MAX_ATTEMPTS"

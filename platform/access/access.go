@@ -227,6 +227,10 @@ type Store interface {
 	// AppendAudit records a security event with no other write (a refused
 	// sign-in).
 	AppendAudit(ctx context.Context, ev store.Event) error
+	// Setting and PutSetting keep the platform's settings: the service's
+	// own key is one (sealed with the data key; see platform.OpenAccess).
+	Setting(ctx context.Context, key string) (string, error)
+	PutSetting(ctx context.Context, key, value string, ev *store.Event) error
 
 	MFAStore
 	PasskeyStore

@@ -128,15 +128,17 @@ func DefaultConfig() Config {
 
 // Service runs the job pipeline on the platform.
 type Service struct {
-	cfg     Config
-	q       queue.Queue
-	recs    Records
-	dir     Directory
-	key     ed25519.PrivateKey
-	log     *slog.Logger
-	m       *metrics
-	now     func() time.Time
-	uploads *uploadLimiter
+	cfg  Config
+	q    queue.Queue
+	recs Records
+	dir  Directory
+	key  ed25519.PrivateKey
+	// signingKey, if set, gives the key to sign with instead of key.
+	signingKey func() ed25519.PrivateKey
+	log        *slog.Logger
+	m          *metrics
+	now        func() time.Time
+	uploads    *uploadLimiter
 
 	// dueMu guards due, the scheduler's last word on when each
 	// integration next runs (for the console).
@@ -150,6 +152,13 @@ type Option func(*Service)
 // WithClock makes the service read the time from now.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
+// WithSigningKey makes the service sign each envelope with the key key
+// returns then: a signing key rotation switches keys under a running
+// platform (docs/auth.md).
+func WithSigningKey(key func() ed25519.PrivateKey) Option {
+	return func(s *Service) { s.signingKey = key }
+}
+
 // New returns the service.
 func New(cfg Config, q queue.Queue, recs Records, dir Directory, signingKey ed25519.PrivateKey, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Service {
 	// time.Now is only the default clock; every time the service decides
@@ -160,6 +169,13 @@ func New(cfg Config, q queue.Queue, recs Records, dir Directory, signingKey ed25
 		o(s)
 	}
 	return s
+}
+
+func (s *Service) envelopeKey() ed25519.PrivateKey {
+	if s.signingKey != nil {
+		return s.signingKey()
+	}
+	return s.key
 }
 
 // RecordStore returns the record store.
@@ -291,7 +307,7 @@ func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job, 
 		JobID: job.ID, IntegrationID: job.IntegrationID, Image: src.Image, Config: src.Config,
 		SecretFields: src.SecretFields, Network: src.Network, Limits: limits,
 		NotAfter: s.now().Add(s.cfg.EnvelopeTTL), Mode: string(job.Mode),
-	}, collectorID, pub, s.key)
+	}, collectorID, pub, s.envelopeKey())
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 // Package platformtest starts a real platform server for tests: HTTPS on
-// 127.0.0.1:0, a real SQLite file in a temporary data dir, its log captured,
-// and a clock tests can move forward.
+// 127.0.0.1:0, a real SQLite file in a temporary data dir (or the
+// PostgreSQL database Config.Database names, and replicas on it), its log
+// captured, and a clock tests can move forward.
 package platformtest
 
 import (
@@ -9,9 +10,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -23,17 +26,21 @@ import (
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/access"
+	"github.com/collectorhq/collector/platform/store/postgres"
 	"github.com/collectorhq/collector/platform/store/sqlite"
 )
 
 // Env is a running platform and clients for it.
 type Env struct {
-	URL        string
-	DataDir    string
-	DBPath     string
-	Config     platform.Config
-	Server     *platform.Server
+	URL     string
+	DataDir string
+	DBPath  string
+	Config  platform.Config
+	Server  *platform.Server
+	// Store is the SQLite store; nil on PostgreSQL (Config.Database a
+	// postgres:// URL), where Backends are the platform's.
 	Store      *sqlite.Store
+	Backends   platform.Backends
 	HTTP       *http.Client // trusts the platform CA
 	Admin      *api.AdminClient
 	AdminToken string
@@ -109,6 +116,38 @@ func testConfig(t testing.TB, edit ...func(*platform.Config)) platform.Config {
 	return cfg
 }
 
+// StartReplica starts a second platform on first's PostgreSQL database
+// (first must run on one), with a copy of first's data directory (the same
+// keys, as replicas have) and first's admin token, log buffer and clock.
+func StartReplica(t testing.TB, first *Env) *Env {
+	t.Helper()
+	if !first.Config.DatabaseIsPostgres() {
+		t.Fatal("platformtest.StartReplica: the first platform does not run on PostgreSQL")
+	}
+	cfg := first.Config
+	cfg.DataDir = filepath.Join(t.TempDir(), "replica")
+	if err := os.CopyFS(cfg.DataDir, os.DirFS(first.DataDir)); err != nil {
+		t.Fatal(err)
+	}
+	// CopyFS makes every file 0644; keep the modes, as `cp -a` does
+	// (docs/scaling.md): the platform refuses key files others may read.
+	err := filepath.WalkDir(first.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(first.DataDir, path)
+		return os.Chmod(filepath.Join(cfg.DataDir, rel), fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, cfg, first.Logs, first.Clock, first.AdminToken)
+}
+
 // Restart stops the server and starts a new one on the same data dir (and
 // a new port), with the same log buffer and clock.
 func (e *Env) Restart(t testing.TB) *Env {
@@ -133,15 +172,28 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminT
 		t.Fatal(err)
 	}
 	e.DataKey = dd.DataKey
-	if e.Store, err = sqlite.Open(ctx, e.DBPath, sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(),
-		AdoptIntegrity: !dd.IntegrityAdopted(), Now: e.Clock.Now}); err != nil {
-		cancel()
-		t.Fatal(err)
+	var closeStore func() error
+	if cfg.DatabaseIsPostgres() {
+		pg, err := postgres.Open(ctx, cfg.Database, postgres.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys,
+			Queue: cfg.QueueConfig(), Now: e.Clock.Now})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		e.Backends = platform.Backends{Store: pg, Queue: pg.Queue(), Records: pg.Records(), Access: pg, Leader: pg.Leader(log)}
+		closeStore = pg.Close
+	} else {
+		if e.Store, err = sqlite.Open(ctx, e.DBPath, sqlite.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys,
+			Queue: cfg.QueueConfig(), AdoptIntegrity: !dd.IntegrityAdopted(), Now: e.Clock.Now}); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		e.Backends = platform.Backends{Store: e.Store, Queue: e.Store.Queue(), Records: e.Store.Records(), Access: e.Store}
+		closeStore = e.Store.Close
 	}
-	b := platform.Backends{Store: e.Store, Queue: e.Store.Queue(), Records: e.Store.Records(), Access: e.Store}
-	if e.Server, err = platform.New(ctx, cfg, dd, b, log, platform.WithClock(e.Clock.Now)); err != nil {
+	if e.Server, err = platform.New(ctx, cfg, dd, e.Backends, log, platform.WithClock(e.Clock.Now)); err != nil {
 		cancel()
-		e.Store.Close()
+		closeStore()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -158,7 +210,7 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminT
 			if err := <-done; err != nil {
 				t.Errorf("server stopped with: %v", err)
 			}
-			e.Store.Close()
+			closeStore()
 		})
 	}
 	t.Cleanup(e.stop)
@@ -166,7 +218,7 @@ func start(t testing.TB, cfg platform.Config, logs *Buffer, clock *Clock, adminT
 	case noAdmin:
 		e.AdminToken = ""
 	case "":
-		e.AdminToken = bootstrapAdmin(t, cfg, dd, e.Store, log, e.Clock.Now)
+		e.AdminToken = bootstrapAdmin(t, cfg, dd, e.Backends.Access, log, e.Clock.Now)
 	}
 	e.finishClients(t)
 	if e.AdminToken == "" {
@@ -185,7 +237,7 @@ const (
 // bootstrapAdmin creates the test admin through the host-side path (as
 // `platform users create` does) and an admin API token for the tests'
 // clients.
-func bootstrapAdmin(t testing.TB, cfg platform.Config, dd *platform.DataDir, st *sqlite.Store, log *slog.Logger, now func() time.Time) string {
+func bootstrapAdmin(t testing.TB, cfg platform.Config, dd *platform.DataDir, st access.Store, log *slog.Logger, now func() time.Time) string {
 	t.Helper()
 	svc, err := platform.OpenAccess(cfg, dd, st, log, now)
 	if err != nil {
@@ -322,7 +374,7 @@ func OpenStore(t testing.TB, cfg platform.Config) (*platform.DataDir, *sqlite.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, Queue: cfg.QueueConfig(),
+	st, err := sqlite.Open(context.Background(), cfg.DatabasePath(), sqlite.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys, Queue: cfg.QueueConfig(),
 		AdoptIntegrity: !dd.IntegrityAdopted()})
 	if err != nil {
 		t.Fatal(err)

@@ -23,14 +23,33 @@ const IntegrityKeySize = 32
 // chain. Its key lives outside the database (derived from the platform's
 // data key), so write access to the database file is not enough to add a
 // collector, swap its keys, mint a token or re-chain the audit log.
-type Integrity struct{ key []byte }
+//
+// During a data key rotation it holds a ring: MACs are written under the
+// current key and verify under any key of the ring, until `platform keys
+// rotate` has re-computed every MAC under the current one.
+type Integrity struct{ keys [][]byte }
 
-// NewIntegrity returns an Integrity with a 32-byte key.
-func NewIntegrity(key []byte) (*Integrity, error) {
-	if len(key) != IntegrityKeySize {
-		return nil, fmt.Errorf("integrity key: %d bytes, want %d", len(key), IntegrityKeySize)
+// NewIntegrity returns an Integrity with a 32-byte key, and older keys
+// whose MACs still verify.
+func NewIntegrity(key []byte, older ...[]byte) (*Integrity, error) {
+	i := &Integrity{}
+	for n, k := range append([][]byte{key}, older...) {
+		if len(k) != IntegrityKeySize {
+			return nil, fmt.Errorf("integrity key %d: %d bytes, want %d", n+1, len(k), IntegrityKeySize)
+		}
+		i.keys = append(i.keys, append([]byte(nil), k...))
 	}
-	return &Integrity{key: append([]byte(nil), key...)}, nil
+	return i, nil
+}
+
+// Ring returns an Integrity of each key alone, the current one first:
+// rotation finds which key a MAC is under by computing it with each.
+func (i *Integrity) Ring() []*Integrity {
+	out := make([]*Integrity, len(i.keys))
+	for n, k := range i.keys {
+		out[n] = &Integrity{keys: [][]byte{k}}
+	}
+	return out
 }
 
 // Domains keep a MAC made for one kind of row from verifying another.
@@ -43,19 +62,32 @@ const (
 )
 
 // Sum returns the HMAC-SHA256 of domain and fields, each length-prefixed
-// so that no two field lists share an encoding.
+// so that no two field lists share an encoding, under the current key.
 func (i *Integrity) Sum(domain string, fields ...[]byte) []byte {
-	m := hmac.New(sha256.New, i.key)
+	return sum(i.keys[0], domain, fields)
+}
+
+// Verify reports whether mac is Sum(domain, fields...) under any key of
+// the ring, in constant time.
+func (i *Integrity) Verify(mac []byte, domain string, fields ...[]byte) bool {
+	if len(mac) != sha256.Size {
+		return false
+	}
+	for _, k := range i.keys {
+		if hmac.Equal(mac, sum(k, domain, fields)) {
+			return true
+		}
+	}
+	return false
+}
+
+func sum(key []byte, domain string, fields [][]byte) []byte {
+	m := hmac.New(sha256.New, key)
 	writeLP(m, []byte(domain))
 	for _, f := range fields {
 		writeLP(m, f)
 	}
 	return m.Sum(nil)
-}
-
-// Verify reports whether mac is Sum(domain, fields...), in constant time.
-func (i *Integrity) Verify(mac []byte, domain string, fields ...[]byte) bool {
-	return len(mac) == sha256.Size && hmac.Equal(mac, i.Sum(domain, fields...))
 }
 
 func writeLP(h hash.Hash, b []byte) {

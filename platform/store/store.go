@@ -215,6 +215,9 @@ type Store interface {
 	Setting(ctx context.Context, key string) (string, error)
 	PutSetting(ctx context.Context, key, value string, ev *Event) error
 
+	// Rekeyer moves what the data key protects to the ring's current key.
+	Rekeyer
+
 	CreateCollector(ctx context.Context, c Collector, tok EnrollmentToken, ev Event) error
 	// Collector returns one collector; ErrIntegrity if its keys' MAC fails.
 	Collector(ctx context.Context, id string) (Collector, error)
@@ -245,12 +248,24 @@ type Store interface {
 	// tokens; on any error nothing changes.
 	Enroll(ctx context.Context, e Enrollment, ev Event) error
 
+	// RotateCollectorKeys replaces an enrolled collector's public keys if
+	// r.OldIdentityKey is still its identity key (else ErrStaleKey), keeps
+	// the old identity key as its previous key until r.PreviousUntil, and
+	// audits ev, in one transaction.
+	RotateCollectorKeys(ctx context.Context, r KeyRotation, ev Event) error
+	// PreviousCollectorKey returns the identity key the collector's last
+	// rotation replaced (ErrNotFound when there is none, ErrIntegrity when
+	// its MAC fails); the caller checks PreviousKey.LiveFor.
+	PreviousCollectorKey(ctx context.Context, id string) (PreviousKey, error)
+
 	// IssueAccessToken records the assertion's jti (ErrReplay if seen) and the
 	// new access token, in one transaction, if tok.KeyFingerprint is still
-	// the collector's identity key (else ErrStaleKey).
+	// the collector's identity key, or its previous key while that is
+	// live (else ErrStaleKey).
 	IssueAccessToken(ctx context.Context, jti string, jtiExpires time.Time, tok AccessToken, now time.Time) error
 	// AccessTokenCollector returns the collector a live access token belongs
-	// to, if it was issued for the collector's current key.
+	// to, if it was issued for the collector's current key (or its
+	// previous key while that is live).
 	AccessTokenCollector(ctx context.Context, hash string, now time.Time) (string, error)
 	// RecordHeartbeat updates last-seen and keeps at most keep heartbeats.
 	RecordHeartbeat(ctx context.Context, collectorID string, hb Heartbeat, keep int) error

@@ -291,6 +291,17 @@ CREATE TABLE sso_used_flows (
 	expires_at bigint NOT NULL
 );
 `,
+	// 2: the identity key a collector's last key rotation replaced,
+	// accepted until valid_until while successor is its key.
+	2: `
+CREATE TABLE collector_previous_keys (
+	collector_id text PRIMARY KEY REFERENCES collectors(id) ON DELETE CASCADE,
+	identity_key bytea NOT NULL,
+	successor    bytea NOT NULL,
+	valid_until  bigint NOT NULL,
+	mac          bytea NOT NULL
+);
+`,
 }
 
 // migrate brings the store's tables to the latest version, in one
@@ -324,6 +335,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		return nil
 	})
 }
+
+// LatestVersion is the schema version this code migrates to.
+func LatestVersion() int { return len(migrations) - 1 }
 
 // SchemaVersion returns the highest applied migration.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {

@@ -39,6 +39,10 @@ type Options struct {
 	// IntegrityKey (32 bytes, kept outside the database) keys the MACs of
 	// credentials, collector keys, settings and the audit chain. Required.
 	IntegrityKey []byte
+	// PreviousIntegrityKeys are the other keys of a data key rotation in
+	// progress: MACs under them still verify, and `platform keys rotate`
+	// re-computes them under IntegrityKey.
+	PreviousIntegrityKeys [][]byte
 	// Queue configures the job queue in the same database.
 	Queue queue.Config
 	// Now is the clock (time.Now if nil).
@@ -55,7 +59,7 @@ type Options struct {
 // there first), opens the job queue and the record store on the same pool
 // and returns the store.
 func Open(ctx context.Context, url string, o Options) (*Store, error) {
-	in, err := store.NewIntegrity(o.IntegrityKey)
+	in, err := store.NewIntegrity(o.IntegrityKey, o.PreviousIntegrityKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}

@@ -358,7 +358,9 @@ func (s *Store) IssueAccessToken(ctx context.Context, jti string, jtiExpires tim
 		if err != nil {
 			return err
 		}
-		if tok.KeyFingerprint == "" || crypto.Fingerprint(identity) != tok.KeyFingerprint {
+		if ok, err := s.keyAccepted(ctx, tx, tok.CollectorID, identity, tok.KeyFingerprint, now); err != nil {
+			return err
+		} else if !ok {
 			return store.ErrStaleKey
 		}
 		// An expired row with the same jti may linger until Prune; drop it.
@@ -414,7 +416,12 @@ func (s *Store) AccessTokenCollector(ctx context.Context, hash string, now time.
 	case !s.in.Verify(mac, store.MACAccessToken, []byte(hash), []byte(id), store.Int64(exp), []byte(keyFP)):
 		return "", fmt.Errorf("%w: %w", store.ErrAccessInvalid, store.ErrIntegrity)
 	case keyFP == "" || crypto.Fingerprint(identity) != keyFP:
-		return "", store.ErrAccessInvalid
+		// A token of the key a rotation replaced, while it is live.
+		if ok, err := s.keyAccepted(ctx, s.r, id, identity, keyFP, now); err != nil {
+			return "", err
+		} else if !ok {
+			return "", store.ErrAccessInvalid
+		}
 	}
 	return id, nil
 }

@@ -317,6 +317,17 @@ CREATE INDEX collectors_pool ON collectors(pool, id) WHERE pool != '';
 ALTER TABLE collectors ADD COLUMN desired_image TEXT NOT NULL DEFAULT '';
 ALTER TABLE collectors ADD COLUMN desired_version TEXT NOT NULL DEFAULT '';
 `,
+	// 11: the identity key a collector's last key rotation replaced,
+	// accepted until valid_until while successor is its key.
+	`
+CREATE TABLE collector_previous_keys (
+	collector_id TEXT PRIMARY KEY REFERENCES collectors(id) ON DELETE CASCADE,
+	identity_key BLOB NOT NULL,
+	successor    BLOB NOT NULL,
+	valid_until  INTEGER NOT NULL,
+	mac          BLOB NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

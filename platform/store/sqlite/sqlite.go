@@ -49,6 +49,10 @@ type Options struct {
 	// IntegrityKey (32 bytes, kept outside the database) keys the MACs of
 	// credentials, collector keys, settings and the audit chain. Required.
 	IntegrityKey []byte
+	// PreviousIntegrityKeys are the other keys of a data key rotation in
+	// progress: MACs under them still verify, and `platform keys rotate`
+	// re-computes them under IntegrityKey.
+	PreviousIntegrityKeys [][]byte
 	// Queue configures the job queue in the same file.
 	Queue queue.Config
 	// Now is the clock (time.Now if nil).
@@ -69,7 +73,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite store: empty path")
 	}
-	in, err := store.NewIntegrity(o.IntegrityKey)
+	in, err := store.NewIntegrity(o.IntegrityKey, o.PreviousIntegrityKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}

@@ -38,6 +38,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		"AuditCheckpoints":           testAuditCheckpoints,
 		"StaleKeyRefused":            testStaleKeyRefused,
 		"Settings":                   testSettings,
+		"KeyRotation":                testKeyRotation,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t).Store) })
 	}

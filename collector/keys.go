@@ -1,0 +1,41 @@
+package collector
+
+import (
+	"context"
+	"crypto/ed25519"
+
+	"github.com/collectorhq/collector/api"
+	"github.com/collectorhq/collector/collector/config"
+	"github.com/collectorhq/collector/collector/rotation"
+)
+
+// RotateKeys replaces the collector's identity and HPKE keys now (or
+// finishes a rotation left unfinished): `collector keys rotate`. The
+// daemon and runner pick the new keys up from the config dir.
+func RotateKeys(ctx context.Context, e Env) (*rotation.Result, error) {
+	cfg, _, c, err := e.client(nil)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.rotator(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	return r.Rotate(ctx)
+}
+
+// rotator rotates with clients of its own, one per key (the new key
+// finishes a rotation after the old key's grace ended), signing in the
+// platform's time as c measures it.
+func (e Env) rotator(cfg *config.Config, c *api.CollectorClient) (*rotation.Rotator, error) {
+	hc, err := PlatformHTTPClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress(), e.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &rotation.Rotator{
+		Dir: e.Dir, CollectorID: cfg.CollectorID, Audience: cfg.Audience, Now: c.Clock().Now, Log: e.Log,
+		Client: func(key ed25519.PrivateKey) rotation.Platform {
+			return api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, key, cfg.Audience, hc)
+		},
+	}, nil
+}
