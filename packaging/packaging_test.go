@@ -269,15 +269,17 @@ func expected(t *testing.T) map[string]entry {
 		user = "collector-platform"
 	)
 	files := map[string]entry{
-		"/usr/bin/collector":                               {col, 0o755, "root", "root"},
-		"/usr/share/man/man1/collector.1.gz":               {col, 0o644, "root", "root"},
-		"/usr/share/bash-completion/completions/collector": {col, 0o644, "root", "root"},
-		"/usr/share/zsh":                                   {col + " " + plat, dir | 0o755, "root", "root"},
-		"/usr/share/zsh/site-functions":                    {col + " " + plat, dir | 0o755, "root", "root"},
-		"/usr/share/zsh/site-functions/_collector":         {col, 0o644, "root", "root"},
-		"/etc/collector":                                   {col, dir | 0o700, "root", "root"},
-		"/var/lib/collector":                               {col, dir | 0o700, "root", "root"},
-		"/usr/lib/tmpfiles.d/collector.conf":               {col, 0o644, "root", "root"},
+		"/usr/bin/collector":                                   {col, 0o755, "root", "root"},
+		"/usr/share/man/man1/collector.1.gz":                   {col, 0o644, "root", "root"},
+		"/usr/share/bash-completion/completions/collector":     {col, 0o644, "root", "root"},
+		"/usr/share/zsh":                                       {col + " " + plat, dir | 0o755, "root", "root"},
+		"/usr/share/zsh/site-functions":                        {col + " " + plat, dir | 0o755, "root", "root"},
+		"/usr/share/zsh/site-functions/_collector":             {col, 0o644, "root", "root"},
+		"/etc/collector":                                       {col, dir | 0o700, "root", "root"},
+		"/var/lib/collector":                                   {col, dir | 0o700, "root", "root"},
+		"/usr/lib/tmpfiles.d/collector.conf":                   {col, 0o644, "root", "root"},
+		"/usr/lib/systemd/system/collector-key-rotate.service": {col, 0o644, "root", "root"},
+		"/usr/lib/systemd/system/collector-key-rotate.timer":   {col, 0o644, "root", "root"},
 
 		"/usr/bin/platform":                                  {plat, 0o755, "root", "root"},
 		"/usr/share/man/man1/platform.1.gz":                  {plat, 0o644, "root", "root"},
@@ -580,6 +582,8 @@ func TestPlatformUnit(t *testing.T) {
 	manpath := []string{"MANPATH=" + filepath.Join(root, "usr/share/man")}
 
 	run(t, root, manpath, true, p["systemd-analyze"], "verify", "--root="+root, "collector-platform.service")
+	// The collector's key rotation timer and its service.
+	run(t, root, manpath, true, p["systemd-analyze"], "verify", "--root="+root, "collector-key-rotate.timer", "collector-key-rotate.service")
 
 	out := run(t, root, nil, false, p["systemd-analyze"], "security", "--offline=yes", "--root="+root,
 		"--threshold=20", "--no-pager", "collector-platform.service")
