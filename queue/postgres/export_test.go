@@ -15,9 +15,37 @@ var (
 	ExpireSQL      = expireSQL
 	InsertJobSQL   = insertJobSQL
 	FinishSQL      = finishSQL
+	RenewSQL       = renewSQL
+	MarkRunningSQL = markRunningSQL
+	RequeueSQL     = requeueSQL
+	CancelSQL      = cancelSQL
 	UsageSQL       = usageSQL
 	ListSQL        = listSQL
+
+	DeleteFinishedSQL        = deleteFinishedSQL
+	DeleteIntegrationJobsSQL = deleteIntegrationJobsSQL
 )
+
+// Stmt is a statement with named arguments rewritten (see positional).
+type Stmt = stmt
+
+// Positional is positional, for its test.
+var Positional = positional
+
+// SQL is s with positional arguments.
+func (s stmt) SQL() string { return s.sql }
+
+// Names are s's arguments, in order.
+func (s stmt) Names() []string { return s.names }
+
+// Args are a's values in s's order.
+func (s stmt) Args(a pgx.NamedArgs) []any { return s.args(a) }
+
+// HoldNotify makes the next Enqueue of to (within the hour) leave its
+// NOTIFY to the debouncer, as if one had just told the other processes.
+func (q *Queue) HoldNotify(to queue.Target) {
+	q.debounce.claim(payloadKey(to), time.Now().Add(time.Hour))
+}
 
 // NextArgs are the arguments of LeaseNextSQL and MayHaveWorkSQL for a
 // collector of a pool, with capacity known.

@@ -18,7 +18,9 @@ import (
 // unique index on active jobs already holds the integration, so two
 // concurrent Enqueues (any processes) can never both insert; the one that
 // did not insert returns the active job. A new job is announced to the
-// other processes by the same statement (pg_notify, sent at its commit).
+// other processes by the same statement (pg_notify, sent at its commit)
+// or, when its key was announced less than notifyEvery ago, by the
+// debouncer right after.
 func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
 	to := queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}
 	if err := queue.CheckEnqueue(req); err != nil {
@@ -30,20 +32,19 @@ func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.J
 	// The active job may finish between the INSERT that saw it and the
 	// read of it: then insert again.
 	for range 10 {
-		job, err := scanJob(q.pool.QueryRow(ctx, insertJobSQL, pgx.NamedArgs{
-			"id": ids.Job(), "integration": req.IntegrationID, "collector": req.CollectorID, "pool": req.Pool,
-			"max_attempts": req.Mode.Attempts(q.cfg.MaxAttempts), "now": q.now(), "requested_by": req.RequestedBy,
-			"mode": string(req.Mode), "priority": req.Mode.Priority(),
-			"channel": Channel, "payload": q.sender + " " + payloadKey(to),
-		}), nil)
+		insert, args, notified := q.insertJob(req)
+		job, err := scanJob(insert.queryRow(ctx, q.pool, args), nil)
 		if err == nil {
 			q.notifier.Notify(wakeKey(to))
+			if !notified {
+				q.debounce.pend(payloadKey(to))
+			}
 			return job, false, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
 		}
-		job, err = scanJob(q.pool.QueryRow(ctx, activeJobSQL, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
+		job, err = scanJob(activeJobSQL.queryRow(ctx, q.pool, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
 		if err == nil {
 			return job, true, nil
 		}
@@ -52,6 +53,24 @@ func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.J
 		}
 	}
 	return nil, false, fmt.Errorf("enqueue integration %q: its active job kept changing", req.IntegrationID)
+}
+
+// insertJob returns the INSERT of req's job and its arguments, and
+// whether it notifies the other processes itself; when it does not, the
+// caller pends the key once the INSERT committed.
+func (q *Queue) insertJob(req queue.EnqueueRequest) (stmt, pgx.NamedArgs, bool) {
+	key := payloadKey(queue.Target{CollectorID: req.CollectorID, Pool: req.Pool})
+	args := pgx.NamedArgs{
+		"id": ids.Job(), "integration": req.IntegrationID, "collector": req.CollectorID, "pool": req.Pool,
+		"max_attempts": req.Mode.Attempts(q.cfg.MaxAttempts), "now": q.now(), "requested_by": req.RequestedBy,
+		"mode": string(req.Mode), "priority": req.Mode.Priority(),
+	}
+	s, notifies := insertJobSQL, q.debounce.claim(key, time.Now())
+	if notifies {
+		s = insertJobNotifySQL
+		args["channel"], args["payload"] = Channel, q.sender+" "+key
+	}
+	return s, args, notifies
 }
 
 // wakeKey is the notifier key of a target's waiters.
@@ -80,7 +99,7 @@ func (q *Queue) publish(ctx context.Context, targets []queue.Target) {
 		q.notifier.Notify(wakeKey(to))
 		payloads = append(payloads, q.sender+" "+k)
 	}
-	_, _ = q.pool.Exec(ctx, notifySQL, pgx.NamedArgs{"channel": Channel, "payloads": payloads})
+	_, _ = notifySQL.exec(ctx, q.pool, pgx.NamedArgs{"channel": Channel, "payloads": payloads})
 }
 
 // Next implements queue.Queue. It subscribes to the collector's (and its
@@ -94,14 +113,17 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 	deadline := time.Now().Add(req.Wait)
 	leased := false
 	defer func() { q.leavePool(req, leased) }()
-	for look := false; ; look = true {
+	// The first look, and one woken for the collector's own queue, go
+	// straight to the lease (see tryNext).
+	check := false
+	for {
 		woken, release := q.notifier.Subscribe(req.CollectorID)
 		var poolWoken <-chan struct{}
 		releasePool := func() {}
 		if req.Pool != "" {
 			poolWoken, releasePool = q.notifier.Subscribe(poolKey(req.Pool))
 		}
-		job, err := q.tryNext(ctx, req, look)
+		job, err := q.tryNext(ctx, req, check)
 		if err != nil || job != nil {
 			release()
 			releasePool()
@@ -121,13 +143,14 @@ func (q *Queue) Next(ctx context.Context, req queue.NextRequest) (*queue.Job, er
 			return nil, queue.ErrNoJob
 		}
 		q.park(req.CollectorID, 1)
-		err = q.sleep(ctx, woken, poolWoken, min(remaining, q.cfg.PollInterval))
+		own, err := q.sleep(ctx, woken, poolWoken, min(remaining, q.cfg.PollInterval))
 		q.park(req.CollectorID, -1)
 		release()
 		releasePool()
 		if err != nil {
 			return nil, err
 		}
+		check = !own
 	}
 }
 
@@ -235,21 +258,22 @@ func (q *Queue) Waiting(collectorID string) int {
 	return q.waiting[collectorID]
 }
 
-// sleep waits for a wake-up, the fallback poll, the end of ctx or Close.
-func (q *Queue) sleep(ctx context.Context, woken, poolWoken <-chan struct{}, d time.Duration) error {
+// sleep waits for a wake-up, the fallback poll, the end of ctx or Close,
+// and reports whether the collector's own wake-up (woken) ended it.
+func (q *Queue) sleep(ctx context.Context, woken, poolWoken <-chan struct{}, d time.Duration) (bool, error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-woken:
-		return nil
+		return true, nil
 	case <-poolWoken: // nil when the collector has no pool: never ready
-		return nil
+		return false, nil
 	case <-t.C:
-		return nil
+		return false, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-q.closed:
-		return queue.ErrClosed
+		return false, queue.ErrClosed
 	}
 }
 
@@ -270,23 +294,42 @@ type work struct {
 	used                queue.Usage
 }
 
+// expireEvery is how often, at most, a process's leases sweep expired
+// leases without knowing of one: a sweep that finds nothing still costs
+// PostgreSQL a statement per lease, and the scheduler sweeps anyway
+// (ExpireLeases). A job whose lease passed waits at most this long more.
+const expireEvery = time.Second
+
+// sweepDue reports whether a lease at now (the queue's clock) should
+// sweep expired leases, and if so counts the sweep as done: the first
+// sweep in expireEvery, or after the clock went back.
+func (q *Queue) sweepDue(now time.Time) bool {
+	last, n := q.lastSweep.Load(), now.UnixNano()
+	if n >= last && n-last < int64(expireEvery) {
+		return false
+	}
+	return q.lastSweep.CompareAndSwap(last, n)
+}
+
 // tryNext leases a job if one is eligible now, or returns (nil, nil).
 // The lease is one round trip (a batch, one implicit transaction): the
 // collector's advisory lock, the expiry of passed leases, and the lease.
-// When look is set, and always for a member of a pool, it reads first,
+// When check is set, and always for a member of a pool, it reads first,
 // without locks, what the collector uses and whether a job may be there:
 // a member's load decides whether it may take the pool's young jobs
-// (least-loaded handoff), and a Next woken with others (or by its poll)
-// that finds nothing takes no lock. A Next's first look goes straight to
-// the lease: a runner asks when it has room, and usually finds work.
-func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, look bool) (*queue.Job, error) {
+// (least-loaded handoff), and a Next woken by its poll or for its pool
+// that finds nothing takes no lock. A Next's first look, and one woken
+// for the collector's own queue, go straight to the lease: a runner asks
+// when it has room, and a wake-up for its queue means a job was added to
+// it; a check would almost always say yes, for a round trip more.
+func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, check bool) (*queue.Job, error) {
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
-	leastLoaded, expire := true, true
-	if look || req.Pool != "" {
+	leastLoaded, expire := true, false
+	if check || req.Pool != "" {
 		var w work
-		err := q.pool.QueryRow(ctx, mayHaveWorkSQL, q.nextArgs(req, q.now())).
+		err := mayHaveWorkSQL.queryRow(ctx, q.pool, q.nextArgs(req, q.now())).
 			Scan(&w.old, &w.young, &w.expired, &w.used.Jobs, &w.used.MemoryBytes, &w.used.CPUs)
 		if err != nil {
 			return nil, err
@@ -300,6 +343,11 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, look bool) (
 		expire = w.expired
 	}
 	now := q.now()
+	if expire {
+		q.lastSweep.Store(now.UnixNano())
+	} else {
+		expire = q.sweepDue(now)
+	}
 	args := q.nextArgs(req, now)
 	args["young"] = leastLoaded
 	args["lease_id"] = ids.Lease()
@@ -308,12 +356,12 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, look bool) (
 	// Without a capacity, what the collector runs does not matter: no lock.
 	lock := req.Capacity != (queue.Capacity{})
 	if lock {
-		b.Queue(collectorLockSQL, pgx.NamedArgs{"collector": req.CollectorID})
+		collectorLockSQL.queue(b, pgx.NamedArgs{"collector": req.CollectorID})
 	}
 	if expire {
-		b.Queue(expireSQL, pgx.NamedArgs{"now": now})
+		expireSQL.queue(b, pgx.NamedArgs{"now": now})
 	}
-	b.Queue(leaseNextSQL, args)
+	leaseNextSQL.queue(b, args)
 	br := q.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if lock {
@@ -371,7 +419,7 @@ func (q *Queue) Usage(ctx context.Context, collectorID string) (queue.Usage, err
 	if q.isClosed() {
 		return u, queue.ErrClosed
 	}
-	err := q.pool.QueryRow(ctx, usageSQL, pgx.NamedArgs{
+	err := usageSQL.queryRow(ctx, q.pool, pgx.NamedArgs{
 		"collector": collectorID, "def_mem": q.cfg.DefaultPeakMemoryBytes, "lim_mem": q.cfg.LimitMemoryBytes,
 		"def_cpu": q.cfg.DefaultPeakCPUs, "lim_cpu": q.cfg.LimitCPUs,
 	}).Scan(&u.Jobs, &u.MemoryBytes, &u.CPUs)
@@ -387,7 +435,7 @@ func (q *Queue) Need(ctx context.Context, integrationID string) (queue.Need, err
 	if q.isClosed() {
 		return n, queue.ErrClosed
 	}
-	err := q.pool.QueryRow(ctx, needSQL, pgx.NamedArgs{
+	err := needSQL.queryRow(ctx, q.pool, pgx.NamedArgs{
 		"integration": integrationID, "def_mem": q.cfg.DefaultPeakMemoryBytes, "lim_mem": q.cfg.LimitMemoryBytes,
 		"def_cpu": q.cfg.DefaultPeakCPUs, "lim_cpu": q.cfg.LimitCPUs,
 	}).Scan(&n.MemoryBytes, &n.CPUs, &n.Known)
@@ -403,7 +451,9 @@ func (q *Queue) ExpireLeases(ctx context.Context) (int, error) {
 	if q.isClosed() {
 		return 0, queue.ErrClosed
 	}
-	rows, err := q.pool.Query(ctx, expireSQL, pgx.NamedArgs{"now": q.now()})
+	now := q.now()
+	q.lastSweep.Store(now.UnixNano())
+	rows, err := expireSQL.query(ctx, q.pool, pgx.NamedArgs{"now": now})
 	if err != nil {
 		return 0, fmt.Errorf("expire leases: %w", err)
 	}
@@ -420,17 +470,17 @@ func (q *Queue) ExpireLeases(ctx context.Context) (int, error) {
 // leaseHeld) and, when it changes no row, reads the job to say why, in
 // queue.Queue's order: not found, lease lost, invalid state, lease passed.
 // requireLeased refuses a running job (Requeue).
-func (q *Queue) leaseCall(ctx context.Context, what, query string, args pgx.NamedArgs, jobID, leaseID string, now time.Time, requireLeased bool) (*queue.Job, error) {
+func (q *Queue) leaseCall(ctx context.Context, what string, s stmt, args pgx.NamedArgs, jobID, leaseID string, now time.Time, requireLeased bool) (*queue.Job, error) {
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
-	return leaseCallOn(ctx, q.pool, what, query, args, jobID, leaseID, now, requireLeased)
+	return leaseCallOn(ctx, q.pool, what, s, args, jobID, leaseID, now, requireLeased)
 }
 
 // leaseCallOn is leaseCall on db (the pool, or a transaction).
-func leaseCallOn(ctx context.Context, db querier, what, query string, args pgx.NamedArgs, jobID, leaseID string, now time.Time, requireLeased bool) (*queue.Job, error) {
+func leaseCallOn(ctx context.Context, db querier, what string, s stmt, args pgx.NamedArgs, jobID, leaseID string, now time.Time, requireLeased bool) (*queue.Job, error) {
 	args["id"], args["lease_id"], args["now"] = jobID, leaseID, now
-	job, err := scanJob(db.QueryRow(ctx, query, args))
+	job, err := scanJob(s.queryRow(ctx, db, args))
 	if err == nil {
 		return job, nil
 	}
@@ -504,7 +554,7 @@ func (q *Queue) Cancel(ctx context.Context, jobID string) (*queue.Job, error) {
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
-	job, err := scanJob(q.pool.QueryRow(ctx, cancelSQL, pgx.NamedArgs{"id": jobID, "now": q.now(), "reason": ""}))
+	job, err := scanJob(cancelSQL.queryRow(ctx, q.pool, pgx.NamedArgs{"id": jobID, "now": q.now(), "reason": ""}))
 	if err == nil {
 		return job, nil
 	}
@@ -526,7 +576,7 @@ func (q *Queue) Reassign(ctx context.Context, integrationID string, to queue.Tar
 	if q.isClosed() {
 		return 0, queue.ErrClosed
 	}
-	tag, err := q.pool.Exec(ctx, reassignSQL, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
+	tag, err := reassignSQL.exec(ctx, q.pool, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
 	if err != nil {
 		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
@@ -600,8 +650,12 @@ func (q *Queue) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error) 
 	return jobs, nil
 }
 
-// listSQL is List's statement: newest first, on an index for each filter
-// (all, a state, an integration, a collector).
+// listSQL is List's statement: newest first, on indexes for each filter
+// (all, states, an integration, a collector). The active jobs and the
+// finished ones are read apart, each newest first on its own partial
+// indexes, and merged: the finished jobs' listing indexes get one entry
+// per job, when it finishes, instead of one per state change (migration
+// 3). A filter on states reads only the side that can hold them.
 func listSQL(f queue.Filter) (string, []any) {
 	var where []string
 	var args []any
@@ -615,25 +669,34 @@ func listSQL(f queue.Filter) (string, []any) {
 	if f.CollectorID != "" {
 		where = append(where, "collector_id = "+arg(f.CollectorID))
 	}
+	active, done := len(f.States) == 0, len(f.States) == 0
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, s := range f.States {
 			states[i] = string(s)
+			active = active || s.Active()
+			done = done || !s.Active()
 		}
 		where = append(where, "state = ANY("+arg(states)+"::text[])")
 	}
 	if f.Before != "" {
 		where = append(where, "(created_at, seq) < (SELECT created_at, seq FROM queue_jobs WHERE id = "+arg(f.Before)+")")
 	}
-	query := `SELECT ` + jobColumns + ` FROM queue_jobs`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY created_at DESC, seq DESC`
+	order := ` ORDER BY created_at DESC, seq DESC`
 	if f.Limit > 0 {
-		query += ` LIMIT ` + arg(f.Limit)
+		order += ` LIMIT ` + arg(f.Limit)
 	}
-	return query, args
+	var sides []string
+	for _, side := range []struct {
+		read bool
+		cond string // the predicate of the side's indexes
+	}{{active, "state IN ('queued','leased','running')"}, {done, "finished_at IS NOT NULL"}} {
+		if side.read {
+			sides = append(sides, `SELECT `+jobColumns+`, seq FROM queue_jobs WHERE `+
+				strings.Join(append([]string{side.cond}, where...), " AND ")+order)
+		}
+	}
+	return `SELECT ` + jobColumns + ` FROM ((` + strings.Join(sides, `) UNION ALL (`) + `)) AS j` + order, args
 }
 
 // Depth implements queue.Queue: the active states only, through their

@@ -178,3 +178,65 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatalf("b.Next returned %v after the Enqueue, want < 500ms", d)
 	}
 }
+
+// An Enqueue that leaves its NOTIFY to the debouncer (its key was just
+// notified) still wakes a Next parked in another process, through the
+// trailing send, well before the fallback poll: on the queue and in a
+// transaction (the platform's store enqueues through Tx).
+func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
+	url := pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	cfg.PollInterval = 10 * time.Second // only a notification can be in time
+	a := open(t, url, cfg)
+	hook, parked := queuetest.ParkSignal()
+	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	ctx := context.Background()
+	enqueues := []struct {
+		name    string
+		enqueue func(req queue.EnqueueRequest) error
+	}{
+		{"queue", func(req queue.EnqueueRequest) error {
+			_, _, err := a.Enqueue(ctx, req)
+			return err
+		}},
+		{"tx", func(req queue.EnqueueRequest) error {
+			return a.Update(ctx, func(tx *postgres.Tx) error {
+				_, _, err := tx.Enqueue(ctx, req)
+				return err
+			})
+		}},
+	}
+	for _, c := range enqueues {
+		t.Run(c.name, func(t *testing.T) {
+			type result struct {
+				job *queue.Job
+				at  time.Time
+				err error
+			}
+			res := make(chan result, 1)
+			go func() {
+				j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
+				res <- result{j, time.Now(), err}
+			}()
+			for got := <-parked; got != "col-a"; got = <-parked {
+			}
+			a.HoldNotify(queue.Target{CollectorID: "col-a"})
+			start := time.Now()
+			if err := c.enqueue(queue.EnqueueRequest{IntegrationID: "int-" + c.name, CollectorID: "col-a"}); err != nil {
+				t.Fatal(err)
+			}
+			r := <-res
+			if r.err != nil {
+				t.Fatalf("b.Next: %v", r.err)
+			}
+			if d := r.at.Sub(start); d >= 5*time.Second {
+				t.Fatalf("b.Next returned %v after a's Enqueue, want well before the 10 s poll", d)
+			} else {
+				t.Logf("picked up in %v", d)
+			}
+			if _, err := b.Finish(ctx, r.job.ID, r.job.LeaseID, queue.Result{Succeeded: true}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

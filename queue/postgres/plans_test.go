@@ -51,28 +51,41 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		args        []any
 		want        []string
 	}{
-		{"lease next", postgres.LeaseNextSQL, []any{postgres.NextArgs()}, []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
-		{"may have work", postgres.MayHaveWorkSQL, []any{postgres.NextArgs()}, []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
-		{"usage", postgres.UsageSQL, []any{postgres.NextArgs()}, []string{"queue_jobs_active_collector"}},
-		{"expire", postgres.ExpireSQL, []any{expireArgs}, []string{"queue_jobs_lease"}},
+		{"lease next", postgres.LeaseNextSQL.SQL(), postgres.LeaseNextSQL.Args(postgres.NextArgs()), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
+		{"may have work", postgres.MayHaveWorkSQL.SQL(), postgres.MayHaveWorkSQL.Args(postgres.NextArgs()), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
+		{"usage", postgres.UsageSQL.SQL(), postgres.UsageSQL.Args(postgres.NextArgs()), []string{"queue_jobs_active_collector"}},
+		{"expire", postgres.ExpireSQL.SQL(), postgres.ExpireSQL.Args(expireArgs), []string{"queue_jobs_lease"}},
 	}
+	final := []queue.State{queue.StateSucceeded, queue.StateFailed, queue.StateDead, queue.StateCanceled}
 	for _, f := range []struct {
 		name string
 		f    queue.Filter
-		idx  string
+		idx  []string
 	}{
-		{"all", queue.Filter{Before: "job_x", Limit: 50}, "queue_jobs_created"},
-		{"by state", queue.Filter{States: []queue.State{queue.StateFailed}, Before: "job_x", Limit: 50}, "queue_jobs_state_created"},
-		{"by integration", queue.Filter{IntegrationID: "int-1", Before: "job_x", Limit: 50}, "queue_jobs_integration"},
-		{"by collector", queue.Filter{CollectorID: "col-1", Limit: 50}, "queue_jobs_collector"},
+		{"all", queue.Filter{Before: "job_x", Limit: 50}, []string{"queue_jobs_active_created", "queue_jobs_done_created"}},
+		{"by state", queue.Filter{States: []queue.State{queue.StateFailed}, Before: "job_x", Limit: 50}, []string{"queue_jobs_done_state"}},
+		{"by active state", queue.Filter{States: []queue.State{queue.StateQueued}, Limit: 50}, []string{"queue_jobs_active_created"}},
+		{"by integration", queue.Filter{IntegrationID: "int-1", Before: "job_x", Limit: 50}, []string{"queue_jobs_done_integration"}},
+		{"by collector", queue.Filter{CollectorID: "col-1", Limit: 50}, []string{"queue_jobs_done_collector"}},
+		// The console's run charts.
+		{"runs of an integration", queue.Filter{IntegrationID: "int-1", States: final, Limit: 30}, []string{"queue_jobs_done_integration"}},
 	} {
 		q, args := postgres.ListSQL(f.f)
 		cases = append(cases, struct {
 			name, query string
 			args        []any
 			want        []string
-		}{"list " + f.name, q, args, []string{f.idx}})
+		}{"list " + f.name, q, args, f.idx})
 	}
+	delArgs := pgx.NamedArgs{"integration": "int-1", "limit": 100, "cutoff": postgres.NextArgs()["now"]}
+	cases = append(cases, []struct {
+		name, query string
+		args        []any
+		want        []string
+	}{
+		{"delete an integration's jobs", postgres.DeleteIntegrationJobsSQL.SQL(), postgres.DeleteIntegrationJobsSQL.Args(delArgs), []string{"queue_jobs_done_integration"}},
+		{"delete finished jobs", postgres.DeleteFinishedSQL.SQL(), postgres.DeleteFinishedSQL.Args(delArgs), []string{"queue_jobs_finished"}},
+	}...)
 	for _, c := range cases {
 		rows, err := conn.Query(ctx, "EXPLAIN "+c.query, c.args...)
 		if err != nil {
@@ -93,4 +106,47 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		}
 		t.Logf("%s: %d plan lines", c.name, len(lines))
 	}
+	// The calls that carry a lease find their job by its ID, in the
+	// generic plan too (the one a prepared statement settles on): not by
+	// scanning every unexpired lease (queue_jobs_lease) for it.
+	for _, c := range []struct {
+		name string
+		s    postgres.Stmt
+	}{
+		{"renew", postgres.RenewSQL},
+		{"mark running", postgres.MarkRunningSQL},
+		{"finish", postgres.FinishSQL},
+		{"requeue", postgres.RequeueSQL},
+		{"cancel", postgres.CancelSQL},
+	} {
+		plan := genericPlan(t, conn, c.s)
+		if !strings.Contains(plan, " queue_jobs_id_key ") || strings.Contains(plan, " queue_jobs_lease ") {
+			t.Errorf("%s: generic plan does not find the job by queue_jobs_id_key alone:\n%s", c.name, plan)
+		}
+	}
+}
+
+// genericPlan is the plan PostgreSQL keeps for s once a prepared statement
+// stops being planned for its arguments (after five executions, if the
+// generic plan looks no worse): whatever the arguments.
+func genericPlan(t *testing.T, conn *pgx.Conn, s postgres.Stmt) string {
+	t.Helper()
+	ctx := context.Background()
+	simple := pgx.QueryExecModeSimpleProtocol
+	nulls := strings.TrimSuffix(strings.Repeat("NULL, ", len(s.Names())), ", ")
+	for _, q := range []string{`SET plan_cache_mode = force_generic_plan`, `PREPARE generic AS ` + s.SQL()} {
+		if _, err := conn.Exec(ctx, q, simple); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	defer conn.Exec(ctx, `DEALLOCATE generic; RESET plan_cache_mode`, simple)
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE generic(`+nulls+`)`, simple)
+	if err != nil {
+		t.Fatalf("explain the generic plan: %v", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }

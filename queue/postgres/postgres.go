@@ -41,6 +41,11 @@ type Queue struct {
 	sender string
 
 	notifier *notify.Notifier
+	// debounce spaces Enqueue's notifications per key (see debouncer),
+	// sending the deferred ones until stopFlush closes.
+	debounce  *debouncer
+	stopFlush chan struct{}
+	flushDone chan struct{}
 	// waiting counts the Next calls parked per collector (Waiting).
 	waitMu  sync.Mutex
 	waiting map[string]int
@@ -48,6 +53,9 @@ type Queue struct {
 	members map[string]map[string]member
 	// lazyExpired counts leases Next expired since the last ExpireLeases.
 	lazyExpired atomic.Int64
+	// lastSweep is when (the queue's clock, Unix nanoseconds) a lease of
+	// this process last swept expired leases (see sweepDue).
+	lastSweep atomic.Int64
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -107,6 +115,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg queue.Config, opts ...Opti
 		return nil, fmt.Errorf("new postgres queue: %w", err)
 	}
 	q := &Queue{pool: pool, cfg: cfg, now: time.Now, sender: randomHex(8), notifier: notify.New(),
+		debounce: newDebouncer(), stopFlush: make(chan struct{}), flushDone: make(chan struct{}),
 		waiting: map[string]int{}, members: map[string]map[string]member{},
 		closed: make(chan struct{}), listenDone: make(chan struct{})}
 	for _, o := range opts {
@@ -131,6 +140,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg queue.Config, opts ...Opti
 		<-q.listenDone
 		return nil, fmt.Errorf("new postgres queue: listen: %w", ctx.Err())
 	}
+	go q.flushNotifications()
 	return q, nil
 }
 
@@ -219,14 +229,16 @@ func notifyKey(key string) (string, bool) {
 	return "", false
 }
 
-// Close stops the listener, wakes waiting Next calls with queue.ErrClosed
-// and, for a queue made by Open, closes the pool. It is safe to call more
-// than once.
+// Close stops the listener, wakes waiting Next calls with queue.ErrClosed,
+// sends the notifications Enqueue deferred and, for a queue made by Open,
+// closes the pool. It is safe to call more than once.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		close(q.closed)
 		q.stopListen()
 		<-q.listenDone
+		close(q.stopFlush)
+		<-q.flushDone
 		if q.ownsPool {
 			q.pool.Close()
 		}

@@ -2,9 +2,10 @@ package postgres
 
 import "fmt"
 
-// The statements take named arguments (pgx.NamedArgs), each cast where it
-// is used so that PostgreSQL never guesses a type from a literal it is
-// compared with.
+// The statements are written with named arguments (@name), each cast
+// where it is used so that PostgreSQL never guesses a type from a literal
+// it is compared with, and run as stmts (positional arguments, see
+// positional).
 
 const jobColumns = `id, integration_id, collector_id, state, attempt, max_attempts,
 	lease_id, lease_expires_at, created_at, started_at, finished_at,
@@ -63,12 +64,12 @@ var (
 	// counting them; has a lease expired; and the collector's predicted
 	// use (from which Next works out whether it is the least loaded
 	// member).
-	mayHaveWorkSQL = `WITH ` + usedCTE + ` SELECT
+	mayHaveWorkSQL = positional(`WITH ` + usedCTE + ` SELECT
 		EXISTS (` + fmt.Sprintf(ownSQL, "", "") + `) OR EXISTS (` + fmt.Sprintf(poolSQL, "false", "") + `),
 		EXISTS (` + fmt.Sprintf(poolSQL, "true", "") + `),
 		` + expiredSQL + `,
 		used.n, used.mem, used.cpu
-		FROM used`
+		FROM used`)
 
 	// leaseNextSQL leases to @collector (lease @lease_id until @expires)
 	// the oldest fitting job of its own queue or of its pool's, young pool
@@ -76,7 +77,7 @@ var (
 	// LOCKED: a job another transaction is leasing is passed over, not
 	// waited for, and a job leased since this statement began fails the
 	// recheck of its state.
-	leaseNextSQL = `WITH ` + usedCTE + `,
+	leaseNextSQL = positional(`WITH ` + usedCTE + `,
 		own AS (` + fmt.Sprintf(ownSQL, "", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pooled AS (` + fmt.Sprintf(poolSQL, "@young::boolean", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pick AS (SELECT seq FROM (SELECT * FROM own UNION ALL SELECT * FROM pooled) AS c
@@ -84,31 +85,29 @@ var (
 		UPDATE queue_jobs SET state = 'leased', lease_id = @lease_id::text,
 			lease_expires_at = @expires::timestamptz, collector_id = @collector::text
 		WHERE seq = (SELECT seq FROM pick) AND state = 'queued'
-		RETURNING ` + jobColumns
+		RETURNING ` + jobColumns)
 
 	// usageSQL: the predicted use of @collector's active jobs.
-	usageSQL = `WITH ` + usedCTE + ` SELECT n, mem, cpu FROM used`
+	usageSQL = positional(`WITH ` + usedCTE + ` SELECT n, mem, cpu FROM used`)
 
 	// needSQL: the predicted use of a job of integration @integration, and
 	// whether it comes from runs.
-	needSQL = `SELECT ` + fmt.Sprintf(needMem, "p") + `, ` + fmt.Sprintf(needCPU, "p") + `, p.integration_id IS NOT NULL
+	needSQL = positional(`SELECT ` + fmt.Sprintf(needMem, "p") + `, ` + fmt.Sprintf(needCPU, "p") + `, p.integration_id IS NOT NULL
 		FROM (SELECT @integration::text AS id) AS i
-		LEFT JOIN queue_integration_peaks AS p ON p.integration_id = i.id`
-)
+		LEFT JOIN queue_integration_peaks AS p ON p.integration_id = i.id`)
 
-const (
 	// collectorLockSQL serializes the leases of one collector (two keys:
 	// a class and the collector's hash), so that what it already runs is
 	// counted exactly against its capacity. It holds to the end of the
 	// transaction.
-	collectorLockSQL = `SELECT pg_advisory_xact_lock(1903520000, hashtext(@collector::text))`
+	collectorLockSQL = positional(`SELECT pg_advisory_xact_lock(1903520000, hashtext(@collector::text))`)
 
 	// expireSQL requeues or kills every job whose lease expired at @now,
 	// skipping rows another transaction holds (another process sweeping,
 	// or a renewal: that one is for the next sweep). PostgreSQL evaluates
 	// every SET expression on the old row, so the CASEs all see the
 	// attempt before the increment. It returns the notify key of each.
-	expireSQL = `WITH e AS (SELECT seq FROM queue_jobs
+	expireSQL = positional(`WITH e AS (SELECT seq FROM queue_jobs
 			WHERE state IN ('leased','running') AND lease_expires_at <= @now::timestamptz
 			FOR UPDATE SKIP LOCKED)
 		UPDATE queue_jobs AS j SET
@@ -122,108 +121,91 @@ const (
 			-- A pool job goes back to its pool, for any member.
 			collector_id = CASE WHEN pool <> '' AND attempt < max_attempts THEN '' ELSE collector_id END
 		FROM e WHERE j.seq = e.seq
-		RETURNING j.collector_id, j.pool`
+		RETURNING j.collector_id, j.pool`)
 
 	// insertJobSQL inserts a queued job unless the partial unique index on
-	// active jobs already holds the integration, and tells the other
-	// processes (@payload on @channel, delivered at commit).
-	insertJobSQL = `WITH ins AS (
-			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by, mode, priority)
-			VALUES (@id::text, @integration::text, @collector::text, @pool::text, 'queued', 1, @max_attempts::integer,
-				@now::timestamptz, @requested_by::text, @mode::text, @priority::integer)
-			ON CONFLICT DO NOTHING
-			RETURNING ` + jobColumns + `)
-		SELECT ` + jobColumns + `, pg_notify(@channel::text, @payload::text) FROM ins`
+	// active jobs already holds the integration; insertJobNotifySQL also
+	// tells the other processes (@payload on @channel, delivered at
+	// commit). Both return the job and a column to skip.
+	insertJobSQL       = positional(fmt.Sprintf(insertJob, ", NULL"))
+	insertJobNotifySQL = positional(fmt.Sprintf(insertJob, ", pg_notify(@channel::text, @payload::text)"))
 
 	// activeJobSQL: the active job of @integration in @mode.
-	activeJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs
-		WHERE integration_id = @integration::text AND mode = @mode::text AND state IN ('queued','leased','running')`
+	activeJobSQL = positional(`SELECT ` + jobColumns + ` FROM queue_jobs
+		WHERE integration_id = @integration::text AND mode = @mode::text AND state IN ('queued','leased','running')`)
 
-	getJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs WHERE id = $1`
-
-	// leaseHeld is the condition of the lease-carrying calls: @lease_id is
-	// the job's current lease, the job is leased or running, and the lease
-	// has not passed at @now. When it fails, the call reads the job to say
-	// why (see refusal).
-	leaseHeld = `id = @id::text AND lease_id = @lease_id::text AND state IN ('leased','running')
-		AND lease_expires_at > @now::timestamptz`
-
-	renewSQL = `UPDATE queue_jobs SET lease_expires_at = @expires::timestamptz
-		WHERE ` + leaseHeld + ` RETURNING ` + jobColumns
+	renewSQL = positional(`UPDATE queue_jobs SET lease_expires_at = @expires::timestamptz
+		WHERE ` + leaseHeld(leasedOrRunning) + ` RETURNING ` + jobColumns)
 
 	// markRunningSQL: a retry on the running job only renews (StartedAt
 	// stays).
-	markRunningSQL = `UPDATE queue_jobs SET state = 'running',
+	markRunningSQL = positional(`UPDATE queue_jobs SET state = 'running',
 			started_at = CASE WHEN state = 'running' THEN started_at ELSE @now::timestamptz END,
 			lease_expires_at = @expires::timestamptz
-		WHERE ` + leaseHeld + ` RETURNING ` + jobColumns
+		WHERE ` + leaseHeld(leasedOrRunning) + ` RETURNING ` + jobColumns)
 
 	// cancelSQL: clearing lease_id voids the lease: the runner's next call
 	// carries a lease ID that no longer matches and gets ErrLeaseLost.
-	cancelSQL = `UPDATE queue_jobs SET
+	cancelSQL = positional(`UPDATE queue_jobs SET
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL,
 			error = CASE WHEN @reason::text <> '' THEN @reason::text ELSE 'canceled while ' || state END
 		WHERE id = @id::text AND state IN ('queued','leased','running')
-		RETURNING ` + jobColumns
+		RETURNING ` + jobColumns)
 
 	// requeueSQL: back to a queue, no attempt counted.
-	requeueSQL = `UPDATE queue_jobs SET
+	requeueSQL = positional(`UPDATE queue_jobs SET
 			state = 'queued', collector_id = @collector::text, pool = @pool::text,
 			lease_id = '', lease_expires_at = NULL, started_at = NULL
-		WHERE id = @id::text AND lease_id = @lease_id::text AND state = 'leased' AND lease_expires_at > @now::timestamptz
-		RETURNING ` + jobColumns
+		WHERE ` + leaseHeld(`'leased'`) + `
+		RETURNING ` + jobColumns)
 
 	// reassignSQL: the queued jobs of @integration to another target.
-	reassignSQL = `UPDATE queue_jobs SET collector_id = @collector::text, pool = @pool::text
+	reassignSQL = positional(`UPDATE queue_jobs SET collector_id = @collector::text, pool = @pool::text
 		WHERE integration_id = @integration::text AND state = 'queued'
-		  AND (collector_id <> @collector::text OR pool <> @pool::text)`
+		  AND (collector_id <> @collector::text OR pool <> @pool::text)`)
 
 	// cancelIntegrationSQL: every active job of @integration (queued,
 	// leased or running), with @reason as its error.
-	cancelIntegrationSQL = `UPDATE queue_jobs SET
+	cancelIntegrationSQL = positional(`UPDATE queue_jobs SET
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
-		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`
+		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`)
 
 	// cancelCollectorSQL: the jobs queued for @collector (its in-flight
 	// jobs end with their leases).
-	cancelCollectorSQL = `UPDATE queue_jobs SET
+	cancelCollectorSQL = positional(`UPDATE queue_jobs SET
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
-		WHERE collector_id = @collector::text AND state = 'queued'`
+		WHERE collector_id = @collector::text AND state = 'queued'`)
 
 	// deleteFinishedSQL: up to @limit jobs finished before @cutoff, oldest
 	// first (finished_at is set exactly for the final states).
-	deleteFinishedSQL = `DELETE FROM queue_jobs WHERE seq IN (
+	deleteFinishedSQL = positional(`DELETE FROM queue_jobs WHERE seq IN (
 			SELECT seq FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < @cutoff::timestamptz
 			ORDER BY finished_at LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
-		RETURNING id`
+		RETURNING id`)
 
-	// deleteIntegrationJobsSQL: up to @limit finished jobs of @integration.
-	deleteIntegrationJobsSQL = `DELETE FROM queue_jobs WHERE seq IN (
+	// deleteIntegrationJobsSQL: up to @limit finished jobs of @integration
+	// (finished_at is set exactly for the final states).
+	deleteIntegrationJobsSQL = positional(`DELETE FROM queue_jobs WHERE seq IN (
 			SELECT seq FROM queue_jobs
-			WHERE integration_id = @integration::text AND state NOT IN ('queued','leased','running')
+			WHERE integration_id = @integration::text AND finished_at IS NOT NULL
 			LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
-		RETURNING id`
-
-	// depthSQL counts the active jobs by state.
-	depthSQL = `SELECT state, count(*) FROM queue_jobs WHERE state IN ('queued','leased','running') GROUP BY state`
+		RETURNING id`)
 
 	// notifySQL sends each of @payloads on @channel.
-	notifySQL = `SELECT pg_notify(@channel::text, p) FROM unnest(@payloads::text[]) AS p`
-)
+	notifySQL = positional(`SELECT pg_notify(@channel::text, p) FROM unnest(@payloads::text[]) AS p`)
 
-var (
 	// finishSQL records the outcome (a validation's @outcome too) and,
 	// when @record and the job collects, adds the samples
 	// @sample_mem and @sample_cpu (cores; zero: not measured, not added)
 	// to the integration's last @keep and stores their maxima, which Next
 	// counts against a collector's capacity. The lease ID stays, as a
 	// record of who finished the job.
-	finishSQL = `WITH done AS (
+	finishSQL = positional(`WITH done AS (
 			UPDATE queue_jobs SET state = @state::text, finished_at = @now::timestamptz, lease_expires_at = NULL,
 				exit_code = @exit_code::integer, error = @error::text,
 				peak_memory_bytes = @peak_mem::bigint, peak_cpu_percent = @peak_cpu::float8,
 				outcome = CASE WHEN mode = 'validate' THEN @outcome::text ELSE '' END
-			WHERE ` + leaseHeld + `
+			WHERE ` + leaseHeld(leasedOrRunning) + `
 			RETURNING ` + jobColumns + `),
 		peak AS (
 			INSERT INTO queue_integration_peaks AS p (integration_id, recent, peak_memory_bytes, recent_cpu, peak_cpu)
@@ -238,8 +220,38 @@ var (
 				peak_memory_bytes = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent") + `) AS v),
 				recent_cpu = ` + lastSamples("recent_cpu") + `,
 				peak_cpu = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent_cpu") + `) AS v))
-		SELECT ` + jobColumns + ` FROM done`
+		SELECT ` + jobColumns + ` FROM done`)
 )
+
+const (
+	// insertJob is insertJobSQL, %s the column its SELECT adds.
+	insertJob = `WITH ins AS (
+			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by, mode, priority)
+			VALUES (@id::text, @integration::text, @collector::text, @pool::text, 'queued', 1, @max_attempts::integer,
+				@now::timestamptz, @requested_by::text, @mode::text, @priority::integer)
+			ON CONFLICT DO NOTHING
+			RETURNING ` + jobColumns + `)
+		SELECT ` + jobColumns + `%s FROM ins`
+
+	leasedOrRunning = `'leased','running'`
+
+	getJobSQL = `SELECT ` + jobColumns + ` FROM queue_jobs WHERE id = $1`
+
+	// depthSQL counts the active jobs by state.
+	depthSQL = `SELECT state, count(*) FROM queue_jobs WHERE state IN ('queued','leased','running') GROUP BY state`
+)
+
+// leaseHeld is the condition of the lease-carrying calls: @lease_id is
+// the job's current lease, the job is in one of states (an SQL list), and
+// the lease has not passed at @now. When it fails, the call reads the job
+// to say why (see leaseCallOn). The job is found by its ID alone: the rest
+// is wrapped in IS TRUE (the same truth in a WHERE) so that the planner
+// cannot match it to an index on the state or the lease
+// (queue_jobs_lease), which a generic plan otherwise scans for the ID.
+func leaseHeld(states string) string {
+	return `id = @id::text AND (lease_id = @lease_id::text AND state IN (` + states + `)
+		AND lease_expires_at > @now::timestamptz) IS TRUE`
+}
 
 // lastSamples is the samples column col with the new sample (excluded's,
 // none when it is empty) appended, keeping the last @keep.

@@ -84,6 +84,25 @@ DROP INDEX queue_jobs_next_pool;
 CREATE INDEX queue_jobs_next_pool ON queue_jobs(pool, priority DESC, created_at, seq)
 	WHERE state = 'queued' AND collector_id = '';
 `,
+	3: `
+-- Pages of jobs, newest first, read apart for the active jobs and the
+-- finished ones (finished_at is set exactly for the final states). An
+-- update never changes an indexed column in place (state is in every
+-- partial index's predicate), so each writes an entry into every index
+-- whose predicate holds: indexes over the whole history took one per
+-- state change of every job; these take one per job, when it finishes,
+-- and the active jobs' one entry per change while active.
+DROP INDEX queue_jobs_created;
+DROP INDEX queue_jobs_state_created;
+DROP INDEX queue_jobs_integration;
+DROP INDEX queue_jobs_collector;
+CREATE INDEX queue_jobs_active_created ON queue_jobs(created_at, seq)
+	WHERE state IN ('queued','leased','running');
+CREATE INDEX queue_jobs_done_created ON queue_jobs(created_at, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX queue_jobs_done_state ON queue_jobs(state, created_at, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX queue_jobs_done_integration ON queue_jobs(integration_id, created_at, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX queue_jobs_done_collector ON queue_jobs(collector_id, created_at, seq) WHERE finished_at IS NOT NULL;
+`,
 }
 
 // migrate brings the queue_ tables to the latest version, in one

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/collectorhq/collector/queue"
-	"github.com/collectorhq/collector/queue/internal/ids"
 )
 
 // querier is what the queue's statements run on: the pool, or a
@@ -30,8 +29,9 @@ type Tx struct {
 	q  *Queue
 	tx pgx.Tx
 	// publish: targets to wake here and, through Channel, elsewhere;
-	// local: targets whose other processes the statement itself told.
-	publish, local []queue.Target
+	// local: targets whose other processes the statement itself told;
+	// pend: targets to wake here, and elsewhere through the debouncer.
+	publish, local, pend []queue.Target
 }
 
 // Update runs fn in one transaction; fn's error rolls it back. Collectors
@@ -51,6 +51,10 @@ func (q *Queue) Update(ctx context.Context, fn func(t *Tx) error) error {
 	for _, to := range t.local {
 		q.notifier.Notify(wakeKey(to))
 	}
+	for _, to := range t.pend {
+		q.notifier.Notify(wakeKey(to))
+		q.debounce.pend(payloadKey(to))
+	}
 	q.publish(ctx, t.publish)
 	return nil
 }
@@ -67,14 +71,14 @@ func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job,
 		return nil, false, err
 	}
 	to := queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}
-	job, err := scanJob(t.tx.QueryRow(ctx, insertJobSQL, pgx.NamedArgs{
-		"id": ids.Job(), "integration": req.IntegrationID, "collector": req.CollectorID, "pool": req.Pool,
-		"max_attempts": req.Mode.Attempts(t.q.cfg.MaxAttempts), "now": t.q.now(), "requested_by": req.RequestedBy,
-		"mode": string(req.Mode), "priority": req.Mode.Priority(),
-		"channel": Channel, "payload": t.q.sender + " " + payloadKey(to),
-	}), nil)
+	insert, args, notified := t.q.insertJob(req)
+	job, err := scanJob(insert.queryRow(ctx, t.tx, args), nil)
 	if err == nil {
-		t.local = append(t.local, to)
+		if notified {
+			t.local = append(t.local, to)
+		} else {
+			t.pend = append(t.pend, to)
+		}
 		return job, false, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -82,7 +86,7 @@ func (t *Tx) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job,
 	}
 	// The INSERT found an active job: it is still there (its row is
 	// locked by the conflict check until this transaction ends).
-	job, err = scanJob(t.tx.QueryRow(ctx, activeJobSQL, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
+	job, err = scanJob(activeJobSQL.queryRow(ctx, t.tx, pgx.NamedArgs{"integration": req.IntegrationID, "mode": string(req.Mode)}))
 	if err != nil {
 		return nil, false, fmt.Errorf("enqueue integration %q: %w", req.IntegrationID, err)
 	}
@@ -127,7 +131,7 @@ func (t *Tx) Finish(ctx context.Context, jobID, leaseID string, res queue.Result
 // Cancel is queue.Queue's Cancel inside t; reason, if set, replaces the
 // default error text ("canceled while <state>").
 func (t *Tx) Cancel(ctx context.Context, jobID, reason string) (*queue.Job, error) {
-	job, err := scanJob(t.tx.QueryRow(ctx, cancelSQL, pgx.NamedArgs{"id": jobID, "now": t.q.now(), "reason": reason}))
+	job, err := scanJob(cancelSQL.queryRow(ctx, t.tx, pgx.NamedArgs{"id": jobID, "now": t.q.now(), "reason": reason}))
 	if err == nil {
 		return job, nil
 	}
@@ -149,9 +153,9 @@ func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reaso
 	var err error
 	switch {
 	case integrationID != "" && collectorID == "":
-		tag, err = t.tx.Exec(ctx, cancelIntegrationSQL, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "integration": integrationID})
+		tag, err = cancelIntegrationSQL.exec(ctx, t.tx, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "integration": integrationID})
 	case collectorID != "" && integrationID == "":
-		tag, err = t.tx.Exec(ctx, cancelCollectorSQL, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "collector": collectorID})
+		tag, err = cancelCollectorSQL.exec(ctx, t.tx, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "collector": collectorID})
 	default:
 		return 0, errors.New("cancel active jobs: want an integration ID or a collector ID")
 	}
@@ -166,7 +170,7 @@ func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target
 	if integrationID == "" || !to.Valid() {
 		return 0, errors.New("reassign: an integration ID and one target (a collector ID or a pool) are required")
 	}
-	tag, err := t.tx.Exec(ctx, reassignSQL, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
+	tag, err := reassignSQL.exec(ctx, t.tx, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
 	if err != nil {
 		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
@@ -181,7 +185,7 @@ func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target
 // before cutoff (retention) and returns their IDs, for the caller to drop
 // what it keeps per job in the same transaction.
 func (t *Tx) DeleteFinished(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	ids, err := collectIDs(t.tx.Query(ctx, deleteFinishedSQL, pgx.NamedArgs{"cutoff": cutoff, "limit": limit}))
+	ids, err := collectIDs(deleteFinishedSQL.query(ctx, t.tx, pgx.NamedArgs{"cutoff": cutoff, "limit": limit}))
 	if err != nil {
 		return nil, fmt.Errorf("delete finished jobs: %w", err)
 	}
@@ -191,7 +195,7 @@ func (t *Tx) DeleteFinished(ctx context.Context, cutoff time.Time, limit int) ([
 // DeleteIntegrationJobs deletes up to limit finished jobs of an integration
 // (its active ones are canceled first by the caller) and returns their IDs.
 func (t *Tx) DeleteIntegrationJobs(ctx context.Context, integrationID string, limit int) ([]string, error) {
-	ids, err := collectIDs(t.tx.Query(ctx, deleteIntegrationJobsSQL, pgx.NamedArgs{"integration": integrationID, "limit": limit}))
+	ids, err := collectIDs(deleteIntegrationJobsSQL.query(ctx, t.tx, pgx.NamedArgs{"integration": integrationID, "limit": limit}))
 	if err != nil {
 		return nil, fmt.Errorf("delete jobs of integration %q: %w", integrationID, err)
 	}
