@@ -118,7 +118,8 @@ func testConfig(t testing.TB, edit ...func(*platform.Config)) platform.Config {
 
 // StartReplica starts a second platform on first's PostgreSQL database
 // (first must run on one), with a copy of first's data directory (the same
-// keys, as replicas have) and first's admin token, log buffer and clock.
+// keys, as replicas have), first's public URL, and first's admin token,
+// log buffer and clock.
 func StartReplica(t testing.TB, first *Env) *Env {
 	t.Helper()
 	if !first.Config.DatabaseIsPostgres() {
@@ -126,6 +127,11 @@ func StartReplica(t testing.TB, first *Env) *Env {
 	}
 	cfg := first.Config
 	cfg.DataDir = filepath.Join(t.TempDir(), "replica")
+	if cfg.PublicURL == "" {
+		// Replicas share one public URL (the load balancer's): it is the
+		// audience of collectors' assertions.
+		cfg.PublicURL = first.URL
+	}
 	if err := os.CopyFS(cfg.DataDir, os.DirFS(first.DataDir)); err != nil {
 		t.Fatal(err)
 	}
