@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 )
 
 // A data key rotation (`platform keys rotate`, docs/auth.md) moves every
@@ -108,4 +109,51 @@ var AccessKeySetting = SealedSetting{
 	Key: SettingAccessKey,
 	Get: func(v string) ([]byte, error) { return base64.StdEncoding.DecodeString(v) },
 	Set: func(_ string, sealed []byte) (string, error) { return base64.StdEncoding.EncodeToString(sealed), nil },
+}
+
+// WalkMACs is the re-key walk of every backend: it reads rows in key
+// order, batch at a time (fetch: up to limit rows after cursor, starting
+// at start; key: a row's cursor), finds the ring key each row's MAC is
+// under (under: its index among keys, -1 for none), counts them and, if
+// rekey, hands each batch's rows under an older key to swap, which
+// replaces their MACs in one short transaction and says how many it
+// replaced (a row changed meanwhile keeps what its writer gave it).
+func WalkMACs[R any](ctx context.Context, start []any, batch, keys int, rekey bool,
+	fetch func(ctx context.Context, cursor []any, limit int) ([]R, error),
+	key func(R) []any, under func(R) int,
+	swap func(ctx context.Context, rows []R) (int, error)) (MACCount, error) {
+	c := MACCount{ByKey: make([]int, keys)}
+	if batch <= 0 {
+		return c, fmt.Errorf("batch %d, want at least 1", batch)
+	}
+	cursor := start
+	for {
+		rows, err := fetch(ctx, cursor, batch)
+		if err != nil {
+			return c, err
+		}
+		var stale []R
+		for _, r := range rows {
+			i := under(r)
+			if i < 0 {
+				c.Unverified++
+				continue
+			}
+			c.ByKey[i]++
+			if i > 0 {
+				stale = append(stale, r)
+			}
+		}
+		if rekey && len(stale) > 0 {
+			n, err := swap(ctx, stale)
+			if err != nil {
+				return c, err
+			}
+			c.Rekeyed += n
+		}
+		if len(rows) < batch {
+			return c, nil
+		}
+		cursor = key(rows[len(rows)-1])
+	}
 }

@@ -210,53 +210,28 @@ func (s *Store) RekeyMACs(ctx context.Context, kind store.MACKind, batch int) (s
 	return s.walkMACs(ctx, kind, batch, true)
 }
 
-// walkMACs reads the rows of kind in key order, batch at a time, counts
-// them by key and, if rekey, swaps in each batch's MACs under an older
-// key for the current key's in one short transaction. A row changed
-// meanwhile keeps what its writer gave it (the current key).
+// walkMACs is store.WalkMACs on the rows of kind, each row's MAC
+// checked against the write path's own MAC under each ring key.
 func (s *Store) walkMACs(ctx context.Context, kind store.MACKind, batch int, rekey bool) (store.MACCount, error) {
 	t, ok := macTables[kind]
 	if !ok {
 		return store.MACCount{}, fmt.Errorf("rekey: unknown kind of row %q", kind)
 	}
-	if batch <= 0 {
-		return store.MACCount{}, fmt.Errorf("rekey %s: batch %d, want at least 1", kind, batch)
-	}
 	var views []*Store
 	for _, in := range s.in.Ring() {
 		views = append(views, s.under(in))
 	}
-	c := store.MACCount{ByKey: make([]int, len(views))}
-	cursor := t.start
-	for {
-		rows, err := s.macBatch(ctx, t, cursor, batch)
-		if err != nil {
-			return c, fmt.Errorf("rekey %s: %w", kind, err)
-		}
-		var stale []macRow
-		for _, r := range rows {
-			i := keyIndex(views, r)
-			if i < 0 {
-				c.Unverified++
-				continue
-			}
-			c.ByKey[i]++
-			if i > 0 {
-				stale = append(stale, r)
-			}
-		}
-		if rekey && len(stale) > 0 {
-			n, err := s.swapMACs(ctx, t, stale)
-			if err != nil {
-				return c, fmt.Errorf("rekey %s: %w", kind, err)
-			}
-			c.Rekeyed += n
-		}
-		if len(rows) < batch {
-			return c, nil
-		}
-		cursor = rows[len(rows)-1].key
+	c, err := store.WalkMACs(ctx, t.start, batch, len(views), rekey,
+		func(ctx context.Context, cursor []any, limit int) ([]macRow, error) {
+			return s.macBatch(ctx, t, cursor, limit)
+		},
+		func(r macRow) []any { return r.key },
+		func(r macRow) int { return keyIndex(views, r) },
+		func(ctx context.Context, rows []macRow) (int, error) { return s.swapMACs(ctx, t, rows) })
+	if err != nil {
+		return c, fmt.Errorf("rekey %s: %w", kind, err)
 	}
+	return c, nil
 }
 
 // keyIndex returns the index of the ring key r's MAC is under, or -1.
