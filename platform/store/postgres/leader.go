@@ -24,6 +24,9 @@ type Leader struct {
 	// Retry is how often a follower tries to take the lock, and how often
 	// the leader checks that its connection still holds it.
 	Retry time.Duration
+	// OnTry, if set, is called after each try to take the lock, with its
+	// outcome (tests: a follower has tried, and not taken it).
+	OnTry func(got bool)
 }
 
 // Leader returns the store's leader election.
@@ -63,6 +66,9 @@ func (l *Leader) leadOnce(ctx context.Context, name string, key int32, fn func(c
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(leaderClass), key).Scan(&got); err != nil {
 			return
+		}
+		if l.OnTry != nil {
+			l.OnTry(got)
 		}
 		if got {
 			break

@@ -28,10 +28,16 @@ func TestLeaderHandover(t *testing.T) {
 			running.Add(-1)
 		}
 	}
+	var refused atomic.Int32 // tries that did not take the lock
 	start := func(id int32) (stop func()) {
 		s := open(t, url, nil)
 		l := s.Leader(log)
 		l.Retry = 100 * time.Millisecond
+		l.OnTry = func(got bool) {
+			if !got {
+				refused.Add(1)
+			}
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); l.Lead(ctx, "scheduler", task(id)) }()
@@ -41,7 +47,7 @@ func TestLeaderHandover(t *testing.T) {
 	waitUntil(t, "replica 1 to lead", func() bool { return leads.Load() == 1 })
 	stopB := start(2)
 	defer stopB()
-	time.Sleep(500 * time.Millisecond) // five of replica 2's tries
+	waitUntil(t, "replica 2 to try five times", func() bool { return refused.Load() >= 5 })
 	if leads.Load() != 1 || overlap.Load() {
 		t.Fatalf("replica 2 led while replica 1 did (leader %d, overlap %v)", leads.Load(), overlap.Load())
 	}
