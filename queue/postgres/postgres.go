@@ -83,12 +83,9 @@ func WithParkHook(f func(collectorID string)) Option { return func(q *Queue) { q
 // the connection pool: Close closes it. Unless the URL sets
 // pool_max_conns, the pool holds up to twice the CPUs, at least 8.
 func Open(ctx context.Context, url string, cfg queue.Config, opts ...Option) (*Queue, error) {
-	pc, err := pgxpool.ParseConfig(url)
+	pc, err := PoolConfig(url, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres queue: %w", err)
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		pc.MaxConns = int32(max(8, 2*runtime.NumCPU()))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -101,6 +98,24 @@ func Open(ctx context.Context, url string, cfg queue.Config, opts ...Option) (*Q
 	}
 	q.ownsPool = true
 	return q, nil
+}
+
+// PoolConfig parses url (a PostgreSQL URL or key=value string, with
+// pgxpool's pool_ parameters) into a pool of at most maxConns connections;
+// with maxConns 0, the URL's pool_max_conns, else twice the CPUs, at
+// least 8. Its error never quotes the URL (it may hold a password).
+func PoolConfig(url string, maxConns int) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("the database URL does not parse (see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING)")
+	}
+	switch {
+	case maxConns > 0:
+		pc.MaxConns = int32(maxConns)
+	case !strings.Contains(url, "pool_max_conns"):
+		pc.MaxConns = int32(max(8, 2*runtime.NumCPU()))
+	}
+	return pc, nil
 }
 
 // New returns a queue on an open pool, typically the platform's, after

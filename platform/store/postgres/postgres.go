@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,16 +64,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	pc, err := pgxpool.ParseConfig(url)
+	pc, err := qpg.PoolConfig(url, o.MaxConns)
 	if err != nil {
-		// pgx's message may quote the URL, password included.
-		return nil, errors.New("open postgres store: the database URL does not parse (see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING)")
-	}
-	switch {
-	case o.MaxConns > 0:
-		pc.MaxConns = int32(o.MaxConns)
-	case !strings.Contains(url, "pool_max_conns"):
-		pc.MaxConns = int32(max(8, 2*runtime.NumCPU()))
+		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
