@@ -157,18 +157,29 @@ func removeUnits(e *Env, note func(string)) {
 	}
 }
 
+// jobSettle is how long Uninstall waits, after removing a runner, for a
+// job container the engine was still creating for it: the runner may have
+// sent the create just before it was killed, and the engine finishes it
+// whether or not the runner is there to read the answer.
+var jobSettle = 3 * time.Second
+
 // removeContainers removes the daemon, the runner and the job containers.
+// When it removed a runner, it sweeps the job containers again after
+// jobSettle, until a sweep finds none, so that a create the engine
+// finished after the first sweep leaves nothing behind.
 func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func(string)) error {
 	if e.Engine == nil {
 		return fmt.Errorf("%w: %v (the collector's containers cannot be removed without it)", ErrEngine, e.EngineErr)
 	}
-	for _, n := range e.roleNames() {
+	removedRunner := false
+	for i, n := range e.roleNames() {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := e.Engine.RemoveContainer(cctx, n, true)
 		cancel()
 		switch {
 		case err == nil:
 			note("container " + n)
+			removedRunner = removedRunner || i == 1
 		case !errors.Is(err, engine.ErrNotFound):
 			return fmt.Errorf("remove %s: %w", n, err)
 		}
@@ -177,24 +188,47 @@ func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func
 	if cfg != nil {
 		labels[runner.LabelCollector] = cfg.CollectorID
 	}
+	const maxSweeps = 5
+	for sweep := 1; ; sweep++ {
+		found, err := removeJobContainers(ctx, e, labels, note)
+		if err != nil {
+			return err
+		}
+		if !removedRunner || (found == 0 && sweep > 1) {
+			return nil
+		}
+		if sweep == maxSweeps {
+			return fmt.Errorf("job containers keep appearing after the runner was removed (%d sweeps): is another runner of this collector running?", maxSweeps)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(jobSettle):
+		}
+	}
+}
+
+// removeJobContainers removes the job containers carrying labels and
+// says how many it found.
+func removeJobContainers(ctx context.Context, e *Env, labels map[string]string, note func(string)) (int, error) {
 	cctx, cancel := engineCtx(ctx)
 	jobs, err := e.Engine.ListContainers(cctx, labels)
 	cancel()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, j := range jobs {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := e.Engine.RemoveContainer(cctx, j.ID, true)
 		cancel()
 		if err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return fmt.Errorf("remove job container %s: %w", termsafe.String(j.Name), err)
+			return 0, fmt.Errorf("remove job container %s: %w", termsafe.String(j.Name), err)
 		}
 		if err == nil {
 			note("job container " + termsafe.String(j.Name))
 		}
 	}
-	return nil
+	return len(jobs), nil
 }
 
 // removeSecrets removes the job secret files (and Podman secrets an older
