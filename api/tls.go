@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -30,23 +31,31 @@ func PinnedTLSConfig(pin string) (*tls.Config, error) {
 	if !strings.HasPrefix(pin, "sha256:") || len(pin) != len("sha256:")+64 {
 		return nil, fmt.Errorf("CA pin %q: want sha256:<64 hex digits>", pin)
 	}
+	return PinsTLSConfig(func() []string { return []string{pin} }), nil
+}
+
+// PinsTLSConfig is PinnedTLSConfig with the pins read at each handshake:
+// any of them may be the server's CA. A collector accepts two during a
+// rotation of the platform's CA (docs/auth.md, "Rotating the platform
+// CA"), and drops the old one when its grace ends.
+func PinsTLSConfig(pins func() []string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // replaced by VerifyConnection below, which also checks the name
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyPinned(cs, pin)
+			return verifyPinned(cs, pins())
 		},
-	}, nil
+	}
 }
 
-func verifyPinned(cs tls.ConnectionState, pin string) error {
+func verifyPinned(cs tls.ConnectionState, pins []string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return ErrPinMismatch
 	}
 	roots := x509.NewCertPool()
 	found := false
 	for _, c := range cs.PeerCertificates {
-		if CAPin(c) == pin && c.IsCA {
+		if c.IsCA && slices.Contains(pins, CAPin(c)) {
 			roots.AddCert(c)
 			found = true
 		}

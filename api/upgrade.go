@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/collectorhq/collector/crypto"
 )
 
 // PathUpgrade is where an admin asks collectors to run another image.
@@ -66,6 +68,10 @@ type HeartbeatAnswer struct {
 	// DesiredImage, when set, is the digest reference the collector's
 	// daemon and runner should run.
 	DesiredImage string `json:"desired_image,omitempty"`
+	// PlatformKeys, during a rotation of the platform's signing key or
+	// CA, is the platform's signed key set (docs/auth.md §8): the daemon
+	// pins it, as the runner pins the one a lease carries.
+	PlatformKeys *crypto.SignedKeySet `json:"platform_keys,omitempty"`
 }
 
 // digestRef is an image reference by digest.

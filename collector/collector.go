@@ -67,6 +67,22 @@ func PlatformHTTPClient(pin, platformURL string, eg egress.Settings, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	return retrying(hc, log), nil
+}
+
+// platformHTTPClientPins is PlatformHTTPClient with the CA pins read at
+// each handshake: the daemon's and runner's, which follow a rotation of
+// the platform's CA.
+func platformHTTPClientPins(pins func() []string, platformURL string, eg egress.Settings, log *slog.Logger) (*http.Client, error) {
+	hc, err := egress.PlatformClientPins(pins, platformURL, eg)
+	if err != nil {
+		return nil, err
+	}
+	return retrying(hc, log), nil
+}
+
+// retrying wraps hc in the retries of every call to the platform.
+func retrying(hc *http.Client, log *slog.Logger) *http.Client {
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = hc
 	rc.RetryWaitMin = 500 * time.Millisecond
@@ -84,7 +100,7 @@ func PlatformHTTPClient(pin, platformURL string, eg egress.Settings, log *slog.L
 			}
 		}
 	}
-	return rc.StandardClient(), nil
+	return rc.StandardClient()
 }
 
 // retryWithin is retryablehttp's default policy, except that an answer
@@ -101,19 +117,34 @@ func retryWithin(ctx context.Context, resp *http.Response, err error) (bool, err
 	return retry, perr
 }
 
+// conn is what a role talks to the platform with.
+type conn struct {
+	cfg  *config.Config
+	ring *config.KeyRing
+	c    *api.CollectorClient
+	// platformKeys is the platform's keys and CA pins the collector
+	// accepts, pinned in the state dir; its CA pins are read at each TLS
+	// handshake of c (docs/auth.md, "Rotating the platform CA").
+	platformKeys *config.PlatformKeys
+}
+
 // client loads the config and keys and returns the platform client,
 // which signs with the identity key on disk at each exchange (a key
 // rotation replaces it). crash, in a test image, ends the process once at
 // "token": when the platform has issued an access token, before it is
 // read.
-func (e Env) client(crash func(string) bool) (*config.Config, *config.KeyRing, *api.CollectorClient, error) {
+func (e Env) client(crash func(string) bool) (*conn, error) {
 	cfg, keys, err := config.Load(e.Dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	hc, err := PlatformHTTPClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress(), e.Log)
+	pk, err := config.NewPlatformKeys(cfg.StateDir, cfg.PlatformSigningKey, cfg.CAPin, time.Now)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
+	}
+	hc, err := platformHTTPClientPins(pk.CAPins, cfg.PlatformURL, cfg.Egress(), e.Log)
+	if err != nil {
+		return nil, err
 	}
 	if crash != nil {
 		hc.Transport = crashAfterToken{rt: hc.Transport, crash: crash}
@@ -121,17 +152,21 @@ func (e Env) client(crash func(string) bool) (*config.Config, *config.KeyRing, *
 	ring := config.NewKeyRing(e.Dir, keys)
 	c := api.NewCollectorClient(cfg.PlatformURL, cfg.CollectorID, keys.Identity, cfg.Audience, hc)
 	c.SetKeySource(ring.Identities)
-	return cfg, ring, c, nil
+	// The graces end in the platform's time, as the client measures it.
+	pk.SetClock(c.Clock().Now)
+	return &conn{cfg: cfg, ring: ring, c: c, platformKeys: pk}, nil
 }
 
 // RunDaemon runs the daemon role until ctx ends.
 func RunDaemon(ctx context.Context, e Env) error {
-	cfg, _, c, err := e.client(e.crashAt("daemon"))
+	pc, err := e.client(e.crashAt("daemon"))
 	if err != nil {
 		return err
 	}
+	cfg, c := pc.cfg, pc.c
 	e.Log.Info("daemon starting", "collector", cfg.CollectorID, "platform", cfg.PlatformURL)
 	d := daemon.New(cfg, e.Engine, c, e.Log)
+	d.PinPlatformKeys = pc.platformKeys.Apply
 	d.HealthFile = e.healthFile()
 	d.Clock = c.Clock()
 	if images, err := e.images(cfg, ""); err != nil {
@@ -239,10 +274,11 @@ func (t crashAfterToken) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // RunRunner runs the runner role until ctx ends.
 func RunRunner(ctx context.Context, e Env) error {
-	cfg, keys, c, err := e.client(nil)
+	pc, err := e.client(nil)
 	if err != nil {
 		return err
 	}
+	cfg, keys, c, platformKeys := pc.cfg, pc.ring, pc.c, pc.platformKeys
 	if err := os.MkdirAll(os.TempDir(), 0o700); err != nil {
 		return fmt.Errorf("temporary dir: %w", err)
 	}
@@ -257,10 +293,6 @@ func RunRunner(ctx context.Context, e Env) error {
 		rc.JobEgress = &egressconf.Job{Proxy: cfg.Proxy, NoProxy: cfg.NoProxy, ExtraCA: cfg.ExtraCA}
 	}
 	rc.CollectorID, rc.HPKEKeys, rc.PlatformKey = cfg.CollectorID, keys.HPKEKeys, cfg.PlatformSigningKey
-	platformKeys, err := config.NewPlatformKeys(cfg.StateDir, cfg.PlatformSigningKey, c.Clock().Now)
-	if err != nil {
-		return err
-	}
 	rc.PlatformKeys, rc.PinPlatformKeys = platformKeys.Accepted, platformKeys.Apply
 	rc.StateDir, rc.DefaultNetwork, rc.FreeMemory = cfg.StateDir, cfg.JobNetwork, host.FreeMemory
 	// Envelopes expire in the platform's time, as it measures (a host

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 
 	"github.com/collectorhq/collector/api"
-	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/rotation"
 )
 
@@ -13,11 +12,11 @@ import (
 // finishes a rotation left unfinished): `collector keys rotate`. The
 // daemon and runner pick the new keys up from the config dir.
 func RotateKeys(ctx context.Context, e Env) (*rotation.Result, error) {
-	cfg, _, c, err := e.client(nil)
+	pc, err := e.client(nil)
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.rotator(cfg, c)
+	r, err := e.rotator(pc)
 	if err != nil {
 		return nil, err
 	}
@@ -27,8 +26,9 @@ func RotateKeys(ctx context.Context, e Env) (*rotation.Result, error) {
 // rotator rotates with clients of its own, one per key (the new key
 // finishes a rotation after the old key's grace ended), signing in the
 // platform's time as c measures it.
-func (e Env) rotator(cfg *config.Config, c *api.CollectorClient) (*rotation.Rotator, error) {
-	hc, err := PlatformHTTPClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress(), e.Log)
+func (e Env) rotator(pc *conn) (*rotation.Rotator, error) {
+	cfg, c := pc.cfg, pc.c
+	hc, err := platformHTTPClientPins(pc.platformKeys.CAPins, cfg.PlatformURL, cfg.Egress(), e.Log)
 	if err != nil {
 		return nil, err
 	}

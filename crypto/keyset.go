@@ -2,9 +2,11 @@ package crypto
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,62 @@ type KeySet struct {
 	Previous []byte    `json:"previous,omitempty"`
 	// PreviousUntil is when Previous stops being accepted; set with it.
 	PreviousUntil *time.Time `json:"previous_until,omitempty"`
+	// CA is the platform's TLS CA pins (docs/auth.md, "Rotating the
+	// platform CA"): stated in every statement once the platform's CA
+	// was ever rotated, absent before (the pin of enrollment holds).
+	CA *CAPins `json:"ca,omitempty"`
+}
+
+// CAPins is the platform CA pins a collector accepts on TLS: the CA the
+// platform's certificate comes from, the one announced to replace it, and
+// the one it replaced, accepted until PreviousUntil. Each is a CAPin of
+// package api: "sha256:" and 64 hex digits.
+type CAPins struct {
+	Current       string     `json:"current"`
+	Next          string     `json:"next,omitempty"`
+	Previous      string     `json:"previous,omitempty"`
+	PreviousUntil *time.Time `json:"previous_until,omitempty"`
+}
+
+// Accepted returns the CA pins accepted at now: current, then next, then
+// previous while its grace lasts.
+func (c *CAPins) Accepted(now time.Time) []string {
+	pins := []string{c.Current}
+	if c.Next != "" {
+		pins = append(pins, c.Next)
+	}
+	if c.Previous != "" && c.PreviousUntil != nil && now.Before(*c.PreviousUntil) {
+		pins = append(pins, c.Previous)
+	}
+	return pins
+}
+
+// Check says whether the pins are well formed.
+func (c *CAPins) Check() error {
+	for _, p := range []struct {
+		name, pin string
+		optional  bool
+	}{{"current", c.Current, false}, {"next", c.Next, true}, {"previous", c.Previous, true}} {
+		if p.pin == "" && p.optional {
+			continue
+		}
+		if !wellFormedPin(p.pin) {
+			return fmt.Errorf("%s CA pin %q: want sha256:<64 hex digits>", p.name, p.pin)
+		}
+	}
+	if (c.Previous != "") != (c.PreviousUntil != nil) {
+		return errors.New("previous CA pin and its previous_until go together")
+	}
+	return nil
+}
+
+func wellFormedPin(pin string) bool {
+	h, ok := strings.CutPrefix(pin, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
 }
 
 // Accepted returns the keys an envelope may be signed with at now: the
@@ -74,6 +132,8 @@ func (k *KeySet) Check() error {
 		return fmt.Errorf("previous key is %d bytes", len(k.Previous))
 	case (len(k.Previous) != 0) != (k.PreviousUntil != nil):
 		return errors.New("previous key and previous_until go together")
+	case k.CA != nil:
+		return k.CA.Check()
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +101,48 @@ func TestKeySetRefused(t *testing.T) {
 	}
 	if _, err := good.Verify(nil); !errors.Is(err, crypto.ErrKeySetRefused) {
 		t.Errorf("no pinned key: err = %v, want ErrKeySetRefused", err)
+	}
+}
+
+// TestKeySetCAPins: a statement's CA pins are accepted, the previous one
+// until its grace ends, and malformed pins are refused; the largest
+// statement (three keys, three pins) fits the bounds.
+func TestKeySetCAPins(t *testing.T) {
+	pub, key := newEd25519(t)
+	next, _ := newEd25519(t)
+	prev, _ := newEd25519(t)
+	now := time.Unix(1_800_000_000, 0).UTC()
+	until := now.Add(time.Hour)
+	pin := func(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+	ks := &crypto.KeySet{V: 1, IssuedAt: now, Current: pub, Next: next, Previous: prev, PreviousUntil: &until,
+		CA: &crypto.CAPins{Current: pin('b'), Next: pin('c'), Previous: pin('a'), PreviousUntil: &until}}
+	s, err := crypto.SignKeySet(ks, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Verify([]ed25519.PublicKey{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.CA.Accepted(until.Add(-time.Second)); !slices.Equal(p, []string{pin('b'), pin('c'), pin('a')}) {
+		t.Errorf("during the grace: %q", p)
+	}
+	if p := got.CA.Accepted(until); !slices.Equal(p, []string{pin('b'), pin('c')}) {
+		t.Errorf("after the grace: %q, want the previous CA refused", p)
+	}
+	for name, ca := range map[string]*crypto.CAPins{
+		"no current":     {},
+		"short":          {Current: "sha256:abcd"},
+		"not hex":        {Current: pin('z')},
+		"upper case":     {Current: pin('B')},
+		"no grace":       {Current: pin('b'), Previous: pin('a')},
+		"grace alone":    {Current: pin('b'), PreviousUntil: &until},
+		"other hash":     {Current: "sha512:" + strings.Repeat("a", 64)},
+		"bad next":       {Current: pin('b'), Next: "x"},
+		"control in pin": {Current: pin('b'), Next: "sha256:\x1b[31m" + strings.Repeat("a", 59)},
+	} {
+		if _, err := crypto.SignKeySet(&crypto.KeySet{V: 1, IssuedAt: now, Current: pub, CA: ca}, key); err == nil {
+			t.Errorf("%s: a malformed CA section was signed", name)
+		}
 	}
 }

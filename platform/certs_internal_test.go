@@ -51,7 +51,7 @@ func TestGeneratedCertificateRenewedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := &movable{t: time.Now()}
-	c := newCerts(cfg, first, log, clock.now)
+	c := newCerts(cfg, first, pin, log, clock.now)
 	before := serialOf(t, c)
 	clock.add(300 * 24 * time.Hour)
 	c.refresh(false)
@@ -92,12 +92,12 @@ func TestOperatorCertificateReloaded(t *testing.T) {
 	cfg.DataDir, cfg.TLSCert, cfg.TLSKey = dir, certPath, keyPath
 	logs := &testutil.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	first, _, err := loadTLS(cfg, nil, log)
+	first, pin, err := loadTLS(cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := &movable{t: time.Now()}
-	c := newCerts(cfg, first, log, clock.now)
+	c := newCerts(cfg, first, pin, log, clock.now)
 	before := serialOf(t, c)
 	c.refresh(false)
 	if serialOf(t, c) != before {

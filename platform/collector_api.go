@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -179,12 +180,33 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, collectorID s
 	if err != nil {
 		return err
 	}
-	if desired == "" || desired == hb.Image {
+	if desired == hb.Image {
+		desired = ""
+	}
+	// During a rotation of the signing key or the CA, the answer carries
+	// the key set: the daemon pins it, jobs or not (docs/auth.md §8).
+	keys, err := s.platformKeySet()
+	if err != nil {
+		return err
+	}
+	if desired == "" && keys == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	writeJSON(w, http.StatusOK, api.HeartbeatAnswer{DesiredImage: desired})
+	writeJSON(w, http.StatusOK, api.HeartbeatAnswer{DesiredImage: desired, PlatformKeys: keys})
 	return nil
+}
+
+// platformKeySet is the signed key set collectors pin while the signing
+// key or the CA rotates, nil otherwise.
+func (s *Server) platformKeySet() (*crypto.SignedKeySet, error) {
+	now := s.now()
+	ca, rotating := s.certs.caPins(now)
+	ks, err := s.signing.Announcement(now, ca, rotating)
+	if err != nil {
+		return nil, fmt.Errorf("sign the platform key set: %w", err)
+	}
+	return ks, nil
 }
 
 // noteUpgrade audits each new step of a collector's upgrade, as its

@@ -84,7 +84,7 @@ func (s *Server) newEnrollmentGrant(c store.Collector) (store.EnrollmentToken, s
 func (s *Server) grant(c store.Collector, tok string, t store.EnrollmentToken) api.EnrollmentGrant {
 	return api.EnrollmentGrant{
 		Collector: s.collectorView(c), EnrollmentToken: tok, ExpiresAt: t.ExpiresAt,
-		CAPin: s.caPin, InstallCommands: s.installCommands(c.ID),
+		CAPin: s.certs.caPin(), InstallCommands: s.installCommands(c.ID),
 	}
 }
 
@@ -95,7 +95,7 @@ func (s *Server) installCommands(id string) api.InstallCommands {
 	// COLLECTOR_IMAGE tells the installer which image to run its
 	// containers from (Docker gives a container no way to know its image).
 	env := fmt.Sprintf("-e COLLECTOR_ID=%s -e COLLECTOR_PLATFORM_URL=%s -e COLLECTOR_CA_PIN=%s -e COLLECTOR_IMAGE=%s",
-		shellQuote(id), shellQuote(s.audience), shellQuote(s.caPin), shellQuote(s.cfg.CollectorImage))
+		shellQuote(id), shellQuote(s.audience), shellQuote(s.certs.caPin()), shellQuote(s.cfg.CollectorImage))
 	// A platform on loopback is reachable from the collector's containers
 	// only on the host's network; a collector image on a loopback registry
 	// is served over plain HTTP (tests, the demo).

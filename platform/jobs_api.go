@@ -155,10 +155,11 @@ func (s *Server) jobsNext(w http.ResponseWriter, r *http.Request, collectorID st
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	// During a rotation of the signing key, the lease carries the key set
-	// (docs/auth.md §8): the runner pins it before it opens the envelope.
-	if lease.PlatformKeys, err = s.signing.Announcement(s.now()); err != nil {
-		return fmt.Errorf("sign the platform key set: %w", err)
+	// During a rotation of the signing key or the CA, the lease carries
+	// the key set (docs/auth.md §8): the runner pins it before it opens
+	// the envelope.
+	if lease.PlatformKeys, err = s.platformKeySet(); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, lease)
 	return nil

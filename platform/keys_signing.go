@@ -94,14 +94,19 @@ func (r *SigningRing) Public() ed25519.PublicKey {
 // ring), nil otherwise. It is signed by the current key and, during the
 // grace, by the previous one too: a collector that was away for the
 // announcement still pins only that.
-func (r *SigningRing) Announcement(now time.Time) (*crypto.SignedKeySet, error) {
+//
+// ca is the CA section every set states (the platform's CA pins), and
+// caRotating says a rotation of the CA is under way: a set is handed out
+// then too, signed by the current key (docs/auth.md, "Rotating the
+// platform CA").
+func (r *SigningRing) Announcement(now time.Time, ca *crypto.CAPins, caRotating bool) (*crypto.SignedKeySet, error) {
 	r.reload()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.next == nil && r.previous == nil {
+	if r.next == nil && r.previous == nil && !caRotating {
 		return nil, nil
 	}
-	ks := &crypto.KeySet{V: crypto.KeySetVersion, IssuedAt: now.UTC(), Current: r.current.Public().(ed25519.PublicKey)}
+	ks := &crypto.KeySet{V: crypto.KeySetVersion, IssuedAt: now.UTC(), Current: r.current.Public().(ed25519.PublicKey), CA: ca}
 	signers := []ed25519.PrivateKey{r.current}
 	if r.next != nil {
 		ks.Next = r.next.Public().(ed25519.PublicKey)

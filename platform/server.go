@@ -58,7 +58,6 @@ type Server struct {
 	keys      *crypto.KeyRing // the at-rest key ring
 	cert      tls.Certificate
 	certs     *certs
-	caPin     string
 	metrics   *metrics
 	handler   http.Handler
 	jobs      *jobs.Service
@@ -96,7 +95,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		return nil, errors.New("platform: the store, the queue, the record store and the account store are all required")
 	}
 	s := &Server{cfg: cfg, dd: dd, st: b.Store, leader: b.Leader, log: log, now: time.Now,
-		signing: dd.Signing, keys: dd.Keys, cert: dd.Cert, caPin: dd.CAPin}
+		signing: dd.Signing, keys: dd.Keys, cert: dd.Cert}
 	for _, o := range opts {
 		o(s)
 	}
@@ -126,7 +125,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 		SessionTTL: s.accessCfg.SessionAbsolute, Log: log, SSO: func() bool { return s.sso.Enabled(context.Background()) }}); err != nil {
 		return nil, err
 	}
-	s.certs = newCerts(cfg, s.cert, log, s.now)
+	s.certs = newCerts(cfg, s.cert, dd.CAPin, log, s.now)
 	s.metrics = newMetrics(s)
 	if err := s.ensureMetricsToken(ctx); err != nil {
 		return nil, err
@@ -142,7 +141,7 @@ func New(ctx context.Context, cfg Config, dd *DataDir, b Backends, log *slog.Log
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // CAPin returns the pin of the CA that signs the server certificate.
-func (s *Server) CAPin() string { return s.caPin }
+func (s *Server) CAPin() string { return s.certs.caPin() }
 
 // Audience returns the audience collector assertions must carry.
 func (s *Server) Audience() string { return s.audience }
@@ -177,7 +176,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ConnContext:       firstRequestDeadline,
 	}
 	s.log.Info("platform listening", "addr", ln.Addr().String(), "public_url", s.audience,
-		"ca_pin", s.caPin, "ca_file", s.caFile())
+		"ca_pin", s.certs.caPin(), "ca_file", s.caFile())
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	scheduler := s.jobs.RunScheduler

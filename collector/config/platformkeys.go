@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,9 +29,10 @@ const PlatformKeysFile = "platform-keys.json"
 // accepts: the runner pins those a lease carries, under keys it already
 // accepts, and reads the file again whenever it changed.
 type PlatformKeys struct {
-	dir      string
-	enrolled ed25519.PublicKey
-	now      func() time.Time
+	dir         string
+	enrolled    ed25519.PublicKey
+	enrolledPin string
+	now         atomic.Pointer[func() time.Time]
 
 	mu    sync.Mutex
 	stamp string
@@ -39,11 +41,13 @@ type PlatformKeys struct {
 
 // NewPlatformKeys returns the accepted keys kept in dir (the state dir),
 // in the time now gives (the platform's, as the client measures it: the
-// grace ends in its time), with enrolled the key enrollment pinned. A key file that does not
-// parse is an error: accepting the enrolled key instead would undo a
+// grace ends in its time; SetClock changes it), with enrolled the signing
+// key and enrolledPin the CA pin enrollment pinned. A key file that does
+// not parse is an error: accepting the enrolled key instead would undo a
 // rotation.
-func NewPlatformKeys(dir string, enrolled ed25519.PublicKey, now func() time.Time) (*PlatformKeys, error) {
-	p := &PlatformKeys{dir: dir, enrolled: enrolled, now: now}
+func NewPlatformKeys(dir string, enrolled ed25519.PublicKey, enrolledPin string, now func() time.Time) (*PlatformKeys, error) {
+	p := &PlatformKeys{dir: dir, enrolled: enrolled, enrolledPin: enrolledPin}
+	p.SetClock(now)
 	if err := p.load(); err != nil {
 		return nil, err
 	}
@@ -63,7 +67,26 @@ func (p *PlatformKeys) acceptedLocked() []ed25519.PublicKey {
 	if p.set == nil {
 		return []ed25519.PublicKey{p.enrolled}
 	}
-	return p.set.Accepted(p.now())
+	return p.set.Accepted((*p.now.Load())())
+}
+
+// SetClock sets the time the graces end in: the platform's, once the
+// client that measures it exists (the TLS client needs the pins first).
+func (p *PlatformKeys) SetClock(now func() time.Time) { p.now.Store(&now) }
+
+// CAPins returns the platform CA pins the collector's TLS accepts now
+// (docs/auth.md, "Rotating the platform CA"): those of the pinned key set
+// once the platform stated its CA in one, the pin of enrollment before.
+// It is read at each handshake, the daemon's and the runner's, whichever
+// of them pinned the set.
+func (p *PlatformKeys) CAPins() []string {
+	_ = p.load() // a file that went bad keeps the pins in use
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.set == nil || p.set.CA == nil {
+		return []string{p.enrolledPin}
+	}
+	return p.set.CA.Accepted((*p.now.Load())())
 }
 
 // Apply pins the key set s states if one of its signatures is by a key
@@ -94,10 +117,16 @@ func (p *PlatformKeys) Apply(s *crypto.SignedKeySet) (bool, error) {
 	return true, nil
 }
 
-// sameKeys says whether a and b state the same keys and grace.
+// sameKeys says whether a and b state the same keys, pins and graces.
 func sameKeys(a, b *crypto.KeySet) bool {
-	untilEq := (a.PreviousUntil == nil) == (b.PreviousUntil == nil) && (a.PreviousUntil == nil || a.PreviousUntil.Equal(*b.PreviousUntil))
-	return bytes.Equal(a.Current, b.Current) && bytes.Equal(a.Next, b.Next) && bytes.Equal(a.Previous, b.Previous) && untilEq
+	caEq := (a.CA == nil) == (b.CA == nil) && (a.CA == nil ||
+		a.CA.Current == b.CA.Current && a.CA.Next == b.CA.Next && a.CA.Previous == b.CA.Previous && sameTime(a.CA.PreviousUntil, b.CA.PreviousUntil))
+	return bytes.Equal(a.Current, b.Current) && bytes.Equal(a.Next, b.Next) && bytes.Equal(a.Previous, b.Previous) &&
+		sameTime(a.PreviousUntil, b.PreviousUntil) && caEq
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
 }
 
 // load reads the file again if it changed.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ func TestPlatformKeysPinning(t *testing.T) {
 	oldPub, oldKey, _ := ed25519.GenerateKey(rand.Reader)
 	newPub, newKey, _ := ed25519.GenerateKey(rand.Reader)
 	evilPub, evilKey, _ := ed25519.GenerateKey(rand.Reader)
-	p, err := config.NewPlatformKeys(dir, oldPub, clock)
+	p, err := config.NewPlatformKeys(dir, oldPub, enrolledPin, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func TestPlatformKeysPinning(t *testing.T) {
 		t.Fatalf("replayed announcement: changed %v, %v; want ignored", changed, err)
 	}
 	// Another reader (the runner) sees what the daemon pinned.
-	runner, err := config.NewPlatformKeys(dir, oldPub, clock)
+	runner, err := config.NewPlatformKeys(dir, oldPub, enrolledPin, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,58 @@ func TestPlatformKeysPinning(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, config.PlatformKeysFile), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.NewPlatformKeys(dir, oldPub, clock); err == nil {
+	if _, err := config.NewPlatformKeys(dir, oldPub, enrolledPin, clock); err == nil {
 		t.Fatal("a damaged keys file was taken as the enrolled key alone")
 	}
+}
+
+var enrolledPin = "sha256:" + strings.Repeat("e", 64)
+
+// TestPlatformKeysCAPins: the TLS pins are the enrolled one until a
+// pinned set states the CA; then the set's, the previous CA until its
+// grace ends in the collector's clock, and a set signed by another key
+// changes none of them. The daemon pins, the runner reads.
+func TestPlatformKeysCAPins(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	_, evilKey, _ := ed25519.GenerateKey(rand.Reader)
+	daemon, err := config.NewPlatformKeys(dir, pub, enrolledPin, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := config.NewPlatformKeys(dir, pub, enrolledPin, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner.SetClock(clock)
+	pins := func(p *config.PlatformKeys, want ...string) {
+		t.Helper()
+		if got := p.CAPins(); !slices.Equal(got, want) {
+			t.Fatalf("CA pins %q, want %q", got, want)
+		}
+	}
+	pins(daemon, enrolledPin)
+	newPin := "sha256:" + strings.Repeat("1", 64)
+	evilPin := "sha256:" + strings.Repeat("6", 64)
+	if _, err := daemon.Apply(signSet(t, &crypto.KeySet{V: 1, IssuedAt: now, Current: pub, CA: &crypto.CAPins{Current: evilPin}}, evilKey)); err == nil {
+		t.Fatal("a CA pin signed by another key was pinned")
+	}
+	pins(runner, enrolledPin)
+
+	// Announced, then switched with a grace.
+	if _, err := daemon.Apply(signSet(t, &crypto.KeySet{V: 1, IssuedAt: now, Current: pub, CA: &crypto.CAPins{Current: enrolledPin, Next: newPin}}, key)); err != nil {
+		t.Fatal(err)
+	}
+	pins(runner, enrolledPin, newPin)
+	until := now.Add(time.Hour)
+	if _, err := daemon.Apply(signSet(t, &crypto.KeySet{V: 1, IssuedAt: now.Add(time.Second), Current: pub,
+		CA: &crypto.CAPins{Current: newPin, Previous: enrolledPin, PreviousUntil: &until}}, key)); err != nil {
+		t.Fatal(err)
+	}
+	pins(runner, newPin, enrolledPin)
+	now = until
+	pins(runner, newPin)
+	pins(daemon, newPin)
 }

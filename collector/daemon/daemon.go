@@ -21,6 +21,7 @@ import (
 	"github.com/collectorhq/collector/collector/health"
 	"github.com/collectorhq/collector/collector/host"
 	"github.com/collectorhq/collector/collector/install"
+	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/engine"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/termsafe"
@@ -78,6 +79,11 @@ type Daemon struct {
 	// Clock, when set, is the platform's clock as the client measures
 	// it: its offset goes in each heartbeat.
 	Clock interface{ Offset() (time.Duration, bool) }
+	// PinPlatformKeys, when set, pins the platform key set a heartbeat
+	// answer carries during a rotation of the platform's signing key or
+	// CA (config.PlatformKeys.Apply, docs/auth.md §8): the daemon pins it
+	// whether or not the collector takes jobs.
+	PinPlatformKeys func(*crypto.SignedKeySet) (bool, error)
 
 	image string // the image the collector's containers run
 
@@ -161,6 +167,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // afterAck acts on an acknowledged heartbeat: a successor takes over, and
 // an image the platform asks for is upgraded to.
 func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
+	if ans != nil && ans.PlatformKeys != nil && d.PinPlatformKeys != nil {
+		d.pinPlatformKeys(ans.PlatformKeys)
+	}
 	u := d.Upgrades
 	if u == nil {
 		return
@@ -173,6 +182,21 @@ func (d *Daemon) afterAck(ctx context.Context, ans *api.HeartbeatAnswer) {
 	}
 	if ans != nil {
 		d.maybeUpgrade(ctx, ans.DesiredImage)
+	}
+}
+
+// pinPlatformKeys pins the key set of a heartbeat answer; one signed by
+// no key the collector accepts changes nothing.
+func (d *Daemon) pinPlatformKeys(s *crypto.SignedKeySet) {
+	changed, err := d.PinPlatformKeys(s)
+	switch {
+	case errors.Is(err, crypto.ErrKeySetRefused):
+		d.log.Error("the platform's key set is signed by no key this collector accepts: refused; "+
+			"if the platform's signing key was rotated while this collector was away past the grace, enroll it again", "err", err)
+	case err != nil:
+		d.log.Error("pinning the platform's keys failed", "err", err)
+	case changed:
+		d.log.Info("pinned the platform's keys and CA pins from a heartbeat answer")
 	}
 }
 

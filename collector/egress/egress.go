@@ -242,10 +242,17 @@ func Redact(raw string) string {
 // the operator's proxy, if any, chosen by an explicit function (loopback
 // hosts included) rather than from the environment.
 func PlatformClient(pin, platformURL string, eg Settings) (*http.Client, error) {
-	tc, err := api.PinnedTLSConfig(pin)
-	if err != nil {
+	if _, err := api.PinnedTLSConfig(pin); err != nil {
 		return nil, err
 	}
+	return PlatformClientPins(func() []string { return []string{pin} }, platformURL, eg)
+}
+
+// PlatformClientPins is PlatformClient with the CA pins read at each
+// handshake (config.PlatformKeys.CAPins: two during a rotation of the
+// platform's CA).
+func PlatformClientPins(pins func() []string, platformURL string, eg Settings) (*http.Client, error) {
+	tc := api.PinsTLSConfig(pins)
 	px, err := eg.ParseProxy()
 	if err != nil {
 		return nil, err

@@ -33,8 +33,12 @@ const (
 )
 
 // DaemonSpec is the spec of collector-daemon.
+//
+// It gets the state dir too: it pins the platform's key set from its
+// heartbeat answers there (config.PlatformKeysFile), which the runner's
+// TLS pins and envelope checks read.
 func DaemonSpec(c *config.Config) *engine.ContainerSpec {
-	s := roleSpec(c, "daemon", c.DaemonName(), nil)
+	s := roleSpec(c, "daemon", c.DaemonName(), []engine.Mount{{Source: c.StateDir, Target: c.StateDir}})
 	// The root filesystem is read-only: the image verifier of upgrades
 	// keeps its few temporary files on a small tmpfs.
 	s.Tmpfs = append(s.Tmpfs, engine.Tmpfs{Target: "/tmp", SizeBytes: 16 << 20})

@@ -28,7 +28,7 @@ func TestEnvelopesAcrossASigningKeyRotation(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	oldPub, oldKey := r.cfg.PlatformKey, r.platKey
-	keys, err := config.NewPlatformKeys(r.cfg.StateDir, oldPub, clock)
+	keys, err := config.NewPlatformKeys(r.cfg.StateDir, oldPub, "sha256:"+strings.Repeat("0", 64), clock)
 	if err != nil {
 		t.Fatal(err)
 	}
