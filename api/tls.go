@@ -76,8 +76,9 @@ func verifyPinned(cs tls.ConnectionState, pins []string) error {
 	return nil
 }
 
-// CATLSConfig trusts the CA certificates in the PEM file at path.
-func CATLSConfig(path string) (*tls.Config, error) {
+// CATLSConfig trusts the CA certificates in the PEM file at path, and
+// those of the optional files that exist.
+func CATLSConfig(path string, optional ...string) (*tls.Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read CA file: %w", err)
@@ -85,6 +86,11 @@ func CATLSConfig(path string) (*tls.Config, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
 		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	for _, p := range optional {
+		if b, err := os.ReadFile(p); err == nil {
+			pool.AppendCertsFromPEM(b)
+		}
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }

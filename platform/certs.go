@@ -84,12 +84,15 @@ func (c *certs) caPins(now time.Time) (*crypto.CAPins, bool) {
 	if st := c.ca.Load(); st != nil {
 		return st.pins(now)
 	}
-	return &crypto.CAPins{Current: c.caPin()}, false
+	return &crypto.CAPins{Current: *c.pin.Load()}, false
 }
 
 // caPin is the pin of the CA the served certificate comes from: what
 // enrollment tokens and install commands carry.
-func (c *certs) caPin() string { return *c.pin.Load() }
+func (c *certs) caPin() string {
+	c.look()
+	return *c.pin.Load()
+}
 
 // checkCALocked issues the server certificate again from the current CA
 // when the CA files changed (a CA switch). Files that do not load (a
@@ -112,7 +115,7 @@ func (c *certs) checkCALocked() {
 	}
 	c.caStamp = stamp
 	c.ca.Store(st)
-	if pin := api.CAPin(ca); pin != c.caPin() {
+	if pin := api.CAPin(ca); pin != *c.pin.Load() {
 		cert, err := loadOrCreateServerCert(c.cfg.DataDir, ca, caKey, c.hosts, c.now(), c.log)
 		if err != nil {
 			c.log.Error("issuing the server certificate from the new CA failed; serving the current one", "err", err)

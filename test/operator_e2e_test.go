@@ -151,7 +151,13 @@ func copyConfig(t *testing.T, etc string, edit func(map[string]any)) string {
 // that rewrites the Date of every answer.
 func skewedProxy(t *testing.T, p *platformProc, skew time.Duration) string {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(filepath.Join(p.dataDir, "server.crt"), filepath.Join(p.dataDir, "server.key"))
+	return certProxy(t, p, filepath.Join(p.dataDir, "server.crt"), filepath.Join(p.dataDir, "server.key"), skew)
+}
+
+// certProxy is skewedProxy serving the certificate of the given files.
+func certProxy(t *testing.T, p *platformProc, certFile, keyFile string, skew time.Duration) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

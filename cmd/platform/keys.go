@@ -67,6 +67,7 @@ var keysCommand = &cli.Command{
 		{Name: "rotate", Usage: "re-seal and re-MAC everything under the current key, in short batches, while the platform runs; re-run to continue",
 			Flags: hostFlags(&cli.IntFlag{Name: "batch", Value: 500, Usage: "rows per transaction"}), Action: withKeys(keysRotate)},
 		keysSigningCommand,
+		keysCACommand,
 	},
 }
 

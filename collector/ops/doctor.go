@@ -328,21 +328,27 @@ func (d *doctor) skipPlatform(why string) {
 
 func (d *doctor) checkTLS(conn net.Conn, host string) {
 	defer conn.Close()
-	tc, err := api.PinnedTLSConfig(d.cfg.CAPin)
+	pins, err := d.e.caPins(d.cfg)
+	if err == nil {
+		_, err = api.PinnedTLSConfig(pins[0])
+	}
 	if err != nil {
 		d.add("platform-tls", "TLS to the platform (pinned CA)", Fail, err.Error(), "re-enroll with the pin the platform prints")
 		return
 	}
+	tc := api.PinsTLSConfig(func() []string { return pins })
 	tc.ServerName = host
 	tconn := tls.Client(conn, tc)
 	tconn.SetDeadline(time.Now().Add(d.e.httpTimeout()))
+	pinned := strings.Join(pins, " or ")
 	if err := tconn.Handshake(); err != nil {
-		fix := "the platform's certificate chain must carry the CA the collector pinned at enrollment (" + d.cfg.CAPin +
-			"): a TLS-inspecting proxy in the way, or a platform whose CA changed; if the platform's CA did change, enroll again with the pin it prints now"
+		fix := "the platform's certificate chain must carry the CA the collector pinned (" + pinned +
+			"): a TLS-inspecting proxy in the way, or a platform whose CA changed without the collector taking the change " +
+			"(it was away for a whole CA rotation); then enroll again with the pin the platform prints now"
 		d.add("platform-tls", "TLS to the platform (pinned CA)", Fail, errString(err), fix)
 		return
 	}
-	d.add("platform-tls", "TLS to the platform (pinned CA)", Pass, "the chain carries the pinned CA "+d.cfg.CAPin, "")
+	d.add("platform-tls", "TLS to the platform (pinned CA)", Pass, "the chain carries the pinned CA "+pinned, "")
 }
 
 // checkClock compares this host's clock with the Date of the platform's

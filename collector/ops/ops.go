@@ -78,12 +78,27 @@ var ErrEngine = errors.New("engine unreachable")
 // pinned CA, through the config's proxy if any, with no retries: a probe
 // says what it found at once.
 func (e *Env) pinnedClient(cfg *config.Config) (*http.Client, error) {
-	c, err := egress.PlatformClient(cfg.CAPin, cfg.PlatformURL, cfg.Egress())
+	pins, err := e.caPins(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := egress.PlatformClientPins(func() []string { return pins }, cfg.PlatformURL, cfg.Egress())
 	if err != nil {
 		return nil, err
 	}
 	c.Timeout = e.httpTimeout()
 	return c, nil
+}
+
+// caPins are the platform CA pins the collector accepts now: the pin of
+// enrollment, or those the daemon and runner pinned in the state dir
+// since the platform's CA was rotated (docs/auth.md).
+func (e *Env) caPins(cfg *config.Config) ([]string, error) {
+	pk, err := config.NewPlatformKeys(e.stateDir(), cfg.PlatformSigningKey, cfg.CAPin, e.now)
+	if err != nil {
+		return nil, err
+	}
+	return pk.CAPins(), nil
 }
 
 // engineCtx bounds one engine call.

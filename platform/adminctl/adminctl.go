@@ -141,7 +141,10 @@ func tlsConfig(conn Connection) (*tls.Config, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return &tls.Config{MinVersion: tls.VersionTLS12}, nil // a certificate from a public CA
 	}
-	return api.CATLSConfig(path)
+	// During the grace of a CA rotation, the CA it replaced too
+	// (platform.CAPreviousCertFile): a platform serves its certificate
+	// until it sees the switch, and a replica until it has the files.
+	return api.CATLSConfig(path, path+".previous")
 }
 
 func fmtTime(t *time.Time) string {
