@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,14 +76,50 @@ var versusSides = []struct {
 // reports jobs/s for each: compare "collector" with "river" (one insert
 // per job, as Enqueue is). "river-insertmany" inserts in batches of
 // riverBatch, which Enqueue has no counterpart of.
+//
+// Each side also reports what a job cost, from the first insert to the
+// last completion: PostgreSQL's execution time (pg-us/job, about its CPU
+// with fsync off), its statements and WAL (pgtest.UsageOf), and this
+// process's CPU (client-us/job: the queue's side, or River's client).
 func BenchmarkVersusRiver(b *testing.B) {
 	for _, s := range versusSides {
 		b.Run(s.name, func(b *testing.B) {
-			r := s.run(b, pgtest.NewDB(b), b.N, b.ResetTimer)
+			url := pgtest.NewDB(b)
+			var before pgtest.Usage
+			var cpuBefore time.Duration
+			r := s.run(b, url, b.N, func() {
+				before, cpuBefore = usage(b, url), processCPU(b)
+				b.ResetTimer()
+			})
 			b.StopTimer()
-			b.ReportMetric(float64(b.N)/r.elapsed.Seconds(), "jobs/s")
+			cpu := processCPU(b) - cpuBefore
+			u := usage(b, url).Sub(before)
+			n := float64(b.N)
+			b.ReportMetric(n/r.elapsed.Seconds(), "jobs/s")
+			b.ReportMetric(u.ExecMs*1000/n, "pg-us/job")
+			b.ReportMetric(float64(u.Statements)/n, "stmts/job")
+			b.ReportMetric(float64(u.WALBytes)/n, "wal-B/job")
+			b.ReportMetric(float64(cpu.Microseconds())/n, "client-us/job")
 		})
 	}
+}
+
+func usage(tb testing.TB, url string) pgtest.Usage {
+	tb.Helper()
+	u, err := pgtest.UsageOf(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestVersusRiverHarness checks the benchmark's harness: on each side every
