@@ -97,22 +97,35 @@ func benchIngestHTTP(b *testing.B, n int, database string, openDirect func(*test
 	srv := startPlatformServeOn(b, "", database, "--lease-ttl", "10m")
 	c := srv.enroll(b, "bench")
 	var batch bytes.Buffer
-	var direct, viaHTTP time.Duration
+	var direct, viaHTTP, serverCPU time.Duration
+	var pg pgtest.Usage
 	round := 0
 	for b.Loop() {
 		round++
 		recs, q := openDirect(b)
 		direct += ingestDirect(b, recs, q, n, &batch)
 		in := newJobIntegration(b, srv.Env, fmt.Sprintf("ldap-%d", round), c.ID)
+		// What the server and PostgreSQL spend: the whole job (lease,
+		// uploads, finish), per record.
+		cpu0, pg0 := procCPU(b, srv.pid), pgUsage(b, database)
 		viaHTTP += ingestHTTP(b, srv.Env, c, in.ID, n, &batch)
+		serverCPU += procCPU(b, srv.pid) - cpu0
+		pg = pg.Add(pgUsage(b, database).Sub(pg0))
 	}
 	rounds := float64(round)
-	httpRate := float64(n) * rounds / viaHTTP.Seconds()
+	records := float64(n) * rounds
+	httpRate := records / viaHTTP.Seconds()
 	directRate := float64(n) * rounds / direct.Seconds()
 	b.ReportMetric(httpRate, "records/s")
 	b.ReportMetric(directRate, "direct-records/s")
 	b.ReportMetric(httpRate/directRate, "http/direct")
 	b.ReportMetric(float64(procStatusKiB(b, srv.pid, "VmHWM"))/1024, "server-peak-RSS-MiB")
+	b.ReportMetric(float64(serverCPU.Nanoseconds())/records, "server-cpu-ns/record")
+	if database != "" {
+		b.ReportMetric(pg.ExecMs*1e6/records, "pg-ns/record")
+		b.ReportMetric(float64(pg.Statements)*1000/records, "stmts/1k-records")
+		b.ReportMetric(float64(pg.WALBytes)/records, "wal-B/record")
+	}
 }
 
 // ingestDirect ingests n entities in batches straight into a new store

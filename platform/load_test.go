@@ -134,7 +134,7 @@ func TestHeartbeatLoad(t *testing.T) {
 	fails := make([]int, total)
 	ph := make([]phases, total)
 	var wg sync.WaitGroup
-	cpu0, self0 := serverCPU(), selfCPU()
+	cpu0, self0, pg0 := serverCPU(), selfCPU(), pgUsage(t, database)
 	t0 := time.Now()
 	for i := 0; i < total; i++ {
 		due := t0.Add(time.Duration(i) * gap)
@@ -148,6 +148,11 @@ func TestHeartbeatLoad(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	cpu, self := serverCPU()-cpu0, selfCPU()-self0
+	if database != "" {
+		pg := pgUsage(t, database).Sub(pg0)
+		t.Logf("PostgreSQL: %.0f µs executing, %.2f statements and %.0f bytes of WAL per heartbeat",
+			pg.ExecMs*1000/float64(total), float64(pg.Statements)/float64(total), float64(pg.WALBytes)/float64(total))
+	}
 
 	failed := 0
 	for _, f := range fails {
@@ -301,8 +306,21 @@ func baseline(t *testing.T, hc *http.Client, url string) time.Duration {
 	return ds[len(ds)/2]
 }
 
+// pgUsage is what PostgreSQL did so far for database (nothing for "", SQLite).
+func pgUsage(tb testing.TB, database string) pgtest.Usage {
+	tb.Helper()
+	if database == "" {
+		return pgtest.Usage{}
+	}
+	u, err := pgtest.UsageOf(database)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
 // procCPU is a process's user+system CPU time from /proc.
-func procCPU(t *testing.T, pid int) time.Duration {
+func procCPU(t testing.TB, pid int) time.Duration {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)

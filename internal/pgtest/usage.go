@@ -28,6 +28,11 @@ func (u Usage) Sub(v Usage) Usage {
 	return Usage{Statements: u.Statements - v.Statements, ExecMs: u.ExecMs - v.ExecMs, WALBytes: u.WALBytes - v.WALBytes}
 }
 
+// Add is u + v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{Statements: u.Statements + v.Statements, ExecMs: u.ExecMs + v.ExecMs, WALBytes: u.WALBytes + v.WALBytes}
+}
+
 // UsageOf reads the usage of the database of dbURL so far (creating the
 // pg_stat_statements view in it the first time).
 func UsageOf(dbURL string) (Usage, error) {
