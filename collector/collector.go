@@ -138,6 +138,9 @@ func (e Env) client(crash func(string) bool) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := api.PinnedTLSConfig(cfg.CAPin); err != nil {
+		return nil, fmt.Errorf("collector config: %w", err)
+	}
 	pk, err := config.NewPlatformKeys(cfg.StateDir, cfg.PlatformSigningKey, cfg.CAPin, time.Now)
 	if err != nil {
 		return nil, err

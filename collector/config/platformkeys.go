@@ -25,6 +25,23 @@ import (
 // that knows nothing of it still reads its config.
 const PlatformKeysFile = "platform-keys.json"
 
+// PlatformKeysLock is the lock file of the pins' updates (see Apply).
+const PlatformKeysLock = ".platform-keys.lock"
+
+// lockFile takes an exclusive flock on path (created 0600), and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
 // PlatformKeys is the platform's envelope-signing keys the collector
 // accepts: the runner pins those a lease carries, under keys it already
 // accepts, and reads the file again whenever it changed.
@@ -93,7 +110,16 @@ func (p *PlatformKeys) CAPins() []string {
 // the collector accepts now, and it is newer than the set pinned (a
 // replayed older statement changes nothing). It reports whether the
 // accepted keys changed; the file is rewritten (atomically) only then.
+//
+// The daemon and the runner both pin, each in its own process: the read,
+// the check and the write hold an exclusive lock on PlatformKeysLock, so
+// that one never replaces a set the other pinned meanwhile by an older one.
 func (p *PlatformKeys) Apply(s *crypto.SignedKeySet) (bool, error) {
+	unlock, err := lockFile(filepath.Join(p.dir, PlatformKeysLock))
+	if err != nil {
+		return false, fmt.Errorf("pin the platform's keys: %w", err)
+	}
+	defer unlock()
 	if err := p.load(); err != nil {
 		return false, err
 	}

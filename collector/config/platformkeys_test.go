@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,4 +167,40 @@ func TestPlatformKeysCAPins(t *testing.T) {
 	now = until
 	pins(runner, newPin)
 	pins(daemon, newPin)
+}
+
+// TestPlatformKeysConcurrentPins: the daemon and the runner pin at the
+// same moment, one an older set than the other, each process with its own
+// PlatformKeys: the newer set is the one that stays.
+func TestPlatformKeysConcurrentPins(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	pin := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	older := signSet(t, &crypto.KeySet{V: 1, IssuedAt: now, Current: pub, CA: &crypto.CAPins{Current: pin("a"), Next: pin("b")}}, key)
+	until := now.Add(time.Hour)
+	newer := signSet(t, &crypto.KeySet{V: 1, IssuedAt: now.Add(time.Second), Current: pub,
+		CA: &crypto.CAPins{Current: pin("b"), Previous: pin("a"), PreviousUntil: &until}}, key)
+	for i := range 200 {
+		dir := t.TempDir()
+		daemon, err := config.NewPlatformKeys(dir, pub, pin("a"), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runner, err := config.NewPlatformKeys(dir, pub, pin("a"), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { daemon.Apply(older) })
+		wg.Go(func() { runner.Apply(newer) })
+		wg.Wait()
+		fresh, err := config.NewPlatformKeys(dir, pub, pin("a"), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fresh.CAPins(); !slices.Equal(got, []string{pin("b"), pin("a")}) {
+			t.Fatalf("round %d: the file holds pins %q: the older set replaced the newer", i, got)
+		}
+	}
 }
