@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collectorhq/collector/collector/runner"
 	"github.com/collectorhq/collector/internal/env"
 
 	"github.com/collectorhq/collector/api"
@@ -189,6 +190,13 @@ func (h *host) open(t *testing.T) {
 		ctx := context.Background()
 		for _, n := range []string{"collector-daemon", "collector-runner"} {
 			eng.RemoveContainer(ctx, h.prefix+n, true)
+		}
+		// A job the runner was running: the engine is shared with the
+		// tests that follow.
+		if jobs, err := eng.ListContainers(ctx, map[string]string{runner.LabelCollector: h.id}); err == nil {
+			for _, j := range jobs {
+				eng.RemoveContainer(ctx, j.ID, true)
+			}
 		}
 		eng.Close()
 	})

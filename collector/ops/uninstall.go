@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,10 +68,11 @@ func Uninstall(ctx context.Context, e *Env, o UninstallOptions) ([]string, error
 		stopUnits(e, p)
 	}
 	removeUnits(e, note)
-	if err := removeContainers(ctx, e, cfg, note); err != nil {
+	jobs, others, err := removeContainers(ctx, e, cfg, note, p)
+	if err != nil {
 		return removed, err
 	}
-	removeSecrets(ctx, e, cfg, note)
+	removeSecrets(e, cfg, note, p, jobs, others)
 	if o.Purge {
 		dirs := []string{e.Dir, e.stateDir()}
 		for _, d := range dirs {
@@ -163,77 +165,111 @@ func removeUnits(e *Env, note func(string)) {
 // whether or not the runner is there to read the answer.
 var jobSettle = 3 * time.Second
 
-// removeContainers removes the daemon, the runner and the job containers.
-// When it removed a runner, it sweeps the job containers again after
-// jobSettle, until a sweep finds none, so that a create the engine
+// removeContainers removes the daemon, the runner and the job containers
+// of this collector: those labelled with its ID, the config's or, when the
+// config cannot be read, that of the daemon and runner found by name. An
+// engine may be shared by several collectors (COLLECTOR_NAME_PREFIX): a
+// job container no collector found here owns is never removed, only
+// counted. When it removed a runner, it sweeps the job containers again
+// after jobSettle, until a sweep finds none, so that a create the engine
 // finished after the first sweep leaves nothing behind.
-func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func(string)) error {
+//
+// It returns the names of the job containers it removed, and how many
+// job containers of other collectors it left.
+func removeContainers(ctx context.Context, e *Env, cfg *config.Config, note func(string), p func(string, ...any)) ([]string, int, error) {
 	if e.Engine == nil {
-		return fmt.Errorf("%w: %v (the collector's containers cannot be removed without it)", ErrEngine, e.EngineErr)
+		return nil, 0, fmt.Errorf("%w: %v (the collector's containers cannot be removed without it)", ErrEngine, e.EngineErr)
+	}
+	var ids []string
+	if cfg != nil {
+		ids = append(ids, cfg.CollectorID)
 	}
 	removedRunner := false
 	for i, n := range e.roleNames() {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := e.Engine.RemoveContainer(cctx, n, true)
+		cctx, cancel := engineCtx(ctx)
+		c, err := e.Engine.InspectContainer(cctx, n)
+		cancel()
+		if err == nil && c.Labels[install.LabelCollector] != "" && !slices.Contains(ids, c.Labels[install.LabelCollector]) {
+			ids = append(ids, c.Labels[install.LabelCollector])
+		}
+		cctx, cancel = context.WithTimeout(ctx, time.Minute)
+		err = e.Engine.RemoveContainer(cctx, n, true)
 		cancel()
 		switch {
 		case err == nil:
 			note("container " + n)
 			removedRunner = removedRunner || i == 1
 		case !errors.Is(err, engine.ErrNotFound):
-			return fmt.Errorf("remove %s: %w", n, err)
+			return nil, 0, fmt.Errorf("remove %s: %w", n, err)
 		}
 	}
-	labels := map[string]string{runner.LabelRole: runner.RoleJob}
-	if cfg != nil {
-		labels[runner.LabelCollector] = cfg.CollectorID
-	}
+	var jobNames []string
 	const maxSweeps = 5
 	for sweep := 1; ; sweep++ {
-		found, err := removeJobContainers(ctx, e, labels, note)
+		found, err := removeJobContainers(ctx, e, ids, note, &jobNames)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		if !removedRunner || (found == 0 && sweep > 1) {
-			return nil
+			break
 		}
 		if sweep == maxSweeps {
-			return fmt.Errorf("job containers keep appearing after the runner was removed (%d sweeps): is another runner of this collector running?", maxSweeps)
+			return nil, 0, fmt.Errorf("job containers keep appearing after the runner was removed (%d sweeps): is another runner of this collector running?", maxSweeps)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-time.After(jobSettle):
 		}
 	}
-}
-
-// removeJobContainers removes the job containers carrying labels and
-// says how many it found.
-func removeJobContainers(ctx context.Context, e *Env, labels map[string]string, note func(string)) (int, error) {
 	cctx, cancel := engineCtx(ctx)
-	jobs, err := e.Engine.ListContainers(cctx, labels)
+	others, err := e.Engine.ListContainers(cctx, map[string]string{runner.LabelRole: runner.RoleJob})
 	cancel()
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	for _, j := range jobs {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := e.Engine.RemoveContainer(cctx, j.ID, true)
+	if len(others) > 0 {
+		p("note: %d job container(s) of other collectors (label %s) are left: not this collector's, or its ID is unknown without its config",
+			len(others), runner.LabelCollector)
+	}
+	return jobNames, len(others), nil
+}
+
+// removeJobContainers removes the job containers of the collectors ids,
+// adds their names to names and says how many it found.
+func removeJobContainers(ctx context.Context, e *Env, ids []string, note func(string), names *[]string) (int, error) {
+	found := 0
+	for _, id := range ids {
+		cctx, cancel := engineCtx(ctx)
+		jobs, err := e.Engine.ListContainers(cctx, map[string]string{runner.LabelRole: runner.RoleJob, runner.LabelCollector: id})
 		cancel()
-		if err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return 0, fmt.Errorf("remove job container %s: %w", termsafe.String(j.Name), err)
+		if err != nil {
+			return found, err
 		}
-		if err == nil {
-			note("job container " + termsafe.String(j.Name))
+		found += len(jobs)
+		for _, j := range jobs {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := e.Engine.RemoveContainer(cctx, j.ID, true)
+			cancel()
+			if err != nil && !errors.Is(err, engine.ErrNotFound) {
+				return found, fmt.Errorf("remove job container %s: %w", termsafe.String(j.Name), err)
+			}
+			if err == nil {
+				note("job container " + termsafe.String(j.Name))
+			}
+			*names = append(*names, strings.TrimPrefix(j.Name, "/"))
 		}
 	}
-	return len(jobs), nil
+	return found, nil
 }
 
 // removeSecrets removes the job secret files (and Podman secrets an older
-// runner made) of jobs: every job container is gone by now.
-func removeSecrets(ctx context.Context, e *Env, cfg *config.Config, note func(string)) {
+// runner made) of jobs: every job container of this collector is gone by
+// now. A secret file is named after its job (its container's name), not
+// its collector: those of the jobs removed (jobs) go; the others only
+// when no other collector's job container is left on the engine (others),
+// or they may be another collector's running job's.
+func removeSecrets(e *Env, cfg *config.Config, note func(string), p func(string, ...any), jobs []string, others int) {
 	dir := engine.DefaultSecretDir
 	if cfg != nil {
 		dir = secretDir(cfg)
@@ -242,11 +278,21 @@ func removeSecrets(ctx context.Context, e *Env, cfg *config.Config, note func(st
 	if err != nil {
 		return
 	}
+	left := 0
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), "collector-job-") {
-			if err := os.Remove(filepath.Join(dir, de.Name())); err == nil {
-				note("job secret " + filepath.Join(dir, de.Name()))
-			}
+		name := de.Name()
+		if !strings.HasPrefix(name, "collector-job-") {
+			continue
 		}
+		if others > 0 && !slices.Contains(jobs, name) && !slices.Contains(jobs, strings.TrimSuffix(name, "-egress")) {
+			left++
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err == nil {
+			note("job secret " + filepath.Join(dir, name))
+		}
+	}
+	if left > 0 {
+		p("note: %d job secret(s) in %s are left: other collectors' jobs run on this engine", left, dir)
 	}
 }
