@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/collectorhq/collector/api"
@@ -59,13 +58,8 @@ func readCAState(dir string) (*caState, error) {
 	if st.previous, err = readOptionalCACert(filepath.Join(dir, CAPreviousCertFile)); err != nil || st.previous == nil {
 		return &st, err
 	}
-	path := filepath.Join(dir, CAPreviousUntilFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("CA grace %s: %w (it goes with %s)", path, err, CAPreviousCertFile)
-	}
-	if st.until, err = time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err != nil {
-		return nil, fmt.Errorf("CA grace %s: %w", path, err)
+	if st.until, err = readGraceFile(filepath.Join(dir, CAPreviousUntilFile), CAPreviousCertFile); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -112,15 +106,7 @@ func (st *caState) pins(now time.Time) (*crypto.CAPins, bool) {
 }
 
 // CAStatus is where a rotation of the platform CA stands: the pins.
-type CAStatus struct {
-	Current string `json:"current"`
-	Next    string `json:"next,omitempty"`
-	// AnnouncedAt is when Next was announced.
-	AnnouncedAt *time.Time `json:"announced_at,omitempty"`
-	Previous    string     `json:"previous,omitempty"`
-	// PreviousUntil is when collectors stop accepting Previous.
-	PreviousUntil *time.Time `json:"previous_until,omitempty"`
-}
+type CAStatus = RotationStatus
 
 // CAKeyStatus reads the CA files of the data directory dir.
 func CAKeyStatus(dir string) (CAStatus, error) {
@@ -130,11 +116,7 @@ func CAKeyStatus(dir string) (CAStatus, error) {
 	}
 	s := CAStatus{Current: api.CAPin(st.current)}
 	if st.next != nil {
-		s.Next = api.CAPin(st.next)
-		if fi, err := os.Stat(filepath.Join(dir, CANextCertFile)); err == nil {
-			at := fi.ModTime().UTC()
-			s.AnnouncedAt = &at
-		}
+		s.Next, s.AnnouncedAt = api.CAPin(st.next), announcedAt(filepath.Join(dir, CANextCertFile))
 	}
 	if st.previous != nil {
 		until := st.until.UTC()
@@ -200,12 +182,8 @@ func SwitchCA(dir string, grace time.Duration, force bool, now time.Time) (CASta
 	if st.next == nil {
 		return CAStatus{}, errors.New("no CA is announced: run `platform keys ca announce` first")
 	}
-	if fi, err := os.Stat(nextCert); err == nil && !force && now.Sub(fi.ModTime()) < MinSigningAnnounce {
-		return CAStatus{}, fmt.Errorf("%w (%s ago): collectors pin it from their next heartbeat, and replicas need a copy; wait until %s, or pass --force",
-			ErrCAAnnouncedTooRecently, now.Sub(fi.ModTime()).Round(time.Second), fi.ModTime().Add(MinSigningAnnounce).UTC().Format(time.RFC3339))
-	}
-	if grace < 0 {
-		return CAStatus{}, fmt.Errorf("grace %v: want 0 or more", grace)
+	if err := readyToSwitch(nextCert, grace, force, now, ErrCAAnnouncedTooRecently, "their next heartbeat"); err != nil {
+		return CAStatus{}, err
 	}
 	// The grace, then the old CA as previous, then the key and the
 	// certificate of the new one: a platform reading between two steps

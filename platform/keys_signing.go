@@ -161,13 +161,8 @@ func readSigningState(dir string) (*signingState, error) {
 	if st.previous, err = readOptionalSigningKey(filepath.Join(dir, SigningPreviousFile)); err != nil || st.previous == nil {
 		return &st, err
 	}
-	path := filepath.Join(dir, SigningPreviousUntilFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("signing key grace %s: %w (it goes with %s)", path, err, SigningPreviousFile)
-	}
-	if st.until, err = time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err != nil {
-		return nil, fmt.Errorf("signing key grace %s: %w", path, err)
+	if st.until, err = readGraceFile(filepath.Join(dir, SigningPreviousUntilFile), SigningPreviousFile); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -210,8 +205,9 @@ func fileStamp(dir string, names []string) string {
 	return b.String()
 }
 
-// SigningStatus is where a signing key rotation stands.
-type SigningStatus struct {
+// RotationStatus is where a rotation of a key (the signing key, the CA)
+// stands: each key by its fingerprint or pin.
+type RotationStatus struct {
 	Current string `json:"current"`
 	Next    string `json:"next,omitempty"`
 	// AnnouncedAt is when Next was announced.
@@ -219,6 +215,48 @@ type SigningStatus struct {
 	Previous    string     `json:"previous,omitempty"`
 	// PreviousUntil is when collectors stop accepting Previous.
 	PreviousUntil *time.Time `json:"previous_until,omitempty"`
+}
+
+// SigningStatus is where a signing key rotation stands.
+type SigningStatus = RotationStatus
+
+// announcedAt is the time of the announcement file at path, if any.
+func announcedAt(path string) *time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	at := fi.ModTime().UTC()
+	return &at
+}
+
+// readyToSwitch refuses, with tooRecently, a switch less than
+// MinSigningAnnounce after the announcement file at path was written
+// (unless force), and a negative grace; pinnedFrom says where collectors
+// take the announced key.
+func readyToSwitch(path string, grace time.Duration, force bool, now time.Time, tooRecently error, pinnedFrom string) error {
+	if at := announcedAt(path); at != nil && !force && now.Sub(*at) < MinSigningAnnounce {
+		return fmt.Errorf("%w (%s ago): collectors pin it from %s, and replicas need a copy; wait until %s, or pass --force",
+			tooRecently, now.Sub(*at).Round(time.Second), pinnedFrom, at.Add(MinSigningAnnounce).Format(time.RFC3339))
+	}
+	if grace < 0 {
+		return fmt.Errorf("grace %v: want 0 or more", grace)
+	}
+	return nil
+}
+
+// readGraceFile reads the end of a grace (RFC 3339, one line) from path,
+// which goes with the previous key's file, named goesWith.
+func readGraceFile(path, goesWith string) (time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("grace %s: %w (it goes with %s)", path, err, goesWith)
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("grace %s: %w", path, err)
+	}
+	return t, nil
 }
 
 // SigningKeyStatus reads the ring of the data directory dir.
@@ -229,11 +267,7 @@ func SigningKeyStatus(dir string) (SigningStatus, error) {
 	}
 	s := SigningStatus{Current: fingerprint(st.current)}
 	if st.next != nil {
-		s.Next = fingerprint(st.next)
-		if fi, err := os.Stat(filepath.Join(dir, SigningNextFile)); err == nil {
-			at := fi.ModTime().UTC()
-			s.AnnouncedAt = &at
-		}
+		s.Next, s.AnnouncedAt = fingerprint(st.next), announcedAt(filepath.Join(dir, SigningNextFile))
 	}
 	if st.previous != nil {
 		s.Previous, s.PreviousUntil = fingerprint(st.previous), &st.until
@@ -295,12 +329,8 @@ func SwitchSigningKey(dir string, grace time.Duration, force bool, now time.Time
 	if st.next == nil {
 		return SigningStatus{}, errors.New("no signing key is announced: run `platform keys signing announce` first")
 	}
-	if fi, err := os.Stat(next); err == nil && !force && now.Sub(fi.ModTime()) < MinSigningAnnounce {
-		return SigningStatus{}, fmt.Errorf("%w (%s ago): collectors pin it from their next lease, and replicas need a copy; wait until %s, or pass --force",
-			ErrAnnouncedTooRecently, now.Sub(fi.ModTime()).Round(time.Second), fi.ModTime().Add(MinSigningAnnounce).UTC().Format(time.RFC3339))
-	}
-	if grace < 0 {
-		return SigningStatus{}, fmt.Errorf("grace %v: want 0 or more", grace)
+	if err := readyToSwitch(next, grace, force, now, ErrAnnouncedTooRecently, "their next heartbeat or lease"); err != nil {
+		return SigningStatus{}, err
 	}
 	// The grace first, then the old key as previous, then the new key as
 	// current: a reader between two steps sees a ring that still works.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/api"
-	"github.com/collectorhq/collector/collector/config"
 	"github.com/collectorhq/collector/collector/ops"
 	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform"
@@ -50,14 +49,7 @@ func TestCARotationPodman(t *testing.T) {
 		return check(rep, "platform-tls")
 	}
 
-	ca := func(args ...string) string {
-		t.Helper()
-		out, err := run("", nil, filepath.Join(world.bin, "platform"), append(append([]string{"keys", "ca"}, args...), "--data-dir", p.dataDir)...)
-		if err != nil {
-			t.Fatalf("platform keys ca %v: %v\n%s", args, err, out)
-		}
-		return out
-	}
+	ca := p.keys(t, "ca")
 	ca("announce")
 	var st platform.CAStatus
 	if err := json.Unmarshal([]byte(ca("status", "--json")), &st); err != nil || st.Next == "" {
@@ -65,15 +57,10 @@ func TestCARotationPodman(t *testing.T) {
 	}
 	oldPin := st.Current
 	pinned := func() *crypto.CAPins {
-		b, err := os.ReadFile(filepath.Join(h.state, config.PlatformKeysFile))
-		if err != nil {
-			return nil
+		if ks := h.pinnedKeys(); ks != nil {
+			return ks.CA
 		}
-		var ks crypto.KeySet
-		if json.Unmarshal(b, &ks) != nil {
-			return nil
-		}
-		return ks.CA
+		return nil
 	}
 	// No job: the daemon pins it from its heartbeats.
 	waitFor(t, "the daemon pinning the announced CA", time.Minute, func() bool { c := pinned(); return c != nil && c.Next == st.Next })

@@ -31,30 +31,13 @@ func TestSigningKeyRotationPodman(t *testing.T) {
 	h := install(t, p, podmanKit(t))
 	waitFor(t, "the collector active", 2*time.Minute, func() bool { return p.collector(t, h.id).Status == api.CollectorStatusActive })
 	before := p.collector(t, h.id)
-	signing := func(args ...string) string {
-		t.Helper()
-		out, err := run("", nil, filepath.Join(world.bin, "platform"), append(append([]string{"keys", "signing"}, args...), "--data-dir", p.dataDir)...)
-		if err != nil {
-			t.Fatalf("platform keys signing %v: %v\n%s", args, err, out)
-		}
-		return out
-	}
+	signing := p.keys(t, "signing")
 	signing("announce")
 	var st platform.SigningStatus
 	if err := json.Unmarshal([]byte(signing("status", "--json")), &st); err != nil || st.Next == "" {
 		t.Fatalf("status after the announcement: %+v, %v", st, err)
 	}
-	pinned := func() *crypto.KeySet {
-		b, err := os.ReadFile(filepath.Join(h.state, config.PlatformKeysFile))
-		if err != nil {
-			return nil
-		}
-		var ks crypto.KeySet
-		if json.Unmarshal(b, &ks) != nil {
-			return nil
-		}
-		return &ks
-	}
+	pinned := h.pinnedKeys
 	id := p.integration(t, h.id, world.exampleImage, map[string]any{"count": 10, "prefix": "sig-", "sleep_seconds": 10, "token": "e2e-signing-secret"})
 	if j := p.waitJob(t, p.runJob(t, id).ID, 2*time.Minute); j.State != api.JobSucceeded {
 		t.Fatalf("the job that carries the announcement: %+v", j)
@@ -105,4 +88,31 @@ func TestSigningKeyRotationPodman(t *testing.T) {
 	if logs := runnerLogs + daemonLogs; !strings.Contains(logs, "pinned the platform's") || strings.Contains(logs, "signed by no key") {
 		t.Errorf("the runner's and daemon's logs do not show the keys pinned, or show a set refused:\n%s", logs)
 	}
+}
+
+// keys returns a runner of `platform keys SUB ARGS` on p's data
+// directory, as an operator on the platform's host.
+func (p *platformProc) keys(t *testing.T, sub string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := run("", nil, filepath.Join(world.bin, "platform"), append(append([]string{"keys", sub}, args...), "--data-dir", p.dataDir)...)
+		if err != nil {
+			t.Fatalf("platform keys %s %v: %v\n%s", sub, args, err, out)
+		}
+		return out
+	}
+}
+
+// pinnedKeys is the platform key set the collector pinned in its state
+// dir, nil before any.
+func (h *host) pinnedKeys() *crypto.KeySet {
+	b, err := os.ReadFile(filepath.Join(h.state, config.PlatformKeysFile))
+	if err != nil {
+		return nil
+	}
+	var ks crypto.KeySet
+	if json.Unmarshal(b, &ks) != nil {
+		return nil
+	}
+	return &ks
 }

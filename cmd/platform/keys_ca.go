@@ -41,7 +41,7 @@ func keysCAStatus(c *cli.Context) error {
 	if err != nil {
 		return cliutil.Exit(cliutil.ExitFailure, err)
 	}
-	return printCAStatus(c, st)
+	return printRotationStatus(c, st)
 }
 
 func keysCAAnnounce(c *cli.Context) error {
@@ -58,7 +58,7 @@ func keysCAAnnounce(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return printCAStatus(c, st)
+		return printRotationStatus(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "Announced CA %s: collectors pin it from their next heartbeat.\n"+
 		"If replicas have their own copy of the data directory, copy %s and %s to each (cp -a, owner only).\n"+
@@ -78,27 +78,12 @@ func keysCASwitch(c *cli.Context) error {
 		return cliutil.Exit(cliutil.ExitFailure, err)
 	}
 	if c.Bool("json") {
-		return printCAStatus(c, st)
+		return printRotationStatus(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "The platform serves a certificate of CA %s from now on; collectors accept CA %s until %s.\n"+
 		"If replicas have their own copy of the data directory, copy %s, %s, %s and %s to each now.\n"+
 		"Admin clients that trust %s by file (--ca-file) need the new one.\n",
 		st.Current, st.Previous, st.PreviousUntil.Format(time.RFC3339),
 		platform.CACertFile, platform.CAKeyFile, platform.CAPreviousCertFile, platform.CAPreviousUntilFile, platform.CACertFile)
-	return nil
-}
-
-func printCAStatus(c *cli.Context, st platform.CAStatus) error {
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, st)
-	}
-	w := c.App.Writer
-	fmt.Fprintf(w, "current:  %s\n", st.Current)
-	if st.Next != "" {
-		fmt.Fprintf(w, "next:     %s (announced %s)\n", st.Next, formatSigningTime(st.AnnouncedAt))
-	}
-	if st.Previous != "" {
-		fmt.Fprintf(w, "previous: %s (accepted until %s)\n", st.Previous, formatSigningTime(st.PreviousUntil))
-	}
 	return nil
 }

@@ -19,16 +19,7 @@ import (
 // status.
 func TestKeysCACommands(t *testing.T) {
 	e := platformtest.Start(t)
-	ca := func(args ...string) (string, int) {
-		var out bytes.Buffer
-		app := newApp()
-		app.Writer, app.ErrWriter = &out, &out
-		err := app.RunContext(context.Background(), append(append([]string{"platform", "keys", "ca"}, args...), "--data-dir", e.DataDir))
-		if err != nil {
-			out.WriteString("error: " + err.Error())
-		}
-		return out.String(), cliutil.Code(err, classify)
-	}
+	ca := keysCLI(e, "ca")
 	old := e.Server.CAPin()
 	out, code := ca("announce")
 	if code != 0 || !strings.Contains(out, "Announced CA sha256:") {

@@ -43,7 +43,7 @@ func keysSigningStatus(c *cli.Context) error {
 	if err != nil {
 		return cliutil.Exit(cliutil.ExitFailure, err)
 	}
-	return printSigningStatus(c, st)
+	return printRotationStatus(c, st)
 }
 
 func keysSigningAnnounce(c *cli.Context) error {
@@ -60,7 +60,7 @@ func keysSigningAnnounce(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return printSigningStatus(c, st)
+		return printRotationStatus(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "Announced signing key %s: collectors pin it from their next lease.\n"+
 		"If replicas have their own copy of the data directory, copy %s to each (cp -a, owner only).\n"+
@@ -80,7 +80,7 @@ func keysSigningSwitch(c *cli.Context) error {
 		return cliutil.Exit(cliutil.ExitFailure, err)
 	}
 	if c.Bool("json") {
-		return printSigningStatus(c, st)
+		return printRotationStatus(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "Envelopes are signed with key %s from now on; collectors accept key %s until %s.\n"+
 		"If replicas have their own copy of the data directory, copy %s, %s and %s to each now.\n",
@@ -89,7 +89,8 @@ func keysSigningSwitch(c *cli.Context) error {
 	return nil
 }
 
-func printSigningStatus(c *cli.Context, st platform.SigningStatus) error {
+// printRotationStatus prints where a rotation (signing key, CA) stands.
+func printRotationStatus(c *cli.Context, st platform.RotationStatus) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, st)
 	}

@@ -13,21 +13,27 @@ import (
 	"github.com/collectorhq/collector/platform/platformtest"
 )
 
-// TestKeysSigningCommands: docs/auth.md §8.1 through the CLI, on a
-// running platform: announce, a switch too early refused, switch --force
-// taken by the running server, status.
-func TestKeysSigningCommands(t *testing.T) {
-	e := platformtest.Start(t)
-	signing := func(args ...string) (string, int) {
+// keysCLI runs `platform keys SUB ARGS --data-dir` on e's data directory
+// and returns its output and exit code.
+func keysCLI(e *platformtest.Env, sub string) func(args ...string) (string, int) {
+	return func(args ...string) (string, int) {
 		var out bytes.Buffer
 		app := newApp()
 		app.Writer, app.ErrWriter = &out, &out
-		err := app.RunContext(context.Background(), append(append([]string{"platform", "keys", "signing"}, args...), "--data-dir", e.DataDir))
+		err := app.RunContext(context.Background(), append(append([]string{"platform", "keys", sub}, args...), "--data-dir", e.DataDir))
 		if err != nil {
 			out.WriteString("error: " + err.Error())
 		}
 		return out.String(), cliutil.Code(err, classify)
 	}
+}
+
+// TestKeysSigningCommands: docs/auth.md §8.1 through the CLI, on a
+// running platform: announce, a switch too early refused, switch --force
+// taken by the running server, status.
+func TestKeysSigningCommands(t *testing.T) {
+	e := platformtest.Start(t)
+	signing := keysCLI(e, "signing")
 	old := crypto.Fingerprint(e.Server.SigningPublicKey())
 	out, code := signing("announce")
 	if code != 0 || !strings.Contains(out, "Announced signing key sha256:") {
