@@ -152,7 +152,11 @@ func pushVariant(t *testing.T, from, to string, labels map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(dst, variant); err != nil {
+	// One layer at a time: go-containerregistry v0.20.7 updates a
+	// writer's scopes unguarded when a layer is mounted from another
+	// repository, while its other upload workers read them (a data race
+	// the race detector reported in CI).
+	if err := remote.Write(dst, variant, remote.WithJobs(1)); err != nil {
 		t.Fatal(err)
 	}
 }

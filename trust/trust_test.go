@@ -260,7 +260,11 @@ func copyTag(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(dst, img); err != nil {
+	// One layer at a time: go-containerregistry v0.20.7 updates a
+	// writer's scopes unguarded when a layer is mounted from another
+	// repository, while its other upload workers read them (a data race
+	// the race detector reported in CI).
+	if err := remote.Write(dst, img, remote.WithJobs(1)); err != nil {
 		t.Fatal(err)
 	}
 }
