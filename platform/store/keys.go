@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
@@ -51,4 +52,32 @@ func (p PreviousKey) Accepts(fp string, current []byte, now time.Time) bool {
 // PreviousKeyMAC is the MAC fields of a previous key row.
 func PreviousKeyMAC(in *Integrity, collectorID string, p PreviousKey) []byte {
 	return in.Sum(MACPreviousKey, []byte(collectorID), p.IdentityKey, p.Successor, Int64(p.Until.UnixNano()))
+}
+
+// VerifyPreviousKey reports whether mac, read with p, is p's MAC as the
+// previous key of collectorID under a key of in's ring.
+func VerifyPreviousKey(in *Integrity, collectorID string, p PreviousKey, mac []byte) bool {
+	return in.Verify(mac, MACPreviousKey, []byte(collectorID), p.IdentityKey, p.Successor, Int64(p.Until.UnixNano()))
+}
+
+// KeyAccepted reports whether an access token bound to fp is good for the
+// collector whose identity key is current: fp is that key's, or its
+// previous key's while that is live. previous looks the previous key up
+// only when it is needed; one that is not there (ErrNotFound) or whose MAC
+// fails (ErrIntegrity) is not accepted.
+func KeyAccepted(fp string, current []byte, now time.Time, previous func() (PreviousKey, error)) (bool, error) {
+	if fp == "" || len(current) == 0 {
+		return false, nil
+	}
+	if crypto.Fingerprint(current) == fp {
+		return true, nil
+	}
+	p, err := previous()
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrIntegrity) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return p.Accepts(fp, current, now), nil
 }

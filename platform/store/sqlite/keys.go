@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/collectorhq/collector/crypto"
 	"github.com/collectorhq/collector/platform/store"
 )
 
@@ -64,29 +63,13 @@ func (s *Store) previousKey(ctx context.Context, q rowQuerier, id string) (store
 		return p, fmt.Errorf("look up the previous key of collector %s: %w", id, err)
 	}
 	p.Until = time.Unix(0, until).UTC()
-	if !s.in.Verify(mac, store.MACPreviousKey, []byte(id), p.IdentityKey, p.Successor, store.Int64(until)) {
+	if !store.VerifyPreviousKey(s.in, id, p, mac) {
 		return store.PreviousKey{}, fmt.Errorf("previous key of collector %s: %w", id, store.ErrIntegrity)
 	}
 	return p, nil
 }
 
-// keyAccepted reports whether an access token bound to fp is good for the
-// collector whose identity key is current: fp is that key's, or its
-// previous key's while that is live. A previous key whose MAC fails is
-// not accepted.
+// keyAccepted is store.KeyAccepted with the previous key read on q.
 func (s *Store) keyAccepted(ctx context.Context, q rowQuerier, id string, current []byte, fp string, now time.Time) (bool, error) {
-	if fp == "" || len(current) == 0 {
-		return false, nil
-	}
-	if crypto.Fingerprint(current) == fp {
-		return true, nil
-	}
-	p, err := s.previousKey(ctx, q, id)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIntegrity) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return p.Accepts(fp, current, now), nil
+	return store.KeyAccepted(fp, current, now, func() (store.PreviousKey, error) { return s.previousKey(ctx, q, id) })
 }
