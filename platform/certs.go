@@ -15,6 +15,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // certs serves the platform's TLS certificate and keeps it current while
@@ -99,7 +100,7 @@ func (c *certs) caPin() string {
 // switch between its renames) leave the certificate served, and are read
 // again at the next look.
 func (c *certs) checkCALocked() {
-	stamp := fileStamp(c.cfg.DataDir, caFiles)
+	stamp := files.Stamp(c.cfg.DataDir, caFiles...)
 	if stamp == c.caStamp {
 		return
 	}

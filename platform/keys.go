@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/store"
 )
@@ -113,36 +113,10 @@ func editKeyFile(path string, create bool, edit func([][]byte) ([][]byte, error)
 	if _, err := crypto.NewKeyRing(keys...); err != nil {
 		return fmt.Errorf("data key file %s: %w", path, err)
 	}
-	if err := writeKeyFileAtomic(path, crypto.FormatDataKeyFile(keys)); err != nil {
+	if err := files.WriteAtomic(path, crypto.FormatDataKeyFile(keys)); err != nil {
 		return fmt.Errorf("write data key file %s: %w", path, err)
 	}
 	return nil
-}
-
-// writeKeyFileAtomic replaces path with b (0600) by a rename, so that a
-// replica starting meanwhile reads the old file or the new one, whole.
-func writeKeyFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // accessKeyAAD binds the sealed account service key to its use.

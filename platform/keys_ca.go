@@ -12,6 +12,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // Files of a rotation of the platform CA in the data directory, beside
@@ -189,12 +190,12 @@ func SwitchCA(dir string, grace time.Duration, force bool, now time.Time) (CASta
 	// certificate of the new one: a platform reading between two steps
 	// serves the CA whose certificate and key match, and states both.
 	until := now.Add(grace).UTC().Format(time.RFC3339) + "\n"
-	if err := replaceSecretFile(filepath.Join(dir, CAPreviousUntilFile), []byte(until)); err != nil {
+	if err := files.WriteAtomic(filepath.Join(dir, CAPreviousUntilFile), []byte(until)); err != nil {
 		return CAStatus{}, fmt.Errorf("write the CA grace: %w", err)
 	}
 	if st.previous == nil || !st.previous.Equal(st.current) {
 		cur := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.current.Raw})
-		if err := replaceSecretFile(filepath.Join(dir, CAPreviousCertFile), cur); err != nil {
+		if err := files.WriteAtomic(filepath.Join(dir, CAPreviousCertFile), cur); err != nil {
 			return CAStatus{}, fmt.Errorf("keep the replaced CA: %w", err)
 		}
 	}

@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // Files of a signing key rotation in the data directory, beside
@@ -129,7 +129,7 @@ func (r *SigningRing) reload() {
 }
 
 func (r *SigningRing) load() error {
-	stamp := fileStamp(r.dir, signingFiles)
+	stamp := files.Stamp(r.dir, signingFiles...)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if stamp == r.stamp {
@@ -184,25 +184,6 @@ func readOptionalSigningKey(path string) (ed25519.PrivateKey, error) {
 		return nil, nil
 	}
 	return readSigningKeyFile(path)
-}
-
-// fileStamp identifies files as they are: inode, size and modification
-// time of each (a rename gives a new inode).
-func fileStamp(dir string, names []string) string {
-	var b strings.Builder
-	for _, name := range names {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			b.WriteString("-;")
-			continue
-		}
-		var ino uint64
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino = st.Ino
-		}
-		fmt.Fprintf(&b, "%d:%d:%d;", ino, fi.Size(), fi.ModTime().UnixNano())
-	}
-	return b.String()
 }
 
 // RotationStatus is where a rotation of a key (the signing key, the CA)
@@ -305,7 +286,7 @@ func AnnounceSigningKey(dir string, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := replaceSecretFile(filepath.Join(dir, SigningNextFile), crypto.MarshalEd25519PrivateKeyPEM(k)); err != nil {
+	if err := files.WriteAtomic(filepath.Join(dir, SigningNextFile), crypto.MarshalEd25519PrivateKeyPEM(k)); err != nil {
 		return "", fmt.Errorf("write the next signing key: %w", err)
 	}
 	return fingerprint(k), nil
@@ -335,11 +316,11 @@ func SwitchSigningKey(dir string, grace time.Duration, force bool, now time.Time
 	// The grace first, then the old key as previous, then the new key as
 	// current: a reader between two steps sees a ring that still works.
 	until := now.Add(grace).UTC().Format(time.RFC3339) + "\n"
-	if err := replaceSecretFile(filepath.Join(dir, SigningPreviousUntilFile), []byte(until)); err != nil {
+	if err := files.WriteAtomic(filepath.Join(dir, SigningPreviousUntilFile), []byte(until)); err != nil {
 		return SigningStatus{}, fmt.Errorf("write the signing key grace: %w", err)
 	}
 	if st.previous == nil || !st.previous.Equal(st.current) {
-		if err := replaceSecretFile(filepath.Join(dir, SigningPreviousFile), crypto.MarshalEd25519PrivateKeyPEM(st.current)); err != nil {
+		if err := files.WriteAtomic(filepath.Join(dir, SigningPreviousFile), crypto.MarshalEd25519PrivateKeyPEM(st.current)); err != nil {
 			return SigningStatus{}, fmt.Errorf("keep the replaced signing key: %w", err)
 		}
 	}
@@ -347,26 +328,4 @@ func SwitchSigningKey(dir string, grace time.Duration, force bool, now time.Time
 		return SigningStatus{}, fmt.Errorf("make the next signing key current: %w", err)
 	}
 	return SigningKeyStatus(dir)
-}
-
-// replaceSecretFile writes b to path 0600 through a temporary file and a
-// rename, so a reader sees the old file or the new one, never half of one.
-func replaceSecretFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

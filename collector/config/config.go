@@ -19,6 +19,7 @@ import (
 
 	"github.com/collectorhq/collector/collector/egress"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // Default locations on the collector's host (and, mounted at the same
@@ -291,30 +292,9 @@ func ReadTrustedKeys(dir string) (data []byte, exists bool, err error) {
 	return data, true, nil
 }
 
-// WriteFile writes data to path with mode 0600 atomically.
-func WriteFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// WriteFile writes data to path with mode 0600 atomically
+// (files.WriteAtomic).
+func WriteFile(path string, data []byte) error { return files.WriteAtomic(path, data) }
 
 // Default names of the collector's own containers.
 const (

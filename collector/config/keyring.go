@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // Key files of a rotation (docs/auth.md §7), beside IdentityFile and
@@ -71,7 +70,7 @@ func (r *KeyRing) HPKEKeys() []*crypto.HPKEKey {
 // rename, so a half-written one is never seen, and the current key is
 // better than none.
 func (r *KeyRing) reload() {
-	stamp := r.fileStamp()
+	stamp := files.Stamp(r.dir, ringFiles...)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if stamp == r.stamp {
@@ -92,25 +91,6 @@ func (r *KeyRing) reload() {
 		ids = append(ids, id)
 	}
 	r.stamp, r.identity, r.hpke = stamp, ids, hpke
-}
-
-// fileStamp identifies the ring's files as they are: inode, size and
-// modification time of each (a rename gives a new inode).
-func (r *KeyRing) fileStamp() string {
-	var b strings.Builder
-	for _, name := range ringFiles {
-		fi, err := os.Stat(filepath.Join(r.dir, name))
-		if err != nil {
-			b.WriteString("-;")
-			continue
-		}
-		var ino uint64
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino = st.Ino
-		}
-		fmt.Fprintf(&b, "%d:%d:%d;", ino, fi.Size(), fi.ModTime().UnixNano())
-	}
-	return b.String()
 }
 
 // ReadIdentityKey reads an identity key file.

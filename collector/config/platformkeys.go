@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/files"
 )
 
 // PlatformKeysFile holds, in the state dir, the platform key set the
@@ -139,7 +140,7 @@ func (p *PlatformKeys) Apply(s *crypto.SignedKeySet) (bool, error) {
 	if err := WriteFile(filepath.Join(p.dir, PlatformKeysFile), append(b, '\n')); err != nil {
 		return false, fmt.Errorf("pin the platform's keys: %w", err)
 	}
-	p.set, p.stamp = ks, fileStamp(p.dir, PlatformKeysFile)
+	p.set, p.stamp = ks, files.Stamp(p.dir, PlatformKeysFile)
 	return true, nil
 }
 
@@ -157,7 +158,7 @@ func sameTime(a, b *time.Time) bool {
 
 // load reads the file again if it changed.
 func (p *PlatformKeys) load() error {
-	stamp := fileStamp(p.dir, PlatformKeysFile)
+	stamp := files.Stamp(p.dir, PlatformKeysFile)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if stamp == p.stamp {
@@ -183,20 +184,6 @@ func (p *PlatformKeys) load() error {
 	}
 	p.stamp, p.set = stamp, &ks
 	return nil
-}
-
-// fileStamp identifies a file of dir as it is: inode, size and
-// modification time (a rename gives a new inode).
-func fileStamp(dir, name string) string {
-	fi, err := os.Stat(filepath.Join(dir, name))
-	if err != nil {
-		return "-"
-	}
-	var ino uint64
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
-	}
-	return fmt.Sprintf("%d:%d:%d", ino, fi.Size(), fi.ModTime().UnixNano())
 }
 
 // ForgetPlatformKeys removes the pinned key set of dir (the state dir): an
