@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -30,6 +32,38 @@ func databaseFlags() []cli.Flag {
 // databaseConfig reads databaseFlags into cfg.
 func databaseConfig(c *cli.Context, cfg *platform.Config) {
 	cfg.Database, cfg.DatabaseMaxConns, cfg.DataKeyFile = c.String("database"), c.Int("database-max-conns"), c.String("data-key-file")
+}
+
+// hostPlatform is this host's platform as the commands that act on its
+// data directory and database directly see it (platform keys, users,
+// sso): its config from their flags, its data directory and backends.
+type hostPlatform struct {
+	cfg   platform.Config
+	dd    *platform.DataDir
+	b     platform.Backends
+	log   *slog.Logger
+	close func() error
+}
+
+// openHostPlatform opens the data directory and the database the flags
+// name, edit (if any) completing the config first.
+func openHostPlatform(c *cli.Context, edit func(*platform.Config)) (*hostPlatform, error) {
+	cfg := platform.DefaultConfig()
+	cfg.DataDir = c.String("data-dir")
+	databaseConfig(c, &cfg)
+	if edit != nil {
+		edit(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dd, err := platform.OpenDataDir(cfg, log)
+	if err != nil {
+		return nil, cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
+	}
+	b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
+	if err != nil {
+		return nil, err
+	}
+	return &hostPlatform{cfg: cfg, dd: dd, b: b, log: log, close: closeBackends}, nil
 }
 
 // backends opens the database cfg names: a postgres:// URL is PostgreSQL

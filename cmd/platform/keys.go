@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
@@ -123,20 +122,12 @@ func withKeys(action func(c *cli.Context, k *keysEnv) error) cli.ActionFunc {
 		if len(args) > 0 {
 			return usageError(c, "takes no argument, got %q", args[0])
 		}
-		cfg := platform.DefaultConfig()
-		cfg.DataDir = c.String("data-dir")
-		databaseConfig(c, &cfg)
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		dd, err := platform.OpenDataDir(cfg, log)
-		if err != nil {
-			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
-		}
-		b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
+		hp, err := openHostPlatform(c, nil)
 		if err != nil {
 			return err
 		}
-		defer closeBackends()
-		return safeError(action(c, &keysEnv{dd: dd, b: b, out: c.App.Writer}))
+		defer hp.close()
+		return safeError(action(c, &keysEnv{dd: hp.dd, b: hp.b, out: c.App.Writer}))
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/user"
 	"sort"
@@ -74,25 +73,18 @@ func withSSO(action func(c *cli.Context, h *ssoEnv, args []string) error) cli.Ac
 		if err != nil {
 			return err
 		}
-		cfg := platform.DefaultConfig()
-		cfg.DataDir = c.String("data-dir")
-		databaseConfig(c, &cfg)
-		cfg.PublicURL, cfg.Listen = c.String("public-url"), c.String("listen")
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		dd, err := platform.OpenDataDir(cfg, log)
-		if err != nil {
-			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
-		}
-		b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
+		hp, err := openHostPlatform(c, func(cfg *platform.Config) {
+			cfg.PublicURL, cfg.Listen = c.String("public-url"), c.String("listen")
+		})
 		if err != nil {
 			return err
 		}
-		defer closeBackends()
-		svc, err := platform.OpenAccess(cfg, dd, b.Access, log, nil)
+		defer hp.close()
+		svc, err := platform.OpenAccess(hp.cfg, hp.dd, hp.b.Access, hp.log, nil)
 		if err != nil {
 			return err
 		}
-		sso, err := platform.OpenSSO(cfg, svc)
+		sso, err := platform.OpenSSO(hp.cfg, svc)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/user"
 	"strings"
@@ -65,20 +64,12 @@ func withHost(action func(c *cli.Context, h *hostEnv, args []string) error) cli.
 		if err != nil {
 			return err
 		}
-		cfg := platform.DefaultConfig()
-		cfg.DataDir = c.String("data-dir")
-		databaseConfig(c, &cfg)
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		dd, err := platform.OpenDataDir(cfg, log)
-		if err != nil {
-			return cliutil.Exit(cliutil.ExitFailure, fmt.Errorf("open the data directory %s (run this on the platform's host, as its user): %w", cfg.DataDir, err))
-		}
-		b, closeBackends, err := openBackends(c.Context, cfg, dd, log)
+		hp, err := openHostPlatform(c, nil)
 		if err != nil {
 			return err
 		}
-		defer closeBackends()
-		svc, err := platform.OpenAccess(cfg, dd, b.Access, log, nil)
+		defer hp.close()
+		svc, err := platform.OpenAccess(hp.cfg, hp.dd, hp.b.Access, hp.log, nil)
 		if err != nil {
 			return err
 		}
