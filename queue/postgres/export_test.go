@@ -11,6 +11,7 @@ import (
 // The hot-path statements, for the query-plan test.
 var (
 	LeaseNextSQL   = leaseNextSQL
+	LeaseOwnSQL    = leaseOwnSQL
 	MayHaveWorkSQL = mayHaveWorkSQL
 	ExpireSQL      = expireSQL
 	InsertJobSQL   = insertJobSQL

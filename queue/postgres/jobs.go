@@ -12,6 +12,7 @@ import (
 
 	"github.com/collectorhq/collector/queue"
 	"github.com/collectorhq/collector/queue/internal/ids"
+	"github.com/collectorhq/collector/queue/internal/notify"
 )
 
 // Enqueue implements queue.Queue. The INSERT does nothing when the partial
@@ -326,6 +327,12 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, check bool) 
 	if q.isClosed() {
 		return nil, queue.ErrClosed
 	}
+	// A long poll of a collector's own queue, known empty since a look
+	// that this process's notifications would have ended, waits for one.
+	quietable := req.Pool == "" && q.listening.Load()
+	if quietable && !check && req.Wait > 0 && q.notifier.Quiet(req.CollectorID, time.Now()) {
+		return nil, nil
+	}
 	leastLoaded, expire := true, false
 	if check || req.Pool != "" {
 		var w work
@@ -361,7 +368,16 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, check bool) 
 	if expire {
 		expireSQL.queue(b, pgx.NamedArgs{"now": now})
 	}
-	leaseNextSQL.queue(b, args)
+	if req.Pool == "" {
+		leaseOwnSQL.queue(b, args)
+	} else {
+		leaseNextSQL.queue(b, args)
+	}
+	var look *notify.Look
+	if quietable {
+		look = q.notifier.Look(req.CollectorID)
+		defer func() { look.End(false, time.Time{}) }() // unless ended below
+	}
 	br := q.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if lock {
@@ -376,19 +392,49 @@ func (q *Queue) tryNext(ctx context.Context, req queue.NextRequest, check bool) 
 			return nil, fmt.Errorf("expire leases: %w", err)
 		}
 	}
-	job, err := scanJob(br.QueryRow())
-	if errors.Is(err, pgx.ErrNoRows) {
-		job, err = nil, nil
-	}
+	job, more, err := scanLease(br)
 	if err != nil {
 		return nil, err
 	}
 	if err := br.Close(); err != nil { // the commit
 		return nil, err
 	}
+	if look != nil {
+		look.End(!more, time.Now().Add(q.cfg.PollInterval))
+	}
 	q.lazyExpired.Add(int64(len(expired)))
 	q.publish(ctx, expired)
 	return job, nil
+}
+
+// scanLease reads leaseNextSQL's result: the job leased, if any, and
+// whether the collector's own queue holds more.
+func scanLease(br pgx.BatchResults) (*queue.Job, bool, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, false, err
+		}
+		return nil, false, errors.New("lease: no result row")
+	}
+	var more bool
+	if rows.RawValues()[0] == nil { // no job leased: NULLs
+		skip := make([]any, len(rows.FieldDescriptions())-1)
+		if err := rows.Scan(append(skip, &more)...); err != nil {
+			return nil, false, err
+		}
+		return nil, more, rows.Err()
+	}
+	job, err := scanJob(rows, &more)
+	if err != nil {
+		return nil, false, err
+	}
+	rows.Close()
+	return job, more, rows.Err()
 }
 
 // scanExpired reads expireSQL's result: the targets to wake.

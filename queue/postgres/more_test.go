@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -238,5 +239,154 @@ func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// leaseStatements counts the lease statements run so far on url's
+// database (pg_stat_statements, which shows constants as parameters).
+func leaseStatements(t *testing.T, url string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND query ~ 'UPDATE queue_jobs SET state = \$[0-9]+, lease_id = \$[0-9]+::text'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A long poll of a collector whose queue a lease found empty waits for a
+// notification instead of leasing again: no lease statement until a job
+// is enqueued (here by another process), which it then takes at once.
+// A lease that leaves more in the queue leaves it not quiet: the next
+// Next takes the next job without waiting.
+func TestQuietQueueWaitsForANotification(t *testing.T) {
+	url := pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	cfg.PollInterval = 10 * time.Second // only a notification can be in time
+	a := open(t, url, cfg)
+	hook, parked := queuetest.ParkSignal()
+	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	ctx := context.Background()
+	usage(t, url) // creates the pg_stat_statements view
+	for i := range 2 {
+		if _, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: fmt.Sprintf("int-%d", i), CollectorID: "col-a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		start := time.Now()
+		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
+		if err != nil {
+			t.Fatalf("Next %d: %v", i, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("Next %d took %v with a job queued", i, d)
+		}
+		if _, err := b.Finish(ctx, j.ID, j.LeaseID, queue.Result{Succeeded: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The second lease left nothing queued: the queue is quiet.
+	before := leaseStatements(t, url)
+	type result struct {
+		job *queue.Job
+		at  time.Time
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
+		res <- result{j, time.Now(), err}
+	}()
+	for got := <-parked; got != "col-a"; got = <-parked {
+	}
+	if n := leaseStatements(t, url) - before; n != 0 {
+		t.Fatalf("%d lease statements before parking on a quiet queue, want 0", n)
+	}
+	start := time.Now()
+	j, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-2", CollectorID: "col-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil || r.job.ID != j.ID {
+		t.Fatalf("b.Next = %v, %v; want job %s", r.job, r.err, j.ID)
+	}
+	if d := r.at.Sub(start); d >= 500*time.Millisecond {
+		t.Fatalf("b.Next returned %v after the Enqueue, want < 500ms", d)
+	}
+	if n := leaseStatements(t, url) - before; n != 1 {
+		t.Fatalf("%d lease statements for one job, want 1", n)
+	}
+}
+
+// What a process knew of quiet queues is forgotten when its listener's
+// connection is cut (the notifications meanwhile are lost): a job
+// enqueued elsewhere while it was down is taken at once after, not at
+// the fallback poll.
+func TestQuietForgottenWhenTheListenerIsCut(t *testing.T) {
+	url := pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	cfg.PollInterval = 10 * time.Second
+	a := open(t, url, cfg)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	listeners := func() []int32 {
+		rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() ORDER BY pid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	ofA := listeners()
+	b := open(t, url, cfg)
+	var ofB []int32
+	for _, p := range listeners() {
+		if !slices.Contains(ofA, p) {
+			ofB = append(ofB, p)
+		}
+	}
+	if len(ofB) != 1 {
+		t.Fatalf("listeners of b: %v, want one", ofB)
+	}
+	if _, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a"}); !errors.Is(err, queue.ErrNoJob) {
+		t.Fatalf("Next on an empty queue: %v", err)
+	}
+	// Quiet now. Cut b's listener and enqueue while it is away.
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend($1)`, ofB[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for slices.Contains(listeners(), ofB[0]) || len(listeners()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("b's listener not reconnected in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= 2*time.Second {
+		t.Fatalf("b.Next took %v for a job enqueued while its listener was away, want at once", d)
 	}
 }

@@ -52,6 +52,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		want        []string
 	}{
 		{"lease next", postgres.LeaseNextSQL.SQL(), postgres.LeaseNextSQL.Args(postgres.NextArgs()), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
+		{"lease own", postgres.LeaseOwnSQL.SQL(), postgres.LeaseOwnSQL.Args(postgres.NextArgs()), []string{"queue_jobs_next", "queue_jobs_active_collector"}},
 		{"may have work", postgres.MayHaveWorkSQL.SQL(), postgres.MayHaveWorkSQL.Args(postgres.NextArgs()), []string{"queue_jobs_next", "queue_jobs_next_pool", "queue_jobs_active_collector"}},
 		{"usage", postgres.UsageSQL.SQL(), postgres.UsageSQL.Args(postgres.NextArgs()), []string{"queue_jobs_active_collector"}},
 		{"expire", postgres.ExpireSQL.SQL(), postgres.ExpireSQL.Args(expireArgs), []string{"queue_jobs_lease"}},

@@ -41,6 +41,10 @@ type Queue struct {
 	sender string
 
 	notifier *notify.Notifier
+	// listening is set while the listener holds its LISTEN: only then do
+	// the other processes' notifications arrive, and a queue found empty
+	// stays known empty (notify.Notifier.Quiet) until one does.
+	listening atomic.Bool
 	// debounce spaces Enqueue's notifications per key (see debouncer),
 	// sending the deferred ones until stopFlush closes.
 	debounce  *debouncer
@@ -182,7 +186,11 @@ func (q *Queue) listen(ctx context.Context, first chan<- error) {
 			first = nil
 		}
 		if err == nil {
+			q.listening.Store(true)
 			q.receive(ctx, conn)
+			// What was sent from now until the next LISTEN is lost.
+			q.listening.Store(false)
+			q.notifier.Forget()
 			closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 			conn.Close(closeCtx)
 			cancel()

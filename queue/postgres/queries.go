@@ -76,16 +76,21 @@ var (
 	// jobs included when @young says so. Candidates are locked with SKIP
 	// LOCKED: a job another transaction is leasing is passed over, not
 	// waited for, and a job leased since this statement began fails the
-	// recheck of its state.
+	// recheck of its state. It returns one row: the job leased (NULLs when
+	// none) and whether the collector's own queue holds another queued job,
+	// fitting or not, locked or not (when not, the queue is quiet until a
+	// job is added to it, which notifies).
 	leaseNextSQL = positional(`WITH ` + usedCTE + `,
 		own AS (` + fmt.Sprintf(ownSQL, "", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pooled AS (` + fmt.Sprintf(poolSQL, "@young::boolean", "FOR UPDATE OF j SKIP LOCKED") + `),
 		pick AS (SELECT seq FROM (SELECT * FROM own UNION ALL SELECT * FROM pooled) AS c
-			ORDER BY priority DESC, created_at, seq LIMIT 1)
-		UPDATE queue_jobs SET state = 'leased', lease_id = @lease_id::text,
-			lease_expires_at = @expires::timestamptz, collector_id = @collector::text
-		WHERE seq = (SELECT seq FROM pick) AND state = 'queued'
-		RETURNING ` + jobColumns)
+			ORDER BY priority DESC, created_at, seq LIMIT 1),` + leaseAndMore)
+
+	// leaseOwnSQL is leaseNextSQL for a collector in no pool: its own
+	// queue only, a plan a third the size (PostgreSQL sets up every node
+	// of a plan on each execution).
+	leaseOwnSQL = positional(`WITH ` + usedCTE + `,
+		pick AS (` + fmt.Sprintf(ownSQL, "", "FOR UPDATE OF j SKIP LOCKED") + `),` + leaseAndMore)
 
 	// usageSQL: the predicted use of @collector's active jobs.
 	usageSQL = positional(`WITH ` + usedCTE + ` SELECT n, mem, cpu FROM used`)
@@ -224,6 +229,18 @@ var (
 )
 
 const (
+	// leaseAndMore ends leaseNextSQL and leaseOwnSQL: it leases the job
+	// of the CTE pick.
+	leaseAndMore = `
+		leased AS (UPDATE queue_jobs SET state = 'leased', lease_id = @lease_id::text,
+			lease_expires_at = @expires::timestamptz, collector_id = @collector::text
+		WHERE seq = (SELECT seq FROM pick) AND state = 'queued'
+		RETURNING ` + jobColumns + `)
+		SELECT l.*, EXISTS (SELECT 1 FROM queue_jobs AS o
+			WHERE o.state = 'queued' AND o.collector_id = @collector::text
+			  AND o.seq IS DISTINCT FROM (SELECT seq FROM pick))
+		FROM (SELECT) AS one LEFT JOIN leased AS l ON true`
+
 	// insertJob is insertJobSQL, %s the column its SELECT adds.
 	insertJob = `WITH ins AS (
 			INSERT INTO queue_jobs (id, integration_id, collector_id, pool, state, attempt, max_attempts, created_at, requested_by, mode, priority)

@@ -56,3 +56,52 @@ func TestReleaseIsIdempotent(t *testing.T) {
 	}
 	r2()
 }
+
+// A look that found the queue empty makes its key quiet until a Notify of
+// it, a Forget or its time; a Notify during the look, or a look that found
+// more, leaves it not quiet.
+func TestQuiet(t *testing.T) {
+	n := notify.New()
+	now := time.Now()
+	later := now.Add(time.Minute)
+	if n.Quiet("a", now) {
+		t.Fatal("quiet before any look")
+	}
+	n.Look("a").End(true, later)
+	if !n.Quiet("a", now) || n.Quiet("b", now) {
+		t.Fatal("a look that found a empty: a not quiet, or b quiet")
+	}
+	if n.Quiet("a", later) {
+		t.Error("still quiet at its time")
+	}
+	n.Notify("a")
+	if n.Quiet("a", now) {
+		t.Error("quiet after a Notify")
+	}
+	// A Notify (or a Forget) during the look: what it saw is stale.
+	for name, during := range map[string]func(){"notify": func() { n.Notify("a") }, "forget": n.Forget} {
+		l := n.Look("a")
+		during()
+		l.End(true, later)
+		if n.Quiet("a", now) {
+			t.Errorf("quiet after a look with a %s during it", name)
+		}
+	}
+	n.Look("a").End(true, later)
+	n.Look("a").End(false, later)
+	if n.Quiet("a", now) {
+		t.Error("quiet after a look that found more")
+	}
+	n.Look("a").End(true, later)
+	n.Forget()
+	if n.Quiet("a", now) {
+		t.Error("quiet after Forget")
+	}
+	l := n.Look("a")
+	l.End(true, later)
+	n.Notify("a")
+	l.End(true, later) // a second End does nothing
+	if n.Quiet("a", now) {
+		t.Error("a second End made a quiet")
+	}
+}
