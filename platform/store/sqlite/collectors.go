@@ -398,6 +398,10 @@ const (
 	sqlBeatInsert = `INSERT INTO heartbeats(collector_id, at, data) VALUES (?, ?, ?)`
 	sqlBeatPrune  = `DELETE FROM heartbeats WHERE collector_id = ? AND id <= (
 		SELECT id FROM heartbeats WHERE collector_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
+	sqlBeatRollup = `INSERT INTO heartbeat_rollups(collector_id, bucket, beats, mem_total, mem_free_min, cpus, running_max)
+		VALUES (?, ?, 1, ?, ?, ?, ?)
+		ON CONFLICT(collector_id, bucket) DO UPDATE SET beats = beats + 1, mem_total = excluded.mem_total,
+			mem_free_min = min(mem_free_min, excluded.mem_free_min), cpus = excluded.cpus, running_max = max(running_max, excluded.running_max)`
 )
 
 // AccessTokenCollector returns the collector a live access token belongs
@@ -444,7 +448,7 @@ func (s *Store) RecordHeartbeat(ctx context.Context, collectorID string, hb stor
 		if _, err := tx.StmtContext(ctx, s.beatInsert).ExecContext(ctx, collectorID, nanos(hb.At), string(data)); err != nil {
 			return fmt.Errorf("insert heartbeat: %w", err)
 		}
-		if err := rollUp(ctx, tx, collectorID, hb); err != nil {
+		if err := s.rollUp(ctx, tx, collectorID, hb); err != nil {
 			return fmt.Errorf("heartbeat rollup: %w", err)
 		}
 		_, err = tx.StmtContext(ctx, s.beatPrune).ExecContext(ctx, collectorID, collectorID, keep)

@@ -196,13 +196,9 @@ const rollupKeep = 25 * time.Hour
 // rollUp adds hb to its collector's 5-minute bucket (inside the
 // heartbeat's transaction): the 24 h chart of a collector reads 288 rows,
 // whatever the heartbeat interval.
-func rollUp(ctx context.Context, tx *sql.Tx, collectorID string, hb store.Heartbeat) error {
+func (s *Store) rollUp(ctx context.Context, tx *sql.Tx, collectorID string, hb store.Heartbeat) error {
 	bucket := hb.At.Truncate(rollupBucket).UnixNano()
-	_, err := tx.ExecContext(ctx, `INSERT INTO heartbeat_rollups(collector_id, bucket, beats, mem_total, mem_free_min, cpus, running_max)
-		VALUES (?, ?, 1, ?, ?, ?, ?)
-		ON CONFLICT(collector_id, bucket) DO UPDATE SET beats = beats + 1, mem_total = excluded.mem_total,
-			mem_free_min = min(mem_free_min, excluded.mem_free_min), cpus = excluded.cpus, running_max = max(running_max, excluded.running_max)`,
-		collectorID, bucket, hb.MemTotal, hb.MemFree, hb.CPUs, hb.Running)
+	_, err := tx.StmtContext(ctx, s.beatRollup).ExecContext(ctx, collectorID, bucket, hb.MemTotal, hb.MemFree, hb.CPUs, hb.Running)
 	return err
 }
 

@@ -35,7 +35,7 @@ type Store struct {
 
 	// Statements of the hot path (a heartbeat every 30 s from every
 	// collector), prepared once: parsing SQL costs more than running it.
-	accessLookup, beatUpdate, beatInsert, beatPrune *sql.Stmt
+	accessLookup, beatUpdate, beatInsert, beatPrune, beatRollup *sql.Stmt
 
 	stop chan struct{}
 	done chan struct{}
@@ -201,7 +201,7 @@ func (s *Store) Close() error {
 	if s.q != nil {
 		s.q.Close()
 	}
-	for _, st := range []*sql.Stmt{s.accessLookup, s.beatUpdate, s.beatInsert, s.beatPrune} {
+	for _, st := range []*sql.Stmt{s.accessLookup, s.beatUpdate, s.beatInsert, s.beatPrune, s.beatRollup} {
 		if st != nil {
 			st.Close()
 		}
@@ -418,6 +418,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{s.w, &s.beatUpdate, sqlBeatUpdate},
 		{s.w, &s.beatInsert, sqlBeatInsert},
 		{s.w, &s.beatPrune, sqlBeatPrune},
+		{s.w, &s.beatRollup, sqlBeatRollup},
 	} {
 		if *p.dst, err = p.db.PrepareContext(ctx, p.sql); err != nil {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
