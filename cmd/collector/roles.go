@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"github.com/collectorhq/collector/engine/auto"
 	"github.com/collectorhq/collector/internal/buildinfo"
 	"github.com/collectorhq/collector/internal/env"
+	"github.com/collectorhq/collector/internal/idlemem"
 	"github.com/collectorhq/collector/internal/logging"
 )
 
@@ -50,9 +53,30 @@ func roleCommand(name, usage string, run func(*cli.Context, collector.Env) error
 				return err
 			}
 			defer closeEng()
+			go trimWhenSettled(c.Context, e.Log)
 			return run(c, e)
 		},
 	}
+}
+
+// settleTime is how long after its start a role gives back what it
+// touched only to start (idlemem.Trim).
+const settleTime = 10 * time.Second
+
+func trimWhenSettled(ctx context.Context, log *slog.Logger) {
+	t := time.NewTimer(settleTime)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	kb, err := idlemem.Trim()
+	if err != nil {
+		log.Warn("giving back the memory of the start failed", "err", err)
+		return
+	}
+	log.Debug("gave back the memory of the start", "executable_kib", kb)
 }
 
 var daemonCommand = roleCommand("daemon", "heartbeat to the platform and keep collector-runner running (the collector-daemon container)",
