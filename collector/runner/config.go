@@ -41,7 +41,11 @@ type Config struct {
 	DefaultNetwork string
 	// PollWait is how long one next call waits (≤ api.MaxLongPoll).
 	PollWait time.Duration
-	// BatchRecords and BatchBytes bound one records upload.
+	// BatchRecords and BatchBytes bound one records upload. The platform
+	// writes a batch in one transaction: records whose keys spread over
+	// large tables (directory GUIDs) dirty a page each, and a larger batch
+	// shares more of them (BenchmarkLDAPUsers: 5,000 → 20,000 records a
+	// batch took the platform's CPU from 34 to 28 s for 400,000 records).
 	BatchRecords int
 	BatchBytes   int
 	// StatsInterval is how often peak memory and CPU are sampled.
@@ -72,7 +76,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxParallel:   4,
 		PollWait:      api.MaxLongPoll,
-		BatchRecords:  5000,
+		BatchRecords:  20000,
 		BatchBytes:    4 << 20,
 		StatsInterval: time.Second,
 		StopTimeout:   10 * time.Second,
