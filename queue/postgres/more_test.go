@@ -113,30 +113,9 @@ func TestPeakSamplesKeepTheLast(t *testing.T) {
 // A listener whose connection is cut reconnects: cross-process wake-ups
 // work again without waiting for the fallback poll.
 func TestListenerReconnects(t *testing.T) {
-	url := pgtest.NewDB(t)
-	cfg := queuetest.Config()
-	cfg.PollInterval = 10 * time.Second
-	a := open(t, url, cfg)
-	hook, parked := queuetest.ParkSignal()
-	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	url, a, b, parked := twoProcesses(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	listeners := func() []int32 {
-		rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
-			WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() ORDER BY pid`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pids
-	}
+	admin, listeners := listenerPIDs(t, url)
 	before := listeners()
 	if len(before) != 2 {
 		t.Fatalf("%d listener sessions, want 2 (one per queue)", len(before))
@@ -185,12 +164,7 @@ func TestListenerReconnects(t *testing.T) {
 // trailing send, well before the fallback poll: on the queue and in a
 // transaction (the platform's store enqueues through Tx).
 func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
-	url := pgtest.NewDB(t)
-	cfg := queuetest.Config()
-	cfg.PollInterval = 10 * time.Second // only a notification can be in time
-	a := open(t, url, cfg)
-	hook, parked := queuetest.ParkSignal()
-	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	_, a, b, parked := twoProcesses(t)
 	ctx := context.Background()
 	enqueues := []struct {
 		name    string
@@ -242,6 +216,31 @@ func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
 	}
 }
 
+// listenerPIDs connects to url's database, as the tests' administrator,
+// and returns that connection and a func listing the server processes
+// of the queues' listeners there.
+func listenerPIDs(t *testing.T, url string) (*pgx.Conn, func() []int32) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(ctx) })
+	return admin, func() []int32 {
+		rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() ORDER BY pid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+}
+
 // leaseStatements counts the lease statements run so far on url's
 // database (pg_stat_statements, which shows constants as parameters).
 func leaseStatements(t *testing.T, url string) int64 {
@@ -267,12 +266,7 @@ func leaseStatements(t *testing.T, url string) int64 {
 // A lease that leaves more in the queue leaves it not quiet: the next
 // Next takes the next job without waiting.
 func TestQuietQueueWaitsForANotification(t *testing.T) {
-	url := pgtest.NewDB(t)
-	cfg := queuetest.Config()
-	cfg.PollInterval = 10 * time.Second // only a notification can be in time
-	a := open(t, url, cfg)
-	hook, parked := queuetest.ParkSignal()
-	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	url, a, b, parked := twoProcesses(t)
 	ctx := context.Background()
 	usage(t, url) // creates the pg_stat_statements view
 	for i := range 2 {
@@ -337,23 +331,7 @@ func TestQuietForgottenWhenTheListenerIsCut(t *testing.T) {
 	cfg.PollInterval = 10 * time.Second
 	a := open(t, url, cfg)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	listeners := func() []int32 {
-		rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
-			WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid() ORDER BY pid`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pids
-	}
+	admin, listeners := listenerPIDs(t, url)
 	ofA := listeners()
 	b := open(t, url, cfg)
 	var ofB []int32

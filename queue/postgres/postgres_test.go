@@ -47,12 +47,7 @@ func TestConformance(t *testing.T) {
 // waiting on B is woken by an Enqueue on A through LISTEN/NOTIFY, well
 // before its fallback poll.
 func TestCrossProcessWake(t *testing.T) {
-	url := pgtest.NewDB(t)
-	cfg := queuetest.Config()
-	cfg.PollInterval = 10 * time.Second // only a notification can be in time
-	a := open(t, url, cfg)
-	hook, parked := queuetest.ParkSignal()
-	b := open(t, url, cfg, postgres.WithParkHook(hook))
+	_, a, b, parked := twoProcesses(t)
 	ctx := context.Background()
 	for _, c := range []struct{ name, collector, pool string }{{"collector", "col-a", ""}, {"pool", "col-b", "dc1"}} {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,6 +88,21 @@ func TestCrossProcessWake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoProcesses opens two queues (two pools, two listeners) on a fresh
+// database, as two platform processes would, with a fallback poll of 10 s
+// (only a notification can be in time); parked names each collector whose
+// Next parks on b.
+func twoProcesses(t *testing.T) (url string, a, b *postgres.Queue, parked <-chan string) {
+	t.Helper()
+	url = pgtest.NewDB(t)
+	cfg := queuetest.Config()
+	cfg.PollInterval = 10 * time.Second
+	a = open(t, url, cfg)
+	hook, parked := queuetest.ParkSignal()
+	b = open(t, url, cfg, postgres.WithParkHook(hook))
+	return url, a, b, parked
 }
 
 // Two processes starting together on an empty database migrate once.
