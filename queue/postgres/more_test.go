@@ -134,18 +134,7 @@ func TestListenerReconnects(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	type result struct {
-		job *queue.Job
-		at  time.Time
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
-		res <- result{j, time.Now(), err}
-	}()
-	for got := <-parked; got != "col-a"; got = <-parked {
-	}
+	res := parkNext(b, parked, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
 	start := time.Now()
 	if _, _, err := a.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "int-1", CollectorID: "col-a"}); err != nil {
 		t.Fatal(err)
@@ -183,18 +172,7 @@ func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
 	}
 	for _, c := range enqueues {
 		t.Run(c.name, func(t *testing.T) {
-			type result struct {
-				job *queue.Job
-				at  time.Time
-				err error
-			}
-			res := make(chan result, 1)
-			go func() {
-				j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
-				res <- result{j, time.Now(), err}
-			}()
-			for got := <-parked; got != "col-a"; got = <-parked {
-			}
+			res := parkNext(b, parked, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
 			a.HoldNotify(queue.Target{CollectorID: "col-a"})
 			start := time.Now()
 			if err := c.enqueue(queue.EnqueueRequest{IntegrationID: "int-" + c.name, CollectorID: "col-a"}); err != nil {
@@ -289,18 +267,7 @@ func TestQuietQueueWaitsForANotification(t *testing.T) {
 	}
 	// The second lease left nothing queued: the queue is quiet.
 	before := leaseStatements(t, url)
-	type result struct {
-		job *queue.Job
-		at  time.Time
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		j, err := b.Next(ctx, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
-		res <- result{j, time.Now(), err}
-	}()
-	for got := <-parked; got != "col-a"; got = <-parked {
-	}
+	res := parkNext(b, parked, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
 	if n := leaseStatements(t, url) - before; n != 0 {
 		t.Fatalf("%d lease statements before parking on a quiet queue, want 0", n)
 	}

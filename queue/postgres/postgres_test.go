@@ -51,18 +51,7 @@ func TestCrossProcessWake(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct{ name, collector, pool string }{{"collector", "col-a", ""}, {"pool", "col-b", "dc1"}} {
 		t.Run(c.name, func(t *testing.T) {
-			type result struct {
-				job *queue.Job
-				at  time.Time
-				err error
-			}
-			res := make(chan result, 1)
-			go func() {
-				j, err := b.Next(ctx, queue.NextRequest{CollectorID: c.collector, Pool: c.pool, Wait: 20 * time.Second})
-				res <- result{j, time.Now(), err}
-			}()
-			for got := <-parked; got != c.collector; got = <-parked {
-			}
+			res := parkNext(b, parked, queue.NextRequest{CollectorID: c.collector, Pool: c.pool, Wait: 20 * time.Second})
 			start := time.Now()
 			req := queue.EnqueueRequest{IntegrationID: "int-" + c.name}
 			if c.pool != "" {
@@ -103,6 +92,27 @@ func twoProcesses(t *testing.T) (url string, a, b *postgres.Queue, parked <-chan
 	hook, parked := queuetest.ParkSignal()
 	b = open(t, url, cfg, postgres.WithParkHook(hook))
 	return url, a, b, parked
+}
+
+// nextResult is what a Next returned, and when.
+type nextResult struct {
+	job *queue.Job
+	at  time.Time
+	err error
+}
+
+// parkNext calls q.Next(req) in the background and returns once it has
+// parked (parked, from q's park hook, names its collector); its result
+// comes on the channel.
+func parkNext(q *postgres.Queue, parked <-chan string, req queue.NextRequest) <-chan nextResult {
+	res := make(chan nextResult, 1)
+	go func() {
+		j, err := q.Next(context.Background(), req)
+		res <- nextResult{j, time.Now(), err}
+	}()
+	for got := <-parked; got != req.CollectorID; got = <-parked {
+	}
+	return res
 }
 
 // Two processes starting together on an empty database migrate once.
