@@ -14,6 +14,7 @@ import (
 	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform/store"
 	"github.com/collectorhq/collector/platform/store/postgres"
+	"github.com/collectorhq/collector/platform/store/storetest"
 	"github.com/collectorhq/collector/queue"
 )
 
@@ -400,35 +401,12 @@ func TestPoolsAndDesiredImage(t *testing.T) {
 	}
 }
 
-// BenchmarkRecordHeartbeat measures the heartbeat's one statement, from
-// parallel goroutines on distinct collectors.
+// BenchmarkRecordHeartbeat: storetest.BenchRecordHeartbeat on PostgreSQL.
 func BenchmarkRecordHeartbeat(b *testing.B) {
 	s, err := postgres.Open(ctx, pgtest.NewDB(b), postgres.Options{IntegrityKey: testKey, Queue: queue.DefaultConfig()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	const collectors = 64
-	for i := range collectors {
-		id := fmt.Sprintf("c%d", i)
-		if err := s.CreateCollector(ctx, store.Collector{ID: id, Name: id, CreatedAt: time.Now()},
-			store.EnrollmentToken{Hash: "h-" + id, CollectorID: id, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}, act("collector.created", id)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var next sync.Mutex
-	n := 0
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		next.Lock()
-		id := fmt.Sprintf("c%d", n%collectors)
-		n++
-		next.Unlock()
-		for pb.Next() {
-			if err := s.RecordHeartbeat(ctx, id, store.Heartbeat{At: time.Now(), RunnerState: "running", MemTotal: 1 << 30, MemFree: 1 << 29}, 100); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	storetest.BenchRecordHeartbeat(b, s)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,4 +446,31 @@ func testJobActsAudited(t *testing.T, b Backend) {
 	if len(es) != 2 || es[0].Action != "job.requested" || es[0].Target != j.ID || es[1].Action != "job.canceled" {
 		t.Errorf("audit after = %+v, want job.requested and job.canceled of %s", es, j.ID)
 	}
+}
+
+// BenchRecordHeartbeat stores heartbeats of 64 collectors on s, from
+// parallel goroutines on distinct collectors (a backend with one writer
+// serializes them): each backend's BenchmarkRecordHeartbeat.
+func BenchRecordHeartbeat(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	const collectors = 64
+	for i := range collectors {
+		id := fmt.Sprintf("c%d", i)
+		if err := s.CreateCollector(ctx, store.Collector{ID: id, Name: id, CreatedAt: time.Now()},
+			store.EnrollmentToken{Hash: "h-" + id, CollectorID: id, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)},
+			ev("collector.created", id)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := fmt.Sprintf("c%d", (next.Add(1)-1)%collectors)
+		for pb.Next() {
+			if err := s.RecordHeartbeat(ctx, id, store.Heartbeat{At: time.Now(), RunnerState: "running", MemTotal: 1 << 30, MemFree: 1 << 29}, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
