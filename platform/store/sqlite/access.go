@@ -206,7 +206,7 @@ func (s *Store) SessionByHash(ctx context.Context, hash string) (access.Session,
 
 // TouchSession implements access.Store.
 func (s *Store) TouchSession(ctx context.Context, hash string, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ? WHERE hash = ?`, nanos(at), hash)
+	_, err := s.exec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE hash = ?`, nanos(at), hash)
 	return err
 }
 
@@ -330,7 +330,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time, ev sto
 
 // TouchToken implements access.Store.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, nanos(at), id)
+	_, err := s.exec(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, nanos(at), id)
 	return err
 }
 
@@ -443,7 +443,7 @@ func (s *Store) PutTOTP(ctx context.Context, userID string, r access.TOTPRecord,
 // UseTOTPStep implements access.Store: one UPDATE, so two requests with
 // the same code cannot both pass.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE user_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
+	res, err := s.exec(ctx, `UPDATE user_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
 	if err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, userID string, hashes []st
 
 // UseRecoveryCode implements access.Store.
 func (s *Store) UseRecoveryCode(ctx context.Context, userID, hash string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE user_recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at = 0`, nanos(at), userID, hash)
+	res, err := s.exec(ctx, `UPDATE user_recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at = 0`, nanos(at), userID, hash)
 	if err != nil {
 		return err
 	}
@@ -556,7 +556,7 @@ func (s *Store) CreateFirstUser(ctx context.Context, u access.User, hash string,
 
 // PutDeviceGrant implements access.Store.
 func (s *Store) PutDeviceGrant(ctx context.Context, g access.DeviceGrant) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO device_grants(code_hash, user_code, created_at, expires_at, source) VALUES (?,?,?,?,?)`,
+	_, err := s.exec(ctx, `INSERT INTO device_grants(code_hash, user_code, created_at, expires_at, source) VALUES (?,?,?,?,?)`,
 		g.CodeHash, g.UserCode, nanos(g.CreatedAt), nanos(g.ExpiresAt), g.Source)
 	if isUnique(err) {
 		return fmt.Errorf("%w: user code taken, try again", access.ErrConflict)
@@ -594,7 +594,7 @@ func (s *Store) ApproveDevice(ctx context.Context, userCode, userID string, at t
 
 // ConsumeDevice implements access.Store.
 func (s *Store) ConsumeDevice(ctx context.Context, codeHash string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE device_grants SET consumed_at = ? WHERE code_hash = ? AND approved_at != 0 AND consumed_at = 0`, nanos(at), codeHash)
+	res, err := s.exec(ctx, `UPDATE device_grants SET consumed_at = ? WHERE code_hash = ? AND approved_at != 0 AND consumed_at = 0`, nanos(at), codeHash)
 	if err != nil {
 		return err
 	}

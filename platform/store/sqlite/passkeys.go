@@ -10,6 +10,7 @@ import (
 
 	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/store"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
 // Integrity domains of the passkey rows.
@@ -127,7 +128,7 @@ func (s *Store) CreatePasskey(ctx context.Context, pk access.Passkey, ev *store.
 // counter check, so of two requests with the same counter one fails.
 func (s *Store) UsePasskey(ctx context.Context, id string, signCount uint32, backupState bool, at time.Time) error {
 	n := int64(signCount)
-	res, err := s.w.ExecContext(ctx, `UPDATE passkeys SET sign_count = ?, backup_state = ?, last_used_at = ?
+	res, err := s.exec(ctx, `UPDATE passkeys SET sign_count = ?, backup_state = ?, last_used_at = ?
 		WHERE id = ? AND (sign_count < ? OR (? = 0 AND sign_count = 0))`, n, backupState, nanos(at), id, n, n)
 	if err != nil {
 		return err
@@ -201,7 +202,7 @@ func (s *Store) TakePasskeyCeremony(ctx context.Context, sessionHash, kind strin
 		return access.PasskeyCeremony{}, access.ErrNotFound
 	}
 	if err != nil {
-		return access.PasskeyCeremony{}, err
+		return access.PasskeyCeremony{}, qsqlite.Classify(err)
 	}
 	c.ExpiresAt = fromNanos(expires)
 	if !s.in.Verify(mac, macCeremony, []byte(c.SessionHash), []byte(c.Kind), []byte(c.UserID), c.Data, store.Int64(expires)) ||

@@ -382,7 +382,7 @@ func (s *Store) Reseal(ctx context.Context, kind store.SealedKind, id string, ol
 	if !ok {
 		return false, fmt.Errorf("reseal: unknown kind %q", kind)
 	}
-	res, err := s.w.ExecContext(ctx, col.upd, value, id, old)
+	res, err := s.exec(ctx, col.upd, value, id, old)
 	if err != nil {
 		return false, fmt.Errorf("reseal %s of %s: %w", kind, id, err)
 	}

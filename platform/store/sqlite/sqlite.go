@@ -246,6 +246,13 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return qsqlite.Classify(tx.Commit())
 }
 
+// exec runs one write on the writer outside a transaction of tx's (its
+// own). A full disk is queue.ErrStorageFull, as in tx.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.w.ExecContext(ctx, query, args...)
+	return res, qsqlite.Classify(err)
+}
+
 // appendAudit adds ev to the chain inside tx, with its MAC.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, ev store.Event) error {
 	prevSeq, prevHash := int64(0), store.GenesisHash
