@@ -100,6 +100,9 @@ type Counts struct {
 	Refused int64
 	// Dangling relationships after a successful run.
 	Dangling int64
+	// LeaseID is the attempt Records and Refused are of: the last that
+	// stored a batch ("" when none did, or from before it was kept).
+	LeaseID string
 }
 
 // Sweep says what a successful finish marked deleted.

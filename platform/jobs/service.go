@@ -447,6 +447,9 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 	if err != nil {
 		return err
 	}
+	if counts.LeaseID != "" && counts.LeaseID != req.LeaseID {
+		counts = Counts{} // an earlier attempt's: this one stored nothing
+	}
 	refused := counts.Refused + req.RefusedRecords
 	ok := req.ExitCode == 0 && req.Error == "" && refused == 0
 	errText := req.Error

@@ -41,6 +41,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		"PruneFinishedJobs":          testPruneFinishedJobs,
 		"CountsIncludeRunnerRefused": testCountsIncludeRunnerRefused,
 		"LargeBatchLastRecordWins":   testLargeBatchLastRecordWins,
+		"CountsOfTheLastAttempt":     testCountsOfTheLastAttempt,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })
 	}
@@ -417,5 +418,38 @@ func testLargeBatchLastRecordWins(t *testing.T, b Backend) {
 	}
 	if e["e0007"].Type != "admin" || r["r0003"].To != "e0999" {
 		t.Errorf("a key given twice kept %+v and %+v, want the batch's later records", e["e0007"], r["r0003"])
+	}
+}
+
+// A job's counts are those of its last attempt that stored records: a
+// new attempt (the lease handed back, the job leased again) starts them
+// over, and a line refused in an attempt that did not finish does not
+// keep the one that does from being a complete sync (the finish
+// succeeds).
+func testCountsOfTheLastAttempt(t *testing.T, b Backend) {
+	first := lease(t, b, "i1")
+	ingest(t, b, first, 1, Entity("a", "user"), Entity("b", "user"), "not a record")
+	if c, _ := b.Records.Counts(ctx, first.ID); c.Records != 2 || c.Refused != 1 {
+		t.Fatalf("first attempt counted %+v, want 2 records, 1 refused", c)
+	}
+	if _, err := b.Queue.Requeue(ctx, first.ID, first.LeaseID, queue.Target{CollectorID: "col"}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.Queue.Next(ctx, queue.NextRequest{CollectorID: "col"})
+	if err != nil || second.ID != first.ID || second.LeaseID == first.LeaseID {
+		t.Fatalf("second lease = %+v, %v; want the same job under a new lease", second, err)
+	}
+	ingest(t, b, second, 1, Entity("a", "user"))
+	ingest(t, b, second, 2, Entity("c", "user"))
+	if c, _ := b.Records.Counts(ctx, second.ID); c.Records != 2 || c.Refused != 0 {
+		t.Fatalf("second attempt counted %+v, want 2 records, none refused (the first attempt's not added)", c)
+	}
+	// A late batch of the first attempt is refused (its lease is gone).
+	if _, err := b.Records.Ingest(ctx, batch(t, first, 2, Entity("late", "user"))); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Errorf("a batch of the first attempt after the second began: %v, want ErrLeaseLost", err)
+	}
+	succeed(t, b, second)
+	if c, _ := b.Records.Counts(ctx, second.ID); c.Records != 2 || c.Refused != 0 {
+		t.Errorf("finished job counted %+v, want 2 records, none refused", c)
 	}
 }

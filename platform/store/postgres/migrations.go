@@ -302,6 +302,11 @@ CREATE TABLE collector_previous_keys (
 	mac          bytea NOT NULL
 );
 `,
+	// 3: the attempt (lease) a job's record counts are of: a new attempt
+	// starts them over ('': rows from before, counted on).
+	3: `
+ALTER TABLE data_job_stats ADD COLUMN lease_id text NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the store's tables to the latest version, in one

@@ -75,10 +75,15 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 		if err := upsert(ctx, tx, k, qt.Now(), b.Records); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO data_job_stats(job_id, records, refused) VALUES ($1, $2, $3)
-			ON CONFLICT (job_id) DO UPDATE SET records = data_job_stats.records + excluded.records,
-				refused = data_job_stats.refused + excluded.refused`,
-			k.JobID, len(b.Records), b.Refused)
+		// Counted for this attempt: a batch of a new lease starts over.
+		_, err = tx.Exec(ctx, `INSERT INTO data_job_stats(job_id, lease_id, records, refused) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (job_id) DO UPDATE SET
+				records = CASE WHEN data_job_stats.lease_id IN (excluded.lease_id, '')
+					THEN data_job_stats.records + excluded.records ELSE excluded.records END,
+				refused = CASE WHEN data_job_stats.lease_id IN (excluded.lease_id, '')
+					THEN data_job_stats.refused + excluded.refused ELSE excluded.refused END,
+				lease_id = excluded.lease_id`,
+			k.JobID, k.LeaseID, len(b.Records), b.Refused)
 		if err != nil {
 			return fmt.Errorf("count batch %d of job %s: %w", k.Seq, k.JobID, err)
 		}
@@ -275,8 +280,8 @@ func (r *Records) LogsAfter(ctx context.Context, jobID string, cursor int64) (st
 func (r *Records) Counts(ctx context.Context, jobID string) (jobs.Counts, error) {
 	var c jobs.Counts
 	var runner int64
-	err := r.s.pool.QueryRow(ctx, `SELECT records, refused, runner_refused, dangling FROM data_job_stats WHERE job_id = $1`, jobID).
-		Scan(&c.Records, &c.Refused, &runner, &c.Dangling)
+	err := r.s.pool.QueryRow(ctx, `SELECT records, refused, runner_refused, dangling, lease_id FROM data_job_stats WHERE job_id = $1`, jobID).
+		Scan(&c.Records, &c.Refused, &runner, &c.Dangling, &c.LeaseID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return jobs.Counts{}, nil
 	}

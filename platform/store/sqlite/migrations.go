@@ -328,6 +328,11 @@ CREATE TABLE collector_previous_keys (
 	mac          BLOB NOT NULL
 ) WITHOUT ROWID;
 `,
+	// 12: the attempt (lease) a job's record counts are of: a new
+	// attempt starts them over ('': rows from before, counted on).
+	`
+ALTER TABLE data_job_stats ADD COLUMN lease_id TEXT NOT NULL DEFAULT '';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -78,9 +78,13 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 			k.JobID, k.LeaseID, k.Seq, len(b.Records), b.Refused); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, records, refused) VALUES (?,?,?)
-			ON CONFLICT(job_id) DO UPDATE SET records=records+excluded.records, refused=refused+excluded.refused`,
-			k.JobID, len(b.Records), b.Refused)
+		// Counted for this attempt: a batch of a new lease starts over.
+		_, err = tx.ExecContext(ctx, `INSERT INTO data_job_stats(job_id, lease_id, records, refused) VALUES (?,?,?,?)
+			ON CONFLICT(job_id) DO UPDATE SET
+				records = CASE WHEN lease_id IN (excluded.lease_id, '') THEN records + excluded.records ELSE excluded.records END,
+				refused = CASE WHEN lease_id IN (excluded.lease_id, '') THEN refused + excluded.refused ELSE excluded.refused END,
+				lease_id = excluded.lease_id`,
+			k.JobID, k.LeaseID, len(b.Records), b.Refused)
 		return err
 	})
 	return dup, err
@@ -216,8 +220,8 @@ func (r *Records) LogsAfter(ctx context.Context, jobID string, cursor int64) (st
 func (r *Records) Counts(ctx context.Context, jobID string) (jobs.Counts, error) {
 	var c jobs.Counts
 	var runner int64
-	err := r.s.r.QueryRowContext(ctx, `SELECT records, refused, runner_refused, dangling FROM data_job_stats WHERE job_id=?`, jobID).
-		Scan(&c.Records, &c.Refused, &runner, &c.Dangling)
+	err := r.s.r.QueryRowContext(ctx, `SELECT records, refused, runner_refused, dangling, lease_id FROM data_job_stats WHERE job_id=?`, jobID).
+		Scan(&c.Records, &c.Refused, &runner, &c.Dangling, &c.LeaseID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return jobs.Counts{}, nil
 	}
