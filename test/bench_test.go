@@ -570,9 +570,22 @@ func BenchmarkIdleRSS(b *testing.B) {
 		hb, err := r.admin.Heartbeats(context.Background(), r.h.id)
 		return err == nil && len(hb) >= 5
 	})
-	// Idle: past the roles' settle time (they give back what only their
-	// start used, cmd/collector settleTime) and a few heartbeats more.
-	time.Sleep(15 * time.Second)
+	// Idle: once both roles gave back what only their start used
+	// (cmd/collector settleTime; they log it), and a few heartbeats more.
+	for _, name := range []string{"collector-daemon", "collector-runner"} {
+		benchWait(b, name+" gave back its start's memory", time.Minute, func() bool {
+			logs, _ := r.h.kit.run("logs", name)
+			return strings.Contains(logs, "gave back the memory of the start")
+		})
+	}
+	beats := 0
+	if hb, err := r.admin.Heartbeats(context.Background(), r.h.id); err == nil {
+		beats = len(hb)
+	}
+	benchWait(b, "3 heartbeats after", time.Minute, func() bool {
+		hb, err := r.admin.Heartbeats(context.Background(), r.h.id)
+		return err == nil && len(hb) >= beats+3
+	})
 	rss, pss := map[string]int64{}, map[string]int64{}
 	for _, name := range []string{"collector-daemon", "collector-runner"} {
 		pid := containerPid(b, r.h.kit, name)

@@ -76,7 +76,7 @@ func trimWhenSettled(ctx context.Context, log *slog.Logger) {
 		log.Warn("giving back the memory of the start failed", "err", err)
 		return
 	}
-	log.Debug("gave back the memory of the start", "executable_kib", kb)
+	log.Info("gave back the memory of the start", "executable_kib", kb)
 }
 
 var daemonCommand = roleCommand("daemon", "heartbeat to the platform and keep collector-runner running (the collector-daemon container)",
