@@ -64,15 +64,15 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 		if dup, err = applied(ctx, tx, k); err != nil || dup {
 			return err
 		}
-		up, err := newUpserter(ctx, tx, k, qt.Now())
-		if err != nil {
-			return err
-		}
-		defer up.close()
+		up := newUpserter(tx, k, qt.Now())
 		for _, rec := range b.Records {
 			if err := up.put(ctx, rec); err != nil {
+				up.flush(ctx)
 				return err
 			}
+		}
+		if err := up.flush(ctx); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO data_batches(job_id, lease_id, seq, accepted, refused) VALUES (?,?,?,?,?)`,
 			k.JobID, k.LeaseID, k.Seq, len(b.Records), b.Refused); err != nil {
@@ -90,45 +90,101 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 	return dup, err
 }
 
-// upserter holds the prepared statements of one ingest transaction.
+// upsertRows is the records one upsert statement writes: one statement
+// per record cost more in binding and stepping than the row itself.
+const upsertRows = 256
+
+// upserter writes the records of one ingest transaction, upsertRows at a
+// time, with statements prepared once per transaction (a shorter one for
+// the rest).
 type upserter struct {
-	k        jobs.BatchKey
-	now      int64
-	ent, rel *sql.Stmt
+	tx  *sql.Tx
+	k   jobs.BatchKey
+	now int64
+	ent upsertTable
+	rel upsertTable
 }
 
-func newUpserter(ctx context.Context, tx *sql.Tx, k jobs.BatchKey, now time.Time) (*upserter, error) {
-	ent, err := tx.PrepareContext(ctx, `INSERT INTO data_entities(integration_id, key, type, class, properties, last_job_id, updated_at, deleted_at)
-		VALUES (?,?,?,?,?,?,?,NULL)
-		ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, properties=excluded.properties,
-			last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`)
-	if err != nil {
-		return nil, err
+// upsertTable is one table's pending rows and its full-size statement.
+type upsertTable struct {
+	head, set string // INSERT … VALUES, ON CONFLICT …
+	cols      int
+	full      *sql.Stmt
+	args      []any
+}
+
+func newUpserter(tx *sql.Tx, k jobs.BatchKey, now time.Time) *upserter {
+	return &upserter{tx: tx, k: k, now: now.UnixMilli(),
+		ent: upsertTable{
+			head: `INSERT INTO data_entities(integration_id, key, type, class, properties, last_job_id, updated_at, deleted_at) VALUES `,
+			set: ` ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, properties=excluded.properties,
+			last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`,
+			cols: 7},
+		rel: upsertTable{
+			head: `INSERT INTO data_relationships(integration_id, key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at) VALUES `,
+			set: ` ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, from_key=excluded.from_key, to_key=excluded.to_key,
+			properties=excluded.properties, last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`,
+			cols: 9},
 	}
-	rel, err := tx.PrepareContext(ctx, `INSERT INTO data_relationships(integration_id, key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at)
-		VALUES (?,?,?,?,?,?,?,?,?,NULL)
-		ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, from_key=excluded.from_key, to_key=excluded.to_key,
-			properties=excluded.properties, last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`)
-	if err != nil {
-		ent.Close()
-		return nil, err
-	}
-	return &upserter{k: k, now: now.UnixMilli(), ent: ent, rel: rel}, nil
 }
 
 func (u *upserter) put(ctx context.Context, r *integration.Record) error {
-	var err error
 	if r.Kind == integration.KindEntity {
-		_, err = u.ent.ExecContext(ctx, u.k.IntegrationID, r.Key, r.Type, r.Class, string(r.Body), u.k.JobID, u.now)
-	} else {
-		_, err = u.rel.ExecContext(ctx, u.k.IntegrationID, r.Key, r.Type, r.Class, r.From, r.To, string(r.Body), u.k.JobID, u.now)
+		u.ent.args = append(u.ent.args, u.k.IntegrationID, r.Key, r.Type, r.Class, string(r.Body), u.k.JobID, u.now)
+		return u.ent.flushFull(ctx, u.tx)
+	}
+	u.rel.args = append(u.rel.args, u.k.IntegrationID, r.Key, r.Type, r.Class, r.From, r.To, string(r.Body), u.k.JobID, u.now)
+	return u.rel.flushFull(ctx, u.tx)
+}
+
+// flush writes the rows still pending and closes the statements.
+func (u *upserter) flush(ctx context.Context) error {
+	return errors.Join(u.ent.flush(ctx, u.tx), u.rel.flush(ctx, u.tx))
+}
+
+// flushFull writes the pending rows once they fill a statement.
+func (t *upsertTable) flushFull(ctx context.Context, tx *sql.Tx) error {
+	if len(t.args) < upsertRows*t.cols {
+		return nil
+	}
+	if t.full == nil {
+		var err error
+		if t.full, err = tx.PrepareContext(ctx, t.statement(upsertRows)); err != nil {
+			return err
+		}
+	}
+	_, err := t.full.ExecContext(ctx, t.args...)
+	t.args = t.args[:0]
+	return err
+}
+
+// flush writes the rows left, fewer than a full statement, and closes it.
+func (t *upsertTable) flush(ctx context.Context, tx *sql.Tx) error {
+	var err error
+	if rows := len(t.args) / t.cols; rows > 0 {
+		_, err = tx.ExecContext(ctx, t.statement(rows), t.args...)
+		t.args = t.args[:0]
+	}
+	if t.full != nil {
+		err = errors.Join(err, t.full.Close())
+		t.full = nil
 	}
 	return err
 }
 
-func (u *upserter) close() {
-	u.ent.Close()
-	u.rel.Close()
+// statement is the upsert of rows rows.
+func (t *upsertTable) statement(rows int) string {
+	var b strings.Builder
+	b.WriteString(t.head)
+	one := "(" + strings.Repeat("?,", t.cols) + "NULL)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(one)
+	}
+	b.WriteString(t.set)
+	return b.String()
 }
 
 // AppendLogs implements jobs.Records.
