@@ -271,6 +271,14 @@ func lastLines(b []byte) []byte {
 // Log is what slapd wrote.
 func (s *Server) Log() string { return s.log.String() }
 
+// Pid is slapd's process id (0 before it started).
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop stops slapd and waits for it.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {

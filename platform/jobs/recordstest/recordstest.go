@@ -42,6 +42,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		"CountsIncludeRunnerRefused": testCountsIncludeRunnerRefused,
 		"LargeBatchLastRecordWins":   testLargeBatchLastRecordWins,
 		"CountsOfTheLastAttempt":     testCountsOfTheLastAttempt,
+		"NextSyncRewritesEveryKey":   testNextSyncRewritesEveryKey,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })
 	}
@@ -418,6 +419,67 @@ func testLargeBatchLastRecordWins(t *testing.T, b Backend) {
 	}
 	if e["e0007"].Type != "admin" || r["r0003"].To != "e0999" {
 		t.Errorf("a key given twice kept %+v and %+v, want the batch's later records", e["e0007"], r["r0003"])
+	}
+}
+
+// testNextSyncRewritesEveryKey: a sync of keys stored before (some of
+// them swept as deleted in between) rewrites each one with its new record
+// and revives the deleted ones, among new keys and a key given twice in a
+// row — enough records that a backend writing several rows a statement
+// meets stored keys in many statements one after the other.
+func testNextSyncRewritesEveryKey(t *testing.T, b Backend) {
+	const n = 2600
+	sync := func(count int, typ, to string, extra ...string) *queue.Job {
+		j := lease(t, b, "i1")
+		var lines []string
+		for i := range count {
+			lines = append(lines, Entity(fmt.Sprintf("e%04d", i), typ))
+			if i%2 == 0 {
+				lines = append(lines, relationship(fmt.Sprintf("r%04d", i), fmt.Sprintf("e%04d", i), to))
+			}
+			if i == n/2 {
+				lines = append(lines, extra...)
+			}
+		}
+		ingest(t, b, j, 1, lines...)
+		succeed(t, b, j)
+		return j
+	}
+	sync(n, "user", "e0000")
+	sync(n-100, "user", "e0000") // the last 100 entities and 50 relationships swept
+	last := sync(n, "admin", "e0001", Entity("new", "admin"), Entity("e0005", "admin"), Entity("e0005", "last"))
+	ents, rels := map[string]api.Item{}, map[string]api.Item{}
+	for kind, into := range map[string]map[string]api.Item{api.KindEntity: ents, api.KindRelationship: rels} {
+		after := ""
+		for {
+			p, err := b.Records.List(ctx, kind, jobs.ListFilter{IntegrationID: "i1", Limit: jobs.MaxPageItems, After: after, IncludeDeleted: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range p.Items {
+				into[it.Key] = it
+			}
+			if after = p.Next; after == "" {
+				break
+			}
+		}
+	}
+	if len(ents) != n+1 || len(rels) != n/2 {
+		t.Fatalf("%d entities and %d relationships stored, want %d and %d", len(ents), len(rels), n+1, n/2)
+	}
+	for k, it := range ents {
+		want := "admin"
+		if k == "e0005" {
+			want = "last"
+		}
+		if it.Type != want || it.JobID != last.ID || it.DeletedAt != nil {
+			t.Fatalf("entity %s = type %q, job %s, deleted %v; want type %q, job %s, live", k, it.Type, it.JobID, it.DeletedAt, want, last.ID)
+		}
+	}
+	for k, it := range rels {
+		if it.To != "e0001" || it.JobID != last.ID || it.DeletedAt != nil {
+			t.Fatalf("relationship %s = to %q, job %s, deleted %v; want to e0001, job %s, live", k, it.To, it.JobID, it.DeletedAt, last.ID)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/collectorhq/collector/integration"
 	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform/jobs"
+	"github.com/collectorhq/collector/platform/jobs/recordstest"
 	"github.com/collectorhq/collector/platform/store/postgres"
 	"github.com/collectorhq/collector/platform/store/sqlite"
 	"github.com/collectorhq/collector/queue"
@@ -171,4 +172,18 @@ func rekey(tmpl []*integration.Record, newKeys bool, i int) []*integration.Recor
 		out[n] = &c
 	}
 	return out
+}
+
+// BenchmarkIngestDirectory: recordstest.BenchDirectory on PostgreSQL,
+// 25,000 users (100,000 records); platform/store/sqlite has its SQLite
+// twin.
+func BenchmarkIngestDirectory(b *testing.B) {
+	recordstest.BenchDirectory(b, func(b *testing.B) recordstest.Backend {
+		s, err := postgres.Open(ctx, pgtest.NewDB(b), postgres.Options{IntegrityKey: testKey, Queue: queue.DefaultConfig()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return recordstest.Backend{Records: s.Records(), Queue: s.Queue()}
+	}, 25_000)
 }

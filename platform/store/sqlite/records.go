@@ -90,13 +90,24 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 	return dup, err
 }
 
-// upsertRows is the records one upsert statement writes: one statement
+// upsertRows is the records one insert statement writes: one statement
 // per record cost more in binding and stepping than the row itself.
 const upsertRows = 256
 
-// upserter writes the records of one ingest transaction, upsertRows at a
-// time, with statements prepared once per transaction (a shorter one for
-// the rest).
+// probeEvery is how often, in statements, a table whose last insert found
+// rows already stored tries a multi-row insert again.
+const probeEvery = 8
+
+// upserter writes the records of one ingest transaction. Rows go in
+// upsertRows at a time with INSERT OR IGNORE, whose rows never need undoing
+// (an upsert of several rows may abort half-way: SQLite then keeps a
+// statement journal, a copy of every page it changes, in a temporary
+// file — with keys spread over a large table, more than the rows
+// themselves). When some rows of a statement were there already (a key
+// stored before, or given twice), the statement's rows are written again
+// one upsert each, in order, so each key keeps its last record; a table
+// that needed that goes one upsert a row for the next probeEvery
+// statements (a later sync of the same keys).
 type upserter struct {
 	tx  *sql.Tx
 	k   jobs.BatchKey
@@ -105,36 +116,47 @@ type upserter struct {
 	rel upsertTable
 }
 
-// upsertTable is one table's pending rows and its full-size statement.
+// upsertTable is one table's pending rows and statements.
 type upsertTable struct {
-	head, set string // INSERT … VALUES, ON CONFLICT …
-	cols      int
-	full      *sql.Stmt
-	args      []any
+	insert, upsert string // INSERT OR IGNORE … VALUES; its one-row upsert
+	cols           int
+	full, one      *sql.Stmt
+	args           []any
+	single         int // statements left to write one upsert a row
 }
 
 func newUpserter(tx *sql.Tx, k jobs.BatchKey, now time.Time) *upserter {
 	return &upserter{tx: tx, k: k, now: now.UnixMilli(),
-		ent: upsertTable{
-			head: `INSERT INTO data_entities(integration_id, key, type, class, properties, last_job_id, updated_at, deleted_at) VALUES `,
-			set: ` ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, properties=excluded.properties,
-			last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`,
-			cols: 7},
-		rel: upsertTable{
-			head: `INSERT INTO data_relationships(integration_id, key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at) VALUES `,
-			set: ` ON CONFLICT(integration_id, key) DO UPDATE SET type=excluded.type, class=excluded.class, from_key=excluded.from_key, to_key=excluded.to_key,
-			properties=excluded.properties, last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`,
-			cols: 9},
+		ent: newUpsertTable(`data_entities(integration_id, key, type, class, properties, last_job_id, updated_at, deleted_at)`,
+			`type=excluded.type, class=excluded.class, properties=excluded.properties,
+			last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`, 7),
+		rel: newUpsertTable(`data_relationships(integration_id, key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at)`,
+			`type=excluded.type, class=excluded.class, from_key=excluded.from_key, to_key=excluded.to_key,
+			properties=excluded.properties, last_job_id=excluded.last_job_id, updated_at=excluded.updated_at, deleted_at=NULL`, 9),
+	}
+}
+
+func newUpsertTable(into, set string, cols int) upsertTable {
+	row := "(" + strings.Repeat("?,", cols) + "NULL)"
+	return upsertTable{
+		insert: `INSERT OR IGNORE INTO ` + into + ` VALUES `,
+		upsert: `INSERT INTO ` + into + ` VALUES ` + row + ` ON CONFLICT(integration_id, key) DO UPDATE SET ` + set,
+		cols:   cols,
 	}
 }
 
 func (u *upserter) put(ctx context.Context, r *integration.Record) error {
+	t := &u.rel
 	if r.Kind == integration.KindEntity {
-		u.ent.args = append(u.ent.args, u.k.IntegrationID, r.Key, r.Type, r.Class, string(r.Body), u.k.JobID, u.now)
-		return u.ent.flushFull(ctx, u.tx)
+		t = &u.ent
+		t.args = append(t.args, u.k.IntegrationID, r.Key, r.Type, r.Class, string(r.Body), u.k.JobID, u.now)
+	} else {
+		t.args = append(t.args, u.k.IntegrationID, r.Key, r.Type, r.Class, r.From, r.To, string(r.Body), u.k.JobID, u.now)
 	}
-	u.rel.args = append(u.rel.args, u.k.IntegrationID, r.Key, r.Type, r.Class, r.From, r.To, string(r.Body), u.k.JobID, u.now)
-	return u.rel.flushFull(ctx, u.tx)
+	if len(t.args) < upsertRows*t.cols {
+		return nil
+	}
+	return t.write(ctx, u.tx)
 }
 
 // flush writes the rows still pending and closes the statements.
@@ -142,40 +164,71 @@ func (u *upserter) flush(ctx context.Context) error {
 	return errors.Join(u.ent.flush(ctx, u.tx), u.rel.flush(ctx, u.tx))
 }
 
-// flushFull writes the pending rows once they fill a statement.
-func (t *upsertTable) flushFull(ctx context.Context, tx *sql.Tx) error {
-	if len(t.args) < upsertRows*t.cols {
-		return nil
+// write writes the pending rows.
+func (t *upsertTable) write(ctx context.Context, tx *sql.Tx) error {
+	rows := len(t.args) / t.cols
+	defer func() { t.args = t.args[:0] }()
+	if t.single > 0 {
+		t.single--
+		return t.writeEach(ctx, tx)
 	}
-	if t.full == nil {
+	var res sql.Result
+	var err error
+	if rows == upsertRows {
+		if t.full == nil {
+			if t.full, err = tx.PrepareContext(ctx, t.statement(rows)); err != nil {
+				return err
+			}
+		}
+		res, err = t.full.ExecContext(ctx, t.args...)
+	} else {
+		res, err = tx.ExecContext(ctx, t.statement(rows), t.args...)
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == int64(rows) {
+		return err
+	}
+	t.single = probeEvery - 1
+	return t.writeEach(ctx, tx)
+}
+
+// writeEach writes the pending rows one upsert each, in order.
+func (t *upsertTable) writeEach(ctx context.Context, tx *sql.Tx) error {
+	if t.one == nil {
 		var err error
-		if t.full, err = tx.PrepareContext(ctx, t.statement(upsertRows)); err != nil {
+		if t.one, err = tx.PrepareContext(ctx, t.upsert); err != nil {
 			return err
 		}
 	}
-	_, err := t.full.ExecContext(ctx, t.args...)
-	t.args = t.args[:0]
-	return err
+	for row := range len(t.args) / t.cols {
+		if _, err := t.one.ExecContext(ctx, t.args[row*t.cols:(row+1)*t.cols]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// flush writes the rows left, fewer than a full statement, and closes it.
+// flush writes the rows left and closes the statements.
 func (t *upsertTable) flush(ctx context.Context, tx *sql.Tx) error {
 	var err error
-	if rows := len(t.args) / t.cols; rows > 0 {
-		_, err = tx.ExecContext(ctx, t.statement(rows), t.args...)
-		t.args = t.args[:0]
+	if len(t.args) > 0 {
+		err = t.write(ctx, tx)
 	}
-	if t.full != nil {
-		err = errors.Join(err, t.full.Close())
-		t.full = nil
+	for _, st := range []*sql.Stmt{t.full, t.one} {
+		if st != nil {
+			err = errors.Join(err, st.Close())
+		}
 	}
+	t.full, t.one = nil, nil
 	return err
 }
 
-// statement is the upsert of rows rows.
+// statement is the INSERT OR IGNORE of rows rows.
 func (t *upsertTable) statement(rows int) string {
 	var b strings.Builder
-	b.WriteString(t.head)
+	b.WriteString(t.insert)
 	one := "(" + strings.Repeat("?,", t.cols) + "NULL)"
 	for i := range rows {
 		if i > 0 {
@@ -183,7 +236,6 @@ func (t *upsertTable) statement(rows int) string {
 		}
 		b.WriteString(one)
 	}
-	b.WriteString(t.set)
 	return b.String()
 }
 
