@@ -175,7 +175,7 @@ func rekey(tmpl []*integration.Record, newKeys bool, i int) []*integration.Recor
 }
 
 // BenchmarkIngestDirectory: recordstest.BenchDirectory on PostgreSQL,
-// 25,000 users (100,000 records); platform/store/sqlite has its SQLite
+// 100,000 users (400,000 records); platform/store/sqlite has its SQLite
 // twin.
 func BenchmarkIngestDirectory(b *testing.B) {
 	recordstest.BenchDirectory(b, func(b *testing.B) recordstest.Backend {
@@ -185,5 +185,5 @@ func BenchmarkIngestDirectory(b *testing.B) {
 		}
 		b.Cleanup(func() { s.Close() })
 		return recordstest.Backend{Records: s.Records(), Queue: s.Queue()}
-	}, 25_000)
+	}, 100_000)
 }

@@ -20,8 +20,8 @@ func BenchmarkRecordHeartbeat(b *testing.B) {
 	storetest.BenchRecordHeartbeat(b, s)
 }
 
-// BenchmarkIngestDirectory: recordstest.BenchDirectory on SQLite, 25,000
-// users (100,000 records).
+// BenchmarkIngestDirectory: recordstest.BenchDirectory on SQLite, 100,000
+// users (400,000 records), BenchmarkLDAPUsers' directory.
 func BenchmarkIngestDirectory(b *testing.B) {
 	recordstest.BenchDirectory(b, func(b *testing.B) recordstest.Backend {
 		s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "p.db"), sqlite.Options{IntegrityKey: testKey, Queue: queue.DefaultConfig()})
@@ -30,5 +30,5 @@ func BenchmarkIngestDirectory(b *testing.B) {
 		}
 		b.Cleanup(func() { s.Close() })
 		return recordstest.Backend{Records: s.Records(), Queue: s.Queue()}
-	}, 25_000)
+	}, 100_000)
 }

@@ -368,8 +368,7 @@ func sweep(ctx context.Context, tx *sql.Tx, integrationID, jobID string, now tim
 		table string
 		n     *int64
 	}{{"data_entities", &sw.Entities}, {"data_relationships", &sw.Relationships}} {
-		res, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET deleted_at=? WHERE integration_id=? AND last_job_id<>? AND deleted_at IS NULL`,
-			now.UnixMilli(), integrationID, jobID)
+		res, err := tx.ExecContext(ctx, sweepSQL(t.table), now.UnixMilli(), integrationID, jobID)
 		if err != nil {
 			return sw, fmt.Errorf("sweep %s: %w", t.table, err)
 		}
@@ -378,15 +377,24 @@ func sweep(ctx context.Context, tx *sql.Tx, integrationID, jobID string, now tim
 	return sw, nil
 }
 
+// sweepSQL marks deleted the rows of table an integration's job did not
+// write: deleted_at, integration, job.
+func sweepSQL(table string) string {
+	return `UPDATE ` + table + ` SET deleted_at=? WHERE integration_id=? AND last_job_id<>? AND deleted_at IS NULL`
+}
+
+// danglingSQL counts an integration's live relationships whose from or to
+// is not a live entity of it.
+const danglingSQL = `SELECT count(*) FROM data_relationships AS rel
+	WHERE rel.integration_id = ?1 AND rel.deleted_at IS NULL AND (
+		NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.from_key AND e.deleted_at IS NULL) OR
+		NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.to_key AND e.deleted_at IS NULL))`
+
 // MarkDangling implements jobs.Records. The count runs on the read pool;
 // only its result takes the writer.
 func (r *Records) MarkDangling(ctx context.Context, integrationID, jobID string) (int64, error) {
 	var n int64
-	err := r.s.r.QueryRowContext(ctx, `SELECT count(*) FROM data_relationships AS rel
-		WHERE rel.integration_id = ?1 AND rel.deleted_at IS NULL AND (
-			NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.from_key AND e.deleted_at IS NULL) OR
-			NOT EXISTS (SELECT 1 FROM data_entities AS e WHERE e.integration_id = ?1 AND e.key = rel.to_key AND e.deleted_at IS NULL))`,
-		integrationID).Scan(&n)
+	err := r.s.r.QueryRowContext(ctx, danglingSQL, integrationID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count dangling relationships: %w", err)
 	}
@@ -406,9 +414,43 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 	if err != nil {
 		return jobs.Page{}, err
 	}
+	q, args := listQuery(kind, f, after)
+	rows, err := r.s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return jobs.Page{}, err
+	}
+	defer rows.Close()
+	var page jobs.Page
+	bytes := 0
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return jobs.Page{}, err
+		}
+		if len(page.Items) == f.Limit || (len(page.Items) > 0 && bytes+itemSize(it) > jobs.MaxPageBytes) {
+			page.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
+			break
+		}
+		bytes += itemSize(it)
+		page.Items = append(page.Items, it)
+	}
+	return page, rows.Err()
+}
+
+// listQuery is List's query of a page after the key after.
+func listQuery(kind string, f jobs.ListFilter, after string) (string, []any) {
 	table, cols := "data_entities", "key, type, class, '', '', properties, last_job_id, updated_at, deleted_at"
 	if kind == api.KindRelationship {
 		table, cols = "data_relationships", "key, type, class, from_key, to_key, properties, last_job_id, updated_at, deleted_at"
+	}
+	// A page of one entity's relationships reads them through its from or
+	// to index and sorts them: left to choose, SQLite would walk the
+	// integration's relationships in key order to find them.
+	switch {
+	case kind == api.KindRelationship && f.From != "":
+		table += ` INDEXED BY data_relationships_from`
+	case kind == api.KindRelationship && f.To != "":
+		table += ` INDEXED BY data_relationships_to`
 	}
 	q := `SELECT ` + cols + ` FROM ` + table + ` WHERE integration_id=? AND key > ?`
 	args := []any{f.IntegrationID, after}
@@ -435,26 +477,7 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 	// One more than the page: its presence says there is a next page.
 	q += ` ORDER BY key LIMIT ?`
 	args = append(args, f.Limit+1)
-	rows, err := r.s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return jobs.Page{}, err
-	}
-	defer rows.Close()
-	var page jobs.Page
-	bytes := 0
-	for rows.Next() {
-		it, err := scanItem(rows)
-		if err != nil {
-			return jobs.Page{}, err
-		}
-		if len(page.Items) == f.Limit || (len(page.Items) > 0 && bytes+itemSize(it) > jobs.MaxPageBytes) {
-			page.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
-			break
-		}
-		bytes += itemSize(it)
-		page.Items = append(page.Items, it)
-	}
-	return page, rows.Err()
+	return q, args
 }
 
 // Item implements jobs.Records.
