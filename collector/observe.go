@@ -12,7 +12,6 @@ import (
 	"github.com/collectorhq/collector/collector/housekeeping"
 	"github.com/collectorhq/collector/collector/joblogs"
 	"github.com/collectorhq/collector/collector/runner"
-	"github.com/collectorhq/collector/engine"
 )
 
 // The runner is observed from outside, through what it calls: its job
@@ -21,7 +20,7 @@ import (
 // loop.
 
 // progress is the runner's health status: each call the runner makes to
-// the platform or the engine's Info (its engine check, once a turn of the
+// the platform or the engine's Ping (its engine check, once a turn of the
 // job loop while it waits) shows the loop moving. A loop that makes no
 // call for the stall bound is stuck, or hangs in a call: its health check
 // fails and the daemon restarts it. Jobs in flight call Renew at a third
@@ -116,9 +115,9 @@ type watchedEngine struct {
 	p *progress
 }
 
-func (w *watchedEngine) Info(ctx context.Context) (*engine.Info, error) {
+func (w *watchedEngine) Ping(ctx context.Context) error {
 	w.p.note("checking the engine")
-	return w.Engine.Info(ctx)
+	return w.Engine.Ping(ctx)
 }
 
 // recordingImages notes each image a job uses, for housekeeping.

@@ -33,8 +33,12 @@ var (
 type Engine interface {
 	// Kind says which API this backend speaks.
 	Kind() Kind
-	// Info pings the engine and describes it.
+	// Info pings the engine and describes it. It may cost the engine
+	// much more than a ping (Podman asks the host's package manager for
+	// its components' versions): a check that the engine answers is Ping.
 	Info(ctx context.Context) (*Info, error)
+	// Ping checks that the engine answers, at the least cost to it.
+	Ping(ctx context.Context) error
 
 	// ImageExists reports whether ref is present locally.
 	ImageExists(ctx context.Context, ref string) (bool, error)

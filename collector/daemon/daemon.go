@@ -94,6 +94,8 @@ type Daemon struct {
 	runnerRestarts int           // how many times, since the daemon started
 	clockFar       bool          // the host's clock was ClockWarnAt or more off the platform's
 	clockOff       time.Duration // the offset last logged
+	engineInfo     *engine.Info  // what the engine last said of itself (nil: ask)
+	engineInfoAt   time.Time     // when
 }
 
 // runnerRestartGrace is how long a restarted runner has to become healthy
@@ -254,17 +256,36 @@ func (d *Daemon) heartbeat(ctx context.Context) api.Heartbeat {
 	if err == nil {
 		hb.RunningJobs = d.runningJobs(ctx)
 	} else {
+		d.engineInfo = nil // asked again next time: the engine may come back another
 		hb.RunnerState, hb.EngineError = RunnerUnknown, engineError(err)
 	}
 	d.noteEngine(ctx, err)
 	return hb
 }
 
-// info asks the engine to describe itself, within engineCallTimeout.
+// infoMaxAge is how long the daemon reports what the engine last said of
+// itself (its version, its storage's use) before asking again. Podman's
+// info asks the host's package manager for the version of each of its
+// components: about a second of CPU on every call (`podman info` here:
+// eleven dpkg-query runs), which a heartbeat every 30 s should not pay.
+// Every heartbeat still inspects the runner, so an engine that stops
+// answering is seen at once (and asked for its info when it is back).
+const infoMaxAge = 5 * time.Minute
+
+// info is what the engine says of itself, asked within engineCallTimeout
+// when what it said last is infoMaxAge old.
 func (d *Daemon) info(ctx context.Context) (*engine.Info, error) {
+	if d.engineInfo != nil && d.Now().Sub(d.engineInfoAt) < infoMaxAge {
+		return d.engineInfo, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, engineCallTimeout)
 	defer cancel()
-	return d.eng.Info(ctx)
+	info, err := d.eng.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.engineInfo, d.engineInfoAt = info, d.Now()
+	return info, nil
 }
 
 // noteEngine logs when the engine stops or starts answering.

@@ -1,12 +1,14 @@
 package daemon_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,10 @@ type fakeEngine struct {
 	// starts count the restarts of the runner.
 	health        string
 	stops, starts int
+	// infos counts the Info calls; version, when set, is the version Info
+	// gives.
+	infos   int
+	version string
 }
 
 var _ daemon.Engine = (*fakeEngine)(nil)
@@ -42,7 +48,11 @@ func (e *fakeEngine) Info(ctx context.Context) (*engine.Info, error) {
 	if err := e.fail(); err != nil {
 		return nil, err
 	}
-	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1", Storage: engine.Storage{Root: "/var/lib/containers/storage", TotalBytes: 100 << 30, UsedBytes: 95 << 30}}, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.infos++
+	version := cmp.Or(e.version, "4.3.1")
+	return &engine.Info{Kind: engine.KindPodman, Version: version, Storage: engine.Storage{Root: "/var/lib/containers/storage", TotalBytes: 100 << 30, UsedBytes: 95 << 30}}, nil
 }
 
 func (e *fakeEngine) RunHealthCheck(ctx context.Context, id string) (*engine.Health, error) {
@@ -146,6 +156,62 @@ func TestHeartbeatSaysWhyTheEngineIsUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "container engine reachable again") {
 		t.Errorf("the recovery was not logged:\n%s", logs)
+	}
+}
+
+// TestEngineInfoAskedOnceInAWhile: the daemon asks the engine to describe
+// itself (Podman's info costs it a second of CPU) once per infoMaxAge, not
+// at each heartbeat; an engine that stops answering is still seen at the
+// next heartbeat, and once it is back its info is asked at once (an
+// engine upgraded meanwhile reports its new version).
+func TestEngineInfoAskedOnceInAWhile(t *testing.T) {
+	eng := &fakeEngine{}
+	b := make(beats)
+	noStart := func(context.Context) (string, error) { return "", errors.New("not in this test") }
+	d := daemon.NewWith(&config.Config{CollectorID: "col_test"}, eng, noStart, b, slog.New(slog.DiscardHandler))
+	d.Interval = 1
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	d.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	infos := func() int {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return eng.infos
+	}
+	set := func(f func(*fakeEngine)) {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		f(eng)
+	}
+
+	for range 5 {
+		if hb := <-b; hb.Engine.Version != "4.3.1" || hb.Storage == nil || hb.RunnerState != api.RunnerRunning {
+			t.Fatalf("heartbeat = %+v", hb)
+		}
+	}
+	if n := infos(); n != 1 {
+		t.Errorf("Info asked %d times over 5 heartbeats within %v, want once", n, daemon.InfoMaxAge)
+	}
+	now.Add(int64(daemon.InfoMaxAge))
+	<-b
+	<-b
+	if n := infos(); n != 2 {
+		t.Errorf("Info asked %d times once %v passed, want twice", n, daemon.InfoMaxAge)
+	}
+
+	set(func(e *fakeEngine) { e.err = fmt.Errorf("%w: connection refused", engine.ErrUnavailable) })
+	<-b // possibly gathered before
+	if hb := <-b; hb.EngineError == "" || hb.RunnerState == api.RunnerRunning {
+		t.Errorf("heartbeat while the engine does not answer = %+v", hb)
+	}
+	set(func(e *fakeEngine) { e.err, e.version = nil, "5.4.2" })
+	<-b
+	if hb := <-b; hb.Engine.Version != "5.4.2" || hb.EngineError != "" {
+		t.Errorf("heartbeat once the engine is back = %+v, want version 5.4.2", hb)
 	}
 }
 

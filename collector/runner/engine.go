@@ -11,8 +11,9 @@ import (
 // Engine is the part of a container engine the runner uses: engine.Engine
 // has it all, and the runner's tests run on an in-memory one.
 type Engine interface {
-	// Info is the runner's check that the engine answers.
-	Info(ctx context.Context) (*engine.Info, error)
+	// Ping is the runner's check that the engine answers (before each
+	// long poll: not Info, which costs Podman a second of CPU).
+	Ping(ctx context.Context) error
 	InspectImage(ctx context.Context, ref string) (*engine.Image, error)
 
 	CreateContainer(ctx context.Context, spec *engine.ContainerSpec) (string, error)

@@ -11,7 +11,7 @@ import (
 	"github.com/collectorhq/collector/engine"
 )
 
-// sickEngine is a fakeEngine whose Info fails while err is set; each Info
+// sickEngine is a fakeEngine whose Ping fails while err is set; each Ping
 // call is signalled on checks, and leftover searches are counted.
 type sickEngine struct {
 	*fakeEngine
@@ -22,7 +22,7 @@ type sickEngine struct {
 	checks chan error
 }
 
-func (e *sickEngine) Info(ctx context.Context) (*engine.Info, error) {
+func (e *sickEngine) Ping(ctx context.Context) error {
 	e.mu.Lock()
 	err := e.err
 	e.mu.Unlock()
@@ -31,9 +31,9 @@ func (e *sickEngine) Info(ctx context.Context) (*engine.Info, error) {
 	default:
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return e.fakeEngine.Info(ctx)
+	return e.fakeEngine.Ping(ctx)
 }
 
 func (e *sickEngine) ListContainers(ctx context.Context, labels map[string]string) ([]engine.Container, error) {

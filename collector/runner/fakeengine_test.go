@@ -34,7 +34,7 @@ type fakeEngine struct {
 	mu         sync.Mutex
 	down       bool
 	cut        chan struct{} // closed when the engine goes down
-	downChecks int           // Info calls that failed while down
+	downChecks int           // Ping calls that failed while down
 	// before, when set, is called at the start of every call with the
 	// call's name ("remove", "logs"...) and its container or secret.
 	before     func(op, name string)
@@ -95,7 +95,7 @@ func (e *fakeEngine) setDown(down bool) {
 	e.down = down
 }
 
-// failedChecks returns how many Info calls failed while the engine was down.
+// failedChecks returns how many Ping calls failed while the engine was down.
 func (e *fakeEngine) failedChecks() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -158,14 +158,14 @@ func (e *fakeEngine) has(event string) bool {
 	return false
 }
 
-func (e *fakeEngine) Info(ctx context.Context) (*engine.Info, error) {
-	if _, err := e.enter("info", ""); err != nil {
+func (e *fakeEngine) Ping(ctx context.Context) error {
+	if _, err := e.enter("ping", ""); err != nil {
 		e.mu.Lock()
 		e.downChecks++
 		e.mu.Unlock()
-		return nil, err
+		return err
 	}
-	return &engine.Info{Kind: engine.KindPodman, Version: "4.3.1"}, nil
+	return nil
 }
 
 func (e *fakeEngine) InspectImage(ctx context.Context, ref string) (*engine.Image, error) {

@@ -28,12 +28,11 @@ const maxJobEngineBackoff = 5 * time.Second
 // given back.
 var errGivenBack = errors.New("job given back")
 
-// checkEngine asks the engine to answer (Info), within engineCheckTimeout.
+// checkEngine asks the engine to answer (Ping), within engineCheckTimeout.
 func (r *Runner) checkEngine(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, engineCheckTimeout)
 	defer cancel()
-	_, err := r.eng.Info(cctx)
-	return err
+	return r.eng.Ping(cctx)
 }
 
 // awaitEngine checks the engine until it answers, pausing between checks

@@ -195,7 +195,7 @@ type outageImages struct {
 func (o *outageImages) VerifyAndPull(ctx context.Context, ref string) (string, error) {
 	first := false
 	o.once.Do(func() { first = true; o.eng.setDown(true) })
-	if _, err := o.eng.Info(ctx); first || err != nil {
+	if err := o.eng.Ping(ctx); first || err != nil {
 		return "", fmt.Errorf("pull verified image %s: pull: %w: dial unix /run/podman/podman.sock: connect: connection refused", ref, engine.ErrUnavailable)
 	}
 	return fakeImages{}.VerifyAndPull(ctx, ref)

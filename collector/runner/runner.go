@@ -163,7 +163,7 @@ func (p *poller) next(ctx context.Context) *api.Lease {
 	return lease
 }
 
-// engineUp reports whether the engine answers (Info), logging only when
+// engineUp reports whether the engine answers (Ping), logging only when
 // that changes, not at every check.
 func (p *poller) engineUp(ctx context.Context) bool {
 	err := p.r.checkEngine(ctx)

@@ -372,26 +372,26 @@ func TestLeftoversCleanedAtStart(t *testing.T) {
 	r.assertClean(id)
 }
 
-// infoCounter is the real engine, counting the runner's engine checks and
+// pingCounter is the real engine, counting the runner's engine checks and
 // those that failed.
-type infoCounter struct {
+type pingCounter struct {
 	engine.Engine
 	mu              sync.Mutex
 	calls, failures int
 }
 
-func (e *infoCounter) Info(ctx context.Context) (*engine.Info, error) {
-	info, err := e.Engine.Info(ctx)
+func (e *pingCounter) Ping(ctx context.Context) error {
+	err := e.Engine.Ping(ctx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls++
 	if err != nil {
 		e.failures++
 	}
-	return info, err
+	return err
 }
 
-func (e *infoCounter) failed() int {
+func (e *pingCounter) failed() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.failures
@@ -425,7 +425,7 @@ func poll(d time.Duration, cond func() bool) bool {
 // says so once, and asks again by itself once the service is back.
 func TestNoLeaseWhileThePodmanServiceIsDown(t *testing.T) {
 	r := newRig(t)
-	counter := &infoCounter{}
+	counter := &pingCounter{}
 	r.wrap = func(e engine.Engine) runner.Engine { counter.Engine = e; return counter }
 	nexts := func() int {
 		r.fake.mu.Lock()

@@ -104,6 +104,14 @@ func mapErr(err error, op string) error {
 }
 
 // Info pings the engine and describes it.
+// Ping asks the daemon's _ping endpoint, which only answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if _, err := e.cli.Ping(ctx); err != nil {
+		return mapErr(err, "ping")
+	}
+	return nil
+}
+
 func (e *Engine) Info(ctx context.Context) (*engine.Info, error) {
 	info, err := e.cli.Info(ctx)
 	if err != nil {

@@ -147,6 +147,9 @@ func (s *suite) run(t *testing.T, sp *engine.ContainerSpec) (int, string, string
 }
 
 func (s *suite) testInfo(t *testing.T) {
+	if err := s.eng.Ping(ctxT(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 	info, err := s.eng.Info(ctxT(t))
 	if err != nil {
 		t.Fatalf("Info: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -89,6 +90,25 @@ func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc)
 		return c, func() { stop(); cancelDL(); cancel() }
 	}
 	return c, func() { stop(); cancel() }
+}
+
+// Ping asks the service's _ping endpoint, which only answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	c, cancel := e.call(ctx)
+	defer cancel()
+	conn, err := bindings.GetClient(c)
+	if err != nil {
+		return mapErr(err, "ping")
+	}
+	res, err := conn.DoRequest(c, nil, http.MethodGet, "/_ping", nil, nil)
+	if err != nil {
+		return mapErr(err, "ping")
+	}
+	defer res.Body.Close()
+	if err := res.Process(nil); err != nil {
+		return mapErr(err, "ping")
+	}
+	return nil
 }
 
 // Info pings the service and describes it.

@@ -1,0 +1,4 @@
+package daemon
+
+// InfoMaxAge is infoMaxAge, for the tests.
+const InfoMaxAge = infoMaxAge
