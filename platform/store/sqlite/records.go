@@ -67,7 +67,7 @@ func (r *Records) Ingest(ctx context.Context, b *jobs.Batch) (bool, error) {
 		up := newUpserter(tx, k, qt.Now())
 		for _, rec := range b.Records {
 			if err := up.put(ctx, rec); err != nil {
-				up.flush(ctx)
+				up.close()
 				return err
 			}
 		}
@@ -119,6 +119,7 @@ type upserter struct {
 // upsertTable is one table's pending rows and statements.
 type upsertTable struct {
 	insert, upsert string // INSERT OR IGNORE … VALUES; its one-row upsert
+	row            string // one row of VALUES
 	cols           int
 	full, one      *sql.Stmt
 	args           []any
@@ -141,6 +142,7 @@ func newUpsertTable(into, set string, cols int) upsertTable {
 	return upsertTable{
 		insert: `INSERT OR IGNORE INTO ` + into + ` VALUES `,
 		upsert: `INSERT INTO ` + into + ` VALUES ` + row + ` ON CONFLICT(integration_id, key) DO UPDATE SET ` + set,
+		row:    row,
 		cols:   cols,
 	}
 }
@@ -162,6 +164,13 @@ func (u *upserter) put(ctx context.Context, r *integration.Record) error {
 // flush writes the rows still pending and closes the statements.
 func (u *upserter) flush(ctx context.Context) error {
 	return errors.Join(u.ent.flush(ctx, u.tx), u.rel.flush(ctx, u.tx))
+}
+
+// close closes the statements, writing nothing more (the transaction
+// failed).
+func (u *upserter) close() {
+	u.ent.close()
+	u.rel.close()
 }
 
 // write writes the pending rows.
@@ -216,6 +225,11 @@ func (t *upsertTable) flush(ctx context.Context, tx *sql.Tx) error {
 	if len(t.args) > 0 {
 		err = t.write(ctx, tx)
 	}
+	return errors.Join(err, t.close())
+}
+
+func (t *upsertTable) close() error {
+	var err error
 	for _, st := range []*sql.Stmt{t.full, t.one} {
 		if st != nil {
 			err = errors.Join(err, st.Close())
@@ -229,12 +243,11 @@ func (t *upsertTable) flush(ctx context.Context, tx *sql.Tx) error {
 func (t *upsertTable) statement(rows int) string {
 	var b strings.Builder
 	b.WriteString(t.insert)
-	one := "(" + strings.Repeat("?,", t.cols) + "NULL)"
 	for i := range rows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(one)
+		b.WriteString(t.row)
 	}
 	return b.String()
 }
