@@ -271,21 +271,11 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 
 func explain(t *testing.T, db *sql.DB, query string, args ...any) string {
 	t.Helper()
-	rows, err := db.Query("EXPLAIN QUERY PLAN "+query, args...)
+	plan, err := sqlite.QueryPlan(context.Background(), db, query, args...)
 	if err != nil {
 		t.Fatalf("explain: %v", err)
 	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return strings.Join(plan, "; ")
+	return plan
 }
 
 // The platform may give New a pool of one connection (a common way to run

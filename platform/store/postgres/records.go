@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -368,10 +367,7 @@ func itemColumns(kind string) (table, cols string) {
 
 // List implements jobs.Records.
 func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (jobs.Page, error) {
-	if f.Limit < 1 || f.Limit > jobs.MaxPageItems {
-		return jobs.Page{}, fmt.Errorf("%w: limit %d: want 1..%d", jobs.ErrInvalid, f.Limit, jobs.MaxPageItems)
-	}
-	after, err := decodeCursor(f.After)
+	after, err := f.StartKey()
 	if err != nil {
 		return jobs.Page{}, err
 	}
@@ -381,25 +377,21 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 		return jobs.Page{}, fmt.Errorf("list %ss: %w", kind, err)
 	}
 	defer rows.Close()
-	var page jobs.Page
-	bytes := 0
+	pager := jobs.NewPager(f.Limit)
 	for rows.Next() {
 		it, err := scanItem(rows)
 		if err != nil {
 			return jobs.Page{}, fmt.Errorf("list %ss: %w", kind, err)
 		}
-		if len(page.Items) == f.Limit || (len(page.Items) > 0 && bytes+itemSize(it) > jobs.MaxPageBytes) {
-			page.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
+		if !pager.Add(it) {
 			break
 		}
-		bytes += itemSize(it)
-		page.Items = append(page.Items, it)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return jobs.Page{}, fmt.Errorf("list %ss: %w", kind, err)
 	}
-	return page, nil
+	return pager.Page(), nil
 }
 
 // listQuery builds List's query: keys after the cursor, in key order, one
@@ -450,11 +442,6 @@ func (r *Records) Item(ctx context.Context, kind, integrationID, key string) (ap
 	return it, nil
 }
 
-// itemSize is what an item counts against a page's byte budget.
-func itemSize(it api.Item) int {
-	return len(it.Key) + len(it.Type) + len(it.Class) + len(it.From) + len(it.To) + len(it.Properties) + 128
-}
-
 func scanItem(row pgx.CollectableRow) (api.Item, error) {
 	var it api.Item
 	var props []byte
@@ -470,20 +457,6 @@ func scanItem(row pgx.CollectableRow) (api.Item, error) {
 		it.DeletedAt = &t
 	}
 	return it, nil
-}
-
-// A cursor is the last key of a page, opaque to clients.
-func encodeCursor(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > integration.MaxKeyBytes {
-		return "", fmt.Errorf("%w: cursor %q is not one this platform returned", jobs.ErrInvalid, c)
-	}
-	return string(b), nil
 }
 
 // Purge implements jobs.Records: it works on the oldest pending purge, a

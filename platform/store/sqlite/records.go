@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -420,10 +419,7 @@ func (r *Records) MarkDangling(ctx context.Context, integrationID, jobID string)
 
 // List implements jobs.Records.
 func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (jobs.Page, error) {
-	if f.Limit < 1 || f.Limit > jobs.MaxPageItems {
-		return jobs.Page{}, fmt.Errorf("%w: limit %d: want 1..%d", jobs.ErrInvalid, f.Limit, jobs.MaxPageItems)
-	}
-	after, err := decodeCursor(f.After)
+	after, err := f.StartKey()
 	if err != nil {
 		return jobs.Page{}, err
 	}
@@ -433,21 +429,17 @@ func (r *Records) List(ctx context.Context, kind string, f jobs.ListFilter) (job
 		return jobs.Page{}, err
 	}
 	defer rows.Close()
-	var page jobs.Page
-	bytes := 0
+	pager := jobs.NewPager(f.Limit)
 	for rows.Next() {
 		it, err := scanItem(rows)
 		if err != nil {
 			return jobs.Page{}, err
 		}
-		if len(page.Items) == f.Limit || (len(page.Items) > 0 && bytes+itemSize(it) > jobs.MaxPageBytes) {
-			page.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
+		if !pager.Add(it) {
 			break
 		}
-		bytes += itemSize(it)
-		page.Items = append(page.Items, it)
 	}
-	return page, rows.Err()
+	return pager.Page(), rows.Err()
 }
 
 // listQuery is List's query of a page after the key after.
@@ -513,10 +505,6 @@ func (r *Records) Item(ctx context.Context, kind, integrationID, key string) (ap
 	return scanItem(rows)
 }
 
-func itemSize(it api.Item) int {
-	return len(it.Key) + len(it.Type) + len(it.Class) + len(it.From) + len(it.To) + len(it.Properties) + 128
-}
-
 func scanItem(rows *sql.Rows) (api.Item, error) {
 	var it api.Item
 	var props string
@@ -532,20 +520,6 @@ func scanItem(rows *sql.Rows) (api.Item, error) {
 		it.DeletedAt = &t
 	}
 	return it, nil
-}
-
-// A cursor is the last key of a page, opaque to clients.
-func encodeCursor(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > integration.MaxKeyBytes {
-		return "", fmt.Errorf("%w: cursor %q is not one this platform returned", jobs.ErrInvalid, c)
-	}
-	return string(b), nil
 }
 
 // Purge implements jobs.Records: it works on the oldest pending purge, a

@@ -9,6 +9,7 @@ import (
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/queue"
+	qsqlite "github.com/collectorhq/collector/queue/sqlite"
 )
 
 // TestListPlans: each shape of List's query reads an index made for it —
@@ -43,11 +44,14 @@ func TestListPlans(t *testing.T) {
 			t.Errorf("%s: plan %q; want %s (sorted: %v)", c.name, plan, c.want, c.sorted)
 		}
 	}
-	for name, q := range map[string]string{
-		"dangling": danglingSQL,
-		"sweep":    sweepSQL("data_relationships"),
+	for name, q := range map[string]struct {
+		sql  string
+		args []any
+	}{
+		"dangling": {danglingSQL, []any{"i"}},
+		"sweep":    {sweepSQL("data_relationships"), []any{1, "i", "j"}},
 	} {
-		if plan := explain(t, s, q, "i", "j", "k"); !strings.Contains(plan, "USING INDEX") || strings.Contains(plan, "SCAN") {
+		if plan := explain(t, s, q.sql, q.args...); !strings.Contains(plan, "USING INDEX") || strings.Contains(plan, "SCAN") {
 			t.Errorf("%s: plan %q; want it to search indexes", name, plan)
 		}
 	}
@@ -55,25 +59,9 @@ func TestListPlans(t *testing.T) {
 
 func explain(t *testing.T, s *Store, q string, args ...any) string {
 	t.Helper()
-	var n int
-	for _, c := range q {
-		if c == '?' {
-			n++
-		}
-	}
-	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+q, args[:min(n, len(args))]...)
+	plan, err := qsqlite.QueryPlan(context.Background(), s.r, q, args...)
 	if err != nil {
 		t.Fatalf("explain %s: %v", q, err)
 	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return strings.Join(plan, "; ")
+	return plan
 }
