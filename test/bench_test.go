@@ -467,7 +467,7 @@ func (r *benchRig) millionRun(b *testing.B, pid int, cfg map[string]any) float64
 	integ := r.integration(b, cfg)
 	platformPid := r.p.cmd.Process.Pid
 	servicePid := podmanServicePid()
-	cpu0 := map[string]float64{"runner": cpuSeconds(pid), "platform": cpuSeconds(platformPid), "podman-service": cpuSeconds(servicePid), "machine": machineCPUSeconds()}
+	cpu0 := map[string]float64{"runner": testutil.CPUSeconds(pid), "platform": testutil.CPUSeconds(platformPid), "podman-service": testutil.CPUSeconds(servicePid), "machine": testutil.MachineCPUSeconds()}
 	b.ResetTimer()
 	t0 := time.Now()
 	q, err := r.admin.RunIntegration(ctx, integ)
@@ -489,7 +489,7 @@ func (r *benchRig) millionRun(b *testing.B, pid int, cfg map[string]any) float64
 		b.Fatal(err)
 	}
 	platformPeak, _ := procStatus(platformPid, "VmHWM")
-	cpu := map[string]float64{"runner": cpuSeconds(pid), "platform": cpuSeconds(platformPid), "podman-service": cpuSeconds(servicePid), "machine": machineCPUSeconds()}
+	cpu := map[string]float64{"runner": testutil.CPUSeconds(pid), "platform": testutil.CPUSeconds(platformPid), "podman-service": testutil.CPUSeconds(servicePid), "machine": testutil.MachineCPUSeconds()}
 	for k := range cpu {
 		cpu[k] -= cpu0[k]
 	}
@@ -518,40 +518,6 @@ func (r *benchRig) millionRun(b *testing.B, pid int, cfg map[string]any) float64
 	b.Logf("job %s: %d records, %d refused, started..finished %v, run..succeeded %v, job peak memory %.1f MiB, entities counted %d",
 		j.ID, j.Records, j.RefusedRecords, run, wall, mib(j.PeakMemoryBytes), n)
 	return float64(j.Records) / wall.Seconds()
-}
-
-// machineCPUSeconds is the CPU time the machine has spent busy, all
-// cores together: /proc/stat's user, nice, system, irq and softirq
-// (guest time is within user; idle, iowait and steal are not busy).
-func machineCPUSeconds() float64 {
-	data, _ := os.ReadFile("/proc/stat")
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	busy := 0.0
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system, irq softirq
-		if i < len(f) {
-			n, _ := strconv.ParseFloat(f[i], 64)
-			busy += n
-		}
-	}
-	return busy / 100
-}
-
-// cpuSeconds is a process's user+system CPU time so far (0 if unknown).
-func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	// Fields after the command's closing parenthesis; utime and stime are
-	// the 14th and 15th fields of the line, in clock ticks (100 Hz here).
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
 }
 
 // podmanServicePid finds the harness's `podman system service` by its socket.

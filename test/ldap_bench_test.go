@@ -20,6 +20,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/integrations/ldap/ldaptest"
+	"github.com/collectorhq/collector/internal/testutil"
 )
 
 // ldapBenchSpec is the benchmark's directory.
@@ -45,9 +46,9 @@ func BenchmarkLDAPUsers(b *testing.B) {
 	for range b.N {
 		cpu0 := map[string]float64{}
 		for k, p := range procs {
-			cpu0[k] = cpuSeconds(p)
+			cpu0[k] = testutil.CPUSeconds(p)
 		}
-		machine0 := machineCPUSeconds()
+		machine0 := testutil.MachineCPUSeconds()
 		t0 := time.Now()
 		q, err := r.admin.RunIntegration(ctx, in.ID)
 		if err != nil {
@@ -66,9 +67,9 @@ func BenchmarkLDAPUsers(b *testing.B) {
 		run := j.FinishedAt.Sub(*j.StartedAt)
 		peak, _ := procStatus(pid, "VmHWM")
 		var cpu []string
-		rest := machineCPUSeconds() - machine0
+		rest := testutil.MachineCPUSeconds() - machine0
 		for _, k := range []string{"runner", "platform", "podman-service", "slapd"} {
-			used := cpuSeconds(procs[k]) - cpu0[k]
+			used := testutil.CPUSeconds(procs[k]) - cpu0[k]
 			rest -= used
 			cpu = append(cpu, fmt.Sprintf("%s %.1f s", k, used))
 		}
