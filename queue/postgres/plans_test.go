@@ -85,7 +85,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		want        []string
 	}{
 		{"delete an integration's jobs", postgres.DeleteIntegrationJobsSQL.SQL(), postgres.DeleteIntegrationJobsSQL.Args(delArgs), []string{"queue_jobs_done_integration"}},
-		{"delete finished jobs", postgres.DeleteFinishedSQL.SQL(), postgres.DeleteFinishedSQL.Args(delArgs), []string{"queue_jobs_finished"}},
+		{"delete finished jobs", postgres.DeleteFinishedSQL.SQL(), postgres.DeleteFinishedSQL.Args(delArgs), []string{"queue_jobs_done_created"}},
 	}...)
 	for _, c := range cases {
 		rows, err := conn.Query(ctx, "EXPLAIN "+c.query, c.args...)

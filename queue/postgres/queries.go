@@ -181,11 +181,18 @@ var (
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
 		WHERE collector_id = @collector::text AND state = 'queued'`)
 
-	// deleteFinishedSQL: up to @limit jobs finished before @cutoff, oldest
-	// first (finished_at is set exactly for the final states).
+	// deleteFinishedSQL: up to @limit jobs finished before @cutoff, the
+	// first created first (finished_at is set exactly for the final
+	// states). A job finishes after it was created, so each one finished
+	// before @cutoff was created before it: the statement walks
+	// queue_jobs_done_created up to @cutoff and passes over the few jobs
+	// created before it that finished after (jobs run for minutes, not
+	// for a retention period); no index of its own for every finish to
+	// write.
 	deleteFinishedSQL = positional(`DELETE FROM queue_jobs WHERE seq IN (
-			SELECT seq FROM queue_jobs WHERE finished_at IS NOT NULL AND finished_at < @cutoff::timestamptz
-			ORDER BY finished_at LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
+			SELECT seq FROM queue_jobs WHERE finished_at IS NOT NULL
+			  AND created_at < @cutoff::timestamptz AND finished_at < @cutoff::timestamptz
+			ORDER BY created_at, seq LIMIT @limit::integer FOR UPDATE SKIP LOCKED)
 		RETURNING id`)
 
 	// deleteIntegrationJobsSQL: up to @limit finished jobs of @integration

@@ -341,7 +341,16 @@ func testPruneFinishedJobs(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	succeed(t, b, old)
+	// Queued before the cutoff, finished after it: kept.
+	if _, _, err := b.Queue.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i4", CollectorID: "col"}); err != nil {
+		t.Fatal(err)
+	}
 	b.Advance(48 * time.Hour)
+	late, err := b.Queue.Next(ctx, queue.NextRequest{CollectorID: "col"})
+	if err != nil || late.IntegrationID != "i4" {
+		t.Fatalf("next = %+v, %v; want the job of i4", late, err)
+	}
+	succeed(t, b, late)
 	recent := lease(t, b, "i2")
 	succeed(t, b, recent)
 	active := lease(t, b, "i3")
@@ -355,7 +364,7 @@ func testPruneFinishedJobs(t *testing.T, b Backend) {
 	if logs, _ := b.Records.Logs(ctx, old.ID); logs != "" {
 		t.Errorf("old job's logs still there: %q", logs)
 	}
-	for _, j := range []*queue.Job{recent, active} {
+	for _, j := range []*queue.Job{late, recent, active} {
 		if _, err := b.Queue.Get(ctx, j.ID); err != nil {
 			t.Errorf("job %s pruned: %v", j.ID, err)
 		}
