@@ -158,6 +158,11 @@ func TestHeartbeatLoad(t *testing.T) {
 	for _, f := range fails {
 		failed += f
 	}
+	// The first round, by 5-second windows of due time: where its tail is.
+	win := int(5 * rate)
+	for w := 0; w*win < min(n, total); w++ {
+		logLatency(t, fmt.Sprintf("beats due %d-%d s", w*5, (w+1)*5), lat[w*win:min(n, total, (w+1)*win)])
+	}
 	for round := 0; total > n && round*n < total; round++ {
 		logLatency(t, fmt.Sprintf("round %d (beats %d-%d)", round+1, round*n+1, min(total, (round+1)*n)), lat[round*n:min(total, (round+1)*n)])
 	}
@@ -184,7 +189,9 @@ func TestHeartbeatLoad(t *testing.T) {
 		logLatency(t, "of TLS handshake", hs)
 	}
 	logLatency(t, "from request written to first response byte", ws)
-	logServerHistogram(t, shared, url)
+	for i, srv := range servers {
+		logServerHistogram(t, shared, srv, fmt.Sprintf("replica %d", i+1))
+	}
 	if failed > 0 {
 		t.Errorf("%d heartbeats failed", failed)
 	}
@@ -346,16 +353,29 @@ func logLatency(t *testing.T, what string, lat []time.Duration) {
 	t.Logf("latency %s: p50 %v  p90 %v  p99 %v  max %v", what, pct(.5), pct(.9), pct(.99), pct(1))
 }
 
-// logServerHistogram logs the server's own view of heartbeat latency (time
+// logServerHistogram logs a server's own view of heartbeat latency (time
 // in the handler, without TLS handshakes and network): the cumulative
-// histogram buckets from /metrics.
-func logServerHistogram(t *testing.T, hc *http.Client, url string) {
-	resp, err := hc.Get(url + api.PathMetrics)
+// histogram buckets from /metrics, read with the metrics token of its
+// data directory.
+func logServerHistogram(t *testing.T, hc *http.Client, srv *servedPlatform, name string) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(srv.DataDir, platform.MetricsTokenFile))
 	if err != nil {
-		t.Logf("metrics: %v", err)
+		t.Errorf("metrics token of %s: %v", name, err)
+		return
+	}
+	req, _ := http.NewRequest("GET", srv.URL+api.PathMetrics, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Errorf("metrics of %s: %v", name, err)
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("metrics of %s: %s", name, resp.Status)
+		return
+	}
 	var buckets []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -366,5 +386,8 @@ func logServerHistogram(t *testing.T, hc *http.Client, url string) {
 			buckets = append(buckets, "≤"+le[:strings.IndexByte(le, '"')]+"s:"+line[strings.LastIndexByte(line, ' ')+1:])
 		}
 	}
-	t.Logf("server-side heartbeat handler latency (cumulative counts): %s", strings.Join(buckets, " "))
+	if len(buckets) == 0 {
+		t.Errorf("metrics of %s: no heartbeat latency histogram", name)
+	}
+	t.Logf("%s's heartbeat handler latency (cumulative counts): %s", name, strings.Join(buckets, " "))
 }
