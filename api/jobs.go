@@ -266,12 +266,24 @@ func (c *CollectorClient) doRaw(ctx context.Context, path string, h http.Header,
 
 // send posts body with headers h and decodes a 2xx JSON answer into out,
 // within the deadline of a body that size whose answer may take wait.
+// rewindable is a request body that can be sought back to its start. The
+// collector's client retries through go-retryablehttp, which replays a
+// body it can seek and reads any other into a fresh copy first, for every
+// call: a 4 MiB records batch copied, in growing steps, on each upload.
+type rewindable struct{ *bytes.Reader }
+
+func (rewindable) Close() error { return nil }
+
 func (t transport) send(ctx context.Context, method, path, bearer string, h http.Header, body []byte, wait time.Duration, out any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeouts.For(len(body), wait))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, nil)
 	if err != nil {
 		return 0, err
+	}
+	if len(body) > 0 {
+		req.Body, req.ContentLength = rewindable{bytes.NewReader(body)}, int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return rewindable{bytes.NewReader(body)}, nil }
 	}
 	for k, v := range h {
 		req.Header[k] = v
