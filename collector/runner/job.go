@@ -294,7 +294,7 @@ type exit struct {
 // ends runCtx: the job stops at once. Both pumps have returned when it
 // does.
 func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id string) (*recordSink, *integration.ValidationResult, exit) {
-	records := &recordSink{j: j}
+	records := &recordSink{j: j, stop: stopRun}
 	var validation *integration.ValidationResult
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
@@ -344,6 +344,8 @@ func (j *jobRun) follow(runCtx context.Context, stopRun context.CancelFunc, id s
 	if !j.validating() {
 		if e.recErr == nil {
 			e.recErr = records.flushLast(runCtx)
+		} else {
+			records.drain()
 		}
 		j.log.Info("job output read", "records_channel", records.bySource[srcChannel], "records_stdout", records.bySource[srcOutput])
 	}

@@ -15,24 +15,51 @@ import (
 	"github.com/collectorhq/collector/integration"
 )
 
-// recordSink validates stdout lines and uploads them in sequenced batches,
-// holding at most one batch in memory whatever the record count. A refused
-// line does not stop it: it counts every refusal (its own and the
-// platform's), keeps the first, and the job fails (refusedErr).
+// recordSink validates stdout lines and uploads them in sequenced batches:
+// one batch goes up while the next fills (the integration is not held up
+// by the platform's write, nor the platform by the integration), so it
+// holds at most two batches in memory whatever the record count, and a
+// batch starts up only once the one before it is stored. A refused line
+// does not stop it: it counts every refusal (its own and the platform's),
+// keeps the first, and the job fails (refusedErr).
 type recordSink struct {
 	j *jobRun
+	// stop, if set, ends the run when an upload fails for good: the run
+	// stops at once, not when the next batch is full.
+	stop func()
 	// mu: stdout and the records channel are read at once, each by its
 	// own consume.
 	mu    sync.Mutex
-	buf   bytes.Buffer
-	lines []lineRef // where each record in buf came from
+	cur   *batch  // the batch being filled
+	spare *batch  // an emptied batch, for the next to fill
+	up    *upload // the batch going up, nil when none
 	// bySource counts the valid records read from each source.
 	bySource map[string]int64
 	seq      int
 	sent     int64
 	refused  int64
 	first    refusal // the first refused line
-	limit    int     // the byte bound of the next batch (batchBytes)
+	// limMu guards limit, which the upload in flight adapts while the
+	// next batch fills.
+	limMu sync.Mutex
+	limit int // the byte bound of the next batch (batchBytes)
+}
+
+// batch is records waiting to go up, one per line, and where each came
+// from.
+type batch struct {
+	buf   bytes.Buffer
+	lines []lineRef
+}
+
+// upload is a batch on its way up; done closes when it is stored or has
+// failed for good.
+type upload struct {
+	b    *batch
+	seq  int
+	done chan struct{}
+	res  *api.IngestResult
+	err  error
 }
 
 // refusal is one refused output line.
@@ -60,18 +87,59 @@ const maxLoggedRefusals = 20
 
 // consume reads r, the source src, to its end (ReadRecords), uploading
 // the valid records in batches and counting the refused lines. The last
-// batch waits for flush (another source may add to it).
+// batch waits for flushLast (another source may add to it).
 func (s *recordSink) consume(ctx context.Context, r io.Reader, src string) error {
 	return ReadRecords(r,
 		func(line int, rec []byte) error { return s.add(ctx, lineRef{line, src}, rec) },
 		func(line int, reason string) { s.refuse(lineRef{line, src}, reason, "") })
 }
 
-// flushLast uploads what is left once every source is read.
+// flushLast uploads what is left once every source is read, and waits
+// for it to be stored.
 func (s *recordSink) flushLast(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.flush(ctx)
+	if err := s.send(ctx); err != nil {
+		return err
+	}
+	return s.settle()
+}
+
+// settle waits for the batch going up, if any, and counts what it
+// carried; its error, if it failed for good. A run that stops early
+// settles too, so that nothing goes up after it ends.
+func (s *recordSink) settle() error {
+	u := s.up
+	if u == nil {
+		return nil
+	}
+	<-u.done
+	s.up = nil
+	if u.err != nil {
+		return u.err
+	}
+	switch res := u.res; {
+	case res.Duplicate && res.Accepted+res.Refused == 0 && len(u.b.lines) > 0:
+		// Applied by an attempt whose answer was lost, and a platform
+		// that does not say what it counted then: all of it.
+		s.sent += int64(len(u.b.lines))
+	default:
+		// A duplicate's counts are those of the attempt that applied it.
+		s.sent += int64(res.Accepted)
+		s.platformRefused(res, u.b.lines)
+	}
+	u.b.buf.Reset()
+	u.b.lines = u.b.lines[:0]
+	s.spare = u.b
+	return nil
+}
+
+// drain settles a run that ended early, keeping its counts right; the
+// run has its error already.
+func (s *recordSink) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.settle()
 }
 
 // ReadRecords reads an integration's stdout to its end as the runner
@@ -126,12 +194,15 @@ func readLine(n int, line []byte, ok func(int, []byte) error, refused func(int, 
 	return ok(n, line)
 }
 
-// add queues one valid record, uploading the batch first when it is full.
+// add queues one valid record, sending the batch first when it is full.
 func (s *recordSink) add(ctx context.Context, n lineRef, line []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.buf.Len()+len(line)+1 > s.batchBytes() || len(s.lines) >= s.j.r.cfg.BatchRecords {
-		if err := s.flush(ctx); err != nil {
+	if s.cur == nil {
+		s.cur = &batch{}
+	}
+	if s.cur.buf.Len()+len(line)+1 > s.batchBytes() || len(s.cur.lines) >= s.j.r.cfg.BatchRecords {
+		if err := s.send(ctx); err != nil {
 			return err
 		}
 	}
@@ -139,9 +210,9 @@ func (s *recordSink) add(ctx context.Context, n lineRef, line []byte) error {
 		s.bySource = map[string]int64{}
 	}
 	s.bySource[n.src]++
-	s.buf.Write(line)
-	s.buf.WriteByte('\n')
-	s.lines = append(s.lines, n)
+	s.cur.buf.Write(line)
+	s.cur.buf.WriteByte('\n')
+	s.cur.lines = append(s.cur.lines, n)
 	return nil
 }
 
@@ -176,36 +247,36 @@ func (s *recordSink) refusedErr() error {
 		s.refused, s.first.line, s.first.reason)
 }
 
-// flush uploads the pending batch, retrying transient failures; the
-// sequence number makes a retried batch count once.
-func (s *recordSink) flush(ctx context.Context) error {
-	if len(s.lines) == 0 {
+// send starts the batch being filled on its way up, once the one before
+// it is stored, retrying transient failures; the sequence number makes a
+// retried batch count once. The next batch fills meanwhile, in the spare.
+func (s *recordSink) send(ctx context.Context) error {
+	if s.cur == nil || len(s.cur.lines) == 0 {
 		return nil
 	}
+	if err := s.settle(); err != nil {
+		return err
+	}
 	s.seq++
-	var res *api.IngestResult
-	err := s.j.retry(ctx, "upload records", func(ctx context.Context, l *api.Lease) error {
-		var err error
-		start := time.Now()
-		res, err = s.j.r.api.UploadRecords(ctx, l.JobID, l.LeaseID, s.seq, s.buf.Bytes())
-		s.adapt(s.buf.Len(), time.Since(start), err)
-		return err
-	})
-	if err != nil {
-		return err
+	u := &upload{b: s.cur, seq: s.seq, done: make(chan struct{})}
+	s.cur, s.spare = s.spare, nil
+	if s.cur == nil {
+		s.cur = &batch{}
 	}
-	switch {
-	case res.Duplicate && res.Accepted+res.Refused == 0 && len(s.lines) > 0:
-		// Applied by an attempt whose answer was lost, and a platform
-		// that does not say what it counted then: all of it.
-		s.sent += int64(len(s.lines))
-	default:
-		// A duplicate's counts are those of the attempt that applied it.
-		s.sent += int64(res.Accepted)
-		s.platformRefused(res)
-	}
-	s.buf.Reset()
-	s.lines = s.lines[:0]
+	s.up = u
+	go func() {
+		defer close(u.done)
+		u.err = s.j.retry(ctx, "upload records", func(ctx context.Context, l *api.Lease) error {
+			var err error
+			start := time.Now()
+			u.res, err = s.j.r.api.UploadRecords(ctx, l.JobID, l.LeaseID, u.seq, u.b.buf.Bytes())
+			s.adapt(u.b.buf.Len(), time.Since(start), err)
+			return err
+		})
+		if u.err != nil && s.stop != nil {
+			s.stop()
+		}
+	}()
 	return nil
 }
 
@@ -221,6 +292,12 @@ const (
 
 // batchBytes is the byte bound of the batch being filled.
 func (s *recordSink) batchBytes() int {
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	return s.limitLocked()
+}
+
+func (s *recordSink) limitLocked() int {
 	if s.limit == 0 {
 		s.limit = min(initialBatchBytes, s.j.r.cfg.BatchBytes)
 	}
@@ -230,7 +307,9 @@ func (s *recordSink) batchBytes() int {
 // adapt sizes the next batches after an upload attempt of n bytes that
 // took d and ended with err.
 func (s *recordSink) adapt(n int, d time.Duration, err error) {
-	limit := s.batchBytes()
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	limit := s.limitLocked()
 	switch {
 	case err == nil && d > 0:
 		fit := int(float64(n) / d.Seconds() * targetUpload.Seconds())
@@ -250,13 +329,13 @@ func timedOut(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// platformRefused counts the lines of the batch the platform refused,
-// named by their output line numbers.
-func (s *recordSink) platformRefused(res *api.IngestResult) {
+// platformRefused counts the lines of a batch (lines) the platform
+// refused, named by their output line numbers.
+func (s *recordSink) platformRefused(res *api.IngestResult, lines []lineRef) {
 	for _, e := range res.Errors {
 		line := lineRef{src: srcOutput}
-		if e.Line >= 1 && e.Line <= len(s.lines) {
-			line = s.lines[e.Line-1]
+		if e.Line >= 1 && e.Line <= len(lines) {
+			line = lines[e.Line-1]
 		}
 		s.refuseLocked(line, e.Reason, " by the platform")
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
@@ -154,4 +155,56 @@ func (f *countingAPI) UploadRecords(ctx context.Context, jobID, leaseID string, 
 		n++
 	}
 	return &api.IngestResult{Seq: seq, Accepted: n}, nil
+}
+
+// TestNextBatchFillsWhileOneGoesUp: the sink reads the next batch while
+// one is going up, so an integration is not held up by the platform's
+// write (nor the platform left idle while it produces the next). Batches
+// of 10: the first upload is held until the writer has handed over the
+// first 20 records, which it cannot while the sink waits on that upload.
+func TestNextBatchFillsWhileOneGoesUp(t *testing.T) {
+	p := &holdingAPI{release: make(chan struct{})}
+	j := testJob(t, p)
+	j.r.cfg.BatchRecords = 10
+	s := &recordSink{j: j}
+	pr, pw := io.Pipe()
+	go func() {
+		for i := range 25 {
+			if i == 20 {
+				close(p.release)
+			}
+			fmt.Fprintf(pw, `{"entity":{"_key":"k%d","_type":"t","_class":"C"}}`+"\n", i)
+		}
+		pw.Close()
+	}()
+	if err := consumeAll(s, pr); err != nil {
+		t.Fatal(err)
+	}
+	if p.heldUp {
+		t.Error("batch 1 went up alone: the next batch was not read while it did")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.sent != 25 || s.seq != 3 || len(p.keys) != 25 {
+		t.Errorf("sent %d in %d batches, %d distinct keys uploaded; want 25 in 3, 25", s.sent, s.seq, len(p.keys))
+	}
+}
+
+// holdingAPI holds the first records batch until release closes (5 s at
+// most: then heldUp).
+type holdingAPI struct {
+	countingAPI
+	release chan struct{}
+	heldUp  bool
+}
+
+func (f *holdingAPI) UploadRecords(ctx context.Context, jobID, leaseID string, seq int, ndjson []byte) (*api.IngestResult, error) {
+	if seq == 1 {
+		select {
+		case <-f.release:
+		case <-time.After(5 * time.Second):
+			f.heldUp = true
+		}
+	}
+	return f.countingAPI.UploadRecords(ctx, jobID, leaseID, seq, ndjson)
 }
