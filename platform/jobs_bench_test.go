@@ -107,9 +107,9 @@ func benchIngestHTTP(b *testing.B, n int, database string, openDirect func(*test
 		in := newJobIntegration(b, srv.Env, fmt.Sprintf("ldap-%d", round), c.ID)
 		// What the server and PostgreSQL spend: the whole job (lease,
 		// uploads, finish), per record.
-		cpu0, pg0 := procCPU(b, srv.pid), pgUsage(b, database)
+		cpu0, pg0 := procCPU(srv.pid), pgUsage(b, database)
 		viaHTTP += ingestHTTP(b, srv.Env, c, in.ID, n, &batch)
-		serverCPU += procCPU(b, srv.pid) - cpu0
+		serverCPU += procCPU(srv.pid) - cpu0
 		pg = pg.Add(pgUsage(b, database).Sub(pg0))
 	}
 	rounds := float64(round)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/collectorhq/collector/internal/env"
 	"github.com/collectorhq/collector/internal/pgtest"
+	"github.com/collectorhq/collector/internal/testutil"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
@@ -95,7 +96,7 @@ func TestHeartbeatLoad(t *testing.T) {
 	serverCPU := func() time.Duration {
 		var cpu time.Duration
 		for _, s := range servers {
-			cpu += procCPU(t, s.pid)
+			cpu += procCPU(s.pid)
 		}
 		return cpu
 	}
@@ -326,18 +327,9 @@ func pgUsage(tb testing.TB, database string) pgtest.Usage {
 	return u
 }
 
-// procCPU is a process's user+system CPU time from /proc.
-func procCPU(t testing.TB, pid int) time.Duration {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	line, _ := bufio.NewReader(f).ReadString('\n')
-	fields := strings.Fields(line[strings.LastIndexByte(line, ')')+2:])
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+// procCPU is a process's user+system CPU time (testutil.CPUSeconds).
+func procCPU(pid int) time.Duration {
+	return time.Duration(testutil.CPUSeconds(pid) * float64(time.Second))
 }
 
 func selfCPU() time.Duration {

@@ -103,7 +103,6 @@ func mapErr(err error, op string) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// Info pings the engine and describes it.
 // Ping asks the daemon's _ping endpoint, which only answers.
 func (e *Engine) Ping(ctx context.Context) error {
 	if _, err := e.cli.Ping(ctx); err != nil {
@@ -112,6 +111,7 @@ func (e *Engine) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Info pings the engine and describes it.
 func (e *Engine) Info(ctx context.Context) (*engine.Info, error) {
 	info, err := e.cli.Info(ctx)
 	if err != nil {
