@@ -101,6 +101,13 @@ func TestLDAPThroughCollector(t *testing.T) {
 		if strings.Contains(inspected.text(), srv.BindPassword) {
 			t.Error("podman inspect of the job container holds the bind password")
 		}
+		// integrations/ldap/integration.yaml asks for 256Mi and 64
+		// pids, under the platform's 512 MiB and 512.
+		for _, hc := range inspected.hostConfigs(t) {
+			if hc.Memory != 256<<20 || hc.PidsLimit != 64 {
+				t.Errorf("job container's memory limit %d, pids limit %d: want the manifest's 256Mi and 64", hc.Memory, hc.PidsLimit)
+			}
+		}
 		t.Logf("%d records in %v (job peak memory %.1f MiB)", j.Records, j.FinishedAt.Sub(*j.StartedAt), float64(j.PeakMemoryBytes)/(1<<20))
 	})
 
@@ -409,6 +416,28 @@ func (w *jobInspector) n() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.texts)
+}
+
+// hostConfigs are the limits of each container inspected.
+func (w *jobInspector) hostConfigs(t *testing.T) []inspectedLimits {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []inspectedLimits
+	for _, text := range w.texts {
+		var insp []struct{ HostConfig inspectedLimits }
+		if err := json.Unmarshal([]byte(text), &insp); err != nil || len(insp) != 1 {
+			t.Errorf("inspect output is not one container (%v): %.300s", err, text)
+			continue
+		}
+		out = append(out, insp[0].HostConfig)
+	}
+	return out
+}
+
+// inspectedLimits are the limits in an engine's inspect of a container.
+type inspectedLimits struct {
+	Memory    int64
+	PidsLimit int64
 }
 
 func (w *jobInspector) text() string {

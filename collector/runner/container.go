@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,6 +96,11 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 	if _, _, err := numericUser(img.User); err != nil {
 		return nil, nil, fmt.Errorf("job image %s: %w", image, err)
 	}
+	m := j.imageManifest(img)
+	if lim := ManifestLimits(j.job.Limits, m, j.validating()); lim != j.job.Limits {
+		j.log.Info("job limits narrowed to what the image's manifest asks", "memory_bytes", lim.MemoryBytes, "cpus", lim.CPUs, "pids", lim.Pids, "timeout_sec", lim.TimeoutSec)
+		j.job.Limits = lim
+	}
 	label, err := j.r.labels.ForJob()
 	if err != nil {
 		return nil, nil, err
@@ -116,9 +122,9 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 		mounts = append(mounts, m)
 	}
 	spec, err := ContainerSpec(JobContainer{
-		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID), EgressSecret: j.egressSecret(img),
+		Name: containerName(j.job.JobID), SecretName: secretName(j.job.JobID), EgressSecret: j.egressSecret(m),
 		Image: image, ImageUser: img.User, Labels: j.labels(), Env: env, Mounts: mounts,
-		Network: j.network(), Limits: j.job.Limits, SELinuxOptions: label.Options,
+		Network: j.network(m), Limits: j.job.Limits, SELinuxOptions: label.Options,
 	})
 	if err != nil {
 		label.Release()
@@ -127,20 +133,63 @@ func (j *jobRun) containerSpec(ctx context.Context, image string) (*engine.Conta
 	return spec, label.Release, nil
 }
 
-// egressSecret names the secret of the collector's proxy when the job
-// gets it: its image's manifest asks (network.proxy) and the collector
-// has one; "" otherwise. A manifest the runner cannot read asks nothing.
-func (j *jobRun) egressSecret(img *engine.Image) string {
+// imageManifest is the manifest label of the job's image: the image the
+// runner verified and runs by digest, so what it asks is the signer's
+// word for this very image (the platform's look at a tag, when the
+// integration was saved, may be of another). nil when the image has none,
+// or one the runner cannot read (logged: it then asks for nothing).
+func (j *jobRun) imageManifest(img *engine.Image) *manifest.Manifest {
 	doc, ok := img.Labels[manifest.Label]
 	if !ok {
-		return ""
+		return nil
 	}
 	m, err := manifest.Parse([]byte(doc))
 	if err != nil {
-		j.log.Warn("the job image's manifest label is not valid: no proxy for the job", "err", err)
-		return ""
+		j.log.Warn("the job image's manifest label is not valid: it asks for nothing (no proxy, the envelope's limits)", "err", err)
+		return nil
 	}
-	if !m.Network.Proxy {
+	return m
+}
+
+// ManifestLimits narrows a job's limits, the platform's ceiling from the
+// envelope (the runner's defaults where it sets none), to what the image's
+// manifest asks for one run: each resource it names, at most the ceiling;
+// a validation's time limit is its validation.timeout (by default
+// manifest.DefaultValidationTimeout), at most the ceiling. Nothing
+// changes without a manifest. A manifest never raises a limit: the
+// platform's job limits are what it plans each collector's capacity with.
+func ManifestLimits(lim crypto.Limits, m *manifest.Manifest, validating bool) crypto.Limits {
+	if m == nil {
+		return lim
+	}
+	r, res := m.Resources, JobResources(lim)
+	if r.MemoryBytes > 0 {
+		lim.MemoryBytes = min(r.MemoryBytes, res.MemoryBytes)
+	}
+	if r.CPUs > 0 {
+		lim.CPUs = r.CPUs
+		if res.CPUs > 0 {
+			lim.CPUs = min(r.CPUs, res.CPUs)
+		}
+	}
+	if r.Pids > 0 {
+		lim.Pids = min(r.Pids, res.Pids)
+	}
+	want := r.Timeout
+	if validating {
+		want = cmp.Or(m.Validation.Timeout, manifest.DefaultValidationTimeout)
+	}
+	if want > 0 {
+		lim.TimeoutSec = int64(max(min(want, JobTimeout(lim))/time.Second, 1))
+	}
+	return lim
+}
+
+// egressSecret names the secret of the collector's proxy when the job
+// gets it: its image's manifest asks (network.proxy) and the collector
+// has one; "" otherwise.
+func (j *jobRun) egressSecret(m *manifest.Manifest) string {
+	if m == nil || !m.Network.Proxy {
 		return ""
 	}
 	if j.r.cfg.JobEgress == nil {
@@ -179,10 +228,15 @@ func JobTimeout(lim crypto.Limits) time.Duration {
 	return defaultTimeout
 }
 
-// network is the job's network, or the runner's default.
-func (j *jobRun) network() string {
-	if j.job.Network != "" {
+// network is the job's network (the integration's, when it names one),
+// else none for an image whose manifest says it reaches nothing
+// (network.access: none), else the runner's default.
+func (j *jobRun) network(m *manifest.Manifest) string {
+	switch {
+	case j.job.Network != "":
 		return j.job.Network
+	case m != nil && m.Network.Access == manifest.NetworkNone:
+		return "none"
 	}
 	return j.r.cfg.DefaultNetwork
 }

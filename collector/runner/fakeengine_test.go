@@ -47,8 +47,8 @@ type fakeEngine struct {
 	maxRunning map[string]int            // the most that ever ran at once, by integration
 	maxAll     int                       // the most containers that ever ran at once
 	// imageLabels are the labels of every image; everSecrets every
-	// secret ever created, and mounts every container's secret mounts,
-	// by container name (neither forgets a removal).
+	// secret ever created, mounts every container's secret mounts and
+	// specs its spec, by container name (none forgets a removal).
 	imageLabels map[string]string
 	// channel: programs write their stdout to the records channel the
 	// runner gives, as the SDK does (false: to stdout, as an integration
@@ -56,6 +56,7 @@ type fakeEngine struct {
 	channel     bool
 	everSecrets map[string][]byte
 	mounts      map[string][]engine.SecretMount
+	specs       map[string]engine.ContainerSpec
 	procs       sync.WaitGroup
 }
 
@@ -78,7 +79,7 @@ type fakeContainer struct {
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{secrets: map[string][]byte{}, containers: map[string]*fakeContainer{}, programs: map[string]program{}, oom: map[string]bool{},
 		running: map[string]int{}, maxRunning: map[string]int{}, cut: make(chan struct{}),
-		everSecrets: map[string][]byte{}, mounts: map[string][]engine.SecretMount{}}
+		everSecrets: map[string][]byte{}, mounts: map[string][]engine.SecretMount{}, specs: map[string]engine.ContainerSpec{}}
 }
 
 // setDown stops (true) or starts (false) the engine's API; what it runs
@@ -187,6 +188,7 @@ func (e *fakeEngine) CreateContainer(ctx context.Context, spec *engine.Container
 		return "", fmt.Errorf("create container %s: %w", spec.Name, engine.ErrConflict)
 	}
 	e.mounts[spec.Name] = slices.Clone(spec.Secrets)
+	e.specs[spec.Name] = *spec
 	for _, s := range spec.Secrets {
 		if _, ok := e.secrets[s.Name]; !ok {
 			return "", fmt.Errorf("create container %s: secret %s: %w", spec.Name, s.Name, engine.ErrNotFound)

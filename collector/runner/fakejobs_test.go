@@ -89,12 +89,15 @@ func (r *fakeRig) stop() {
 }
 
 // lease seals a job of integration integ for the rig's collector; the
-// config's token is secret.
-func (r *fakeRig) lease(jobID, integ, leaseID string, ttlSec int, cfg map[string]any) *api.Lease {
+// config's token is secret. Each edit changes the job before it is sealed.
+func (r *fakeRig) lease(jobID, integ, leaseID string, ttlSec int, cfg map[string]any, edits ...func(*crypto.Job)) *api.Lease {
 	conf, _ := json.Marshal(cfg)
 	job := &crypto.Job{JobID: jobID, IntegrationID: integ, Image: "registry.example/job:1", Config: conf,
 		SecretFields: []string{"token"}, Limits: crypto.Limits{MemoryBytes: 64 << 20, TimeoutSec: r.timeout},
 		NotAfter: time.Now().Add(time.Hour)}
+	for _, edit := range edits {
+		edit(job)
+	}
 	env, err := crypto.SealEnvelope(job, r.cfg.CollectorID, r.cfg.HPKEKey.PublicKey(), r.platKey)
 	if err != nil {
 		r.t.Fatal(err)
