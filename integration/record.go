@@ -58,7 +58,7 @@ var reservedNames = [numReserved]string{"_key", "_type", "_class", "_fromEntityK
 // differs from a reserved one only in case ("_KEY") is refused: encoding/json
 // would match it case-insensitively, last one winning, so a second spelling
 // could replace the key the first one set. The line is validated in one
-// pass (json.Valid), then the two objects' members are walked without
+// pass (validJSON), then the two objects' members are walked without
 // decoding the properties.
 func ParseRecord(line []byte) (*Record, error) {
 	line = bytes.TrimSpace(line)
@@ -81,13 +81,13 @@ func checkLine(line []byte) error {
 		return fmt.Errorf("%d bytes is over the %d-byte limit", len(line)+1, MaxRecordBytes)
 	case !utf8.Valid(line):
 		return fmt.Errorf("not valid UTF-8")
-	case !json.Valid(line):
+	case !validJSON(line):
 		return syntaxError(line)
 	}
 	return nil
 }
 
-// syntaxError says why json.Valid refused line: the rare path, so it may
+// syntaxError says why validJSON refused line: the rare path, so it may
 // decode again to find out.
 func syntaxError(line []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -349,7 +349,7 @@ func (ns *nameSet) add(name []byte) (dup bool) {
 }
 
 // scanner walks the members of an object in JSON text already known to
-// be valid (json.Valid), so it checks nothing and cannot run past the end.
+// be valid (validJSON), so it checks nothing and cannot run past the end.
 type scanner struct {
 	b []byte
 	i int
