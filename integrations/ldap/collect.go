@@ -183,7 +183,7 @@ func (r *run) inOU(dn, k, typ string) error {
 // a user is MEMBER_OF the group; one that is a group is CONTAINed by it
 // (resolved at the end when it comes later).
 func (r *run) collectGroups(ctx context.Context) error {
-	return r.each(ctx, r.filter(kindGroup, r.cfg.GroupFilter), r.attrs(kindGroup), func(e *ldap.Entry) error {
+	return r.eachPaged(ctx, r.filter(kindGroup, r.cfg.GroupFilter), r.attrs(kindGroup), min(r.pageSize, groupPageSize), func(e *ldap.Entry) error {
 		k := key(TypeGroup, e)
 		r.groups[normDN(e.DN)] = k
 		r.count(TypeGroup)

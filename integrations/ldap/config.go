@@ -42,7 +42,8 @@ type Config struct {
 	AllowPlaintext bool `json:"allow_plaintext"`
 	// Directory is auto, active_directory or generic.
 	Directory string `json:"directory"`
-	// PageSize is the paged results page size (default 500).
+	// PageSize is the paged results page size (default 500; a group
+	// search pages at most groupPageSize).
 	PageSize int `json:"page_size"`
 	// TimeoutSeconds bounds each network operation (default 30).
 	TimeoutSeconds int `json:"timeout_seconds"`

@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/collectorhq/collector/integration"
@@ -365,5 +367,34 @@ func BenchmarkCollect(b *testing.B) {
 		}
 		e.Flush()
 		b.ReportMetric(float64(e.Count()), "records/op")
+	}
+}
+
+// TestGroupsComeInSmallPages: every page of a group search asks for at
+// most 50 entries (a group carries its members: go-ldap holds a page
+// whole, every value in a buffer of 512 bytes or more, while the page
+// before it is worked through), the other kinds' pages page_size.
+func TestGroupsComeInSmallPages(t *testing.T) {
+	need(t)
+	var mu sync.Mutex
+	sizes := map[string][]uint32{}
+	defer ldap.OnPage(func(filter string, size uint32) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes[filter] = append(sizes[filter], size)
+	})()
+	e := integration.NewEmitter(io.Discard)
+	if err := ldap.Run(context.Background(), config(t, map[string]any{"page_size": 400}), e, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	groups, users := sizes["(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"], sizes["(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"]
+	// 1,000 groups in pages of 50; 10,000 users in pages of 400.
+	if len(groups) != 20 || slices.Max(groups) != 50 {
+		t.Errorf("group pages %v: want 20 pages of 50", groups)
+	}
+	if len(users) != 25 || slices.Min(users) != 400 {
+		t.Errorf("user pages %v: want 25 pages of 400", users)
 	}
 }
