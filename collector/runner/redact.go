@@ -85,8 +85,12 @@ func secretValues(job *crypto.Job) (secrets, fields []string, err error) {
 		if !ok {
 			continue
 		}
+		// Numbers as written: a float64 prints 12345678 as 1.2345678e+07,
+		// which is not what a program logs.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
 		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
+		if err := dec.Decode(&v); err != nil {
 			return nil, nil, fmt.Errorf("job config field %q: %w", f, err)
 		}
 		secrets = appendLeaves(secrets, v)
@@ -114,8 +118,13 @@ func appendLeaves(out []string, v any) []string {
 		for _, e := range t {
 			out = appendLeaves(out, e)
 		}
-	case float64:
-		out = append(out, fmt.Sprint(t))
+	case json.Number:
+		// As written, and as Go's strconv prints it ('f', shortest): a
+		// program logs 1.2e7 as 12000000.
+		out = append(out, t.String())
+		if f, err := t.Float64(); err == nil {
+			out = append(out, strconv.FormatFloat(f, 'f', -1, 64))
+		}
 	}
 	return out
 }

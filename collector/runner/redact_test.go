@@ -223,6 +223,23 @@ func TestRedactionSkipsValuesTooShortToTellFromText(t *testing.T) {
 	}
 }
 
+// TestRedactionOfLongNumbers: a number of 7 digits or more in a secret
+// field goes as written and as a program prints it (a float64 printed
+// 12345678 as 1.2345678e+07, so the secret itself stayed in the logs).
+func TestRedactionOfLongNumbers(t *testing.T) {
+	job := &crypto.Job{Config: []byte(`{"token":12345678,"opts":{"account":9007199254740993,"pin":1.2e7}}`), SecretFields: []string{"token", "opts"}}
+	red, err := redactorFor(job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLogSink(nil, red)
+	l.consume(strings.NewReader("connecting with pin 12345678\naccount 9007199254740993\nalt pin 12000000 or 1.2e7\n"))
+	want := "connecting with pin [REDACTED]\naccount [REDACTED]\nalt pin [REDACTED] or [REDACTED]\n"
+	if got := l.buf.String(); got != want {
+		t.Errorf("logs\n%q\nwant\n%q", got, want)
+	}
+}
+
 func TestFinishErrorAndCollectorLinesRedacted(t *testing.T) {
 	const secret = `s3cr3t&"pass"`
 	rec := &finishRecorder{}
