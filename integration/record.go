@@ -263,7 +263,7 @@ func (r *Record) reserved(name string, v []byte, keep bool) ([]byte, error) {
 	case bytes.IndexByte(b, 0) >= 0:
 		// PostgreSQL's text cannot hold one; refused on every backend so
 		// that a record valid on one is valid on all.
-		return nil, fmt.Errorf("%s %s holds a NUL character (\u0000)", r.Kind, name)
+		return nil, fmt.Errorf(`%s %s holds a NUL character (\u0000)`, r.Kind, name)
 	}
 	return b, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/collectorhq/collector/integration"
 )
@@ -56,6 +57,10 @@ func TestParseRecordReasons(t *testing.T) {
 				short = short[:80]
 			}
 			t.Errorf("ParseRecord(%s) = %v, want ErrRecord mentioning %q", short, err, want)
+		}
+		// The error becomes the job's error: text PostgreSQL can hold.
+		if err != nil && (strings.ContainsRune(err.Error(), 0) || !utf8.ValidString(err.Error())) {
+			t.Errorf("ParseRecord's error %q holds a NUL or invalid UTF-8", err)
 		}
 	}
 }

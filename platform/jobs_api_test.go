@@ -12,10 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform"
+	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/platformtest"
 )
 
@@ -717,4 +720,43 @@ func FuzzRecordsEndpoint(f *testing.F) {
 			t.Fatalf("%d line errors listed for %d refused", len(res.Errors), res.Refused)
 		}
 	})
+}
+
+// TestFinishErrorIsBoundedText: a finish's error is the integration's
+// words, relayed: it is stored clipped to jobs.MaxJobErrorBytes, without
+// NUL characters or invalid UTF-8, on both backends (on PostgreSQL a NUL
+// failed the finish with a 500 the runner retried for ever, the job stuck
+// running).
+func TestFinishErrorIsBoundedText(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			var opts []func(*platform.Config)
+			if backend == "postgres" {
+				pgtest.Need(t)
+				pg, err := pgtest.Start()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pg.Stop)
+				db, err := pg.CreateDB()
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = append(opts, func(c *platform.Config) { c.Database = pg.URL(db) })
+			}
+			e := platformtest.Start(t, opts...)
+			a := e.EnrollNew(t, "a")
+			in := newJobIntegration(t, e, "nul", a.ID)
+			l := runAndLease(t, e, a, in.ID)
+			text := "entity _key holds a NUL character (\x00) \xff" + strings.Repeat("x", 64<<10)
+			if err := a.Client.Finish(ctx, l.JobID, api.FinishRequest{LeaseID: l.LeaseID, ExitCode: 1, Error: text}); err != nil {
+				t.Fatalf("finish: %v", err)
+			}
+			got := showJob(t, e, l.JobID)
+			if got.State != api.JobFailed || !strings.HasPrefix(got.Error, "entity _key holds a NUL character () ") ||
+				len(got.Error) > jobs.MaxJobErrorBytes || !utf8.ValidString(got.Error) || strings.ContainsRune(got.Error, 0) {
+				t.Errorf("job %s, error of %d bytes %.80q: want failed, the error clipped, no NUL", got.State, len(got.Error), got.Error)
+			}
+		})
+	}
 }

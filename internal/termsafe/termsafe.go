@@ -132,13 +132,17 @@ func writeHex(b *strings.Builder, v uint32, digits int) {
 }
 
 // Clip cuts s to at most n bytes, on a character boundary, and drops any
-// invalid UTF-8: a bound on a string from elsewhere.
+// invalid UTF-8 and NUL character: a bound on a string from elsewhere,
+// fit for a PostgreSQL text (which holds no NUL).
 func Clip(s string, n int) string {
 	if len(s) > n {
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
 		}
 		s = s[:n]
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
 	}
 	return strings.ToValidUTF8(s, "")
 }

@@ -120,3 +120,21 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"a\x00b\x00", 10, "ab"},
+		{"bad\xffutf8", 20, "badutf8"},
+		{"héllo", 2, "h"}, // not half of é
+		{"héllo", 3, "hé"},
+	} {
+		if got := termsafe.Clip(c.in, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}

@@ -436,6 +436,9 @@ func (s *Service) Logs(ctx context.Context, collectorID, jobID, leaseID string, 
 // complete sync, and a sweep would delete what that line carried. A
 // succeeded run sweeps in the finish's transaction.
 func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api.FinishRequest) error {
+	// The collector relays the integration's words: data, bounded and fit
+	// for a text column (a NUL failed the finish on PostgreSQL, for ever).
+	req.Error = termsafe.Clip(req.Error, MaxJobErrorBytes)
 	job, err := s.ownJob(ctx, collectorID, jobID, req.LeaseID)
 	if err != nil {
 		return err
@@ -486,6 +489,9 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 		"deleted_entities", sw.Entities, "deleted_relationships", sw.Relationships, "dangling_relationships", dangling)
 	return nil
 }
+
+// MaxJobErrorBytes bounds the error a finish reports.
+const MaxJobErrorBytes = 8 << 10
 
 // ValidationTimeout bounds a validation's run (docs/writing-integrations.md).
 const ValidationTimeout = time.Minute
