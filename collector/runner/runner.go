@@ -203,9 +203,9 @@ func (r *Runner) freeMemory() int64 {
 	return max(free, 1) // 0 would mean "unknown": nothing fits
 }
 
-// claimWait claims the job's integration, waiting for a run of it that is
-// on its way out (cancelled, or its lease lost) to release it; false if it
-// stays busy. A job refused here would fail for good, so it waits instead.
+// claimWait claims the job's integration in its mode, waiting for a run
+// of it that is on its way out (cancelled, or its lease lost) to release
+// it; false if it stays busy. A job refused here would fail for good, so it waits instead.
 func (r *Runner) claimWait(ctx context.Context, j *jobRun) bool {
 	t := time.NewTimer(r.cfg.StopTimeout + time.Minute)
 	defer t.Stop()
@@ -224,13 +224,15 @@ func (r *Runner) claimWait(ctx context.Context, j *jobRun) bool {
 	}
 }
 
-// claim marks the job's integration busy; if it already is, it returns a
-// channel closed at the next release.
+// claim marks the job's integration busy in the job's mode; if it already
+// is, it returns a channel closed at the next release. A validation runs
+// beside its integration's collection, as the platform leases it (one
+// active job per integration and mode): it ingests nothing.
 func (r *Runner) claim(j *jobRun) (<-chan struct{}, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, other := range r.running {
-		if other.job.IntegrationID == j.job.IntegrationID {
+		if other.job.IntegrationID == j.job.IntegrationID && other.validating() == j.validating() {
 			return r.released, false
 		}
 	}
