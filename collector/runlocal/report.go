@@ -15,6 +15,9 @@ func (r *Result) Print(w io.Writer) {
 	if m := r.Manifest; m != nil {
 		fmt.Fprintf(w, "integration: %s %s (network %s, validation %v)\n", termsafe.String(m.Name), termsafe.String(m.Version), orDefault(m.Network), m.Validation)
 	}
+	for _, c := range r.Capped {
+		fmt.Fprintf(w, "note: the manifest asks %s\n", c)
+	}
 	if v := r.Validation; v != nil {
 		for _, c := range v.Checks {
 			fmt.Fprintf(w, "  passed  %s: %s\n", termsafe.String(c.Name), termsafe.String(c.Detail))

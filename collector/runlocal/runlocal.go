@@ -83,9 +83,12 @@ type Result struct {
 	Refusals   []Refusal                     `json:"refusals,omitempty"`
 	Validation *integration.ValidationResult `json:"validation,omitempty"`
 	Manifest   *ManifestSummary              `json:"manifest,omitempty"`
-	Duration   time.Duration                 `json:"duration_ns"`
-	Error      string                        `json:"error,omitempty"`
-	limits     crypto.Limits
+	// Capped is what the manifest asks above the platform's default job
+	// limits, which the run had instead (as a job would).
+	Capped   []string      `json:"capped,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
+	limits   crypto.Limits
 }
 
 // Refusal is one refused output line.
@@ -183,7 +186,7 @@ func (o Options) spec(img *engine.Image, res *Result) (*engine.ContainerSpec, fu
 			return nil, nil, fmt.Errorf("%w: %s has no validate mode (its manifest says validation.supported: false)", ErrRefused, m.Name)
 		}
 	}
-	res.limits = limits(m, o)
+	res.limits, res.Capped = limits(m, o)
 	label, err := o.Labels.ForJob()
 	if err != nil {
 		return nil, nil, err
@@ -202,21 +205,29 @@ func (o Options) spec(img *engine.Image, res *Result) (*engine.ContainerSpec, fu
 	return spec, label.Release, nil
 }
 
-// limits are the manifest's resources, the timeout overridden by the
-// options'.
-func limits(m *manifest.Manifest, o Options) crypto.Limits {
-	var l crypto.Limits
+// limits are what the runner gives a job of the image under the
+// platform's default job limits (runner.ManifestLimits: the manifest asks,
+// never above them), the timeout overridden by the options'. Capped is
+// what the manifest asked above them, said in the report: a job gets it
+// only from a platform whose job limits allow it.
+func limits(m *manifest.Manifest, o Options) (l crypto.Limits, capped []string) {
+	l = runner.ManifestLimits(crypto.Limits{}, m, o.Validate)
 	if m != nil {
-		r := m.Resources
-		l = crypto.Limits{MemoryBytes: r.MemoryBytes, CPUs: r.CPUs, Pids: r.Pids, TimeoutSec: int64(r.Timeout / time.Second)}
-		if o.Validate {
-			l.TimeoutSec = int64(m.Validation.Timeout / time.Second)
+		r, got := m.Resources, runner.JobResources(l)
+		if r.MemoryBytes > got.MemoryBytes {
+			capped = append(capped, fmt.Sprintf("memory %d MiB (runs with %d MiB; the platform's --job-memory decides)", r.MemoryBytes>>20, got.MemoryBytes>>20))
+		}
+		if r.Pids > got.Pids {
+			capped = append(capped, fmt.Sprintf("pids %d (runs with %d)", r.Pids, got.Pids))
+		}
+		if !o.Validate && r.Timeout > runner.JobTimeout(l) {
+			capped = append(capped, fmt.Sprintf("timeout %v (runs for %v; the platform's --job-timeout decides)", r.Timeout, runner.JobTimeout(l)))
 		}
 	}
 	if o.Timeout > 0 {
 		l.TimeoutSec = int64(max(o.Timeout/time.Second, 1))
 	}
-	return l
+	return l, capped
 }
 
 // network is the option's, else "none" for an integration that needs

@@ -174,3 +174,27 @@ func TestValidateMode(t *testing.T) {
 		t.Errorf("a record instead of a validation result passed: %+v", res.Validation)
 	}
 }
+
+// TestLimitsAsAJobWouldHave: run-local runs with what a job would get
+// under the platform's default job limits: a manifest asking more (1Gi,
+// 3h, a million pids) runs with 512 MiB, 1 h and 512 pids, and the
+// report says so; before, it ran with the 1Gi a job never gets.
+func TestLimitsAsAJobWouldHave(t *testing.T) {
+	f := newFake(ent+"\n", 0)
+	f.img.Labels[manifest.Label] = strings.Replace(manifestJSON, `"resources":{"memory":"64Mi","pids":32,"timeout":"1m"}`,
+		`"resources":{"memory":"1Gi","pids":1048576,"timeout":"3h"}`, 1)
+	res, err := runlocal.Run(context.Background(), f, options(`{"token":"s3cret","n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.spec.Resources; r.MemoryBytes != 512<<20 || r.Pids != 512 {
+		t.Errorf("resources %+v: want the defaults' 512 MiB and 512 pids", r)
+	}
+	var out bytes.Buffer
+	res.Print(&out)
+	for _, want := range []string{"note: the manifest asks memory 1024 MiB (runs with 512 MiB", "note: the manifest asks pids 1048576 (runs with 512)", "note: the manifest asks timeout 3h0m0s (runs for 1h0m0s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
