@@ -25,6 +25,7 @@ require (
 	go.podman.io/common v0.67.1
 	go.podman.io/image/v5 v5.39.2
 	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
 	golang.org/x/term v0.46.0
 	golang.org/x/text v0.43.0
 	modernc.org/sqlite v1.62.0
