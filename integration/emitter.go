@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -62,6 +63,9 @@ func (e *Emitter) Entity(key, typ, class string, props ...Prop) error {
 	if key == "" || typ == "" || class == "" {
 		return fmt.Errorf("%w: entity needs _key, _type and _class (got %q, %q, %q)", ErrInvalidRecord, key, typ, class)
 	}
+	if err := checkReserved(KindEntity, key, typ, class); err != nil {
+		return err
+	}
 	b := append(e.line[:0], `{"entity":{"_key":`...)
 	b = AppendString(b, key)
 	b = append(b, `,"_type":`...)
@@ -76,6 +80,9 @@ func (e *Emitter) Entity(key, typ, class string, props ...Prop) error {
 func (e *Emitter) Relationship(key, typ, class, from, to string, props ...Prop) error {
 	if key == "" || typ == "" || class == "" || from == "" || to == "" {
 		return fmt.Errorf("%w: relationship needs _key, _type, _class, _fromEntityKey and _toEntityKey", ErrInvalidRecord)
+	}
+	if err := checkReserved(KindRelationship, key, typ, class, from, to); err != nil {
+		return err
 	}
 	b := append(e.line[:0], `{"relationship":{"_key":`...)
 	b = AppendString(b, key)
@@ -94,11 +101,11 @@ func (e *Emitter) finish(b []byte, props []Prop) error {
 	if e.err != nil {
 		return e.err
 	}
+	if err := checkNames(props); err != nil {
+		return err
+	}
 	var err error
 	for _, p := range props {
-		if p.Name == "" || reserved[p.Name] {
-			return fmt.Errorf("%w: property name %q is empty or reserved", ErrInvalidRecord, p.Name)
-		}
 		b = append(b, ',')
 		b = AppendString(b, p.Name)
 		b = append(b, ':')
@@ -116,6 +123,54 @@ func (e *Emitter) finish(b []byte, props []Prop) error {
 		return e.err
 	}
 	e.count++
+	return nil
+}
+
+// checkReserved refuses what ParseRecord refuses of the reserved members'
+// values (their order is reservedNames'): over MaxKeyBytes, or holding a
+// NUL.
+func checkReserved(kind Kind, vals ...string) error {
+	for i, v := range vals {
+		switch {
+		case len(v) > MaxKeyBytes:
+			return fmt.Errorf("%w: %s %s is over %d bytes", ErrInvalidRecord, kind, reservedNames[i], MaxKeyBytes)
+		case strings.IndexByte(v, 0) >= 0:
+			return fmt.Errorf(`%w: %s %s holds a NUL character (\u0000)`, ErrInvalidRecord, kind, reservedNames[i])
+		}
+	}
+	return nil
+}
+
+// checkNames refuses what ParseRecord refuses of property names: empty, a
+// reserved name or one that differs from it only in case, or a name given
+// twice. A record has a handful of properties: pairs are compared; a map
+// takes over past smallNames.
+func checkNames(props []Prop) error {
+	const smallNames = 24
+	var seen map[string]bool
+	if len(props) > smallNames {
+		seen = make(map[string]bool, len(props))
+	}
+	for i, p := range props {
+		if p.Name == "" || reserved[p.Name] {
+			return fmt.Errorf("%w: property name %q is empty or reserved", ErrInvalidRecord, p.Name)
+		}
+		if _, err := reservedIndex([]byte(p.Name)); err != nil {
+			return fmt.Errorf("%w: property %v", ErrInvalidRecord, err)
+		}
+		dup := false
+		if seen != nil {
+			dup = seen[p.Name]
+			seen[p.Name] = true
+		} else {
+			for _, q := range props[:i] {
+				dup = dup || q.Name == p.Name
+			}
+		}
+		if dup {
+			return fmt.Errorf("%w: property %q given twice", ErrInvalidRecord, p.Name)
+		}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -71,6 +72,16 @@ func TestEmitterRefusesInvalidRecords(t *testing.T) {
 		"reserved prop": e.Entity("k", "t", "c", integration.String("_key", "x")),
 		"NaN":           e.Entity("k", "t", "c", integration.Float("f", zero()/zero())),
 		"too long":      e.Entity("k", "t", "c", integration.String("big", strings.Repeat("x", integration.MaxRecordBytes))),
+		// What ParseRecord refuses, so the runner would (the Emitter took
+		// each before, and the integration believed it had a full sync).
+		"long key":        e.Entity(strings.Repeat("k", integration.MaxKeyBytes+1), "t", "c"),
+		"NUL in key":      e.Entity("a\x00b", "t", "c"),
+		"NUL in from":     e.Relationship("k", "t", "c", "\x00", "b"),
+		"long class":      e.Relationship("k", "t", strings.Repeat("c", integration.MaxKeyBytes+1), "a", "b"),
+		"case of _key":    e.Entity("k", "t", "c", integration.String("_KEY", "x")),
+		"kelvin _key":     e.Entity("k", "t", "c", integration.String("_\u212aey", "x")),
+		"duplicate":       e.Entity("k", "t", "c", integration.String("name", "a"), integration.Int("name", 1)),
+		"many, duplicate": e.Entity("k", "t", "c", manyProps(40, "p7")...),
 	} {
 		if !errors.Is(err, integration.ErrInvalidRecord) {
 			t.Errorf("%s: err = %v, want ErrInvalidRecord", name, err)
@@ -82,6 +93,41 @@ func TestEmitterRefusesInvalidRecords(t *testing.T) {
 }
 
 func zero() float64 { return 0 }
+
+// manyProps is n properties p0..p(n-1), then one more named dup.
+func manyProps(n int, dup string) []integration.Prop {
+	var ps []integration.Prop
+	for i := range n {
+		ps = append(ps, integration.Int(fmt.Sprintf("p%d", i), int64(i)))
+	}
+	return append(ps, integration.Int(dup, 0))
+}
+
+// FuzzEmitterLinesParse: whatever the Emitter accepts, ParseRecord (the
+// runner's and the platform's check) accepts.
+func FuzzEmitterLinesParse(f *testing.F) {
+	f.Add("k", "t", "c", "a", "b", "name", "other")
+	f.Add("k\x00", "t", "c", "a", "b", "_KEY", "_KEY")
+	f.Add(strings.Repeat("k", 1025), "t", "c", "a", "b", "x", "_\u212aey")
+	f.Fuzz(func(t *testing.T, key, typ, class, from, to, p1, p2 string) {
+		var buf bytes.Buffer
+		e := integration.NewEmitter(&buf)
+		props := []integration.Prop{integration.String(p1, "v"), integration.Int(p2, 1)}
+		if e.Entity(key, typ, class, props...) == nil {
+			e.Flush()
+			if _, err := integration.ParseRecord(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+				t.Fatalf("the Emitter wrote %q, which ParseRecord refuses: %v", buf.Bytes(), err)
+			}
+		}
+		buf.Reset()
+		if e.Relationship(key, typ, class, from, to, props...) == nil {
+			e.Flush()
+			if _, err := integration.ParseRecord(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+				t.Fatalf("the Emitter wrote %q, which ParseRecord refuses: %v", buf.Bytes(), err)
+			}
+		}
+	})
+}
 
 func TestParseRecordRefuses(t *testing.T) {
 	for _, line := range []string{
