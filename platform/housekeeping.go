@@ -108,23 +108,39 @@ func (s *Server) adoptSealedConfigs(ctx context.Context) error {
 func (s *Server) checkpointAudit(ctx context.Context) {
 	s.checkpointMu.Lock()
 	defer s.checkpointMu.Unlock()
-	head, err := s.st.AuditHead(ctx)
+	if err := WriteAuditCheckpoint(ctx, s.st, s.cfg.DataDir); err != nil {
+		s.log.Warn("the audit checkpoint was not updated", "err", err)
+	}
+}
+
+// WriteAuditCheckpoint saves the audit chain's head in dataDir's
+// checkpoint file when it is past the one saved there: after every
+// administrative act, the server's and the host commands' (users, sso,
+// keys) alike, so deleting the newest entries — a break-glass admin among
+// them — is noticed by the next verification. A head at or behind the
+// saved one (entries deleted since) leaves the file as it is.
+func WriteAuditCheckpoint(ctx context.Context, st store.Store, dataDir string) error {
+	head, err := st.AuditHead(ctx)
 	if err != nil {
-		s.log.Warn("reading the audit head failed; checkpoint not updated", "err", err)
-		return
+		return fmt.Errorf("read the audit head: %w", err)
 	}
-	if cur, err := s.auditCheckpoint(); err == nil && cur.Seq >= head.Seq {
-		return
+	if cur, err := readAuditCheckpoint(dataDir); err == nil && cur.Seq >= head.Seq {
+		return nil
 	}
-	path := filepath.Join(s.cfg.DataDir, AuditCheckpointFile)
+	path := filepath.Join(dataDir, AuditCheckpointFile)
 	if err := writeFileAtomic(path, []byte(fmt.Sprintf("%d:%s\n", head.Seq, head.Hash))); err != nil {
-		s.log.Warn("writing the audit checkpoint failed", "err", err)
+		return fmt.Errorf("write the audit checkpoint: %w", err)
 	}
+	return nil
 }
 
 // auditCheckpoint reads the saved head (zero when none was saved yet).
 func (s *Server) auditCheckpoint() (store.Checkpoint, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, AuditCheckpointFile))
+	return readAuditCheckpoint(s.cfg.DataDir)
+}
+
+func readAuditCheckpoint(dataDir string) (store.Checkpoint, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, AuditCheckpointFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return store.Checkpoint{}, nil
 	}

@@ -362,6 +362,16 @@ func TestUsersBreakGlass(t *testing.T) {
 	if n < 4 {
 		t.Errorf("%d break-glass acts audited, want the create, token, disable and reset", n)
 	}
+	// The last act (reset-mfa) moved the checkpoint to the chain's head: a
+	// database writer deleting it from the chain's end is noticed.
+	head, err := e.Store.AuditHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := os.ReadFile(filepath.Join(e.DataDir, platform.AuditCheckpointFile))
+	if want := fmt.Sprintf("%d:%s", head.Seq, head.Hash); err != nil || strings.TrimSpace(string(cp)) != want {
+		t.Errorf("audit checkpoint %q (%v), want the head after the break-glass acts, %s", cp, err, want)
+	}
 }
 
 // TestTokensAndLogin: `platform tokens` and `platform login` (device flow,

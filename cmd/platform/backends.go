@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -63,7 +65,16 @@ func openHostPlatform(c *cli.Context, edit func(*platform.Config)) (*hostPlatfor
 	if err != nil {
 		return nil, err
 	}
-	return &hostPlatform{cfg: cfg, dd: dd, b: b, log: log, close: closeBackends}, nil
+	// A host command's act (a user created, second factors reset, a key
+	// rotated) moves the audit head: it is checkpointed as the server's
+	// are, or deleting it from the chain's end would go unnoticed.
+	closeAll := func() error {
+		if err := platform.WriteAuditCheckpoint(context.WithoutCancel(c.Context), b.Store, cfg.DataDir); err != nil {
+			fmt.Fprintf(cmp.Or[io.Writer](c.App.ErrWriter, os.Stderr), "warning: %v\n", err)
+		}
+		return closeBackends()
+	}
+	return &hostPlatform{cfg: cfg, dd: dd, b: b, log: log, close: closeAll}, nil
 }
 
 // backends opens the database cfg names: a postgres:// URL is PostgreSQL
