@@ -155,11 +155,15 @@ func (j *jobRun) imageManifest(img *engine.Image) *manifest.Manifest {
 // envelope (the runner's defaults where it sets none), to what the image's
 // manifest asks for one run: each resource it names, at most the ceiling;
 // a validation's time limit is its validation.timeout (by default
-// manifest.DefaultValidationTimeout), at most the ceiling. Nothing
-// changes without a manifest. A manifest never raises a limit: the
-// platform's job limits are what it plans each collector's capacity with.
+// manifest.DefaultValidationTimeout, as without a manifest), at most the
+// ceiling; nothing else changes without a manifest. A manifest never
+// raises a limit: the platform's job limits are what it plans each
+// collector's capacity with.
 func ManifestLimits(lim crypto.Limits, m *manifest.Manifest, validating bool) crypto.Limits {
 	if m == nil {
+		if validating {
+			lim.TimeoutSec = int64(min(manifest.DefaultValidationTimeout, JobTimeout(lim)) / time.Second)
+		}
 		return lim
 	}
 	r, res := m.Resources, JobResources(lim)

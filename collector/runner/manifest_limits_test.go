@@ -28,6 +28,10 @@ func TestManifestLimits(t *testing.T) {
 		want       crypto.Limits
 	}{
 		{"no manifest", ceiling, nil, false, ceiling},
+		// The platform seals a validation with up to 10 minutes.
+		{"validation without a manifest", ceiling, nil, true, crypto.Limits{MemoryBytes: 512 << 20, CPUs: 1, Pids: 512, TimeoutSec: 60}},
+		{"validation asking 5m", crypto.Limits{TimeoutSec: 600}, &manifest.Manifest{Validation: manifest.Validation{Supported: true, Timeout: 5 * time.Minute}}, true,
+			crypto.Limits{TimeoutSec: 300}},
 		{"manifest asks nothing", ceiling, &manifest.Manifest{}, false, ceiling},
 		// 2h asked, 1h allowed.
 		{"narrowed", ceiling, asks, false, crypto.Limits{MemoryBytes: 256 << 20, CPUs: 0.5, Pids: 64, TimeoutSec: 3600}},

@@ -97,8 +97,12 @@ type Validation struct {
 	Timeout   time.Duration
 }
 
-// DefaultValidationTimeout bounds a validation whose manifest sets none.
-const DefaultValidationTimeout = time.Minute
+// DefaultValidationTimeout bounds a validation whose manifest sets none;
+// MaxValidationTimeout is the most validation.timeout may ask.
+const (
+	DefaultValidationTimeout = time.Minute
+	MaxValidationTimeout     = 10 * time.Minute
+)
 
 // wire is the document's form, in YAML and in the label.
 type wire struct {
@@ -278,7 +282,7 @@ const (
 	maxCPUs    = 1024
 	maxPids    = 1 << 22
 	maxTimeout = 7 * 24 * time.Hour
-	maxValTime = 10 * time.Minute
+	maxValTime = MaxValidationTimeout
 )
 
 func (w *wireResources) check() (Resources, error) {

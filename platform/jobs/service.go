@@ -17,6 +17,7 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
+	"github.com/collectorhq/collector/integration/manifest"
 	"github.com/collectorhq/collector/internal/termsafe"
 	"github.com/collectorhq/collector/queue"
 )
@@ -296,8 +297,8 @@ func (s *Service) seal(ctx context.Context, collectorID string, job *queue.Job, 
 	}
 	limits := src.Limits
 	if job.Mode == queue.ModeValidate {
-		// A validation connects and checks: it has a minute, at most what
-		// a collection has.
+		// A validation connects and checks: it has at most
+		// ValidationTimeout, at most what a collection has.
 		limits.TimeoutSec = int64(ValidationTimeout / time.Second)
 		if src.Limits.TimeoutSec > 0 {
 			limits.TimeoutSec = min(limits.TimeoutSec, src.Limits.TimeoutSec)
@@ -493,8 +494,11 @@ func (s *Service) Finish(ctx context.Context, collectorID, jobID string, req api
 // MaxJobErrorBytes bounds the error a finish reports.
 const MaxJobErrorBytes = 8 << 10
 
-// ValidationTimeout bounds a validation's run (docs/writing-integrations.md).
-const ValidationTimeout = time.Minute
+// ValidationTimeout bounds a validation's run: the most an image's
+// manifest may ask (validation.timeout); the runner narrows it to what the
+// manifest of the image it runs asks, a minute by default
+// (docs/integration-contract.md, "Modes").
+const ValidationTimeout = manifest.MaxValidationTimeout
 
 // finishValidation records a validation's outcome: it succeeded when the
 // integration exited 0 and wrote a result that says ok. Nothing is swept:
