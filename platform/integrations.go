@@ -216,19 +216,22 @@ func (s *Server) UpdateIntegrationAct(r *http.Request, id string, req api.Integr
 		return nil, err
 	}
 	var warning string
-	if req.Image != nil && *req.Image != in.Image {
-		// A new image is checked as a new integration's is, and brings
-		// its own schema (or none).
+	if req.Image != nil {
+		// An image is checked as a new integration's is (the same one
+		// again too: the way to have an image saved unchecked read), and
+		// brings its own schema, or none. A new image that could not be
+		// read has none: the old image's would check configs against the
+		// wrong form; the same image keeps what was read of it.
 		checked, w, err := s.checkImageOrWarn(r.Context(), *req.Image, req.Strict)
 		if err != nil {
 			return nil, err
 		}
 		warning = w
-		if checked != nil {
+		if checked != nil || *req.Image != in.Image {
 			in.ConfigSchema = nil
-			if checked.Schema != nil {
-				in.ConfigSchema = checked.Schema.Raw()
-			}
+		}
+		if checked != nil && checked.Schema != nil {
+			in.ConfigSchema = checked.Schema.Raw()
 		}
 	}
 	changed, err := s.applyUpdate(&in, req)

@@ -387,6 +387,20 @@ func flow(t *testing.T, k *kit) {
 		if !slices.Contains(in.SecretFields, "token") || strings.Contains(string(in.Config), secret) || len(in.ConfigSchema) == 0 {
 			t.Errorf("an integration of an image with a schema: secret fields %v, config %s, schema %d bytes", in.SecretFields, in.Config, len(in.ConfigSchema))
 		}
+		// Moved to an image that cannot be read now (nothing listens on
+		// the discard port): saved with a warning, and without the old
+		// image's schema; back to the example image, its schema is read
+		// again.
+		var moved api.Integration
+		p.cliJSON(&moved, "integrations", "update", in.ID, "--image", "127.0.0.1:9/nowhere/integration:1")
+		if len(moved.ConfigSchema) != 0 || len(moved.Warnings) != 1 {
+			t.Errorf("moved to an unreadable image: schema %d bytes, warnings %q; want no schema and a warning", len(moved.ConfigSchema), moved.Warnings)
+		}
+		var back api.Integration
+		p.cliJSON(&back, "integrations", "update", in.ID, "--image", world.exampleImage)
+		if len(back.ConfigSchema) == 0 {
+			t.Error("back on the example image: its schema was not read again")
+		}
 	})
 
 	t.Run("MovedTagRefusedAtRunNothingPulled", func(t *testing.T) {
