@@ -264,7 +264,7 @@ func (s *Server) DeleteCollectorAct(r *http.Request, id string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("collector deleted; its credentials are revoked", "collector", id, "queued_jobs_canceled", canceled)
+	s.log.Info("collector deleted; its credentials are revoked", "collector", id, "jobs_canceled", canceled)
 	return nil
 }
 

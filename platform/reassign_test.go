@@ -103,6 +103,50 @@ func TestLeaseExpiredOnOldCollectorMovesOn(t *testing.T) {
 	}
 }
 
+// TestLeaseExpiredOnOfflineCollectorMovesOn: as above with A gone for
+// good (it never polls again): B gets the job once the lease expires.
+// The job used to be requeued on A and wait there, and, as the
+// integration's one active job, be what every scheduled run and "run now"
+// returned: the integration never ran again.
+func TestLeaseExpiredOnOfflineCollectorMovesOn(t *testing.T) {
+	e := platformtest.Start(t)
+	a, b := e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
+	in := newJobIntegration(t, e, "ldap", a.ID)
+	l := runAndLease(t, e, a, in.ID)
+	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(e.Config.Queue.LeaseTTL + time.Second)
+	if l2 := leaseJob(t, b); l2.JobID != l.JobID {
+		t.Fatalf("b leased %s, want %s", l2.JobID, l.JobID)
+	}
+	if job, err := e.Admin.RunIntegration(ctx, in.ID); err != nil || job.ID != l.JobID {
+		t.Fatalf("run now while b holds the job = %v, %v; want the job b leased", job, err)
+	}
+}
+
+// TestDeleteCollectorMovesItsRunningJob: A, running a job of an
+// integration since moved to B, is deleted: the job goes to B at once
+// (A can no longer renew or finish it), never back to A.
+func TestDeleteCollectorMovesItsRunningJob(t *testing.T) {
+	e := platformtest.Start(t)
+	a, b := e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
+	in := newJobIntegration(t, e, "ldap", a.ID)
+	l := runAndLease(t, e, a, in.ID)
+	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Admin.DeleteCollector(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := showJob(t, e, l.JobID); got.State != api.JobQueued || got.CollectorID != b.ID {
+		t.Fatalf("job after deleting a = %s on %s, want queued on b", got.State, got.CollectorID)
+	}
+	if l2 := leaseJob(t, b); l2.JobID != l.JobID {
+		t.Fatalf("b leased %s, want %s", l2.JobID, l.JobID)
+	}
+}
+
 // TestDeleteIntegrationCancelsItsJobs: nothing runs for a deleted
 // integration and its runner's calls are refused at once.
 func TestDeleteIntegrationCancelsItsJobs(t *testing.T) {

@@ -9,6 +9,11 @@
 //	leased | running → queued with attempt+1        (lease expired)
 //	                 → dead                         (… on the last attempt)
 //
+// A job requeued by its lease's expiry goes where its integration is: the
+// collector's queue it came from, a pool job's pool, or, when [Queue.Reassign]
+// moved the integration while the job was in flight, its new collector or
+// pool; never back to a collector the integration left.
+//
 // The store enforces that an integration has at most one job queued or in
 // flight (leased or running), so identical jobs never pile up and never run in
 // parallel. A collector takes work with [Queue.Next], which long-polls and

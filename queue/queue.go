@@ -34,7 +34,7 @@ type Queue interface {
 	// valid for Config.LeaseTTL. When nothing arrives in time Next returns
 	// ErrNoJob; when ctx ends first it returns ctx.Err(); after Close,
 	// ErrClosed. Next also returns expired leases to the queue (see
-	// ExpireLeases): a pool job goes back to its pool.
+	// ExpireLeases).
 	Next(ctx context.Context, req NextRequest) (*Job, error)
 
 	// Renew extends the lease of a leased or running job by Config.LeaseTTL
@@ -70,8 +70,11 @@ type Queue interface {
 	Depth(ctx context.Context) (map[State]int, error)
 
 	// ExpireLeases returns every job whose lease has passed to the queue with
-	// Attempt+1, or marks it dead when it was on its last attempt. The
-	// platform calls it periodically; Next also applies expiry lazily. It
+	// Attempt+1, or marks it dead when it was on its last attempt. The job
+	// goes where its integration is: where Reassign moved it while the job
+	// was in flight, else a pool job to its pool, else back to its
+	// collector's queue. The platform calls it periodically; Next also
+	// applies expiry lazily. It
 	// reports how many leases expired since the previous call, counting those
 	// this queue's Next calls expired, so that the sum of its results is the
 	// number of expired leases (a counter metric).
@@ -80,13 +83,19 @@ type Queue interface {
 	// Reassign moves the queued jobs of an integration to another target's
 	// queue (integrations move between collectors and pools) and reports
 	// how many moved. Leased and running jobs stay with the collector
-	// running them.
+	// running them, CollectorID and lease unchanged, so that the run under
+	// way may finish; if the lease ends without a finish (it expires, or
+	// Requeue), the job goes to to, not back to that collector, which may
+	// never ask again.
 	Reassign(ctx context.Context, integrationID string, to Target) (int, error)
 
 	// Requeue returns a leased (not yet running) job to the queue of to
 	// without counting an attempt, voiding its lease: the platform leased
 	// it to a collector that may not run it (its integration moved), or
-	// could not hand it over (a transient error).
+	// could not hand it over (a transient error). When Reassign moved the
+	// integration since the job was leased, the job goes where Reassign
+	// sent it instead: that is newer than anything the caller read before
+	// it. The job returned says where it went.
 	Requeue(ctx context.Context, jobID, leaseID string, to Target) (*Job, error)
 
 	// Usage is what the collector's active (leased and running) jobs are

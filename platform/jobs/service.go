@@ -250,8 +250,11 @@ func (s *Service) sealOrReturn(ctx context.Context, me Member, job *queue.Job) (
 	case err != nil:
 		return nil, s.giveBack(ctx, job, err)
 	case src.CollectorID != collectorID && (src.Pool == "" || src.Pool != me.Pool):
-		// Assignment moves queued jobs in its transaction; this catches a
-		// job requeued after its lease expired on the old collector, or
+		// Assignment moves queued jobs in its transaction, and the queue
+		// sends a job whose integration moved while it was in flight to
+		// the new target when its lease ends; this still catches a job
+		// leased in a race with the assignment, one requeued onto the old
+		// collector before the queue recorded moves (older data), and one
 		// leased by a member that has since left the pool.
 		to := queue.Target{CollectorID: src.CollectorID, Pool: src.Pool}
 		s.log.Info("job leased by a collector its integration left; moving it", "job", job.ID, "from", collectorID, "to", to)

@@ -228,8 +228,11 @@ type Store interface {
 	// Rollups returns a collector's 5-minute heartbeat rollups since since.
 	Rollups(ctx context.Context, collectorID string, since time.Time) ([]Rollup, error)
 	// DeleteCollector removes the collector with its tokens, keys and
-	// heartbeats and cancels the jobs queued for it, or returns an
-	// *AssignedError. It reports how many jobs it canceled.
+	// heartbeats, or returns an *AssignedError. The jobs queued for it are
+	// canceled; a job in flight on it goes where its integration moved, or
+	// back to its pool, and is canceled when it has nowhere else to go
+	// (never requeued onto the deleted collector). It reports how many
+	// jobs it canceled.
 	DeleteCollector(ctx context.Context, id string, ev Event) (int, error)
 	// SetCollectorPool moves a collector into pool ("" for none). The jobs
 	// it runs finish; it leases from its new pool from then on.
@@ -281,7 +284,8 @@ type Store interface {
 	UpdateIntegration(ctx context.Context, in Integration, ev Event) error
 	// AssignIntegration replaces every field but ID and CreatedAt, moving
 	// the integration to in.CollectorID with its queued job; a leased or
-	// running job finishes where it is. It reports the jobs moved.
+	// running job finishes where it is, or goes to the new target if its
+	// lease ends first. It reports the queued jobs moved.
 	AssignIntegration(ctx context.Context, in Integration, ev Event) (int, error)
 	// DeleteIntegration deletes one integration and cancels its active jobs
 	// (their runners' next calls find their leases lost); it reports how

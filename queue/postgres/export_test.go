@@ -25,6 +25,12 @@ var (
 
 	DeleteFinishedSQL        = deleteFinishedSQL
 	DeleteIntegrationJobsSQL = deleteIntegrationJobsSQL
+
+	// What a reassignment and a collector's deletion run.
+	ReassignSQL                = reassignSQL
+	CancelCollectorSQL         = cancelCollectorSQL
+	LeaveCollectorSQL          = leaveCollectorSQL
+	CancelCollectorInFlightSQL = cancelCollectorInFlightSQL
 )
 
 // Stmt is a statement with named arguments rewritten (see positional).

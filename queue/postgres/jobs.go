@@ -622,15 +622,22 @@ func (q *Queue) Reassign(ctx context.Context, integrationID string, to queue.Tar
 	if q.isClosed() {
 		return 0, queue.ErrClosed
 	}
-	tag, err := reassignSQL.exec(ctx, q.pool, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
+	n, err := reassign(ctx, q.pool, integrationID, to)
 	if err != nil {
 		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
-	n := int(tag.RowsAffected())
 	if n > 0 {
 		q.publish(ctx, []queue.Target{to})
 	}
 	return n, nil
+}
+
+// reassign runs reassignSQL on db and reports the queued jobs it moved
+// (the in-flight ones it changed move when their leases end).
+func reassign(ctx context.Context, db querier, integrationID string, to queue.Target) (int, error) {
+	var n int
+	err := reassignSQL.queryRow(ctx, db, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID}).Scan(&n)
+	return n, err
 }
 
 // Requeue implements queue.Queue.
@@ -642,7 +649,8 @@ func (q *Queue) Requeue(ctx context.Context, jobID, leaseID string, to queue.Tar
 	if err != nil {
 		return nil, err
 	}
-	q.publish(ctx, []queue.Target{to})
+	// Where it went: to, or where its integration moved since its lease.
+	q.publish(ctx, []queue.Target{{CollectorID: job.CollectorID, Pool: job.Pool}})
 	return job, nil
 }
 

@@ -87,6 +87,25 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{"delete an integration's jobs", postgres.DeleteIntegrationJobsSQL.SQL(), postgres.DeleteIntegrationJobsSQL.Args(delArgs), []string{"queue_jobs_done_integration"}},
 		{"delete finished jobs", postgres.DeleteFinishedSQL.SQL(), postgres.DeleteFinishedSQL.Args(delArgs), []string{"queue_jobs_done_created"}},
 	}...)
+	// A reassignment reads the integration's active jobs; a deleted
+	// collector's jobs are its queued and its active ones: never a history.
+	goneArgs := pgx.NamedArgs{"integration": "int-l1", "collector": "c", "pool": "", "now": postgres.NextArgs()["now"], "reason": "r"}
+	for _, c := range []struct {
+		name string
+		s    postgres.Stmt
+		want []string
+	}{
+		{"reassign", postgres.ReassignSQL, []string{"queue_jobs_active_integration"}},
+		{"cancel a collector's queued jobs", postgres.CancelCollectorSQL, []string{"queue_jobs_next"}},
+		{"move a deleted collector's jobs", postgres.LeaveCollectorSQL, []string{"queue_jobs_active_collector"}},
+		{"cancel a deleted collector's jobs", postgres.CancelCollectorInFlightSQL, []string{"queue_jobs_active_collector"}},
+	} {
+		cases = append(cases, struct {
+			name, query string
+			args        []any
+			want        []string
+		}{c.name, c.s.SQL(), c.s.Args(goneArgs), c.want})
+	}
 	for _, c := range cases {
 		rows, err := conn.Query(ctx, "EXPLAIN "+c.query, c.args...)
 		if err != nil {

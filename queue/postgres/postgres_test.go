@@ -36,7 +36,15 @@ func suiteBackend(t *testing.T, cfg queue.Config) queuetest.Backend {
 	clock := &queuetest.Clock{}
 	hook, parked := queuetest.ParkSignal()
 	q := open(t, pgtest.NewDB(t), cfg, postgres.WithClock(clock.Now), postgres.WithParkHook(hook))
-	return queuetest.Backend{Queue: q, Advance: clock.Advance, Parked: parked}
+	// What the platform's store runs as it deletes a collector.
+	gone := func(ctx context.Context, collectorID, reason string) (canceled, moved int, err error) {
+		err = q.Update(ctx, func(t *postgres.Tx) error {
+			canceled, moved, err = t.CollectorGone(ctx, collectorID, reason)
+			return err
+		})
+		return canceled, moved, err
+	}
+	return queuetest.Backend{Queue: q, Advance: clock.Advance, Parked: parked, CollectorGone: gone}
 }
 
 func TestConformance(t *testing.T) {

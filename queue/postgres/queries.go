@@ -123,8 +123,9 @@ var (
 				ELSE 'lease expired on attempt ' || attempt || ' of ' || max_attempts || '; requeued' END,
 			attempt     = CASE WHEN attempt >= max_attempts THEN attempt ELSE attempt + 1 END,
 			lease_id = '', lease_expires_at = NULL, started_at = NULL,
-			-- A pool job goes back to its pool, for any member.
-			collector_id = CASE WHEN pool <> '' AND attempt < max_attempts THEN '' ELSE collector_id END
+			collector_id = CASE WHEN attempt >= max_attempts THEN collector_id ELSE ` + destCollector + ` END,
+			pool         = CASE WHEN attempt >= max_attempts THEN pool ELSE ` + destPool + ` END,
+			requeue_collector_id = '', requeue_pool = ''
 		FROM e WHERE j.seq = e.seq
 		RETURNING j.collector_id, j.pool`)
 
@@ -157,17 +158,34 @@ var (
 		WHERE id = @id::text AND state IN ('queued','leased','running')
 		RETURNING ` + jobColumns)
 
-	// requeueSQL: back to a queue, no attempt counted.
+	// requeueSQL: back to a queue, no attempt counted: to @collector or
+	// @pool, unless its integration moved while it was leased (Reassign),
+	// which is newer than what the caller read.
 	requeueSQL = positional(`UPDATE queue_jobs SET
-			state = 'queued', collector_id = @collector::text, pool = @pool::text,
+			state = 'queued',
+			collector_id = CASE WHEN ` + retargeted + ` THEN requeue_collector_id ELSE @collector::text END,
+			pool = CASE WHEN ` + retargeted + ` THEN requeue_pool ELSE @pool::text END,
+			requeue_collector_id = '', requeue_pool = '',
 			lease_id = '', lease_expires_at = NULL, started_at = NULL
 		WHERE ` + leaseHeld(`'leased'`) + `
 		RETURNING ` + jobColumns)
 
-	// reassignSQL: the queued jobs of @integration to another target.
-	reassignSQL = positional(`UPDATE queue_jobs SET collector_id = @collector::text, pool = @pool::text
-		WHERE integration_id = @integration::text AND state = 'queued'
-		  AND (collector_id <> @collector::text OR pool <> @pool::text)`)
+	// reassignSQL: the active jobs of @integration to @collector or
+	// @pool. A queued job moves there; a leased or running one keeps its
+	// collector (its lease stays good for the run under way) and records
+	// where to go if the lease ends without a finish (see destCollector).
+	// One statement, so that a job leased while it runs is updated as
+	// what it is by then (PostgreSQL rechecks a row another transaction
+	// changed), never missed. It returns how many queued jobs moved.
+	reassignSQL = positional(`WITH r AS (UPDATE queue_jobs SET
+			collector_id = CASE WHEN state = 'queued' THEN @collector::text ELSE collector_id END,
+			pool         = CASE WHEN state = 'queued' THEN @pool::text ELSE pool END,
+			requeue_collector_id = CASE WHEN state = 'queued' THEN '' ELSE @collector::text END,
+			requeue_pool         = CASE WHEN state = 'queued' THEN '' ELSE @pool::text END
+		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')
+		  AND (state <> 'queued' OR collector_id <> @collector::text OR pool <> @pool::text)
+		RETURNING state)
+		SELECT count(*) FILTER (WHERE state = 'queued') FROM r`)
 
 	// cancelIntegrationSQL: every active job of @integration (queued,
 	// leased or running), with @reason as its error.
@@ -175,11 +193,30 @@ var (
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
 		WHERE integration_id = @integration::text AND state IN ('queued','leased','running')`)
 
-	// cancelCollectorSQL: the jobs queued for @collector (its in-flight
-	// jobs end with their leases).
+	// cancelCollectorSQL: the jobs queued for @collector, deleted.
 	cancelCollectorSQL = positional(`UPDATE queue_jobs SET
 			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
 		WHERE collector_id = @collector::text AND state = 'queued'`)
+
+	// leaveCollectorSQL: the jobs in flight on @collector, deleted, that
+	// have somewhere else to go (see destCollector) go there now, with no
+	// attempt counted: their leases are void (the collector can no longer
+	// renew, finish or send). It returns where each went.
+	leaveCollectorSQL = positional(`UPDATE queue_jobs SET
+			state = 'queued', collector_id = ` + destCollector + `, pool = ` + destPool + `,
+			requeue_collector_id = '', requeue_pool = '',
+			lease_id = '', lease_expires_at = NULL, started_at = NULL,
+			error = 'collector ' || @collector::text || ' was deleted while it held the lease; requeued'
+		WHERE collector_id = @collector::text AND state IN ('leased','running') AND ` + destCollector + ` <> @collector::text
+		RETURNING collector_id, pool`)
+
+	// cancelCollectorInFlightSQL: the jobs in flight on @collector,
+	// deleted, with nowhere else to go. A job that a reassignment
+	// committed since leaveCollectorSQL gave somewhere to go is left to
+	// its lease's expiry, which sends it there.
+	cancelCollectorInFlightSQL = positional(`UPDATE queue_jobs SET
+			state = 'canceled', finished_at = @now::timestamptz, lease_id = '', lease_expires_at = NULL, error = @reason::text
+		WHERE collector_id = @collector::text AND state IN ('leased','running') AND ` + destCollector + ` = @collector::text`)
 
 	// deleteFinishedSQL: up to @limit jobs finished before @cutoff, the
 	// first created first (finished_at is set exactly for the final
@@ -233,6 +270,22 @@ var (
 				recent_cpu = ` + lastSamples("recent_cpu") + `,
 				peak_cpu = (SELECT coalesce(max(v), 0) FROM unnest(` + lastSamples("recent_cpu") + `) AS v))
 		SELECT ` + jobColumns + ` FROM done`)
+)
+
+// Where a job in flight goes when its lease ends without a finish (it
+// expires, the platform gives the job back, its collector is deleted), as
+// in queue/sqlite: where its integration moved while the job was in
+// flight (Reassign sets requeue_collector_id or requeue_pool, migration
+// 5), else a pool job's pool (for any member), else its collector's
+// queue. Requeued on the old collector, a job whose integration had moved
+// waited there for a collector that might never ask again, and, as the
+// integration's active job, was what every later Enqueue of it returned.
+// PostgreSQL evaluates a SET expression on the row before the update, so
+// these read the old values.
+const (
+	retargeted    = `(requeue_collector_id <> '' OR requeue_pool <> '')`
+	destCollector = `(CASE WHEN ` + retargeted + ` THEN requeue_collector_id WHEN pool <> '' THEN '' ELSE collector_id END)`
+	destPool      = `(CASE WHEN ` + retargeted + ` THEN requeue_pool ELSE pool END)`
 )
 
 const (

@@ -115,6 +115,16 @@ CREATE INDEX queue_jobs_done_collector ON queue_jobs(collector_id, created_at, s
 DROP INDEX queue_jobs_finished;
 ALTER TABLE queue_jobs DROP CONSTRAINT queue_jobs_state_check, DROP CONSTRAINT queue_jobs_mode_check;
 `,
+	5: `
+-- Where a leased or running job goes if its lease ends without a finish,
+-- once its integration moved (Reassign) while it was in flight: a
+-- collector, or a pool. Both '' (no move): back to its own queue, or its
+-- pool's. Set beside collector_id, never in it: the run under way keeps
+-- its lease. Neither is indexed, so setting them leaves every index as it
+-- was (a heap-only update when the page has room).
+ALTER TABLE queue_jobs ADD COLUMN requeue_collector_id text NOT NULL DEFAULT '';
+ALTER TABLE queue_jobs ADD COLUMN requeue_pool text NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the queue_ tables to the latest version, in one

@@ -145,24 +145,50 @@ func (t *Tx) Cancel(ctx context.Context, jobID, reason string) (*queue.Job, erro
 	return nil, fmt.Errorf("cancel job %q: job is %s: %w", jobID, j.State, queue.ErrInvalidState)
 }
 
-// CancelActive cancels every active job of an integration (integrationID
-// set) or every queued job on a collector's queue (collectorID set), with
-// reason as their error, and reports how many.
-func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reason string) (int, error) {
-	var tag pgconn.CommandTag
-	var err error
-	switch {
-	case integrationID != "" && collectorID == "":
-		tag, err = cancelIntegrationSQL.exec(ctx, t.tx, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "integration": integrationID})
-	case collectorID != "" && integrationID == "":
-		tag, err = cancelCollectorSQL.exec(ctx, t.tx, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "collector": collectorID})
-	default:
-		return 0, errors.New("cancel active jobs: want an integration ID or a collector ID")
+// CancelActive cancels every active job of an integration (queued,
+// leased or running), with reason as their error, and reports how many.
+func (t *Tx) CancelActive(ctx context.Context, integrationID, reason string) (int, error) {
+	if integrationID == "" {
+		return 0, errors.New("cancel active jobs: an integration ID is required")
 	}
+	tag, err := cancelIntegrationSQL.exec(ctx, t.tx, pgx.NamedArgs{"now": t.q.now(), "reason": reason, "integration": integrationID})
 	if err != nil {
-		return 0, fmt.Errorf("cancel active jobs: %w", err)
+		return 0, fmt.Errorf("cancel active jobs of integration %q: %w", integrationID, err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// CollectorGone ends what the queue holds for a collector being deleted,
+// and reports how many jobs it canceled and how many it moved. The jobs
+// queued for it are canceled, with reason as their error. Its jobs in
+// flight are never requeued onto it: it can no longer renew, finish or
+// send, so their leases end now; each goes where its lease's expiry
+// would send it (where its integration moved, or its pool) when that is
+// elsewhere, with no attempt counted, and is canceled with reason when
+// it has nowhere else to go.
+func (t *Tx) CollectorGone(ctx context.Context, collectorID, reason string) (canceled, moved int, err error) {
+	if collectorID == "" {
+		return 0, 0, errors.New("collector gone: a collector ID is required")
+	}
+	rows, err := leaveCollectorSQL.query(ctx, t.tx, pgx.NamedArgs{"collector": collectorID})
+	if err != nil {
+		return 0, 0, fmt.Errorf("move the jobs of deleted collector %q: %w", collectorID, err)
+	}
+	went, err := collectExpired(rows) // the same columns: where each went
+	if err != nil {
+		return 0, 0, fmt.Errorf("move the jobs of deleted collector %q: %w", collectorID, err)
+	}
+	t.publish = append(t.publish, went...)
+	args := pgx.NamedArgs{"now": t.q.now(), "reason": reason, "collector": collectorID}
+	queued, err := cancelCollectorSQL.exec(ctx, t.tx, args)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cancel the queued jobs of deleted collector %q: %w", collectorID, err)
+	}
+	inFlight, err := cancelCollectorInFlightSQL.exec(ctx, t.tx, args)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cancel the running jobs of deleted collector %q: %w", collectorID, err)
+	}
+	return int(queued.RowsAffected() + inFlight.RowsAffected()), len(went), nil
 }
 
 // Reassign is queue.Queue's Reassign inside t.
@@ -170,11 +196,10 @@ func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target
 	if integrationID == "" || !to.Valid() {
 		return 0, errors.New("reassign: an integration ID and one target (a collector ID or a pool) are required")
 	}
-	tag, err := reassignSQL.exec(ctx, t.tx, pgx.NamedArgs{"collector": to.CollectorID, "pool": to.Pool, "integration": integrationID})
+	n, err := reassign(ctx, t.tx, integrationID, to)
 	if err != nil {
 		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
-	n := int(tag.RowsAffected())
 	if n > 0 {
 		t.publish = append(t.publish, to)
 	}

@@ -1,8 +1,9 @@
 // Package queuetest is the conformance suite every queue.Queue backend must
 // pass: Run drives a fresh queue per case through the state machine, dedupe,
 // leases and their expiry, long polling, the capacity filter, cancel,
-// collector isolation and reassignment, with concurrency where the contract
-// is about races. Run it under -race.
+// collector isolation, reassignment (of queued jobs, and of jobs in flight
+// when their leases end) and a deleted collector's jobs, with concurrency
+// where the contract is about races. Run it under -race.
 //
 // A backend hands each case a Backend: the queue, a way to move its clock
 // (lease expiry is tested by moving the clock, never by waiting a lease out)

@@ -29,6 +29,10 @@ type Backend struct {
 	// having found nothing, is about to wait; ParkSignal makes one. Sends
 	// must not block Next: the suite reads it only while it waits for one.
 	Parked <-chan string
+	// CollectorGone is what the platform's store runs, in the transaction
+	// that deletes a collector, to end the jobs it holds: it reports how
+	// many it canceled and how many it moved elsewhere.
+	CollectorGone func(ctx context.Context, collectorID, reason string) (canceled, moved int, err error)
 }
 
 // Clock is real time plus an offset that Advance moves forward. Give its Now
@@ -109,6 +113,11 @@ func Run(t *testing.T, newQueue NewQueueFunc) {
 		{"Cancel", testCancel},
 		{"CollectorIsolation", testCollectorIsolation},
 		{"Reassign", testReassign},
+		{"ReassignInFlight", testReassignInFlight},
+		{"ReassignInFlightLazy", testReassignInFlightLazy},
+		{"ReassignInFlightPools", testReassignInFlightPools},
+		{"ReassignInFlightThenRequeue", testReassignInFlightThenRequeue},
+		{"CollectorGone", testCollectorGone},
 		{"Requeue", testRequeue},
 		{"ListAndDepth", testListAndDepth},
 		{"CloseWakesWaiters", testCloseWakesWaiters},

@@ -8,6 +8,12 @@ var (
 	DepthSQL       = depthSQL
 	ListSQL        = listSQL
 	UsageSQL       = usageSQL
+
+	// What a reassignment and a collector's deletion run.
+	ReassignSQL                = reassignSQL
+	CancelCollectorSQL         = cancelCollectorSQL
+	LeaveCollectorSQL          = leaveCollectorSQL
+	CancelCollectorInFlightSQL = cancelCollectorInFlightSQL
 )
 
 // NextArgs are the parameters of LeaseNextSQL and MayHaveWorkSQL for a

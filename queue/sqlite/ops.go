@@ -191,22 +191,71 @@ func (t *Tx) Cancel(ctx context.Context, jobID, reason string) (*queue.Job, erro
 	return scanJob(t.w.QueryRowContext(ctx, cancelSQL, t.q.now().UnixNano(), reason, j.ID))
 }
 
-// CancelActive cancels every active job of an integration (integrationID
-// set) or every queued job on a collector's queue (collectorID set), with
-// reason as their error, and reports how many.
-func (t *Tx) CancelActive(ctx context.Context, integrationID, collectorID, reason string) (int, error) {
-	var res sql.Result
-	var err error
-	switch {
-	case integrationID != "" && collectorID == "":
-		res, err = t.w.ExecContext(ctx, cancelIntegrationSQL, t.q.now().UnixNano(), reason, integrationID)
-	case collectorID != "" && integrationID == "":
-		res, err = t.w.ExecContext(ctx, cancelCollectorSQL, t.q.now().UnixNano(), reason, collectorID)
-	default:
-		return 0, errors.New("cancel active jobs: want an integration ID or a collector ID")
+// CancelActive cancels every active job of an integration (queued,
+// leased or running), with reason as their error, and reports how many.
+func (t *Tx) CancelActive(ctx context.Context, integrationID, reason string) (int, error) {
+	if integrationID == "" {
+		return 0, errors.New("cancel active jobs: an integration ID is required")
 	}
+	n, err := t.exec(ctx, cancelIntegrationSQL, t.q.now().UnixNano(), reason, integrationID)
 	if err != nil {
-		return 0, fmt.Errorf("cancel active jobs: %w", err)
+		return 0, fmt.Errorf("cancel active jobs of integration %q: %w", integrationID, err)
+	}
+	return n, nil
+}
+
+// CollectorGone ends what the queue holds for a collector being deleted,
+// and reports how many jobs it canceled and how many it moved. The jobs
+// queued for it are canceled, with reason as their error. Its jobs in
+// flight are never requeued onto it: it can no longer renew, finish or
+// send, so their leases end now; each goes where its lease's expiry
+// would send it (where its integration moved, or its pool) when that is
+// elsewhere, with no attempt counted, and is canceled with reason when
+// it has nowhere else to go.
+func (t *Tx) CollectorGone(ctx context.Context, collectorID, reason string) (canceled, moved int, err error) {
+	if collectorID == "" {
+		return 0, 0, errors.New("collector gone: a collector ID is required")
+	}
+	if moved, err = t.leaveCollector(ctx, collectorID); err != nil {
+		return 0, 0, fmt.Errorf("move the jobs of deleted collector %q: %w", collectorID, err)
+	}
+	now := t.q.now().UnixNano()
+	queued, err := t.exec(ctx, cancelCollectorSQL, now, reason, collectorID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cancel the queued jobs of deleted collector %q: %w", collectorID, err)
+	}
+	inFlight, err := t.exec(ctx, cancelCollectorInFlightSQL, now, reason, collectorID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cancel the running jobs of deleted collector %q: %w", collectorID, err)
+	}
+	return queued + inFlight, moved, nil
+}
+
+// leaveCollector requeues the jobs in flight on a deleted collector that
+// have somewhere else to go, and wakes their targets.
+func (t *Tx) leaveCollector(ctx context.Context, collectorID string) (int, error) {
+	rows, err := t.w.QueryContext(ctx, leaveCollectorSQL, collectorID)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var to queue.Target
+		if err := rows.Scan(&to.CollectorID, &to.Pool); err != nil {
+			return 0, err
+		}
+		t.wake(to)
+		n++
+	}
+	return n, rows.Err()
+}
+
+// exec runs a statement and reports the rows it changed.
+func (t *Tx) exec(ctx context.Context, query string, args ...any) (int, error) {
+	res, err := t.w.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
@@ -227,20 +276,42 @@ func (t *Tx) Reassign(ctx context.Context, integrationID string, to queue.Target
 	if integrationID == "" || !to.Valid() {
 		return 0, errors.New("reassign: an integration ID and one target (a collector ID or a pool) are required")
 	}
-	res, err := t.w.ExecContext(ctx, reassignSQL, to.CollectorID, to.Pool, integrationID)
+	n, err := t.reassign(ctx, integrationID, to)
 	if err != nil {
 		return 0, fmt.Errorf("reassign integration %q to %+v: %w", integrationID, to, err)
 	}
-	n, err := res.RowsAffected()
 	if n > 0 {
 		t.wake(to)
 	}
-	return int(n), err
+	return n, nil
 }
 
-// Requeue returns a leased job to the queue of collectorID without
-// counting an attempt: the platform leased it to a collector that may not
-// run it any more (its integration moved). The lease is voided.
+// reassign runs reassignSQL and counts the queued jobs it moved (the
+// others it changed are in flight: they move when their leases end).
+func (t *Tx) reassign(ctx context.Context, integrationID string, to queue.Target) (int, error) {
+	rows, err := t.w.QueryContext(ctx, reassignSQL, to.CollectorID, to.Pool, integrationID)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var state string
+		if err := rows.Scan(&state); err != nil {
+			return 0, err
+		}
+		if queue.State(state) == queue.StateQueued {
+			n++
+		}
+	}
+	return n, rows.Err()
+}
+
+// Requeue returns a leased job to the queue of to without counting an
+// attempt: the platform leased it to a collector that may not run it any
+// more (its integration moved). The lease is voided. A job whose
+// integration was reassigned since it was leased goes there instead (see
+// queue.Queue's Requeue).
 func (t *Tx) Requeue(ctx context.Context, jobID, leaseID string, to queue.Target) (*queue.Job, error) {
 	if !to.Valid() {
 		return nil, errors.New("requeue: one target (a collector ID or a pool) is required")
@@ -254,13 +325,14 @@ func (t *Tx) Requeue(ctx context.Context, jobID, leaseID string, to queue.Target
 	}
 	job, err := scanJob(t.w.QueryRowContext(ctx, requeueSQL, to.CollectorID, to.Pool, j.ID))
 	if err == nil {
-		t.wake(to)
+		t.wake(queue.Target{CollectorID: job.CollectorID, Pool: job.Pool})
 	}
 	return job, err
 }
 
 // expire requeues (attempt+1) or kills the jobs whose lease has passed,
-// queues their collectors for a wake-up and reports how many.
+// queues their targets for a wake-up and reports how many. A requeued job
+// goes where its integration moved while it was in flight, if it did.
 func (t *Tx) expire(ctx context.Context, now time.Time) (int, error) {
 	rows, err := t.w.QueryContext(ctx, expireSQL, now.UnixNano())
 	if err != nil {

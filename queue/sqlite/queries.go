@@ -47,10 +47,26 @@ var (
 				ELSE 'lease expired on attempt ' || attempt || ' of ' || max_attempts || '; requeued' END,
 			attempt     = CASE WHEN attempt >= max_attempts THEN attempt ELSE attempt + 1 END,
 			lease_id = '', lease_expires_at = NULL, started_at = NULL,
-			-- A pool job goes back to its pool, for any member.
-			collector_id = CASE WHEN pool != '' AND attempt < max_attempts THEN '' ELSE collector_id END
+			collector_id = CASE WHEN attempt >= max_attempts THEN collector_id ELSE ` + destCollector + ` END,
+			pool         = CASE WHEN attempt >= max_attempts THEN pool ELSE ` + destPool + ` END,
+			requeue_collector_id = '', requeue_pool = ''
 		WHERE state IN ('leased','running') AND lease_expires_at <= ?1
 		RETURNING collector_id, pool, state`
+)
+
+// Where a job in flight goes when its lease ends without a finish (it
+// expires, the platform gives the job back, its collector is deleted):
+// where its integration moved while the job was in flight (Reassign sets
+// requeue_collector_id or requeue_pool, migration 6), else a pool job's
+// pool (for any member), else its collector's queue. Requeued on the old
+// collector, a job whose integration had moved waited there for a
+// collector that might never ask again, and, as the integration's active
+// job, was what every later Enqueue of it returned. SQLite evaluates a SET
+// expression on the row before the update, so these read the old values.
+const (
+	retargeted    = `(requeue_collector_id != '' OR requeue_pool != '')`
+	destCollector = `(CASE WHEN ` + retargeted + ` THEN requeue_collector_id WHEN pool != '' THEN '' ELSE collector_id END)`
+	destPool      = `(CASE WHEN ` + retargeted + ` THEN requeue_pool ELSE pool END)`
 )
 
 // Admission. A job's predicted memory is its integration's recent peak
@@ -160,16 +176,39 @@ const (
 		WHERE integration_id = ? AND state IN ('queued','leased','running')`
 
 	// cancelCollectorSQL: finished at, reason, collector. The jobs queued for
-	// the collector (its in-flight jobs end with their leases).
+	// the collector.
 	cancelCollectorSQL = `UPDATE queue_jobs SET
 			state = 'canceled', finished_at = ?, lease_id = '', lease_expires_at = NULL, error = ?
 		WHERE collector_id = ? AND state = 'queued'`
 
-	// requeueSQL: collector, pool, job ID. Back to the queue, no attempt
-	// counted.
+	// leaveCollectorSQL: collector ?1, deleted. Its jobs in flight that
+	// have somewhere else to go (see destCollector) go there now, with no
+	// attempt counted: their leases are void (the collector can no longer
+	// renew, finish or send). It returns where each went.
+	leaveCollectorSQL = `UPDATE queue_jobs INDEXED BY queue_jobs_active_collector SET
+			state = 'queued', collector_id = ` + destCollector + `, pool = ` + destPool + `,
+			requeue_collector_id = '', requeue_pool = '',
+			lease_id = '', lease_expires_at = NULL, started_at = NULL,
+			error = 'collector ' || ?1 || ' was deleted while it held the lease; requeued'
+		WHERE collector_id = ?1 AND state IN ('leased','running') AND ` + destCollector + ` != ?1
+		RETURNING collector_id, pool`
+
+	// cancelCollectorInFlightSQL: finished at ?1, reason ?2, collector ?3,
+	// deleted. Its jobs in flight with nowhere else to go.
+	cancelCollectorInFlightSQL = `UPDATE queue_jobs INDEXED BY queue_jobs_active_collector SET
+			state = 'canceled', finished_at = ?1, lease_id = '', lease_expires_at = NULL, error = ?2
+		WHERE collector_id = ?3 AND state IN ('leased','running') AND ` + destCollector + ` = ?3`
+
+	// requeueSQL: collector ?1, pool ?2, job ID ?3. Back to the queue, no
+	// attempt counted: to ?1 or ?2, unless its integration moved while it
+	// was leased (Reassign), which is newer than what the caller read.
 	requeueSQL = `UPDATE queue_jobs SET
-			state = 'queued', collector_id = ?, pool = ?, lease_id = '', lease_expires_at = NULL, started_at = NULL
-		WHERE id = ? RETURNING ` + jobColumns
+			state = 'queued',
+			collector_id = CASE WHEN ` + retargeted + ` THEN requeue_collector_id ELSE ?1 END,
+			pool = CASE WHEN ` + retargeted + ` THEN requeue_pool ELSE ?2 END,
+			requeue_collector_id = '', requeue_pool = '',
+			lease_id = '', lease_expires_at = NULL, started_at = NULL
+		WHERE id = ?3 RETURNING ` + jobColumns
 
 	// deleteFinishedSQL: cutoff, limit. Finished jobs past retention, oldest
 	// first (finished_at is set exactly for the final states).
@@ -185,9 +224,19 @@ const (
 			WHERE integration_id = ? AND state NOT IN ('queued','leased','running') LIMIT ?)
 		RETURNING id`
 
-	// reassignSQL: new collector, new pool, integration.
-	reassignSQL = `UPDATE queue_jobs SET collector_id = ?1, pool = ?2
-		WHERE integration_id = ?3 AND state = 'queued' AND (collector_id <> ?1 OR pool <> ?2)`
+	// reassignSQL: new collector ?1, new pool ?2, integration ?3. A
+	// queued job moves there; a leased or running one keeps its collector
+	// (its lease stays good for the run under way) and records where to
+	// go if the lease ends without a finish (see destCollector). It returns
+	// the state of each job it changed.
+	reassignSQL = `UPDATE queue_jobs INDEXED BY queue_jobs_active_integration SET
+			collector_id = CASE WHEN state = 'queued' THEN ?1 ELSE collector_id END,
+			pool         = CASE WHEN state = 'queued' THEN ?2 ELSE pool END,
+			requeue_collector_id = CASE WHEN state = 'queued' THEN '' ELSE ?1 END,
+			requeue_pool         = CASE WHEN state = 'queued' THEN '' ELSE ?2 END
+		WHERE integration_id = ?3 AND state IN ('queued','leased','running')
+		  AND (state != 'queued' OR collector_id != ?1 OR pool != ?2)
+		RETURNING state`
 
 	// depthSQL counts the active jobs by state, each through its partial
 	// index: never a scan of the whole history.
@@ -211,7 +260,7 @@ const (
 var preparedQueries = []string{
 	lockSQL, insertJobSQL, activeJobSQL, getJobSQL, leaseNextSQL, mayHaveWorkSQL, expireSQL,
 	renewSQL, markRunningSQL, finishSQL, cancelSQL, cancelIntegrationSQL, cancelCollectorSQL, requeueSQL,
-	reassignSQL, peaksSQL, savePeaksSQL,
+	reassignSQL, leaveCollectorSQL, cancelCollectorInFlightSQL, peaksSQL, savePeaksSQL,
 }
 
 // readQueries are prepared on the read pool.

@@ -90,6 +90,15 @@ DROP INDEX queue_jobs_next_pool;
 CREATE INDEX queue_jobs_next_pool ON queue_jobs(pool, priority DESC, created_at, seq)
 	WHERE state = 'queued' AND collector_id = '';
 `,
+	6: `
+-- Where a leased or running job goes if its lease ends without a finish,
+-- once its integration moved (Reassign) while it was in flight: a
+-- collector, or a pool. Both '' (no move): back to its own queue, or its
+-- pool's. Set beside collector_id, never in it: the run under way keeps
+-- its lease.
+ALTER TABLE queue_jobs ADD COLUMN requeue_collector_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_jobs ADD COLUMN requeue_pool TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrate brings the queue_ tables to the latest version. It is safe to run

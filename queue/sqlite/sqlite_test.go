@@ -37,7 +37,15 @@ func suiteBackend(t *testing.T, db *sql.DB, cfg queue.Config) queuetest.Backend 
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { q.Close() })
-	return queuetest.Backend{Queue: q, Advance: clock.Advance, Parked: parked}
+	// What the platform's store runs as it deletes a collector.
+	gone := func(ctx context.Context, collectorID, reason string) (canceled, moved int, err error) {
+		err = q.Update(ctx, func(t *sqlite.Tx) error {
+			canceled, moved, err = t.CollectorGone(ctx, collectorID, reason)
+			return err
+		})
+		return canceled, moved, err
+	}
+	return queuetest.Backend{Queue: q, Advance: clock.Advance, Parked: parked, CollectorGone: gone}
 }
 
 func openDB(t *testing.T, name string) *sql.DB {
@@ -232,6 +240,13 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{"expire", sqlite.ExpireSQL, []any{1}, []string{"queue_jobs_lease"}},
 		// Metrics scrapes: the active jobs only, never the whole history.
 		{"depth", sqlite.DepthSQL, nil, []string{"queue_jobs_next", "queue_jobs_lease"}},
+		// A reassignment reads the integration's active jobs; a deleted
+		// collector's jobs are its queued and its active ones: never a
+		// history.
+		{"reassign", sqlite.ReassignSQL, []any{"c", "", "i"}, []string{"queue_jobs_active_integration"}},
+		{"cancel a collector's queued jobs", sqlite.CancelCollectorSQL, []any{1, "r", "c"}, []string{"queue_jobs_next"}},
+		{"move a deleted collector's jobs", sqlite.LeaveCollectorSQL, []any{"c"}, []string{"queue_jobs_active_collector"}},
+		{"cancel a deleted collector's jobs", sqlite.CancelCollectorInFlightSQL, []any{1, "r", "c"}, []string{"queue_jobs_active_collector"}},
 	}
 	// Console pages of jobs, newest first, by cursor: an index in order,
 	// never a sort of the history.

@@ -140,10 +140,12 @@ func (s *Store) CountCollectors(ctx context.Context, activeSince time.Time) (sto
 }
 
 // DeleteCollector deletes a collector with no integrations; its tokens, keys
-// and heartbeats go with it (ON DELETE CASCADE), and the jobs still queued
-// for it are canceled, in the same transaction. The row is locked first:
-// an integration being assigned to it on another replica either commits
-// before (and is refused here) or waits and then finds it gone.
+// and heartbeats go with it (ON DELETE CASCADE), and the queue ends the
+// jobs it holds (Tx.CollectorGone: queued ones canceled, in-flight ones
+// moved where their integration is or canceled), in the same transaction.
+// The row is locked first: an integration being assigned to it on another
+// replica either commits before (and is refused here) or waits and then
+// finds it gone.
 func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) (int, error) {
 	var canceled int
 	err := s.qtx(ctx, func(qt *qpg.Tx) error {
@@ -164,11 +166,15 @@ func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) 
 		if _, err := tx.Exec(ctx, `DELETE FROM used_jtis WHERE collector_id = $1`, id); err != nil {
 			return fmt.Errorf("delete collector's jtis: %w", err)
 		}
-		if canceled, err = qt.CancelActive(ctx, "", id, "canceled: its collector was deleted"); err != nil {
+		var moved int
+		if canceled, moved, err = qt.CollectorGone(ctx, id, "canceled: its collector was deleted"); err != nil {
 			return err
 		}
 		if canceled > 0 {
 			ev.Details = withDetail(ev.Details, "jobs_canceled", canceled)
+		}
+		if moved > 0 {
+			ev.Details = withDetail(ev.Details, "jobs_moved", moved)
 		}
 		return s.appendAudit(ctx, tx, ev)
 	})

@@ -125,7 +125,9 @@ func (s *Store) UpdateIntegration(ctx context.Context, in store.Integration, ev 
 // AssignIntegration replaces every field of in but ID and CreatedAt and
 // moves the integration's queued job to in.CollectorID or in.Pool, in one
 // transaction: a job queued before the move can never be sealed to the old
-// collector with the config as it is after the move.
+// collector with the config as it is after the move. A job leased or
+// running keeps its lease, and goes to the new target if the lease ends
+// without a finish (queue.Queue's Reassign).
 func (s *Store) AssignIntegration(ctx context.Context, in store.Integration, ev store.Event) (int, error) {
 	moved := 0
 	err := s.qtx(ctx, func(qt *qpg.Tx) error {
@@ -135,7 +137,7 @@ func (s *Store) AssignIntegration(ctx context.Context, in store.Integration, ev 
 		var err error
 		if in.CollectorID == "" && in.Pool == "" {
 			// Unassigned: nothing may run it, so its queued job goes.
-			moved, err = qt.CancelActive(ctx, in.ID, "", "canceled: the integration was unassigned")
+			moved, err = qt.CancelActive(ctx, in.ID, "canceled: the integration was unassigned")
 			return err
 		}
 		moved, err = qt.Reassign(ctx, in.ID, queue.Target{CollectorID: in.CollectorID, Pool: in.Pool})
@@ -188,7 +190,7 @@ func (s *Store) DeleteIntegration(ctx context.Context, id string, purge bool, ev
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("integration %s: %w", id, store.ErrNotFound)
 		}
-		if canceled, err = qt.CancelActive(ctx, id, "", "canceled: its integration was deleted"); err != nil {
+		if canceled, err = qt.CancelActive(ctx, id, "canceled: its integration was deleted"); err != nil {
 			return err
 		}
 		if purge {

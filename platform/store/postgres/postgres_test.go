@@ -35,8 +35,9 @@ func open(t *testing.T, url string, now func() time.Time) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		s := open(t, pgtest.NewDB(t), nil)
-		return storetest.Backend{Store: s, Queue: s.Queue()}
+		clock := &testClock{}
+		s := open(t, pgtest.NewDB(t), clock.Now)
+		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance}
 	})
 }
 

@@ -128,8 +128,9 @@ func (s *Store) CountCollectors(ctx context.Context, activeSince time.Time) (sto
 }
 
 // DeleteCollector deletes a collector with no integrations; its tokens, keys
-// and heartbeats go with it (ON DELETE CASCADE), and the jobs still queued
-// for it are canceled, in the same transaction.
+// and heartbeats go with it (ON DELETE CASCADE), and the queue ends the
+// jobs it holds (Tx.CollectorGone: queued ones canceled, in-flight ones
+// moved where their integration is or canceled), in the same transaction.
 func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) (int, error) {
 	var canceled int
 	err := s.q.Update(ctx, func(qt *qsqlite.Tx) error {
@@ -151,11 +152,15 @@ func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM used_jtis WHERE collector_id = ?`, id); err != nil {
 			return err
 		}
-		if canceled, err = qt.CancelActive(ctx, "", id, "canceled: its collector was deleted"); err != nil {
+		var moved int
+		if canceled, moved, err = qt.CollectorGone(ctx, id, "canceled: its collector was deleted"); err != nil {
 			return err
 		}
 		if canceled > 0 {
 			ev.Details = withDetail(ev.Details, "jobs_canceled", canceled)
+		}
+		if moved > 0 {
+			ev.Details = withDetail(ev.Details, "jobs_moved", moved)
 		}
 		return s.appendAudit(ctx, tx, ev)
 	})

@@ -32,8 +32,9 @@ var ctx = context.Background()
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		s := open(t, filepath.Join(t.TempDir(), "p.db"))
-		return storetest.Backend{Store: s, Queue: s.Queue()}
+		clock := &testClock{}
+		s := openWith(t, filepath.Join(t.TempDir(), "p.db"), testKey, clock.Now)
+		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance}
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,8 @@ var ctx = context.Background()
 type Backend struct {
 	Store store.Store
 	Queue queue.Queue
+	// Advance moves the clock of both (lease expiry) forward by d.
+	Advance func(d time.Duration)
 }
 
 // Run runs the suite; newBackend returns a fresh, empty store and its queue
@@ -45,7 +48,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}
 	for name, test := range map[string]func(*testing.T, Backend){
 		"AssignMovesQueuedJob":         testAssignMovesQueuedJob,
+		"AssignThenLeaseExpires":       testAssignThenLeaseExpires,
 		"DeleteCollectorCancelsQueued": testDeleteCollectorCancelsQueued,
+		"DeleteCollectorEndsInFlight":  testDeleteCollectorEndsInFlight,
 		"DeleteIntegrationCancelsJobs": testDeleteIntegrationCancelsJobs,
 		"JobActsAudited":               testJobActsAudited,
 	} {
@@ -403,6 +408,105 @@ func testDeleteCollectorCancelsQueued(t *testing.T, b Backend) {
 	}
 	// Dedupe no longer blocks the integration.
 	if _, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "b"}); err != nil || existed {
+		t.Errorf("enqueue after the delete: existed=%v, %v", existed, err)
+	}
+}
+
+// leaseOn leases collector's next job, which must be want.
+func leaseOn(t *testing.T, q queue.Queue, collector string, want *queue.Job) *queue.Job {
+	t.Helper()
+	l, err := q.Next(ctx, queue.NextRequest{CollectorID: collector})
+	if err != nil || l.ID != want.ID {
+		t.Fatalf("Next(%s) = %v, %v; want %s", collector, l, err, want.ID)
+	}
+	return l
+}
+
+// expire moves the clock past a lease taken now and sweeps.
+func expire(t *testing.T, b Backend, want int) {
+	t.Helper()
+	b.Advance(queue.DefaultConfig().LeaseTTL + time.Second)
+	if n, err := b.Queue.ExpireLeases(ctx); err != nil || n != want {
+		t.Fatalf("ExpireLeases = %d, %v; want %d", n, err, want)
+	}
+}
+
+// testAssignThenLeaseExpires: a job running on a when its integration
+// moves to b keeps its lease; if the lease expires, the job goes to b,
+// never back to a (which may never ask again: the integration would not
+// run until it did, every enqueue returning that job).
+func testAssignThenLeaseExpires(t *testing.T, b Backend) {
+	s, q := b.Store, b.Queue
+	collector(t, s, "a")
+	collector(t, s, "b")
+	in := integration(t, s, "i1", "a")
+	j, _ := runNow(t, s, "i1", "a")
+	l := leaseOn(t, q, "a", j)
+	in.CollectorID = "b"
+	if moved, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil || moved != 0 {
+		t.Fatalf("assign with a leased job = %d, %v; want 0 queued jobs moved", moved, err)
+	}
+	if _, err := q.Renew(ctx, l.ID, l.LeaseID); err != nil {
+		t.Fatalf("the run under way must keep its lease: %v", err)
+	}
+	expire(t, b, 1)
+	if got := jobState(t, q, j.ID); got.CollectorID != "b" || got.State != queue.StateQueued {
+		t.Fatalf("job after its lease expired = %s on %s, want queued on b", got.State, got.CollectorID)
+	}
+	if _, err := q.Next(ctx, queue.NextRequest{CollectorID: "a"}); !errors.Is(err, queue.ErrNoJob) {
+		t.Errorf("the old collector leased: %v", err)
+	}
+	leaseOn(t, q, "b", j)
+}
+
+// testDeleteCollectorEndsInFlight: deleting a collector leaves no job
+// bound to it. A job running there for an integration that moved to b
+// goes to b at once; one with nowhere else to go is canceled, saying why;
+// neither comes back to the deleted collector when its lease would have
+// expired, and a new enqueue is not deduped onto either.
+func testDeleteCollectorEndsInFlight(t *testing.T, b Backend) {
+	s, q := b.Store, b.Queue
+	collector(t, s, "a")
+	collector(t, s, "b")
+	in := integration(t, s, "i1", "a")
+	j, _ := runNow(t, s, "i1", "a")
+	l := leaseOn(t, q, "a", j)
+	in.CollectorID = "b"
+	if _, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil {
+		t.Fatal(err)
+	}
+	// A job running on a with no integration assigned to a.
+	orphan, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := leaseOn(t, q, "a", orphan)
+	before, _ := s.AuditHead(ctx)
+	n, err := s.DeleteCollector(ctx, "a", ev("collector.deleted", "a"))
+	if err != nil || n != 1 {
+		t.Fatalf("delete = %d, %v; want 1 job canceled", n, err)
+	}
+	if got := jobState(t, q, orphan.ID); got.State != queue.StateCanceled || !strings.Contains(got.Error, "deleted") {
+		t.Errorf("running job of the deleted collector = %s %q, want canceled saying why", got.State, got.Error)
+	}
+	if got := jobState(t, q, j.ID); got.State != queue.StateQueued || got.CollectorID != "b" {
+		t.Errorf("running job of the moved integration = %s on %s, want queued on b", got.State, got.CollectorID)
+	}
+	for _, x := range []*queue.Job{l, lo} {
+		if _, err := q.Renew(ctx, x.ID, x.LeaseID); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Errorf("renew on the deleted collector: %v, want ErrLeaseLost", err)
+		}
+	}
+	if es, _ := s.AuditEntries(ctx, before.Seq, 10); len(es) != 1 || !strings.Contains(es[0].Details, `"jobs_moved":1`) {
+		t.Errorf("audit of the delete = %+v, want jobs_moved 1", es)
+	}
+	expire(t, b, 0)
+	active, err := q.List(ctx, queue.Filter{CollectorID: "a", States: []queue.State{queue.StateQueued, queue.StateLeased, queue.StateRunning}})
+	if err != nil || len(active) != 0 {
+		t.Fatalf("active jobs of the deleted collector = %d, %v; want none", len(active), err)
+	}
+	leaseOn(t, q, "b", j)
+	if again, existed, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "b"}); err != nil || existed || again.ID == orphan.ID {
 		t.Errorf("enqueue after the delete: existed=%v, %v", existed, err)
 	}
 }
