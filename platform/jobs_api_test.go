@@ -16,7 +16,6 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
-	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/jobs"
 	"github.com/collectorhq/collector/platform/platformtest"
@@ -732,17 +731,8 @@ func TestFinishErrorIsBoundedText(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var opts []func(*platform.Config)
 			if backend == "postgres" {
-				pgtest.Need(t)
-				pg, err := pgtest.Start()
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(pg.Stop)
-				db, err := pg.CreateDB()
-				if err != nil {
-					t.Fatal(err)
-				}
-				opts = append(opts, func(c *platform.Config) { c.Database = pg.URL(db) })
+				url := postgresURL(t)
+				opts = append(opts, func(c *platform.Config) { c.Database = url })
 			}
 			e := platformtest.Start(t, opts...)
 			a := e.EnrollNew(t, "a")

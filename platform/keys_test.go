@@ -14,7 +14,6 @@ import (
 
 	"github.com/collectorhq/collector/api"
 	"github.com/collectorhq/collector/crypto"
-	"github.com/collectorhq/collector/internal/pgtest"
 	"github.com/collectorhq/collector/platform"
 	"github.com/collectorhq/collector/platform/access"
 	"github.com/collectorhq/collector/platform/platformtest"
@@ -325,22 +324,13 @@ func TestDataKeyAddCreatesAndConverts(t *testing.T) {
 // runs with the new file and the other with the old, and each opens what
 // the other seals.
 func TestDataKeyRotationReplicas(t *testing.T) {
-	pgtest.Need(t)
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
-	db, err := pg.CreateDB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := postgresURL(t)
 	keyFile := filepath.Join(t.TempDir(), "data-keys")
 	old, err := platform.AddDataKey(keyFile, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := platformtest.Start(t, keyFileConfig(keyFile), func(c *platform.Config) { c.Database = pg.URL(db) })
+	a := platformtest.Start(t, keyFileConfig(keyFile), func(c *platform.Config) { c.Database = url })
 	b := platformtest.StartReplica(t, a)
 	f := newRotationFixture(t, a, keyFile)
 
@@ -366,7 +356,7 @@ func TestDataKeyRotationReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := postgres.Open(ctx, pg.URL(db), postgres.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys,
+	st, err := postgres.Open(ctx, url, postgres.Options{IntegrityKey: dd.IntegrityKey, PreviousIntegrityKeys: dd.PreviousIntegrityKeys,
 		Queue: a.Config.QueueConfig()})
 	if err != nil {
 		t.Fatal(err)

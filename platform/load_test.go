@@ -67,17 +67,7 @@ func TestHeartbeatLoad(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	database := ""
 	if env.Get(env.PlatformLoadPostgres) != "" {
-		pgtest.Need(t)
-		pg, err := pgtest.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pg.Stop)
-		db, err := pg.CreateDB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		database = pg.URL(db)
+		database = postgresURL(t)
 	}
 	start := time.Now()
 	tokens := enrollDirect(t, dataDir, database, n)
