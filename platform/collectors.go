@@ -24,6 +24,8 @@ func (s *Server) status(c store.Collector) (string, string) {
 	switch {
 	case c.Tampered:
 		return api.CollectorStatusDegraded, "its keys fail the integrity check: the record was altered outside the platform; re-enroll it"
+	case c.PoolTampered:
+		return api.CollectorStatusDegraded, "its pool membership fails the integrity check: the record was altered outside the platform; it is in no pool until you set its pool again (platform collectors set-pool)"
 	case c.EnrolledAt.IsZero():
 		return api.CollectorStatusPending, ""
 	case c.LastSeenAt.IsZero() || s.now().Sub(c.LastSeenAt) > s.activeWindow():

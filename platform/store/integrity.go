@@ -19,10 +19,12 @@ const IntegrityKeySize = 32
 
 // Integrity computes and checks the MACs of the rows the database alone
 // must not be able to forge: credentials (enrollment and access tokens,
-// the admin token's hash), the collectors' public keys and the audit
-// chain. Its key lives outside the database (derived from the platform's
-// data key), so write access to the database file is not enough to add a
-// collector, swap its keys, mint a token or re-chain the audit log.
+// the admin token's hash), the collectors' public keys and pool
+// memberships, and the audit chain. Its key lives outside the database
+// (derived from the platform's data key), so write access to the database
+// file is not enough to add a collector, swap its keys, move it into a
+// pool (whose jobs carry the pool's secrets), mint a token or re-chain the
+// audit log.
 //
 // During a data key rotation it holds a ring: MACs are written under the
 // current key and verify under any key of the ring, until `platform keys
@@ -55,6 +57,7 @@ func (i *Integrity) Ring() []*Integrity {
 // Domains keep a MAC made for one kind of row from verifying another.
 const (
 	MACCollectorKeys   = "collector-keys-v1"
+	MACCollectorPool   = "collector-pool-v1"
 	MACEnrollmentToken = "enrollment-token-v1"
 	MACAccessToken     = "access-token-v1"
 	MACSetting         = "setting-v1"

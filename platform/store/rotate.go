@@ -22,6 +22,7 @@ type MACKind string
 const (
 	MACRowsSettings          MACKind = "settings"
 	MACRowsCollectorKeys     MACKind = "collector keys"
+	MACRowsCollectorPools    MACKind = "collector pools"
 	MACRowsCollectorPrevious MACKind = "collector previous keys"
 	MACRowsEnrollmentTokens  MACKind = "enrollment tokens"
 	MACRowsAccessTokens      MACKind = "access tokens"
@@ -34,7 +35,7 @@ const (
 )
 
 // MACKinds lists every kind of MAC'd row, in the order rotation walks them.
-var MACKinds = []MACKind{MACRowsSettings, MACRowsCollectorKeys, MACRowsCollectorPrevious, MACRowsEnrollmentTokens,
+var MACKinds = []MACKind{MACRowsSettings, MACRowsCollectorKeys, MACRowsCollectorPools, MACRowsCollectorPrevious, MACRowsEnrollmentTokens,
 	MACRowsAccessTokens, MACRowsUsers, MACRowsSessions, MACRowsAPITokens, MACRowsPasskeys, MACRowsPasskeyCeremonies,
 	MACRowsAudit}
 

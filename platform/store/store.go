@@ -105,6 +105,12 @@ type Collector struct {
 	// does not verify: the row was edited outside the platform. Collector
 	// returns ErrIntegrity instead; lists show the row flagged.
 	Tampered bool
+	// PoolTampered is set (and Pool cleared) when the pool membership's
+	// integrity MAC does not verify: the row was moved into its pool
+	// outside the platform. The collector is then in no pool, so it is
+	// sealed none of a pool's jobs; Collector still returns it (its keys
+	// are not in doubt), and setting its pool again repairs it.
+	PoolTampered bool
 	// DesiredImage is the image (by digest) an admin asked it to run, ""
 	// when none; DesiredVersion is that image's version label.
 	DesiredImage   string

@@ -28,8 +28,8 @@ import (
 // CreateCollector inserts c with its first enrollment token.
 func (s *Store) CreateCollector(ctx context.Context, c store.Collector, tok store.EnrollmentToken, ev store.Event) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO collectors(id, name, pool, created_at) VALUES ($1, $2, $3, $4)`,
-			c.ID, c.Name, c.Pool, nanos(c.CreatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO collectors(id, name, pool, pool_mac, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			c.ID, c.Name, c.Pool, store.PoolMAC(s.in, c.ID, c.Pool), nanos(c.CreatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("collector %s: %w", c.ID, store.ErrConflict)
 		}
@@ -61,7 +61,7 @@ func (s *Store) keysMAC(id string, identity, hpke []byte) []byte {
 	return s.in.Sum(store.MACCollectorKeys, []byte(id), identity, hpke)
 }
 
-const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac, desired_image, desired_version`
+const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac, desired_image, desired_version, pool_mac`
 
 // degradedSQL is true for a collector whose last heartbeat reported an
 // engine error or a runner that is not running (or that never beat).
@@ -86,18 +86,21 @@ func queryAll[T any](ctx context.Context, db querier, scan func(scanner) (T, err
 }
 
 // scanCollector reads a collector; keys whose MAC does not verify are
-// cleared and the row flagged Tampered.
+// cleared and the row flagged Tampered, a pool whose MAC does not verify
+// is cleared and the row flagged PoolTampered.
 func (s *Store) scanCollector(r scanner) (store.Collector, error) {
 	var c store.Collector
 	var created, enrolled, seen int64
 	var beat *string
-	var mac []byte
-	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac, &c.DesiredImage, &c.DesiredVersion); err != nil {
+	var mac, poolMAC []byte
+	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac, &c.DesiredImage, &c.DesiredVersion,
+		&poolMAC); err != nil {
 		return c, err
 	}
 	if (len(c.IdentityKey) > 0 || len(c.HPKEKey) > 0 || len(mac) > 0) && !s.in.Verify(mac, store.MACCollectorKeys, []byte(c.ID), c.IdentityKey, c.HPKEKey) {
 		c.IdentityKey, c.HPKEKey, c.Tampered = nil, nil, true
 	}
+	store.CheckPool(s.in, &c, poolMAC)
 	c.CreatedAt, c.EnrolledAt, c.LastSeenAt = fromNanos(created), fromNanos(enrolled), fromNanos(seen)
 	if beat != nil {
 		var hb store.Heartbeat
@@ -205,7 +208,7 @@ func collectorExists(ctx context.Context, tx pgx.Tx, id string) error {
 func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.Event) error {
 	return s.qtx(ctx, func(qt *qpg.Tx) error {
 		tx := qt.SQL()
-		tag, err := tx.Exec(ctx, `UPDATE collectors SET pool = $1 WHERE id = $2`, pool, id)
+		tag, err := tx.Exec(ctx, `UPDATE collectors SET pool = $1, pool_mac = $2 WHERE id = $3`, pool, store.PoolMAC(s.in, id, pool), id)
 		if err != nil {
 			return fmt.Errorf("set pool: %w", err)
 		}
@@ -216,11 +219,13 @@ func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.
 	})
 }
 
-// PoolMembers implements store.Store.
+// PoolMembers implements store.Store: a row whose membership fails its
+// MAC is not a member.
 func (s *Store) PoolMembers(ctx context.Context, pool string, limit int) ([]store.Collector, error) {
 	// pool <> '' matches the partial index collectors_pool.
-	return queryAll(ctx, s.pool, s.scanCollector, `SELECT `+collectorCols+` FROM collectors
+	list, err := queryAll(ctx, s.pool, s.scanCollector, `SELECT `+collectorCols+` FROM collectors
 		WHERE pool = $1 AND pool <> '' ORDER BY id LIMIT $2`, pool, limit)
+	return store.Members(list, pool), err
 }
 
 // SetDesiredImage implements store.Store.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/collectorhq/collector/platform/store"
 )
 
 // migrateLockKey is the advisory lock that serializes the store's
@@ -307,7 +309,16 @@ CREATE TABLE collector_previous_keys (
 	3: `
 ALTER TABLE data_job_stats ADD COLUMN lease_id text NOT NULL DEFAULT '';
 `,
+	// 4: pool memberships carry an integrity MAC: a pool's members are
+	// sealed its jobs' secrets. The rows written before get theirs in the
+	// same transaction (adoptPools).
+	poolMACsVersion: `
+ALTER TABLE collectors ADD COLUMN pool_mac bytea;
+`,
 }
+
+// poolMACsVersion is the migration that adds the pool memberships' MACs.
+const poolMACsVersion = 4
 
 // migrate brings the store's tables to the latest version, in one
 // transaction under an advisory lock: a second replica starting at the
@@ -333,6 +344,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, migrations[v], pgx.QueryExecModeSimpleProtocol); err != nil {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
+			if v == poolMACsVersion {
+				if err := s.adoptPools(ctx, tx); err != nil {
+					return fmt.Errorf("migration %d: %w", v, err)
+				}
+			}
 			if _, err := tx.Exec(ctx, `INSERT INTO store_migrations(version, applied_at) VALUES ($1, $2)`, v, s.now().UnixNano()); err != nil {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
@@ -349,4 +365,40 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM store_migrations`).Scan(&v)
 	return v, err
+}
+
+// adoptPools MACs the pool memberships written before they carried MACs,
+// in the transaction of the migration that adds the column: a database
+// is migrated once, so they are adopted once. PostgreSQL databases never
+// had an integrity marker that could tell "not adopted yet" apart from
+// "marker deleted", so the memberships so trusted are audited instead: an
+// adoption made to run again by altering the schema (dropping the column
+// and the store_migrations row) leaves an entry in the audit chain, which
+// cannot be removed undetected.
+func (s *Store) adoptPools(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT id, pool FROM collectors`)
+	if err != nil {
+		return fmt.Errorf("read the collectors' pools: %w", err)
+	}
+	all := map[string]string{}
+	var id, pool string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &pool}, func() error {
+		all[id] = pool
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read the collectors' pools: %w", err)
+	}
+	members := map[string]string{}
+	for id, pool := range all {
+		if _, err := tx.Exec(ctx, `UPDATE collectors SET pool_mac = $1 WHERE id = $2`, store.PoolMAC(s.in, id, pool), id); err != nil {
+			return fmt.Errorf("add the pool MAC of collector %s: %w", id, err)
+		}
+		if pool != "" {
+			members[id] = pool
+		}
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	return s.appendAudit(ctx, tx, store.PoolsAdoptedEvent(s.now(), members))
 }

@@ -36,8 +36,12 @@ func open(t *testing.T, url string, now func() time.Time) *postgres.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		clock := &testClock{}
-		s := open(t, pgtest.NewDB(t), clock.Now)
-		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance}
+		url := pgtest.NewDB(t)
+		s := open(t, url, clock.Now)
+		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance, Raw: func(q string) error {
+			_, err := rawConn(t, url).Exec(ctx, q)
+			return err
+		}}
 	})
 }
 

@@ -64,6 +64,17 @@ var macTables = map[store.MACKind]macTable{
 			return macRow{[]any{id}, mac, func(s *Store) []byte { return s.keysMAC(id, identity, hpke) }}, err
 		},
 	},
+	store.MACRowsCollectorPools: {
+		sel:   `SELECT id, pool, pool_mac FROM collectors WHERE id > $1 AND pool_mac IS NOT NULL ORDER BY id LIMIT $2`,
+		upd:   `UPDATE collectors SET pool_mac = $1 WHERE id = $2 AND pool_mac = $3`,
+		start: []any{""},
+		scan: func(r pgx.Rows) (macRow, error) {
+			var id, pool string
+			var mac []byte
+			err := r.Scan(&id, &pool, &mac)
+			return macRow{[]any{id}, mac, func(s *Store) []byte { return store.PoolMAC(s.in, id, pool) }}, err
+		},
+	},
 	store.MACRowsCollectorPrevious: {
 		sel: `SELECT collector_id, identity_key, successor, valid_until, mac FROM collector_previous_keys
 			WHERE collector_id > $1 ORDER BY collector_id LIMIT $2`,

@@ -16,8 +16,8 @@ import (
 // CreateCollector inserts c with its first enrollment token.
 func (s *Store) CreateCollector(ctx context.Context, c store.Collector, tok store.EnrollmentToken, ev store.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO collectors(id, name, pool, created_at) VALUES (?, ?, ?, ?)`,
-			c.ID, c.Name, c.Pool, nanos(c.CreatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO collectors(id, name, pool, pool_mac, created_at) VALUES (?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Pool, store.PoolMAC(s.in, c.ID, c.Pool), nanos(c.CreatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("collector %s: %w", c.ID, store.ErrConflict)
 		}
@@ -49,7 +49,7 @@ func (s *Store) keysMAC(id string, identity, hpke []byte) []byte {
 	return s.in.Sum(store.MACCollectorKeys, []byte(id), identity, hpke)
 }
 
-const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac, desired_image, desired_version`
+const collectorCols = `id, name, pool, created_at, enrolled_at, identity_key, hpke_key, last_seen_at, last_beat, keys_mac, desired_image, desired_version, pool_mac`
 
 type scanner interface{ Scan(...any) error }
 
@@ -72,18 +72,21 @@ func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, err
 }
 
 // scanCollector reads a collector; keys whose MAC does not verify are
-// cleared and the row flagged Tampered.
+// cleared and the row flagged Tampered, a pool whose MAC does not verify
+// is cleared and the row flagged PoolTampered.
 func (s *Store) scanCollector(r scanner) (store.Collector, error) {
 	var c store.Collector
 	var created, enrolled, seen int64
 	var beat sql.NullString
-	var mac []byte
-	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac, &c.DesiredImage, &c.DesiredVersion); err != nil {
+	var mac, poolMAC []byte
+	if err := r.Scan(&c.ID, &c.Name, &c.Pool, &created, &enrolled, &c.IdentityKey, &c.HPKEKey, &seen, &beat, &mac, &c.DesiredImage, &c.DesiredVersion,
+		&poolMAC); err != nil {
 		return c, err
 	}
 	if (len(c.IdentityKey) > 0 || len(c.HPKEKey) > 0 || len(mac) > 0) && !s.in.Verify(mac, store.MACCollectorKeys, []byte(c.ID), c.IdentityKey, c.HPKEKey) {
 		c.IdentityKey, c.HPKEKey, c.Tampered = nil, nil, true
 	}
+	store.CheckPool(s.in, &c, poolMAC)
 	c.CreatedAt, c.EnrolledAt, c.LastSeenAt = fromNanos(created), fromNanos(enrolled), fromNanos(seen)
 	if beat.Valid {
 		var hb store.Heartbeat
@@ -171,7 +174,7 @@ func (s *Store) DeleteCollector(ctx context.Context, id string, ev store.Event) 
 func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.Event) error {
 	return s.q.Update(ctx, func(qt *qsqlite.Tx) error {
 		tx := qt.SQL()
-		res, err := tx.ExecContext(ctx, `UPDATE collectors SET pool = ? WHERE id = ?`, pool, id)
+		res, err := tx.ExecContext(ctx, `UPDATE collectors SET pool = ?, pool_mac = ? WHERE id = ?`, pool, store.PoolMAC(s.in, id, pool), id)
 		if err != nil {
 			return fmt.Errorf("set pool: %w", err)
 		}
@@ -182,10 +185,12 @@ func (s *Store) SetCollectorPool(ctx context.Context, id, pool string, ev store.
 	})
 }
 
-// PoolMembers implements store.Store.
+// PoolMembers implements store.Store: a row whose membership fails its
+// MAC is not a member.
 func (s *Store) PoolMembers(ctx context.Context, pool string, limit int) ([]store.Collector, error) {
-	return queryAll(ctx, s.r, s.scanCollector, `SELECT `+collectorCols+` FROM collectors INDEXED BY collectors_pool
+	list, err := queryAll(ctx, s.r, s.scanCollector, `SELECT `+collectorCols+` FROM collectors INDEXED BY collectors_pool
 		WHERE pool = ? AND pool != '' ORDER BY id LIMIT ?`, pool, limit)
+	return store.Members(list, pool), err
 }
 
 // SetDesiredImage implements store.Store.

@@ -10,8 +10,18 @@ import (
 )
 
 // settingIntegrity marks a database whose trust-bearing rows all carry
-// integrity MACs. Its own MAC proves the key matches the database.
+// integrity MACs. Its own MAC proves the key matches the database, and
+// its value says which rows: integrityBeforePools, from the versions
+// whose collectors' pools carried none, or integrityWithPools. Only the
+// platform can write either, so a database cannot be sent back to "no
+// pool MACs yet" (to have memberships adopted again) without a copy of
+// its own older marker.
 const settingIntegrity = "integrity"
+
+const (
+	integrityBeforePools = "1"
+	integrityWithPools   = "2"
+)
 
 // ErrIntegrityAdoption refuses a database that has rows without MACs after
 // its data directory already adopted integrity MACs: something outside the
@@ -21,12 +31,18 @@ var ErrIntegrityAdoption = errors.New("the database has rows without integrity M
 
 // adoptIntegrity checks that the integrity key matches the database and,
 // for a database written before MACs existed, adds them once, when the
-// caller allows it (the data directory has not adopted them yet).
+// caller allows it (the data directory has not adopted them yet); for one
+// written before pool memberships carried MACs, it adds those once.
 func (s *Store) adoptIntegrity(ctx context.Context, allow bool) error {
 	v, err := s.Setting(ctx, settingIntegrity)
 	switch {
-	case err == nil && v == "1":
+	case err == nil && v == integrityWithPools:
 		return nil
+	case err == nil && v == integrityBeforePools:
+		return s.adoptPools(ctx)
+	case err == nil:
+		return fmt.Errorf("the database's integrity marker is %q, which this version does not know: "+
+			"it was written by a newer version of the platform; run that version", v)
 	case errors.Is(err, store.ErrIntegrity):
 		return fmt.Errorf("%w: the integrity key (derived from the data key) is not the one this database was written with: "+
 			"start the platform with the data directory (data.key) that belongs to this database", err)
@@ -46,8 +62,55 @@ func (s *Store) adoptIntegrity(ctx context.Context, allow bool) error {
 				return err
 			}
 		}
-		return s.putSetting(ctx, tx, settingIntegrity, "1")
+		return s.putSetting(ctx, tx, settingIntegrity, integrityWithPools)
 	})
+}
+
+// adoptPools MACs the pool memberships of a database whose other rows
+// carry MACs already (written by a version before pools carried them),
+// once: the marker moves on to integrityWithPools in the same
+// transaction, and the memberships so trusted are audited.
+func (s *Store) adoptPools(ctx context.Context) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		members, err := s.macPools(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if len(members) > 0 {
+			if err := s.appendAudit(ctx, tx, store.PoolsAdoptedEvent(s.now(), members)); err != nil {
+				return err
+			}
+		}
+		return s.putSetting(ctx, tx, settingIntegrity, integrityWithPools)
+	})
+	if err != nil {
+		return fmt.Errorf("add integrity MACs to the collectors' pools: %w", err)
+	}
+	return nil
+}
+
+// macPools writes the pool MAC of every collector as its row is now, and
+// returns the memberships (collector ID to pool) of those in a pool.
+func (s *Store) macPools(ctx context.Context, tx *sql.Tx) (map[string]string, error) {
+	all := map[string]string{}
+	if err := scanEach(ctx, tx, `SELECT id, pool FROM collectors`, func(r *sql.Rows) error {
+		var id, pool string
+		err := r.Scan(&id, &pool)
+		all[id] = pool
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	members := map[string]string{}
+	for id, pool := range all {
+		if _, err := tx.ExecContext(ctx, `UPDATE collectors SET pool_mac = ? WHERE id = ?`, store.PoolMAC(s.in, id, pool), id); err != nil {
+			return nil, err
+		}
+		if pool != "" {
+			members[id] = pool
+		}
+	}
+	return members, nil
 }
 
 // empty reports whether the database holds no collector, integration or
@@ -82,6 +145,9 @@ func (s *Store) macExisting(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE collectors SET keys_mac = ? WHERE id = ?`, s.keysMAC(c.id, c.a, c.b), c.id); err != nil {
 			return err
 		}
+	}
+	if _, err := s.macPools(ctx, tx); err != nil {
+		return err
 	}
 	var toks []row
 	if err := scanEach(ctx, tx, `SELECT hash, collector_id, expires_at FROM enrollment_tokens`, func(r *sql.Rows) error {

@@ -193,15 +193,19 @@ func TestIntegrityKeyMustMatch(t *testing.T) {
 }
 
 // TestAdoptionOnlyWhenAllowed: a database written before MACs existed is
-// adopted once, when the data dir allows it; later, rows without MACs (or
-// a removed marker) are refused, not laundered.
+// adopted once, when the data dir allows it (its pool memberships too);
+// later, rows without MACs (or a removed marker) are refused, not
+// laundered.
 func TestAdoptionOnlyWhenAllowed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.db")
 	s := open(t, path)
 	enrolled(t, s, "col_a", []byte("k"))
+	if err := s.SetCollectorPool(ctx, "col_a", "dc1", ev("collector.pool_set", "col_a")); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	db := raw(t, path)
-	for _, q := range []string{`UPDATE collectors SET keys_mac = NULL`, `UPDATE audit_log SET mac = ''`, `DELETE FROM settings`} {
+	for _, q := range []string{`UPDATE collectors SET keys_mac = NULL, pool_mac = NULL`, `UPDATE audit_log SET mac = ''`, `DELETE FROM settings`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -215,8 +219,8 @@ func TestAdoptionOnlyWhenAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if _, err := s2.Collector(ctx, "col_a"); err != nil {
-		t.Errorf("adopted collector: %v", err)
+	if c, err := s2.Collector(ctx, "col_a"); err != nil || c.Pool != "dc1" || c.PoolTampered {
+		t.Errorf("adopted collector: %+v, %v; want it in dc1, unflagged", c, err)
 	}
 	if r, err := s2.VerifyAudit(ctx); err != nil || !r.OK {
 		t.Errorf("adopted audit log: %+v, %v", r, err)

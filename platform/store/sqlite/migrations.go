@@ -384,6 +384,12 @@ CREATE UNIQUE INDEX data_relationships_key ON data_relationships(integration_id,
 CREATE INDEX data_relationships_from ON data_relationships(integration_id, from_key);
 CREATE INDEX data_relationships_to ON data_relationships(integration_id, to_key);
 `,
+	// 14: pool memberships carry an integrity MAC: a pool's members are
+	// sealed its jobs' secrets. The rows written before get theirs once,
+	// when adoptIntegrity finds the integrity setting at "1".
+	`
+ALTER TABLE collectors ADD COLUMN pool_mac BLOB;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -63,6 +63,17 @@ var macTables = map[store.MACKind]macTable{
 			return macRow{[]any{id}, mac, func(s *Store) []byte { return s.keysMAC(id, identity, hpke) }}, err
 		},
 	},
+	store.MACRowsCollectorPools: {
+		sel:   `SELECT id, pool, pool_mac FROM collectors WHERE id > ? AND pool_mac IS NOT NULL ORDER BY id LIMIT ?`,
+		upd:   `UPDATE collectors SET pool_mac = ? WHERE id = ? AND pool_mac = ?`,
+		start: []any{""},
+		scan: func(r *sql.Rows) (macRow, error) {
+			var id, pool string
+			var mac []byte
+			err := r.Scan(&id, &pool, &mac)
+			return macRow{[]any{id}, mac, func(s *Store) []byte { return store.PoolMAC(s.in, id, pool) }}, err
+		},
+	},
 	store.MACRowsCollectorPrevious: {
 		sel: `SELECT collector_id, identity_key, successor, valid_until, mac FROM collector_previous_keys
 			WHERE collector_id > ? ORDER BY collector_id LIMIT ?`,

@@ -33,8 +33,12 @@ var ctx = context.Background()
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		clock := &testClock{}
-		s := openWith(t, filepath.Join(t.TempDir(), "p.db"), testKey, clock.Now)
-		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance}
+		path := filepath.Join(t.TempDir(), "p.db")
+		s := openWith(t, path, testKey, clock.Now)
+		return storetest.Backend{Store: s, Queue: s.Queue(), Advance: clock.Advance, Raw: func(q string) error {
+			_, err := raw(t, path).Exec(q)
+			return err
+		}}
 	})
 }
 

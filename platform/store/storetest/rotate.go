@@ -104,7 +104,7 @@ func countRows(t *testing.T, s RekeyStore) map[store.MACKind]int {
 		t.Fatal(err)
 	}
 	return map[store.MACKind]int{
-		store.MACRowsSettings: c.ByKey[0], store.MACRowsCollectorKeys: 1, store.MACRowsCollectorPrevious: 1,
+		store.MACRowsSettings: c.ByKey[0], store.MACRowsCollectorKeys: 1, store.MACRowsCollectorPools: 2, store.MACRowsCollectorPrevious: 1,
 		store.MACRowsEnrollmentTokens: 2, store.MACRowsAccessTokens: 1, store.MACRowsAudit: len(es), store.MACRowsUsers: 1,
 		store.MACRowsSessions: 1, store.MACRowsAPITokens: 1, store.MACRowsPasskeys: 1, store.MACRowsPasskeyCeremonies: 1,
 	}
@@ -124,6 +124,7 @@ func writeEveryKind(t *testing.T, s RekeyStore, now time.Time) map[store.SealedK
 	collector(t, s, "c2")
 	k1, k2 := []byte("identity-key-1"), []byte("identity-key-2")
 	must(s.Enroll(ctx, store.Enrollment{CollectorID: "c1", TokenHash: "h-c1", IdentityKey: k1, HPKEKey: []byte("hpke"), Now: now}, ev("e", "c1")))
+	must(s.SetCollectorPool(ctx, "c1", "p1", ev("collector.pool_set", "c1")))
 	must(s.RotateCollectorKeys(ctx, store.KeyRotation{CollectorID: "c1", OldIdentityKey: k1, IdentityKey: k2, HPKEKey: []byte("hpke-2"),
 		PreviousUntil: now.Add(time.Hour)}, ev("collector.keys_rotated", "c1")))
 	must(s.IssueAccessToken(ctx, "j1", now.Add(time.Minute), store.AccessToken{Hash: "a1", CollectorID: "c1",
@@ -161,8 +162,8 @@ func writeEveryKind(t *testing.T, s RekeyStore, now time.Time) map[store.SealedK
 // checkReads reads a row of every kind through the store's own checks.
 func checkReads(t *testing.T, s RekeyStore, now time.Time) {
 	t.Helper()
-	if c, err := s.Collector(ctx, "c1"); err != nil || c.Tampered {
-		t.Errorf("collector: %+v, %v", c, err)
+	if c, err := s.Collector(ctx, "c1"); err != nil || c.Tampered || c.PoolTampered || c.Pool != "p1" {
+		t.Errorf("collector: %+v, %v; want it in pool p1, unflagged", c, err)
 	}
 	if _, err := s.PreviousCollectorKey(ctx, "c1"); err != nil {
 		t.Errorf("previous collector key: %v", err)

@@ -27,6 +27,11 @@ type Backend struct {
 	Queue queue.Queue
 	// Advance moves the clock of both (lease expiry) forward by d.
 	Advance func(d time.Duration)
+	// Raw runs a statement on the database behind the store's back, as
+	// someone with write access to the database but not the integrity key
+	// would (the tampering cases; nil skips them). Statements take no
+	// parameters, so that every backend's SQL dialect runs them.
+	Raw func(query string) error
 }
 
 // Run runs the suite; newBackend returns a fresh, empty store and its queue
@@ -53,6 +58,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		"DeleteCollectorEndsInFlight":  testDeleteCollectorEndsInFlight,
 		"DeleteIntegrationCancelsJobs": testDeleteIntegrationCancelsJobs,
 		"JobActsAudited":               testJobActsAudited,
+		"PoolTampered":                 testPoolTampered,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newBackend(t)) })
 	}
