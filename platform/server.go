@@ -179,11 +179,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"ca_pin", s.certs.caPin(), "ca_file", s.caFile())
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	scheduler := s.jobs.RunScheduler
+	loops := []func(context.Context){s.pruneLoop, s.jobs.RunScheduler, s.housekeepingLoop, s.reloadOnHUP}
 	if s.leader != nil {
-		scheduler = func(ctx context.Context) { s.leader.Lead(ctx, "scheduler", s.jobs.RunScheduler) }
+		// One scheduler across the replicas; each replica sweeps the
+		// leases too, so the expiries its Next calls make are counted.
+		loops[1] = func(ctx context.Context) { s.leader.Lead(ctx, "scheduler", s.jobs.RunScheduler) }
+		loops = append(loops, s.jobs.RunLeaseSweeper)
 	}
-	for _, loop := range []func(context.Context){s.pruneLoop, scheduler, s.housekeepingLoop, s.reloadOnHUP} {
+	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}

@@ -603,11 +603,34 @@ func (s *Service) newScheduler() *scheduler {
 // tick is one look of the scheduler: it enqueues the jobs that are due by
 // the service's clock and returns expired leases to the queue.
 func (sc *scheduler) tick(ctx context.Context) {
-	s := sc.s
-	s.schedule(ctx, sc.due)
+	sc.s.schedule(ctx, sc.due)
+	sc.s.sweepLeases(ctx)
+}
+
+// sweepLeases returns expired leases to the queue and counts them, with
+// the expiries this replica's Next calls made on the way (the queue counts
+// those until the next ExpireLeases).
+func (s *Service) sweepLeases(ctx context.Context) {
 	if n, err := s.q.ExpireLeases(ctx); err == nil && n > 0 {
 		s.m.expired.Add(float64(n))
 		s.log.Info("leases expired", "count", n)
+	}
+}
+
+// RunLeaseSweeper sweeps leases on the scheduler's ticker until ctx ends.
+// The scheduler sweeps on the one replica that leads; every other replica
+// of a shared database runs this, or the expiries its own Next calls make
+// would never be counted (a sweep is safe on several replicas at once).
+func (s *Service) RunLeaseSweeper(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SchedulerTick)
+	defer t.Stop()
+	for {
+		s.sweepLeases(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
