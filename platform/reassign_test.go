@@ -75,18 +75,26 @@ func TestReassignMovesQueuedJob(t *testing.T) {
 	}
 }
 
+// movedWhileLeased starts a platform with collectors a and b, and an
+// integration whose job a has leased when the integration moves to b.
+func movedWhileLeased(t *testing.T) (e *platformtest.Env, a, b *platformtest.Collector, in *api.Integration, l *api.Lease) {
+	t.Helper()
+	e = platformtest.Start(t)
+	a, b = e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
+	in = newJobIntegration(t, e, "ldap", a.ID)
+	l = runAndLease(t, e, a, in.ID)
+	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	return e, a, b, in, l
+}
+
 // TestLeaseExpiredOnOldCollectorMovesOn: a job running on A when its
 // integration moved finishes there if it can; if its lease expires, A's
 // next poll does not get it back (the job goes to B), and A's renewals of
 // the old lease fail.
 func TestLeaseExpiredOnOldCollectorMovesOn(t *testing.T) {
-	e := platformtest.Start(t)
-	a, b := e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
-	in := newJobIntegration(t, e, "ldap", a.ID)
-	l := runAndLease(t, e, a, in.ID)
-	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
-		t.Fatal(err)
-	}
+	e, a, b, _, l := movedWhileLeased(t)
 	if _, err := a.Client.Renew(ctx, l.JobID, l.LeaseID); err != nil {
 		t.Errorf("the running job's own lease must still renew: %v", err)
 	}
@@ -109,13 +117,7 @@ func TestLeaseExpiredOnOldCollectorMovesOn(t *testing.T) {
 // integration's one active job, be what every scheduled run and "run now"
 // returned: the integration never ran again.
 func TestLeaseExpiredOnOfflineCollectorMovesOn(t *testing.T) {
-	e := platformtest.Start(t)
-	a, b := e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
-	in := newJobIntegration(t, e, "ldap", a.ID)
-	l := runAndLease(t, e, a, in.ID)
-	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
-		t.Fatal(err)
-	}
+	e, _, b, in, l := movedWhileLeased(t)
 	e.Clock.Advance(e.Config.Queue.LeaseTTL + time.Second)
 	if l2 := leaseJob(t, b); l2.JobID != l.JobID {
 		t.Fatalf("b leased %s, want %s", l2.JobID, l.JobID)
@@ -129,13 +131,7 @@ func TestLeaseExpiredOnOfflineCollectorMovesOn(t *testing.T) {
 // integration since moved to B, is deleted: the job goes to B at once
 // (A can no longer renew or finish it), never back to A.
 func TestDeleteCollectorMovesItsRunningJob(t *testing.T) {
-	e := platformtest.Start(t)
-	a, b := e.EnrollNew(t, "a"), e.EnrollNew(t, "b")
-	in := newJobIntegration(t, e, "ldap", a.ID)
-	l := runAndLease(t, e, a, in.ID)
-	if _, err := e.Admin.AssignIntegration(ctx, in.ID, b.ID); err != nil {
-		t.Fatal(err)
-	}
+	e, a, b, _, l := movedWhileLeased(t)
 	if err := e.Admin.DeleteCollector(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}

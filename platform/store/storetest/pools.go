@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // setting its pool through the store repairs it.
 func testPoolTampered(t *testing.T, b Backend) {
 	if b.Raw == nil {
-		t.Skip("the backend gives no raw access to its database")
+		t.Fatal("storetest: Backend.Raw is not set: the pool tamper case needs raw access to the database")
 	}
 	s := b.Store
 	for _, id := range []string{"c1", "c2", "c3"} {
@@ -109,4 +110,64 @@ func testPoolTampered(t *testing.T, b Backend) {
 	if c, err := s.Collector(ctx, "c4"); err != nil || c.Pool != "p1" || c.PoolTampered {
 		t.Errorf("created in p1: %+v, %v; want it in p1, unflagged", c, err)
 	}
+}
+
+// PoolsAdoptedOnce is the upgrade case of pool MACs, after a backend's
+// test has sent its database back to the version before them with
+// col_in in pool dc1 and col_out in none: open (the store of this
+// version on that database) MACs the memberships once and audits the
+// adoption with them; a membership edited in afterwards (raw, on the
+// database behind the store) is not adopted by a later start: it reads
+// as in no pool, flagged.
+func PoolsAdoptedOnce(t *testing.T, open func() store.Store, raw func(query string) error) {
+	t.Helper()
+	s := open()
+	if c, err := s.Collector(ctx, "col_in"); err != nil || c.Pool != "dc1" || c.PoolTampered {
+		t.Errorf("member after the upgrade: %+v, %v; want it in dc1, unflagged", c, err)
+	}
+	if c, err := s.Collector(ctx, "col_out"); err != nil || c.Pool != "" || c.PoolTampered {
+		t.Errorf("collector in no pool after the upgrade: %+v, %v", c, err)
+	}
+	adopted := poolAdoptions(t, s)
+	if len(adopted) != 1 {
+		t.Fatalf("%d %s entries, want 1", len(adopted), store.ActionPoolsAdopted)
+	}
+	var d struct {
+		Collectors int
+		Members    map[string]string
+	}
+	if err := json.Unmarshal([]byte(adopted[0].Details), &d); err != nil || d.Collectors != 1 || d.Members["col_in"] != "dc1" {
+		t.Errorf("adoption audited as %s (%v); want col_in in dc1", adopted[0].Details, err)
+	}
+	if r, err := s.VerifyAudit(ctx); err != nil || !r.OK {
+		t.Errorf("audit after the adoption: %+v, %v", r, err)
+	}
+	s.Close()
+
+	if err := raw(`UPDATE collectors SET pool = 'dc1', pool_mac = NULL WHERE id = 'col_out'`); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	if c, err := s.Collector(ctx, "col_out"); err != nil || c.Pool != "" || !c.PoolTampered {
+		t.Errorf("moved into dc1 after the upgrade: %+v, %v; want no pool, flagged", c, err)
+	}
+	if n := len(poolAdoptions(t, s)); n != 1 {
+		t.Errorf("%d %s entries after a restart, want 1", n, store.ActionPoolsAdopted)
+	}
+}
+
+// poolAdoptions returns the audit entries of pool adoptions.
+func poolAdoptions(t *testing.T, s store.Store) []store.AuditEntry {
+	t.Helper()
+	es, err := s.AuditEntries(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.AuditEntry
+	for _, e := range es {
+		if e.Action == store.ActionPoolsAdopted {
+			out = append(out, e)
+		}
+	}
+	return out
 }

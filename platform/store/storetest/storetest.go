@@ -437,11 +437,11 @@ func expire(t *testing.T, b Backend, want int) {
 	}
 }
 
-// testAssignThenLeaseExpires: a job running on a when its integration
-// moves to b keeps its lease; if the lease expires, the job goes to b,
-// never back to a (which may never ask again: the integration would not
-// run until it did, every enqueue returning that job).
-func testAssignThenLeaseExpires(t *testing.T, b Backend) {
+// movedWhileLeased makes collectors a and b, and integration i1 whose job
+// a has leased when i1 moves to b; a leased job is not among the queued
+// jobs the assignment moves.
+func movedWhileLeased(t *testing.T, b Backend) (*queue.Job, *queue.Job) {
+	t.Helper()
 	s, q := b.Store, b.Queue
 	collector(t, s, "a")
 	collector(t, s, "b")
@@ -452,6 +452,16 @@ func testAssignThenLeaseExpires(t *testing.T, b Backend) {
 	if moved, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil || moved != 0 {
 		t.Fatalf("assign with a leased job = %d, %v; want 0 queued jobs moved", moved, err)
 	}
+	return j, l
+}
+
+// testAssignThenLeaseExpires: a job running on a when its integration
+// moves to b keeps its lease; if the lease expires, the job goes to b,
+// never back to a (which may never ask again: the integration would not
+// run until it did, every enqueue returning that job).
+func testAssignThenLeaseExpires(t *testing.T, b Backend) {
+	q := b.Queue
+	j, l := movedWhileLeased(t, b)
 	if _, err := q.Renew(ctx, l.ID, l.LeaseID); err != nil {
 		t.Fatalf("the run under way must keep its lease: %v", err)
 	}
@@ -472,15 +482,7 @@ func testAssignThenLeaseExpires(t *testing.T, b Backend) {
 // expired, and a new enqueue is not deduped onto either.
 func testDeleteCollectorEndsInFlight(t *testing.T, b Backend) {
 	s, q := b.Store, b.Queue
-	collector(t, s, "a")
-	collector(t, s, "b")
-	in := integration(t, s, "i1", "a")
-	j, _ := runNow(t, s, "i1", "a")
-	l := leaseOn(t, q, "a", j)
-	in.CollectorID = "b"
-	if _, err := s.AssignIntegration(ctx, in, ev("integration.assigned", "i1")); err != nil {
-		t.Fatal(err)
-	}
+	j, l := movedWhileLeased(t, b)
 	// A job running on a with no integration assigned to a.
 	orphan, _, err := q.Enqueue(ctx, queue.EnqueueRequest{IntegrationID: "i-gone", CollectorID: "a"})
 	if err != nil {
