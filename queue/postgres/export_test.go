@@ -48,10 +48,12 @@ func (s stmt) Names() []string { return s.names }
 // Args are a's values in s's order.
 func (s stmt) Args(a pgx.NamedArgs) []any { return s.args(a) }
 
-// HoldNotify makes the next Enqueue of to (within the hour) leave its
-// NOTIFY to the debouncer, as if one had just told the other processes.
-func (q *Queue) HoldNotify(to queue.Target) {
-	q.debounce.claim(payloadKey(to), time.Now().Add(time.Hour))
+// HoldNotify makes the next Enqueue leave its NOTIFY to the debouncer, as
+// if one had just told the other processes.
+func (q *Queue) HoldNotify() {
+	q.debounce.mu.Lock()
+	q.debounce.hold++
+	q.debounce.mu.Unlock()
 }
 
 // NextArgs are the arguments of LeaseNextSQL and MayHaveWorkSQL for a

@@ -20,8 +20,8 @@ import (
 // concurrent Enqueues (any processes) can never both insert; the one that
 // did not insert returns the active job. A new job is announced to the
 // other processes by the same statement (pg_notify, sent at its commit)
-// or, when its key was announced less than notifyEvery ago, by the
-// debouncer right after.
+// or, when this process sent a NOTIFY less than notifyEvery ago, by the
+// debouncer at the window's end.
 func (q *Queue) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, bool, error) {
 	to := queue.Target{CollectorID: req.CollectorID, Pool: req.Pool}
 	if err := queue.CheckEnqueue(req); err != nil {
@@ -66,7 +66,7 @@ func (q *Queue) insertJob(req queue.EnqueueRequest) (stmt, pgx.NamedArgs, bool) 
 		"max_attempts": req.Mode.Attempts(q.cfg.MaxAttempts), "now": q.now(), "requested_by": req.RequestedBy,
 		"mode": string(req.Mode), "priority": req.Mode.Priority(),
 	}
-	s, notifies := insertJobSQL, q.debounce.claim(key, time.Now())
+	s, notifies := insertJobSQL, q.debounce.claim(time.Now())
 	if notifies {
 		s = insertJobNotifySQL
 		args["channel"], args["payload"] = Channel, q.sender+" "+key

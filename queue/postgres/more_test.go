@@ -173,7 +173,7 @@ func TestDeferredNotifyWakesOtherProcess(t *testing.T) {
 	for _, c := range enqueues {
 		t.Run(c.name, func(t *testing.T) {
 			res := parkNext(b, parked, queue.NextRequest{CollectorID: "col-a", Wait: 20 * time.Second})
-			a.HoldNotify(queue.Target{CollectorID: "col-a"})
+			a.HoldNotify()
 			start := time.Now()
 			if err := c.enqueue(queue.EnqueueRequest{IntegrationID: "int-" + c.name, CollectorID: "col-a"}); err != nil {
 				t.Fatal(err)
