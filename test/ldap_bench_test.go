@@ -23,12 +23,9 @@ import (
 	"github.com/collectorhq/collector/internal/testutil"
 )
 
-// ldapBenchSpec is the benchmark's directory.
-var ldapBenchSpec = ldaptest.Spec{Users: 100_000, Groups: 1_000, OUs: 50}
-
 func BenchmarkLDAPUsers(b *testing.B) {
 	benchNeed(b)
-	srv := startSlapd(b, ldapBenchSpec)
+	srv := startSlapd(b, ldaptest.BenchSpec)
 	r := newBenchRig(b)
 	ctx := context.Background()
 	raw := ldapConfig(srv, nil)
@@ -40,7 +37,7 @@ func BenchmarkLDAPUsers(b *testing.B) {
 	}
 	pid := containerPid(b, r.h.kit, "collector-runner")
 	idleHWM, _ := procStatus(pid, "VmHWM")
-	entities := int64(ldapBenchSpec.Users + ldapBenchSpec.Groups + ldapBenchSpec.OUs)
+	entities := int64(ldaptest.BenchSpec.Entities())
 	procs := map[string]int{"runner": pid, "platform": r.p.cmd.Process.Pid, "podman-service": podmanServicePid(), "slapd": srv.Pid()}
 	b.ResetTimer()
 	for range b.N {

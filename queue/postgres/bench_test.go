@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/collectorhq/collector/internal/pgtest"
+	"github.com/collectorhq/collector/internal/testutil"
 	"github.com/collectorhq/collector/queue"
 	"github.com/collectorhq/collector/queue/postgres"
 )
@@ -146,4 +150,55 @@ func BenchmarkLongPollPickup(b *testing.B) {
 	b.ReportMetric(ms(0.50), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
 	b.ReportMetric(ms(1), "max-ms")
+}
+
+// BenchmarkRoundTripFloor measures what this machine charges for the
+// smallest statements a queue could send, with as many clients at once as
+// BenchmarkVersusRiver has runners: "select" is SELECT 1, "insert" a
+// one-row INSERT into a table with no index but its key, committed alone.
+// It reports the machine's CPU per statement (PostgreSQL, this process
+// and the kernel together, busy or not with this benchmark) and the jobs
+// per second at which three such writes per job (enqueue, lease, finish,
+// one transaction each) would use every core: a ceiling no queue that
+// writes a job three times can pass here, however little its statements
+// do. docs/scaling.md compares it with BenchmarkVersusRiver.
+func BenchmarkRoundTripFloor(b *testing.B) {
+	for _, c := range []struct{ name, sql string }{
+		{"select", "SELECT 1"},
+		{"insert", "INSERT INTO floor (v) VALUES (1)"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			pool, err := pgxpool.New(ctx, pgtest.NewDB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pool.Close()
+			if _, err := pool.Exec(ctx, "CREATE TABLE floor (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v integer)"); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			machine0 := testutil.MachineCPUSeconds()
+			b.ResetTimer()
+			start := time.Now()
+			for range versusWorkers {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := pool.Exec(ctx, c.sql); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			perStmt := (testutil.MachineCPUSeconds() - machine0) / float64(b.N)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "stmts/s")
+			b.ReportMetric(perStmt*1e6, "machine-us/stmt")
+			b.ReportMetric(float64(runtime.NumCPU())/(3*perStmt), "jobs/s-ceiling")
+		})
+	}
 }

@@ -19,6 +19,14 @@ type Spec struct {
 // 2,000 computers.
 var DefaultSpec = Spec{Users: 10_000, Groups: 1_000, OUs: 50, Computers: 2_000}
 
+// BenchSpec is the benchmarks' directory (P14's): 100,000 users, 1,000
+// groups, 50 OUs.
+var BenchSpec = Spec{Users: 100_000, Groups: 1_000, OUs: 50}
+
+// Entities is how many entities the integration makes of the directory:
+// one per user, group, OU and computer.
+func (s Spec) Entities() int { return s.Users + s.Groups + s.OUs + s.Computers }
+
 // Reader is the service account the integration binds as: it may read the
 // directory and nothing else. Binding as it is subject to the size limit
 // (the root DN would not be).
