@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,13 @@ func TestLDAPThroughCollector(t *testing.T) {
 		for _, hc := range inspected.hostConfigs(t) {
 			if hc.Memory != 256<<20 || hc.PidsLimit != 64 {
 				t.Errorf("job container's memory limit %d, pids limit %d: want the manifest's 256Mi and 64", hc.Memory, hc.PidsLimit)
+			}
+		}
+		// Its Go runtime is told the manifest's 1 CPU and 256Mi: it reads
+		// neither from a cgroup v1 host, as this one is.
+		for _, env := range inspected.envs(t) {
+			if !slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOMEMLIMIT=241591910") {
+				t.Errorf("job container's environment %q: want GOMAXPROCS=1 and GOMEMLIMIT=241591910 (90%% of 256Mi)", env)
 			}
 		}
 		t.Logf("%d records in %v (job peak memory %.1f MiB)", j.Records, j.FinishedAt.Sub(*j.StartedAt), float64(j.PeakMemoryBytes)/(1<<20))
@@ -430,6 +438,22 @@ func (w *jobInspector) hostConfigs(t *testing.T) []inspectedLimits {
 			continue
 		}
 		out = append(out, insp[0].HostConfig)
+	}
+	return out
+}
+
+// envs are the environment of each container inspected.
+func (w *jobInspector) envs(t *testing.T) [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out [][]string
+	for _, text := range w.texts {
+		var insp []struct{ Config struct{ Env []string } }
+		if err := json.Unmarshal([]byte(text), &insp); err != nil || len(insp) != 1 {
+			t.Errorf("inspect output is not one container (%v): %.300s", err, text)
+			continue
+		}
+		out = append(out, insp[0].Config.Env)
 	}
 	return out
 }

@@ -94,7 +94,9 @@ func TestRunsAsTheRunnerWould(t *testing.T) {
 	if !s.ReadOnlyRootfs || !s.NoNewPrivileges || s.CapDrop[0] != "ALL" || s.Secrets[0].Target != runner.ConfigPath || s.Secrets[0].Mode != 0o400 {
 		t.Errorf("spec not the runner's: %+v", s)
 	}
-	if s.Resources.MemoryBytes != 64<<20 || s.Resources.Pids != 32 || s.Network != "none" || len(s.Env) != 0 {
+	// The environment tells the Go runtime its memory (90% of 64 MiB)
+	// and holds nothing else.
+	if s.Resources.MemoryBytes != 64<<20 || s.Resources.Pids != 32 || s.Network != "none" || len(s.Env) != 1 || s.Env["GOMEMLIMIT"] != "60397977" {
 		t.Errorf("the manifest's limits and network not applied: %+v, network %q, env %v", s.Resources, s.Network, s.Env)
 	}
 	if string(f.secret) != `{"token":"s3cret","n":1}` || !f.secretRemoved || !f.removed {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/collectorhq/collector/integration"
 	"github.com/collectorhq/collector/integration/manifest"
 	"github.com/collectorhq/collector/internal/egressconf"
+	"github.com/collectorhq/collector/internal/env"
 )
 
 // Job defaults where the envelope sets no limit.
@@ -68,22 +71,50 @@ func ContainerSpec(c JobContainer) (*engine.ContainerSpec, error) {
 	if c.EgressSecret != "" {
 		secrets = append(secrets, engine.SecretMount{Name: c.EgressSecret, Target: egressconf.JobPath, Mode: 0o400, UID: uid, GID: gid})
 	}
+	res := JobResources(c.Limits)
 	return &engine.ContainerSpec{
 		Name:            c.Name,
 		Image:           c.Image,
-		Env:             c.Env,
+		Env:             withRuntimeLimits(c.Env, res),
 		Labels:          c.Labels,
 		Secrets:         secrets,
 		Mounts:          c.Mounts,
 		Restart:         engine.RestartNo,
 		Network:         c.Network,
-		Resources:       JobResources(c.Limits),
+		Resources:       res,
 		Ulimits:         []engine.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}},
 		CapDrop:         []string{"ALL"},
 		NoNewPrivileges: true,
 		ReadOnlyRootfs:  true,
 		SELinuxOptions:  c.SELinuxOptions,
 	}, nil
+}
+
+// goMemLimitShare is the share of a job's memory limit its Go runtime is
+// told to keep within (GOMEMLIMIT): the rest is for what the Go runtime
+// does not count (the program's text, the kernel's buffers charged to the
+// job).
+const goMemLimitShare = 0.9
+
+// withRuntimeLimits is the given environment with the job's limits told
+// to a Go program (env.GoMaxProcs, env.GoMemLimit), where it does not set
+// them already.
+// Go sizes its scheduler from the CPU quota only where the container sees
+// its own cgroup (not in a FROM-scratch image on a cgroup v1 host: it ran
+// on every CPU of the host, a third more CPU for the LDAP integration,
+// its threads spinning for work between reads), and never reads the
+// memory limit: without GOMEMLIMIT its heap grows to twice what is live
+// before it collects, and a job near its limit is killed instead.
+func withRuntimeLimits(given map[string]string, res engine.Resources) map[string]string {
+	out := make(map[string]string, len(given)+2)
+	if res.CPUs > 0 {
+		out[env.GoMaxProcs] = strconv.Itoa(max(int(math.Ceil(res.CPUs)), 1))
+	}
+	if res.MemoryBytes > 0 {
+		out[env.GoMemLimit] = strconv.FormatInt(int64(float64(res.MemoryBytes)*goMemLimitShare), 10)
+	}
+	maps.Copy(out, given)
+	return out
 }
 
 // containerSpec builds the spec of the job's container; the returned func

@@ -58,3 +58,34 @@ func TestContainerSpecIsHardened(t *testing.T) {
 		t.Error("JobTimeout defaults wrong")
 	}
 }
+
+// TestJobToldItsLimits: a job's container tells a Go program its CPUs
+// (rounded up) and most of its memory limit, which Go reads from no cgroup
+// on a cgroup v1 host; a value the job's environment gives already wins.
+func TestJobToldItsLimits(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		limits        crypto.Limits
+		env           map[string]string
+		procs, memlim string
+	}{
+		{"no CPU limit", crypto.Limits{}, nil, "", "483183820"}, // 90% of the 512 MiB default
+		{"half a CPU", crypto.Limits{CPUs: 0.5, MemoryBytes: 256 << 20}, nil, "1", "241591910"},
+		{"one CPU", crypto.Limits{CPUs: 1, MemoryBytes: 64 << 20}, nil, "1", "60397977"},
+		{"one and a half", crypto.Limits{CPUs: 1.5}, nil, "2", "483183820"},
+		{"the runner's own", crypto.Limits{CPUs: 4}, map[string]string{"GOMAXPROCS": "3"}, "3", "483183820"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec, err := runner.ContainerSpec(runner.JobContainer{Name: "n", SecretName: "s", Image: "img@sha256:x", ImageUser: "65532", Env: c.env, Limits: c.limits})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := spec.Env["GOMAXPROCS"]; got != c.procs || ok != (c.procs != "") {
+				t.Errorf("GOMAXPROCS = %q (set %v), want %q", got, ok, c.procs)
+			}
+			if got := spec.Env["GOMEMLIMIT"]; got != c.memlim {
+				t.Errorf("GOMEMLIMIT = %q, want %q", got, c.memlim)
+			}
+		})
+	}
+}

@@ -187,3 +187,16 @@ const (
 	// runner reads directly, past the engine's log path); unset: stdout.
 	IntegrationRecords = "COLLECTOR_INTEGRATION_RECORDS"
 )
+
+// A job's limits as the runner tells them to the Go runtime in the job's
+// container (runner.ContainerSpec): the runtime reads neither from the
+// job's cgroup on every host. Never a secret.
+const (
+	// GoMaxProcs is the Go runtime's number of threads running Go code
+	// at once: the job's CPUs, rounded up.
+	GoMaxProcs = "GOMAXPROCS"
+	// GoMemLimit is the Go runtime's soft memory limit, in bytes: most of
+	// the job's memory limit, so its garbage collector works harder
+	// before the kernel kills the job.
+	GoMemLimit = "GOMEMLIMIT"
+)
