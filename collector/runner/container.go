@@ -60,8 +60,9 @@ type JobContainer struct {
 
 // ContainerSpec is the least-privilege spec of a job container: every
 // capability dropped, no new privileges, a read-only root filesystem,
-// memory and pids limits, explicit ulimits, the config as a 0400 secret
-// owned by the image's user, and no restart.
+// memory, CPU and pids limits (told to a Go runtime too: withRuntimeLimits),
+// explicit ulimits, the config as a 0400 secret owned by the image's user,
+// and no restart.
 func ContainerSpec(c JobContainer) (*engine.ContainerSpec, error) {
 	uid, gid, err := numericUser(c.ImageUser)
 	if err != nil {
@@ -99,10 +100,11 @@ const goMemLimitShare = 0.9
 // withRuntimeLimits is the given environment with the job's limits told
 // to a Go program (env.GoMaxProcs, env.GoMemLimit), where it does not set
 // them already.
+//
 // Go sizes its scheduler from the CPU quota only where the container sees
 // its own cgroup (not in a FROM-scratch image on a cgroup v1 host: it ran
-// on every CPU of the host, a third more CPU for the LDAP integration,
-// its threads spinning for work between reads), and never reads the
+// on every CPU of the host, and the LDAP integration took a fifth more
+// CPU, its threads spinning for work between reads), and never reads the
 // memory limit: without GOMEMLIMIT its heap grows to twice what is live
 // before it collects, and a job near its limit is killed instead.
 func withRuntimeLimits(given map[string]string, res engine.Resources) map[string]string {
