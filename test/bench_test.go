@@ -522,12 +522,7 @@ func (r *benchRig) millionRun(b *testing.B, pid int, cfg map[string]any) float64
 
 // podmanServicePid finds the harness's `podman system service` by its socket.
 func podmanServicePid() int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids() {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if c := string(cmd); strings.Contains(c, "service") && strings.Contains(c, world.podman.Socket) {
 			return pid

@@ -78,8 +78,9 @@ func BenchmarkLDAPUsers(b *testing.B) {
 		// The processes started during the job: the integration's
 		// container, its conmon, the OCI runtime's calls.
 		byComm := started()
-		comms := slices.Sorted(maps.Keys(byComm))
-		slices.SortStableFunc(comms, func(a, b string) int { return cmp.Compare(byComm[b], byComm[a]) })
+		comms := slices.SortedFunc(maps.Keys(byComm), func(a, b string) int {
+			return cmp.Or(cmp.Compare(byComm[b], byComm[a]), strings.Compare(a, b))
+		})
 		for _, c := range comms {
 			if byComm[c] >= 0.05 {
 				rest -= byComm[c]

@@ -102,17 +102,15 @@ func TestLDAPThroughCollector(t *testing.T) {
 		if strings.Contains(inspected.text(), srv.BindPassword) {
 			t.Error("podman inspect of the job container holds the bind password")
 		}
-		// integrations/ldap/integration.yaml asks for 256Mi and 64
-		// pids, under the platform's 512 MiB and 512.
-		for _, hc := range inspected.hostConfigs(t) {
-			if hc.Memory != 256<<20 || hc.PidsLimit != 64 {
+		// integrations/ldap/integration.yaml asks for 256Mi, 1 CPU and 64
+		// pids, under the platform's 512 MiB and 512; its Go runtime is
+		// told the CPU and the memory, which it reads from no cgroup v1
+		// host, as this one is.
+		for _, c := range inspected.containers(t) {
+			if hc := c.HostConfig; hc.Memory != 256<<20 || hc.PidsLimit != 64 {
 				t.Errorf("job container's memory limit %d, pids limit %d: want the manifest's 256Mi and 64", hc.Memory, hc.PidsLimit)
 			}
-		}
-		// Its Go runtime is told the manifest's 1 CPU and 256Mi: it reads
-		// neither from a cgroup v1 host, as this one is.
-		for _, env := range inspected.envs(t) {
-			if !slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOMEMLIMIT=241591910") {
+			if env := c.Config.Env; !slices.Contains(env, "GOMAXPROCS=1") || !slices.Contains(env, "GOMEMLIMIT=241591910") {
 				t.Errorf("job container's environment %q: want GOMAXPROCS=1 and GOMEMLIMIT=241591910 (90%% of 256Mi)", env)
 			}
 		}
@@ -426,42 +424,30 @@ func (w *jobInspector) n() int {
 	return len(w.texts)
 }
 
-// hostConfigs are the limits of each container inspected.
-func (w *jobInspector) hostConfigs(t *testing.T) []inspectedLimits {
+// containers are the engine's inspect of each container inspected.
+func (w *jobInspector) containers(t *testing.T) []inspectedContainer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []inspectedLimits
+	var out []inspectedContainer
 	for _, text := range w.texts {
-		var insp []struct{ HostConfig inspectedLimits }
+		var insp []inspectedContainer
 		if err := json.Unmarshal([]byte(text), &insp); err != nil || len(insp) != 1 {
 			t.Errorf("inspect output is not one container (%v): %.300s", err, text)
 			continue
 		}
-		out = append(out, insp[0].HostConfig)
+		out = append(out, insp[0])
 	}
 	return out
 }
 
-// envs are the environment of each container inspected.
-func (w *jobInspector) envs(t *testing.T) [][]string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out [][]string
-	for _, text := range w.texts {
-		var insp []struct{ Config struct{ Env []string } }
-		if err := json.Unmarshal([]byte(text), &insp); err != nil || len(insp) != 1 {
-			t.Errorf("inspect output is not one container (%v): %.300s", err, text)
-			continue
-		}
-		out = append(out, insp[0].Config.Env)
+// inspectedContainer is what the test reads of an engine's inspect of a
+// container: its limits and its environment.
+type inspectedContainer struct {
+	HostConfig struct {
+		Memory    int64
+		PidsLimit int64
 	}
-	return out
-}
-
-// inspectedLimits are the limits in an engine's inspect of a container.
-type inspectedLimits struct {
-	Memory    int64
-	PidsLimit int64
+	Config struct{ Env []string }
 }
 
 func (w *jobInspector) text() string {

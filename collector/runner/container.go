@@ -110,7 +110,7 @@ const goMemLimitShare = 0.9
 func withRuntimeLimits(given map[string]string, res engine.Resources) map[string]string {
 	out := make(map[string]string, len(given)+2)
 	if res.CPUs > 0 {
-		out[env.GoMaxProcs] = strconv.Itoa(max(int(math.Ceil(res.CPUs)), 1))
+		out[env.GoMaxProcs] = strconv.Itoa(int(math.Ceil(res.CPUs)))
 	}
 	if res.MemoryBytes > 0 {
 		out[env.GoMemLimit] = strconv.FormatInt(int64(float64(res.MemoryBytes)*goMemLimitShare), 10)
